@@ -1,0 +1,418 @@
+"""Reverse-mode automatic differentiation: Function nodes and the backward pass.
+
+Every op is a `Function` with a `forward` on raw arrays and a `backward` that
+turns the gradient of its output into gradients of its inputs. Running ops on
+tensors that require grad records these nodes; `backward()` visits them from
+the output back to the leaves, applying the chain rule at each one:
+
+    d loss / d input  =  (d loss / d output) * (d output / d input)
+
+`backward` methods are written with Tensor ops, so running them with grad
+recording switched on (create_graph=True) builds a graph of the gradient
+itself, and that graph can be differentiated again (higher-order gradients).
+"""
+
+import contextlib
+
+import numpy as np
+
+from minidl.backend import active_kernels
+
+# ----------------------------------------------------------------------------
+# Grad mode: whether ops record the graph
+# ----------------------------------------------------------------------------
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Turn graph recording on or off inside a `with` block (or a decorated function)."""
+
+    def __init__(self, mode):
+        self.mode = bool(mode)
+        self._saved = []
+
+    def __enter__(self):
+        global _grad_enabled
+        self._saved.append(_grad_enabled)
+        _grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._saved.pop()
+        return False
+
+
+class no_grad(set_grad_enabled):
+    """Do not record ops: for evaluation and for parameter updates."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Record ops even inside a no_grad block."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+# Debugging tools (minidl.debug) watch ops through these lists; empty means no cost.
+# forward observers are called as f(function, output_tensor) after each recorded op;
+# backward observers as f(step) after each node's local gradients are computed.
+forward_observers = []
+backward_observers = []
+
+
+class RemovableHandle:
+    """Returned by register_hook: call .remove() to unregister."""
+
+    def __init__(self, hooks, hook):
+        self._hooks = hooks
+        self._hook = hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+# ----------------------------------------------------------------------------
+# Function: one node of the graph
+# ----------------------------------------------------------------------------
+class Function:
+    """Base class of every differentiable op.
+
+    Subclasses define
+        forward(self, *arrays, **params) -> array    computed with self.kernels
+        backward(self, grad) -> one gradient per input (Tensor, array or None)
+
+    In backward, `self.saved_tensors` gives the input Tensors and `self.output`
+    the output Tensor; both raise if the tensor was changed in place since the
+    forward pass. `self.needs_input_grad[i]` says whether input i wants a gradient.
+    """
+
+    # Set to False when backward works on raw arrays instead of Tensor ops.
+    supports_double_backward = True
+    # Set to True when the output is a view sharing memory with input 0 (reshape, transpose...).
+    is_view = False
+
+    inputs = ()
+    released = False
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run forward on the inputs' arrays and, if any input requires grad, record the node."""
+        fn = cls()
+        first = inputs[0]
+        fn.kernels = active_kernels[first.device]
+        out = fn.forward(*[t.data for t in inputs], **params)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)  # reductions to a scalar return NumPy scalars
+        version = first._version if cls.is_view else None
+        if _grad_enabled and any(t.requires_grad for t in inputs):
+            fn.inputs = inputs
+            fn.needs_input_grad = [t.requires_grad for t in inputs]
+            fn.saved_versions = [t._version[0] for t in inputs]
+            fn._output_data = out
+            result = _Tensor._make(out, fn, version, first.device)
+            fn._output_version = result._version
+            fn._output_saved_version = result._version[0]
+            for observer in forward_observers:
+                observer(fn, result)
+            return result
+        return _Tensor._make(out, None, version, first.device)
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError(f"{self.name}: forward is not implemented")
+
+    def backward(self, grad):
+        raise NotImplementedError(f"{self.name}: backward is not implemented")
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+    @property
+    def saved_tensors(self):
+        """The input Tensors, checked against in-place changes since forward."""
+        self._check_not_released()
+        for i, (t, seen) in enumerate(zip(self.inputs, self.saved_versions)):
+            if t._version[0] != seen:
+                raise RuntimeError(
+                    f"backward of {self.name}: input {i} (shape {t.shape}) was modified in place after "
+                    f"the forward pass (version {t._version[0]}, expected {seen}); its gradient would be wrong. "
+                    "Clone the tensor before changing it, or change it after backward()."
+                )
+        return self.inputs
+
+    @property
+    def output(self):
+        """The output of forward as a Tensor attached to this node (so double backward sees it)."""
+        self._check_not_released()
+        if self._output_version[0] != self._output_saved_version:
+            raise RuntimeError(
+                f"backward of {self.name}: its output was modified in place after the forward pass; "
+                "clone it before changing it."
+            )
+        grad_fn = self if _grad_enabled else None
+        return _Tensor._make(self._output_data, grad_fn, self._output_version, self.inputs[0].device)
+
+    def _check_not_released(self):
+        if self.released:
+            raise RuntimeError(
+                f"backward: trying to backward through {self.name} a second time, but its saved "
+                "values were freed by the first backward(). Pass retain_graph=True to the first "
+                "backward() (or minidl.grad) if you need to backward through the graph twice."
+            )
+
+    def release(self):
+        """Drop references to saved arrays so their memory can be reclaimed."""
+        self.inputs = ()
+        self.saved_versions = ()
+        self._output_data = None
+        self.released = True
+
+
+# ----------------------------------------------------------------------------
+# The backward pass
+# ----------------------------------------------------------------------------
+def topological_order(roots):
+    """Every tensor that requires grad reachable from `roots`, outputs before inputs.
+
+    An iterative depth-first search, so a 10,000-op chain does not hit Python's
+    recursion limit. A node is listed only after everything that consumes it.
+    """
+    finished = []
+    visited = set()
+    stack = [(root, False) for root in roots]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            finished.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node.grad_fn is not None:
+            for parent in node.grad_fn.inputs:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    finished.reverse()
+    return finished
+
+
+class BackwardStep:
+    """One node of a backward pass: the gradient arriving at a tensor and what it sends on.
+
+    tensor       the tensor whose gradient is complete at this step
+    function     the op that made it (None for a leaf)
+    grad_output  d loss / d tensor (after hooks)
+    grad_inputs  the gradients this node sends to each of function.inputs (None for leaves)
+    """
+
+    __slots__ = ("tensor", "function", "grad_output", "grad_inputs", "index")
+
+    def __init__(self, tensor, function, grad_output, grad_inputs, index):
+        self.tensor = tensor
+        self.function = function
+        self.grad_output = grad_output
+        self.grad_inputs = grad_inputs
+        self.index = index
+
+    @property
+    def inputs(self):
+        return () if self.function is None else self.function.inputs
+
+    def __repr__(self):
+        what = self.function.name if self.function is not None else "leaf"
+        return f"<BackwardStep {self.index}: {what} shape={self.tensor.shape}>"
+
+
+def _as_gradient(g, like, op_name, index):
+    """Check a gradient returned by `op_name`'s backward and make it a Tensor of like's shape/dtype."""
+    if not isinstance(g, _Tensor):
+        g = _Tensor._make(np.asarray(g), device=like.device)
+    if g.shape != like.shape:
+        raise RuntimeError(
+            f"backward of {op_name} returned a gradient of shape {g.shape} for input {index}, "
+            f"which has shape {like.shape}"
+        )
+    if g.dtype != like.dtype:
+        g = g.astype(like.dtype)
+    return g
+
+
+def _initial_gradient(tensor, gradient):
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            "backward: this tensor does not require grad and has no grad_fn; "
+            "did you forget requires_grad=True on an input, or compute it under no_grad()?"
+        )
+    if gradient is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(
+                f"backward: gradient can be created implicitly only for scalar outputs; this tensor "
+                f"has shape {tensor.shape}. Pass backward(gradient) with a gradient of that shape, "
+                "or reduce it first (e.g. .sum())."
+            )
+        return _Tensor._make(np.ones_like(tensor.data), device=tensor.device)
+    g = gradient if isinstance(gradient, _Tensor) else _Tensor(np.asarray(gradient, dtype=tensor.dtype))
+    if g.shape != tensor.shape:
+        raise ValueError(f"backward: gradient has shape {g.shape} but the tensor has shape {tensor.shape}")
+    return g
+
+
+def backward_steps(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
+    """The backward pass as a generator: yields a BackwardStep per node, then applies it.
+
+    Gradients wait in `pending` until every consumer of a tensor has contributed;
+    the topological order guarantees that happens before the tensor is visited.
+    Leaves accumulate into .grad (PyTorch semantics) unless `capture` (a dict keyed
+    by id of the tensors of interest) is given, in which case grads are stored there.
+    The graph is released only when the pass completes, so a consumer that stops
+    early leaves it intact.
+    """
+    pending = {}
+    for root, g in zip(roots, root_grads):
+        _accumulate(pending, root, g)
+    done = []
+    with set_grad_enabled(create_graph):
+        for index, node in enumerate(topological_order(roots)):
+            grad = pending.pop(id(node), None)
+            if grad is None:
+                continue  # no path from the roots' gradients reaches this tensor
+            if node._hooks:
+                grad = _run_hooks(node, grad)
+            fn = node.grad_fn
+            if fn is None:
+                yield BackwardStep(node, None, grad, None, index)
+                _store_leaf_gradient(node, grad, create_graph, capture)
+                continue
+            if capture is not None and id(node) in capture:
+                capture[id(node)] = grad
+            elif node._retains_grad:
+                node.grad = grad if create_graph else grad.detach()
+            fn._check_not_released()
+            if create_graph and not fn.supports_double_backward:
+                raise RuntimeError(
+                    f"double backward not supported for {fn.name}: its backward works on raw arrays. "
+                    "Use create_graph=False, or build the model from ops that support it."
+                )
+            grad_inputs = fn.backward(grad)
+            if not isinstance(grad_inputs, tuple):
+                grad_inputs = (grad_inputs,)
+            if len(grad_inputs) != len(fn.inputs):
+                raise RuntimeError(
+                    f"backward of {fn.name} returned {len(grad_inputs)} gradients for {len(fn.inputs)} inputs"
+                )
+            grad_inputs = tuple(
+                None if g is None or not inp.requires_grad else _as_gradient(g, inp, fn.name, i)
+                for i, (inp, g) in enumerate(zip(fn.inputs, grad_inputs))
+            )
+            step = BackwardStep(node, fn, grad, grad_inputs, index)
+            for observer in backward_observers:
+                observer(step)
+            yield step
+            for inp, g in zip(fn.inputs, grad_inputs):
+                if g is not None:
+                    _accumulate(pending, inp, g)
+            done.append(fn)
+    if not retain_graph:
+        for fn in done:
+            fn.release()
+
+
+def _accumulate(pending, tensor, grad):
+    key = id(tensor)
+    if key in pending:
+        pending[key] = pending[key] + grad  # a tensor used twice gets the sum of both gradients
+    else:
+        pending[key] = grad
+
+
+def _run_hooks(tensor, grad):
+    for hook in list(tensor._hooks):
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = _as_gradient(replaced, tensor, "a hook", 0)
+    return grad
+
+
+def _store_leaf_gradient(leaf, grad, create_graph, capture):
+    if capture is not None:
+        if id(leaf) in capture:
+            capture[id(leaf)] = grad
+        return
+    if create_graph:
+        leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+    elif leaf.grad is None:
+        # Own the buffer: `grad` may be the same object another leaf receives.
+        leaf.grad = _Tensor._make(np.array(grad.data, dtype=leaf.dtype), device=leaf.device)
+    else:
+        leaf.grad.data += grad.data  # repeated backward() accumulates, as in PyTorch
+
+
+def backward(tensor, gradient=None, retain_graph=False, create_graph=False):
+    """Compute d tensor / d leaf for every leaf that requires grad, adding it to leaf.grad.
+
+    - gradient: d loss / d tensor; required unless tensor has one element.
+    - retain_graph: keep the graph so backward can run through it again.
+    - create_graph: record the backward pass itself so it can be differentiated
+      (implies retain_graph).
+    Gradients accumulate across calls; zero them (optimizer.zero_grad()) between steps.
+    """
+    root_grad = _initial_gradient(tensor, gradient)
+    steps = backward_steps([tensor], [root_grad], retain_graph or create_graph, create_graph)
+    for _step in steps:
+        pass  # each step is applied when the generator resumes
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Return d(outputs)/d(inputs) as a tuple, without touching any .grad.
+
+    With create_graph=True the returned gradients are themselves differentiable,
+    which is how second derivatives and Hessian-vector products are computed.
+    """
+    single_output = isinstance(outputs, _Tensor)
+    outputs = [outputs] if single_output else list(outputs)
+    inputs_tuple = isinstance(inputs, (list, tuple))
+    inputs = list(inputs) if inputs_tuple else [inputs]
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, _Tensor):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, _Tensor) or not t.requires_grad:
+            raise ValueError(f"grad: input {i} does not require grad")
+    root_grads = [_initial_gradient(o, g) for o, g in zip(outputs, grad_outputs)]
+    if retain_graph is None:
+        retain_graph = create_graph
+    capture = {id(t): None for t in inputs}
+    for _step in backward_steps(outputs, root_grads, retain_graph, create_graph, capture):
+        pass
+    results = []
+    for i, t in enumerate(inputs):
+        g = capture[id(t)]
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {i} (shape {t.shape}) is not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+        if g is not None and not create_graph:
+            g = g.detach()
+        results.append(g)
+    return tuple(results)
+
+
+# Imported last: tensor.py imports this module.
+from minidl.tensor import Tensor as _Tensor  # noqa: E402

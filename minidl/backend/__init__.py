@@ -1,0 +1,72 @@
+"""The backend seam: which kernel set computes the array primitives for each device.
+
+Ops never call NumPy directly for work that a faster backend could do; they call
+`kernels_for(device).<primitive>(...)`. The "cpu" device starts on the NumPy
+reference kernels and can be switched, globally, with `set_kernels("c")` or the
+MINIDL_KERNELS environment variable. This layer knows nothing of Tensor.
+"""
+
+import os
+
+from minidl.backend import numpy_kernels
+
+_KERNEL_SETS = {"numpy": numpy_kernels}
+# device -> kernel set; ops look kernels up here on every call, so switching is instant.
+active_kernels = {"cpu": numpy_kernels}
+
+
+def _load_c_kernels():
+    """Import the C kernel set if it has been built; None otherwise."""
+    try:
+        from minidl.backend import c_kernels
+    except ImportError:
+        return None
+    return c_kernels if getattr(c_kernels, "available", False) else None
+
+
+def available_kernels():
+    """Names of the kernel sets that can run on this machine."""
+    names = ["numpy"]
+    if _load_c_kernels() is not None:
+        names.append("c")
+    return names
+
+
+def set_kernels(name):
+    """Choose the kernel set for the cpu device: "numpy" (readable reference) or "c" (fast)."""
+    if name not in ("numpy", "c"):
+        raise ValueError(f"set_kernels: unknown kernel set {name!r}; expected 'numpy' or 'c'")
+    if name == "c":
+        module = _load_c_kernels()
+        if module is None:
+            raise RuntimeError(
+                "set_kernels: the C kernels are not built on this install "
+                "(reinstall with a C compiler: pip install -e .); staying on 'numpy'"
+            )
+        _KERNEL_SETS["c"] = module
+    active_kernels["cpu"] = _KERNEL_SETS[name]
+
+
+def get_kernels(device="cpu"):
+    """The kernel set currently computing for `device`."""
+    try:
+        return active_kernels[device]
+    except KeyError:
+        raise ValueError(f"unknown device {device!r}; available devices: {sorted(active_kernels)}") from None
+
+
+def kernels_name(device="cpu"):
+    return get_kernels(device).name
+
+
+def _initial_choice():
+    """MINIDL_KERNELS picks the start-up kernel set; by default the C set when it is built."""
+    wanted = os.environ.get("MINIDL_KERNELS", "").strip().lower()
+    if wanted in ("", "auto"):
+        if _load_c_kernels() is not None:
+            set_kernels("c")
+        return
+    set_kernels(wanted)
+
+
+_initial_choice()

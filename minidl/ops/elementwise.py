@@ -1,0 +1,513 @@
+"""Elementwise ops: each output element depends on the same element of each input.
+
+The local derivative of an elementwise op is elementwise too, so every backward
+here is "upstream gradient times local derivative". Binary ops broadcast like
+NumPy, and their backward sums the gradient back to each input's shape
+(`unbroadcast`).
+"""
+
+import numpy as np
+
+from minidl.autograd import Function
+from minidl.backend import active_kernels
+from minidl.ops._util import constant, pair, unbroadcast
+from minidl.tensor import Tensor
+
+
+def _check_broadcast(op, a, b):
+    if a.shape == b.shape:
+        return
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+
+# ---------------------------------------------------------------------------
+# Arithmetic
+# ---------------------------------------------------------------------------
+class Add(Function):
+    """y = a + b;   dy/da = 1, dy/db = 1"""
+
+    def forward(self, a, b):
+        return self.kernels.add(a, b)
+
+    def backward(self, grad):
+        a, b = self.inputs  # only their shapes are needed, so no in-place check
+        return unbroadcast(grad, a.shape), unbroadcast(grad, b.shape)
+
+
+class Sub(Function):
+    """y = a - b;   dy/da = 1, dy/db = -1"""
+
+    def forward(self, a, b):
+        return self.kernels.sub(a, b)
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return unbroadcast(grad, a.shape), unbroadcast(-grad, b.shape)
+
+
+class Mul(Function):
+    """y = a * b;   dy/da = b, dy/db = a"""
+
+    def forward(self, a, b):
+        return self.kernels.mul(a, b)
+
+    def backward(self, grad):
+        a, b = self.saved_tensors
+        grad_a = unbroadcast(grad * b, a.shape) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad * a, b.shape) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Div(Function):
+    """y = a / b;   dy/da = 1/b, dy/db = -a/b^2"""
+
+    def forward(self, a, b):
+        return self.kernels.div(a, b)
+
+    def backward(self, grad):
+        a, b = self.saved_tensors
+        grad_a = unbroadcast(grad / b, a.shape) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(-grad * a / (b * b), b.shape) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Neg(Function):
+    """y = -x;   dy/dx = -1"""
+
+    def forward(self, x):
+        return self.kernels.neg(x)
+
+    def backward(self, grad):
+        return -grad
+
+
+class PowScalar(Function):
+    """y = x^n for a fixed number n;   dy/dx = n x^(n-1)"""
+
+    def forward(self, x, exponent):
+        self.exponent = exponent
+        return self.kernels.power(x, exponent)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        n = self.exponent
+        if n == 0:
+            return grad * 0
+        if n == 1:
+            return grad
+        if n == 2:
+            return grad * (2 * x)  # cheaper, and exact, for the most common case
+        return grad * (n * x ** (n - 1))
+
+
+class Pow(Function):
+    """y = a^b for tensors;   dy/da = b a^(b-1),  dy/db = a^b ln a"""
+
+    def forward(self, a, b):
+        return self.kernels.power(a, b)
+
+    def backward(self, grad):
+        a, b = self.saved_tensors
+        grad_a = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_a = unbroadcast(grad * b * a ** (b - 1), a.shape)
+        if self.needs_input_grad[1]:
+            # ln a is undefined for a <= 0; where a == 0 and the output is 0, use 0.
+            log_a = log(where(a > 0, a, 1))
+            grad_b = unbroadcast(grad * self.output * log_a, b.shape)
+        return grad_a, grad_b
+
+
+# ---------------------------------------------------------------------------
+# Unary functions
+# ---------------------------------------------------------------------------
+class Exp(Function):
+    """y = e^x;   dy/dx = e^x = y"""
+
+    def forward(self, x):
+        return self.kernels.exp(x)
+
+    def backward(self, grad):
+        return grad * self.output
+
+
+class Log(Function):
+    """y = ln x;   dy/dx = 1/x"""
+
+    def forward(self, x):
+        return self.kernels.log(x)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return grad / x
+
+
+class Sqrt(Function):
+    """y = sqrt(x);   dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)"""
+
+    def forward(self, x):
+        return self.kernels.sqrt(x)
+
+    def backward(self, grad):
+        return grad / (2 * self.output)
+
+
+class Abs(Function):
+    """y = |x|;   dy/dx = sign(x)  (0 at x = 0, as PyTorch does)"""
+
+    def forward(self, x):
+        return self.kernels.abs(x)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return grad * sign(x)
+
+
+class Sin(Function):
+    """y = sin x;   dy/dx = cos x"""
+
+    def forward(self, x):
+        return self.kernels.sin(x)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return grad * cos(x)
+
+
+class Cos(Function):
+    """y = cos x;   dy/dx = -sin x"""
+
+    def forward(self, x):
+        return self.kernels.cos(x)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return -grad * sin(x)
+
+
+class Tanh(Function):
+    """y = tanh x;   dy/dx = 1 - y^2"""
+
+    def forward(self, x):
+        return self.kernels.tanh(x)
+
+    def backward(self, grad):
+        y = self.output
+        return grad * (1 - y * y)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x);   dy/dx = y (1 - y)"""
+
+    def forward(self, x):
+        return self.kernels.sigmoid(x)
+
+    def backward(self, grad):
+        y = self.output
+        return grad * (y * (1 - y))
+
+
+class ReLU(Function):
+    """y = max(0, x);   dy/dx = 1 if x > 0 else 0  (the lecture's "X > 0 ? 1 : 0")"""
+
+    def forward(self, x):
+        return self.kernels.relu(x)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return grad * (x > 0)
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else slope * x;   dy/dx = 1 or slope"""
+
+    def forward(self, x, slope):
+        self.slope = slope
+        return self.kernels.leaky_relu(x, slope)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return grad * where(x > 0, 1.0, self.slope).astype(grad.dtype)
+
+
+class Maximum(Function):
+    """y = max(a, b) elementwise; the gradient goes to the larger input (split evenly on ties)."""
+
+    def forward(self, a, b):
+        return self.kernels.maximum(a, b)
+
+    def backward(self, grad):
+        a, b = self.saved_tensors
+        share_a = (a > b) + 0.5 * (a == b)
+        return _split_gradient(grad, share_a, a, b, self.needs_input_grad)
+
+
+class Minimum(Function):
+    """y = min(a, b) elementwise; the gradient goes to the smaller input (split evenly on ties)."""
+
+    def forward(self, a, b):
+        return self.kernels.minimum(a, b)
+
+    def backward(self, grad):
+        a, b = self.saved_tensors
+        share_a = (a < b) + 0.5 * (a == b)
+        return _split_gradient(grad, share_a, a, b, self.needs_input_grad)
+
+
+def _split_gradient(grad, share_a, a, b, needs):
+    share_a = share_a.astype(grad.dtype)
+    grad_a = unbroadcast(grad * share_a, a.shape) if needs[0] else None
+    grad_b = unbroadcast(grad * (1 - share_a), b.shape) if needs[1] else None
+    return grad_a, grad_b
+
+
+class Clip(Function):
+    """y = min(max(x, low), high);   dy/dx = 1 inside [low, high], 0 outside."""
+
+    def forward(self, x, low, high):
+        self.low, self.high = low, high
+        return self.kernels.clip(x, low, high)
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        inside = np.ones(x.shape, dtype=bool)
+        if self.low is not None:
+            inside &= x.data >= self.low
+        if self.high is not None:
+            inside &= x.data <= self.high
+        return grad * constant(inside)
+
+
+class Where(Function):
+    """y = a where cond else b;   the gradient flows to whichever input was chosen."""
+
+    def forward(self, cond, a, b):
+        return self.kernels.where(cond, a, b)
+
+    def backward(self, grad):
+        cond, a, b = self.inputs
+        grad_a = unbroadcast(grad * cond, a.shape) if self.needs_input_grad[1] else None
+        grad_b = unbroadcast(grad * ~cond.data, b.shape) if self.needs_input_grad[2] else None
+        return None, grad_a, grad_b
+
+
+class AsType(Function):
+    """y = x converted to another dtype;   the gradient is converted back."""
+
+    def forward(self, x, dtype):
+        return x.astype(dtype, copy=False)
+
+    def backward(self, grad):
+        (x,) = self.inputs
+        return grad.astype(x.dtype)
+
+
+class Clone(Function):
+    """y = a copy of x;   dy/dx = 1"""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad):
+        return grad
+
+
+# ---------------------------------------------------------------------------
+# The functions users call
+# ---------------------------------------------------------------------------
+def add(a, b):
+    a, b = pair(a, b)
+    _check_broadcast("add", a, b)
+    return Add.apply(a, b)
+
+
+def sub(a, b):
+    a, b = pair(a, b)
+    _check_broadcast("sub", a, b)
+    return Sub.apply(a, b)
+
+
+def mul(a, b):
+    a, b = pair(a, b)
+    _check_broadcast("mul", a, b)
+    return Mul.apply(a, b)
+
+
+def div(a, b):
+    a, b = pair(a, b)
+    _check_broadcast("div", a, b)
+    return Div.apply(a, b)
+
+
+def neg(x):
+    return Neg.apply(x)
+
+
+def pow(base, exponent):  # noqa: A001 - mirrors torch.pow
+    """base ** exponent; a number exponent uses the simpler x^n rule."""
+    if isinstance(base, Tensor) and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+        return PowScalar.apply(base, exponent=exponent)
+    base, exponent = pair(base, exponent)
+    _check_broadcast("pow", base, exponent)
+    return Pow.apply(base, exponent)
+
+
+def exp(x):
+    return Exp.apply(x)
+
+
+def log(x):
+    return Log.apply(x)
+
+
+def sqrt(x):
+    return Sqrt.apply(x)
+
+
+def abs(x):  # noqa: A001
+    return Abs.apply(x)
+
+
+def sin(x):
+    return Sin.apply(x)
+
+
+def cos(x):
+    return Cos.apply(x)
+
+
+def tanh(x):
+    return Tanh.apply(x)
+
+
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
+def relu(x):
+    return ReLU.apply(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyReLU.apply(x, slope=negative_slope)
+
+
+def maximum(a, b):
+    a, b = pair(a, b)
+    _check_broadcast("maximum", a, b)
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b):
+    a, b = pair(a, b)
+    _check_broadcast("minimum", a, b)
+    return Minimum.apply(a, b)
+
+
+def clip(x, min=None, max=None):  # noqa: A002 - PyTorch's argument names
+    """Limit values to [min, max]; either bound may be None."""
+    if min is None and max is None:
+        raise ValueError("clip: at least one of min and max must be given")
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"clip: min ({min}) is greater than max ({max})")
+    return Clip.apply(x, low=min, high=max)
+
+
+clamp = clip
+
+
+def where(condition, a, b):
+    """Elementwise choice: a where condition is true, b elsewhere (broadcasting all three)."""
+    condition = constant(condition)
+    if condition.data.dtype != np.bool_:
+        condition = Tensor._make(condition.data.astype(bool))
+    a, b = pair(a, b)
+    _check_broadcast("where", a, b)
+    return Where.apply(condition, a, b)
+
+
+def astype(x, dtype):
+    dtype = np.dtype(dtype)
+    if dtype == x.dtype:
+        return x
+    if x.requires_grad and dtype.kind != "f":
+        return Tensor._make(x.data.astype(dtype), device=x.device)  # integer results carry no gradient
+    return AsType.apply(x, dtype=dtype)
+
+
+def clone(x):
+    return Clone.apply(x)
+
+
+def sign(x):
+    """-1, 0 or 1 for each element. Piecewise constant, so it carries no gradient."""
+    return Tensor._make(np.sign(x.data), device=x.device)
+
+
+# Comparisons return boolean tensors that never require grad (their derivative is 0 a.e.).
+def _comparison(kernel_name, a, b):
+    a, b = pair(a, b)
+    _check_broadcast(kernel_name, a, b)
+    kernel = getattr(active_kernels[a.device], kernel_name)
+    return Tensor._make(kernel(a.data, b.data), device=a.device)
+
+
+def greater(a, b):
+    return _comparison("greater", a, b)
+
+
+def greater_equal(a, b):
+    return _comparison("greater_equal", a, b)
+
+
+def less(a, b):
+    return _comparison("less", a, b)
+
+
+def less_equal(a, b):
+    return _comparison("less_equal", a, b)
+
+
+def equal(a, b):
+    return _comparison("equal", a, b)
+
+
+def not_equal(a, b):
+    return _comparison("not_equal", a, b)
+
+
+__all__ = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "pow",
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "leaky_relu",
+    "maximum",
+    "minimum",
+    "clip",
+    "clamp",
+    "where",
+    "astype",
+    "clone",
+    "sign",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "equal",
+    "not_equal",
+]

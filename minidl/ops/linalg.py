@@ -1,0 +1,98 @@
+"""Matrix products: matmul with NumPy's rules, and the fused linear layer op.
+
+For Y = A·B, the lecture's rule ∂W = ∂H·Xᵀ generalizes to
+    dA = dY · Bᵀ      dB = Aᵀ · dY
+with batch dimensions broadcast (and summed back by unbroadcast).
+"""
+
+from minidl.autograd import Function
+from minidl.ops._util import pair, unbroadcast
+
+
+def _matmul_shapes_error(a_shape, b_shape):
+    return ValueError(f"matmul: shapes {a_shape} and {b_shape} do not align")
+
+
+def _check_matmul(a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if inner_a != inner_b:
+        raise _matmul_shapes_error(a.shape, b.shape)
+    if a.ndim > 2 and b.ndim > 2:
+        batch_a, batch_b = a.shape[:-2], b.shape[:-2]
+        for x, y in zip(reversed(batch_a), reversed(batch_b)):
+            if x != y and x != 1 and y != 1:
+                raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be broadcast")
+
+
+class MatMul(Function):
+    """Y = A @ B (1-D, 2-D or batched);   dA = dY @ Bᵀ,  dB = Aᵀ @ dY"""
+
+    def forward(self, a, b):
+        return self.kernels.matmul(a, b)
+
+    def backward(self, grad):
+        a, b = self.saved_tensors
+        if a.ndim == 1 and b.ndim == 1:  # a dot product: Y is a scalar
+            return grad * b, grad * a
+        # Treat vectors as matrices (a row for A, a column for B) so one rule covers all cases.
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        g = grad
+        if a.ndim == 1:
+            g = g.unsqueeze(-2)
+        if b.ndim == 1:
+            g = g.unsqueeze(-1)
+        grad_a = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_a = unbroadcast(g @ b2.transpose(-1, -2), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            grad_b = unbroadcast(a2.transpose(-1, -2) @ g, b2.shape).reshape(b.shape)
+        return grad_a, grad_b
+
+
+class Linear(Function):
+    """Y = X Wᵀ + b for X (N, in), W (out, in), b (out,);
+    dX = dY W,  dW = dYᵀ X,  db = sum of dY over the batch."""
+
+    def forward(self, x, weight, bias=None):
+        return self.kernels.linear(x, weight, bias)
+
+    def backward(self, grad):
+        x, weight = self.saved_tensors[:2]
+        grad_x = grad @ weight if self.needs_input_grad[0] else None
+        grad_w = grad.transpose(-1, -2) @ x if self.needs_input_grad[1] else None
+        if len(self.inputs) == 2:
+            return grad_x, grad_w
+        grad_b = grad.sum(axis=0) if self.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+def matmul(a, b):
+    a, b = pair(a, b)
+    _check_matmul(a, b)
+    return MatMul.apply(a, b)
+
+
+def linear(x, weight, bias=None):
+    """The fully connected layer: x @ weight.T + bias, for a batch x of shape (N, in_features)."""
+    if x.ndim != 2 or weight.ndim != 2:
+        if x.ndim > 2 and weight.ndim == 2:  # (..., in): flatten the leading axes, as nn.Linear allows
+            lead = x.shape[:-1]
+            return linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*lead, weight.shape[0])
+        raise ValueError(f"linear: expected input (N, in) and weight (out, in), got {x.shape} and {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input has {x.shape[1]} features but weight expects {weight.shape[1]} "
+            f"(input {x.shape}, weight {weight.shape})"
+        )
+    if bias is None:
+        return Linear.apply(x, weight)
+    if bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias shape {bias.shape} does not match weight's {weight.shape[0]} outputs")
+    return Linear.apply(x, weight, bias)
+
+
+__all__ = ["matmul", "linear"]
