@@ -70,3 +70,19 @@ def _initial_choice():
 
 
 _initial_choice()
+
+
+def describe():
+    """What computes minidl's arrays on this machine (for `minidl info`)."""
+    c_module = _load_c_kernels()
+    info = {
+        "active_kernels": active_kernels["cpu"].name,
+        "available_kernels": available_kernels(),
+        "simd_path": None,
+        "simd_paths_built": [],
+        "cuda_available": False,
+    }
+    if c_module is not None:
+        info["simd_path"] = c_module.simd_path()
+        info["simd_paths_built"] = c_module.simd_paths_built()
+    return info
