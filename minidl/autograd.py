@@ -113,7 +113,13 @@ class Function:
         if type(out) is not np.ndarray:
             out = np.asarray(out)  # reductions to a scalar return NumPy scalars
         version = first._version if cls.is_view else None
-        if _grad_enabled and any(t.requires_grad for t in inputs):
+        recording = False
+        if _grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    recording = True
+                    break
+        if recording:
             fn.inputs = inputs
             fn.needs_input_grad = [t.requires_grad for t in inputs]
             fn.saved_versions = [t._version[0] for t in inputs]
@@ -236,16 +242,16 @@ class BackwardStep:
         return f"<BackwardStep {self.index}: {what} shape={self.tensor.shape}>"
 
 
-def _as_gradient(g, like, op_name, index):
-    """Check a gradient returned by `op_name`'s backward and make it a Tensor of like's shape/dtype."""
-    if not isinstance(g, _Tensor):
+def _as_gradient(g, like, source, index):
+    """Check a gradient returned by `source` (a Function or hook) and make it a Tensor of like's shape/dtype."""
+    if type(g) is not _Tensor:
         g = _Tensor._make(np.asarray(g), device=like.device)
-    if g.shape != like.shape:
+    if g.data.shape != like.data.shape:
         raise RuntimeError(
-            f"backward of {op_name} returned a gradient of shape {g.shape} for input {index}, "
+            f"backward of {source} returned a gradient of shape {g.shape} for input {index}, "
             f"which has shape {like.shape}"
         )
-    if g.dtype != like.dtype:
+    if g.data.dtype != like.data.dtype:
         g = g.astype(like.dtype)
     return g
 
@@ -313,10 +319,10 @@ def backward_steps(roots, root_grads, retain_graph=False, create_graph=False, ca
                 raise RuntimeError(
                     f"backward of {fn.name} returned {len(grad_inputs)} gradients for {len(fn.inputs)} inputs"
                 )
-            grad_inputs = tuple(
-                None if g is None or not inp.requires_grad else _as_gradient(g, inp, fn.name, i)
+            grad_inputs = tuple([
+                None if g is None or not inp.requires_grad else _as_gradient(g, inp, fn, i)
                 for i, (inp, g) in enumerate(zip(fn.inputs, grad_inputs))
-            )
+            ])
             step = BackwardStep(node, fn, grad, grad_inputs, index)
             for observer in backward_observers:
                 observer(step)
@@ -342,7 +348,7 @@ def _run_hooks(tensor, grad):
     for hook in list(tensor._hooks):
         replaced = hook(grad)
         if replaced is not None:
-            grad = _as_gradient(replaced, tensor, "a hook", 0)
+            grad = _as_gradient(replaced, tensor, f"hook {hook!r}", 0)
     return grad
 
 

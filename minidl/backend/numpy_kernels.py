@@ -63,16 +63,17 @@ def leaky_relu(x, slope):
 # --------------------------------------------------------------------------
 # Reductions
 # --------------------------------------------------------------------------
+# The ufunc .reduce methods are what np.sum/np.max call, minus a layer of Python.
 def sum(x, axis=None, keepdims=False):  # noqa: A001
-    return np.sum(x, axis=axis, keepdims=keepdims)
+    return np.add.reduce(x, axis=axis, keepdims=keepdims)
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001
-    return np.max(x, axis=axis, keepdims=keepdims)
+    return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001
-    return np.min(x, axis=axis, keepdims=keepdims)
+    return np.minimum.reduce(x, axis=axis, keepdims=keepdims)
 
 
 def argmax(x, axis=None):
@@ -107,8 +108,14 @@ def linear(x, weight, bias=None):
 # --------------------------------------------------------------------------
 # Shapes and memory
 # --------------------------------------------------------------------------
-reshape = np.reshape
-transpose = np.transpose
+def reshape(x, shape):
+    return x.reshape(shape)  # the method skips np.reshape's dispatch layer
+
+
+def transpose(x, axes):
+    return x.transpose(axes)
+
+
 broadcast_to = np.broadcast_to
 concatenate = np.concatenate
 stack = np.stack

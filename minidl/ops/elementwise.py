@@ -23,6 +23,16 @@ def _check_broadcast(op, a, b):
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
 
 
+def _binary(function, op, a, b):
+    """Apply a broadcasting binary op; shapes are validated only if NumPy refuses them (the fast path stays fast)."""
+    a, b = pair(a, b)
+    try:
+        return function.apply(a, b)
+    except ValueError:
+        _check_broadcast(op, a, b)  # raises the clear message when the shapes are the problem
+        raise
+
+
 # ---------------------------------------------------------------------------
 # Arithmetic
 # ---------------------------------------------------------------------------
@@ -319,27 +329,19 @@ class Clone(Function):
 # The functions users call
 # ---------------------------------------------------------------------------
 def add(a, b):
-    a, b = pair(a, b)
-    _check_broadcast("add", a, b)
-    return Add.apply(a, b)
+    return _binary(Add, "add", a, b)
 
 
 def sub(a, b):
-    a, b = pair(a, b)
-    _check_broadcast("sub", a, b)
-    return Sub.apply(a, b)
+    return _binary(Sub, "sub", a, b)
 
 
 def mul(a, b):
-    a, b = pair(a, b)
-    _check_broadcast("mul", a, b)
-    return Mul.apply(a, b)
+    return _binary(Mul, "mul", a, b)
 
 
 def div(a, b):
-    a, b = pair(a, b)
-    _check_broadcast("div", a, b)
-    return Div.apply(a, b)
+    return _binary(Div, "div", a, b)
 
 
 def neg(x):
@@ -350,9 +352,7 @@ def pow(base, exponent):  # noqa: A001 - mirrors torch.pow
     """base ** exponent; a number exponent uses the simpler x^n rule."""
     if isinstance(base, Tensor) and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
         return PowScalar.apply(base, exponent=exponent)
-    base, exponent = pair(base, exponent)
-    _check_broadcast("pow", base, exponent)
-    return Pow.apply(base, exponent)
+    return _binary(Pow, "pow", base, exponent)
 
 
 def exp(x):
@@ -396,15 +396,11 @@ def leaky_relu(x, negative_slope=0.01):
 
 
 def maximum(a, b):
-    a, b = pair(a, b)
-    _check_broadcast("maximum", a, b)
-    return Maximum.apply(a, b)
+    return _binary(Maximum, "maximum", a, b)
 
 
 def minimum(a, b):
-    a, b = pair(a, b)
-    _check_broadcast("minimum", a, b)
-    return Minimum.apply(a, b)
+    return _binary(Minimum, "minimum", a, b)
 
 
 def clip(x, min=None, max=None):  # noqa: A002 - PyTorch's argument names

@@ -72,8 +72,11 @@ class Linear(Function):
 
 def matmul(a, b):
     a, b = pair(a, b)
-    _check_matmul(a, b)
-    return MatMul.apply(a, b)
+    try:
+        return MatMul.apply(a, b)
+    except ValueError:
+        _check_matmul(a, b)  # explain in our words which shapes disagree
+        raise
 
 
 def linear(x, weight, bias=None):

@@ -4,6 +4,8 @@ A reduction's backward spreads the output gradient back over the elements that
 were reduced: equally for sum and mean, only to the winners for max and min.
 """
 
+import math
+
 import numpy as np
 
 from minidl.autograd import Function
@@ -16,6 +18,13 @@ def _kept_shape(shape, axes):
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def _spread(grad, shape, axes):
+    """Copy a reduction's gradient back over every element that was reduced."""
+    if grad.ndim not in (0, len(shape)):  # keepdims=False removed axes: put them back as size 1
+        grad = grad.reshape(_kept_shape(shape, axes))
+    return grad.expand(shape)
+
+
 class Sum(Function):
     """y = sum of x over axes;   dy/dx = 1 for every summed element."""
 
@@ -25,7 +34,7 @@ class Sum(Function):
 
     def backward(self, grad):
         (x,) = self.inputs
-        return grad.reshape(_kept_shape(x.shape, self.axes)).expand(x.shape)
+        return _spread(grad, x.shape, self.axes)
 
 
 class Mean(Function):
@@ -33,12 +42,12 @@ class Mean(Function):
 
     def forward(self, x, axes, keepdims):
         self.axes = axes
-        self.count = int(np.prod([x.shape[a] for a in axes]))
+        self.count = math.prod([x.shape[a] for a in axes])
         return self.kernels.sum(x, axis=axes, keepdims=keepdims) / x.dtype.type(self.count)
 
     def backward(self, grad):
         (x,) = self.inputs
-        return grad.reshape(_kept_shape(x.shape, self.axes)).expand(x.shape) / self.count
+        return _spread(grad, x.shape, self.axes) / self.count
 
 
 class _Extremum(Function):
@@ -93,10 +102,10 @@ class LogSoftmax(Function):
 
 
 def _reduce(function, op, x, axis, keepdims):
-    if x.ndim == 0:
-        axes = ()
+    if axis is None:
+        axes = tuple(range(x.ndim))
     else:
-        axes = normalize_axis(axis, x.ndim, op)
+        axes = normalize_axis(axis, x.ndim, op) if x.ndim else ()
     if x.data.size == 0 and function in (Max, Min):
         raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
     return function.apply(x, axes=axes, keepdims=keepdims)
@@ -124,7 +133,7 @@ def var(x, axis=None, keepdims=False, unbiased=False):
     Built from other ops, so its gradient (and second derivative) comes for free.
     """
     axes = normalize_axis(axis, x.ndim, "var") if x.ndim else ()
-    count = int(np.prod([x.shape[a] for a in axes]))
+    count = math.prod([x.shape[a] for a in axes])
     if unbiased and count < 2:
         raise ValueError(f"var: unbiased variance needs at least 2 elements, got {count}")
     centered = x - mean(x, axes, keepdims=True)

@@ -5,6 +5,8 @@ back, transpose it back, sum it where a value was copied (expand), scatter it
 back where values were picked out (indexing).
 """
 
+import math
+
 import numpy as np
 
 from minidl.autograd import Function
@@ -141,13 +143,15 @@ def reshape(x, *shape):
 
 
 def _resolve_shape(old, new):
-    size = int(np.prod(old))
+    size = math.prod(old)
+    if -1 not in new and math.prod(new) == size and all(type(n) is int and n >= 0 for n in new):
+        return new  # the common case: a complete, valid shape
     unknown = [i for i, n in enumerate(new) if n == -1]
     if len(unknown) > 1:
         raise ValueError("only one dimension can be -1")
-    known = int(np.prod([n for n in new if n != -1]))
     if any((not isinstance(n, (int, np.integer))) or n < -1 for n in new):
         raise ValueError("dimensions must be non-negative integers or -1")
+    known = math.prod([int(n) for n in new if n != -1])
     if unknown:
         if known == 0 or size % known:
             raise ValueError("the sizes do not divide evenly")
@@ -185,15 +189,13 @@ def expand(x, *shape):
     lead = len(shape) - x.ndim
     if lead < 0:
         raise ValueError(f"expand: cannot expand shape {x.shape} to fewer dimensions {shape}")
-    shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape))
-    try:
-        np.broadcast_shapes(x.shape, shape)
-        if np.broadcast_shapes(x.shape, shape) != shape:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"expand: cannot broadcast shape {x.shape} to {shape}") from None
+    if -1 in shape:
+        shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape))
     if shape == x.shape:
         return x
+    for have, want in zip(x.shape, shape[lead:]):
+        if have != want and have != 1:
+            raise ValueError(f"expand: cannot broadcast shape {x.shape} to {shape}")
     return Expand.apply(x, shape=shape)
 
 
