@@ -362,8 +362,10 @@ def _store_leaf_gradient(leaf, grad, create_graph, capture):
     elif leaf.grad is None:
         # Own the buffer: `grad` may be the same object another leaf receives.
         leaf.grad = _Tensor._make(np.array(grad.data, dtype=leaf.dtype), device=leaf.device)
-    else:
+    elif leaf.grad.grad_fn is None and leaf.grad.data.flags.writeable:
         leaf.grad.data += grad.data  # repeated backward() accumulates, as in PyTorch
+    else:  # .grad came from a create_graph pass (part of a graph, maybe a read-only view)
+        leaf.grad = _Tensor._make(leaf.grad.data + grad.data, device=leaf.device)
 
 
 def backward(tensor, gradient=None, retain_graph=False, create_graph=False):
