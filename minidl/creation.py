@@ -6,12 +6,13 @@ from minidl import random as _random
 from minidl.tensor import DEFAULT_FLOAT, Tensor, _to_array
 
 
-def _shape(shape):
+def _shape(shape, op):
+    """Accept f(2, 3) and f((2, 3)); errors name the creation function `op`."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for n in shape:
         if not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"shape must be non-negative integers, got {shape}")
+            raise ValueError(f"{op}: shape must be non-negative integers, got {shape}")
     return tuple(int(n) for n in shape)
 
 
@@ -28,20 +29,20 @@ def tensor(data, dtype=None, requires_grad=False):
 
 
 def zeros(*shape, dtype=None, requires_grad=False):
-    return Tensor(np.zeros(_shape(shape), dtype=_dtype(dtype)), requires_grad=requires_grad)
+    return Tensor(np.zeros(_shape(shape, "zeros"), dtype=_dtype(dtype)), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad=False):
-    return Tensor(np.ones(_shape(shape), dtype=_dtype(dtype)), requires_grad=requires_grad)
+    return Tensor(np.ones(_shape(shape, "ones"), dtype=_dtype(dtype)), requires_grad=requires_grad)
 
 
 def full(shape, value, dtype=None, requires_grad=False):
-    shape = _shape((shape,) if isinstance(shape, (int, np.integer)) else (tuple(shape),))
+    shape = _shape((shape,) if isinstance(shape, (int, np.integer)) else (tuple(shape),), "full")
     return Tensor(np.full(shape, value, dtype=_dtype(dtype)), requires_grad=requires_grad)
 
 
 def empty(*shape, dtype=None, requires_grad=False):
-    return Tensor(np.empty(_shape(shape), dtype=_dtype(dtype)), requires_grad=requires_grad)
+    return Tensor(np.empty(_shape(shape, "empty"), dtype=_dtype(dtype)), requires_grad=requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
@@ -64,13 +65,13 @@ def eye(n, m=None, dtype=None, requires_grad=False):
 
 def rand(*shape, dtype=None, requires_grad=False):
     """Uniform samples in [0, 1), from minidl's seeded generator."""
-    values = _random.generator().random(_shape(shape)).astype(_dtype(dtype))
+    values = _random.generator().random(_shape(shape, "rand")).astype(_dtype(dtype))
     return Tensor(values, requires_grad=requires_grad)
 
 
 def randn(*shape, dtype=None, requires_grad=False):
     """Standard normal samples, from minidl's seeded generator."""
-    values = _random.generator().standard_normal(_shape(shape)).astype(_dtype(dtype))
+    values = _random.generator().standard_normal(_shape(shape, "randn")).astype(_dtype(dtype))
     return Tensor(values, requires_grad=requires_grad)
 
 

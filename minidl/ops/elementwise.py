@@ -123,7 +123,9 @@ class Pow(Function):
         a, b = self.saved_tensors
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
-            grad_a = unbroadcast(grad * b * a ** (b - 1), a.shape)
+            # b a^(b-1) is 0 * inf at a = 0, b = 0; the derivative there (along b = 0) is 0, as in torch.
+            local = where(b == 0, 0.0, b * a ** (b - 1))
+            grad_a = unbroadcast(grad * local, a.shape)
         if self.needs_input_grad[1]:
             # ln a is undefined for a <= 0; where a == 0 and the output is 0, use 0.
             log_a = log(where(a > 0, a, 1))
@@ -240,7 +242,8 @@ class LeakyReLU(Function):
 
     def backward(self, grad):
         (x,) = self.saved_tensors
-        return grad * where(x > 0, 1.0, self.slope).astype(grad.dtype)
+        # grad * slope keeps grad's dtype; a float32 copy of the slope would lose digits in float64.
+        return where(x > 0, grad, grad * self.slope)
 
 
 class Maximum(Function):
@@ -421,8 +424,16 @@ def where(condition, a, b):
     if condition.data.dtype != np.bool_:
         condition = Tensor._make(condition.data.astype(bool))
     a, b = pair(a, b)
-    _check_broadcast("where", a, b)
-    return Where.apply(condition, a, b)
+    try:
+        return Where.apply(condition, a, b)
+    except ValueError:
+        try:
+            np.broadcast_shapes(condition.shape, a.shape, b.shape)
+        except ValueError:
+            raise ValueError(
+                f"where: shapes {condition.shape} (condition), {a.shape} and {b.shape} cannot be broadcast together"
+            ) from None
+        raise
 
 
 def astype(x, dtype):

@@ -149,14 +149,22 @@ def logsumexp(x, axis=None, keepdims=False):
     return result if keepdims else result.reshape(np.squeeze(result.data, axis=axes).shape)
 
 
+def _softmax_axis(x, axis, op):
+    """Validate softmax's axis. A 0-d tensor is one value over "axis 0 or -1" (as in torch): axis=None."""
+    if x.ndim == 0:
+        if axis not in (0, -1):
+            raise ValueError(f"{op}: axis {axis} is out of range for a 0-d tensor (use 0 or -1)")
+        return None
+    normalize_axis(axis, x.ndim, op)
+    return axis
+
+
 def softmax(x, axis=-1):
-    normalize_axis(axis, x.ndim, "softmax")
-    return Softmax.apply(x, axis=axis)
+    return Softmax.apply(x, axis=_softmax_axis(x, axis, "softmax"))
 
 
 def log_softmax(x, axis=-1):
-    normalize_axis(axis, x.ndim, "log_softmax")
-    return LogSoftmax.apply(x, axis=axis)
+    return LogSoftmax.apply(x, axis=_softmax_axis(x, axis, "log_softmax"))
 
 
 def argmax(x, axis=None):

@@ -1,0 +1,16 @@
+"""Test-wide settings: a hypothesis profile sized for gradient checks on a small, busy machine.
+
+Gradient checks cost two forward passes per input element, so examples are kept few and
+small; `deadline=None` because timings on shared cores are meaningless (and timing is
+never what a test here asserts). Pick another profile with HYPOTHESIS_PROFILE=thorough.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "minidl", deadline=None, max_examples=12, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.register_profile("thorough", deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "minidl"))
