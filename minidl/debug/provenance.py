@@ -1,0 +1,175 @@
+"""Where each op came from: the line of user code that created it and the module it ran in.
+
+While `record_modules()` (or `detect_anomaly()`) is active, a forward observer tags every
+recorded op with an `Origin`: the first stack frame outside the minidl package (your
+script, notebook cell or test), the op function that was called ("log", "matmul"), and
+the nn modules that were running (read from `minidl.nn.module.module_stack`, onto which
+`Module.__call__` pushes `(qualified name, module)`, e.g. ("Net.features.0", conv)). Graph drawing uses the module path
+to collapse a module into one node; anomaly mode uses the site to say where a NaN was born.
+"""
+
+import contextlib
+import linecache
+import os
+import sys
+import weakref
+
+import minidl
+from minidl import autograd
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(minidl.__file__)) + os.sep
+_APPLY_CODE = autograd.Function.apply.__func__.__code__
+
+# Function -> Origin. Weak keys: tagging an op must not keep its graph alive.
+_origins = weakref.WeakKeyDictionary()
+# id(parameter) -> (weak reference, "Net.features.0.weight"). Keyed by id because Tensor's == is
+# elementwise, which a WeakKeyDictionary would call on a hash collision.
+_parameter_names = {}
+_active = 0  # how many record_modules()/detect_anomaly() blocks are open
+
+
+class Site:
+    """A place in source code: file, line, function and the line's text."""
+
+    __slots__ = ("filename", "lineno", "function", "source")
+
+    def __init__(self, filename, lineno, function):
+        self.filename = filename
+        self.lineno = lineno
+        self.function = function
+        self.source = linecache.getline(filename, lineno).strip()
+
+    def __str__(self):
+        text = f"{self.filename}:{self.lineno} in {self.function}"
+        return text + (f"\n    {self.source}" if self.source else "")
+
+
+class Origin:
+    """Where one op was created.
+
+    site      the first frame outside the minidl package (a Site), or None
+    call      the name of the minidl function whose body applied the op ("log", "conv2d")
+    modules   ((qualified name, module), ...) from the outermost to the innermost running module,
+              e.g. (("Net", net), ("Net.features", seq), ("Net.features.0", conv))
+    """
+
+    __slots__ = ("site", "call", "modules")
+
+    def __init__(self, site, call, modules):
+        self.site = site
+        self.call = call
+        self.modules = modules
+
+    @property
+    def module_path(self):
+        """The qualified name of the innermost running module, e.g. "Net.features.0" ("" outside any)."""
+        return str(self.modules[-1][0]) if self.modules else ""
+
+
+def is_user_frame(filename):
+    """Everything outside the installed minidl package counts as user code (scripts, tests/, notebooks)."""
+    return not os.path.abspath(filename).startswith(_PACKAGE_DIR)
+
+
+def _module_stack():
+    # Read the nn engineer's stack only if minidl.nn is loaded: without it no module can be running,
+    # and importing it here would make `import minidl.debug` pull in the training layer.
+    module = sys.modules.get("minidl.nn.module")
+    return getattr(module, "module_stack", None) or ()
+
+
+def _find_origin(frame):
+    """Walk outwards from `frame`: the op function that called Function.apply, then the first user frame."""
+    call = None
+    while frame is not None:
+        code = frame.f_code
+        if code is _APPLY_CODE and frame.f_back is not None:
+            call = frame.f_back.f_code.co_name
+        elif is_user_frame(code.co_filename):
+            return call, Site(code.co_filename, frame.f_lineno, code.co_name)
+        frame = frame.f_back
+    return call, None
+
+
+def record(function):
+    """Tag `function` with its Origin (once) and return it. Called from forward observers."""
+    origin = _origins.get(function)
+    if origin is None:
+        call, site = _find_origin(sys._getframe(1))
+        origin = Origin(site, call, tuple(_module_stack()))
+        _origins[function] = origin
+        if origin.modules:
+            _name_parameters(function.inputs, *origin.modules[-1])
+    return origin
+
+
+def _name_parameters(inputs, module_name, module):
+    """Remember "Net.fc.weight" for leaf inputs that are parameters of the running module."""
+    named = getattr(module, "named_parameters", None)
+    leaves = [t for t in inputs if t.grad_fn is None and t.requires_grad and id(t) not in _parameter_names]
+    if not leaves or named is None:
+        return
+    for name, parameter in named(recurse=False):
+        for t in leaves:
+            if parameter is t:
+                _parameter_names[id(t)] = (weakref.ref(t, _forget_parameter(id(t))), f"{module_name}.{name}")
+
+
+def _forget_parameter(key):
+    return lambda _ref: _parameter_names.pop(key, None)
+
+
+def parameter_name(tensor):
+    """The qualified name of a module parameter seen while recording ("Net.fc.weight"), or None."""
+    entry = _parameter_names.get(id(tensor))
+    if entry is not None and entry[0]() is tensor:
+        return entry[1]
+    return None
+
+
+def origin_of(function):
+    """The Origin recorded for an op, or None if it was created while nothing was recording."""
+    if function is None:
+        return None
+    return _origins.get(function)
+
+
+def call_name(function):
+    """The name the user called the op by ("log", "matmul"), falling back to the class name lowercased."""
+    origin = origin_of(function)
+    if origin is not None and origin.call and origin.call != "<module>":
+        return origin.call
+    return function.name.lower()
+
+
+def _observe_forward(function, output):
+    record(function)
+
+
+@contextlib.contextmanager
+def recording():
+    """Tag ops with their Origin while the block runs (nestable; the observer is installed once)."""
+    global _active
+    _active += 1
+    if _active == 1:
+        autograd.forward_observers.append(_observe_forward)
+    try:
+        yield
+    finally:
+        _active -= 1
+        if _active == 0 and _observe_forward in autograd.forward_observers:
+            autograd.forward_observers.remove(_observe_forward)
+
+
+@contextlib.contextmanager
+def record_modules():
+    """Remember which nn module created each op, and from which line of your code.
+
+    Run the forward pass inside it, then draw with `draw_graph(..., collapse=...)`:
+
+        with minidl.debug.record_modules():
+            loss = loss_fn(model(x), y)
+        minidl.debug.draw_graph(loss, "model.png", collapse_modules=True)
+    """
+    with recording():
+        yield
