@@ -16,12 +16,21 @@ active_kernels = {"cpu": numpy_kernels}
 
 
 def _load_c_kernels():
-    """Import the C kernel set if it has been built; None otherwise."""
+    """Import the C kernel set if it has been built; None otherwise.
+
+    A MINIDL_SIMD value the CPU cannot run is not swallowed here: c_kernels raises a
+    RuntimeError that names the missing CPU features.
+    """
+    module = _c_kernels_module()
+    return module if module is not None and module.available else None
+
+
+def _c_kernels_module():
     try:
         from minidl.backend import c_kernels
     except ImportError:
         return None
-    return c_kernels if getattr(c_kernels, "available", False) else None
+    return c_kernels
 
 
 def available_kernels():
@@ -72,17 +81,41 @@ def _initial_choice():
 _initial_choice()
 
 
+_warned_no_c = []
+
+
 def describe():
-    """What computes minidl's arrays on this machine (for `minidl info`)."""
+    """What computes minidl's arrays on this machine (for `minidl info`).
+
+    If the C kernels are not built, says why (once, as a warning too): minidl then
+    runs on the NumPy kernels, correct but slower.
+    """
     c_module = _load_c_kernels()
     info = {
         "active_kernels": active_kernels["cpu"].name,
         "available_kernels": available_kernels(),
         "simd_path": None,
         "simd_paths_built": [],
+        "simd_paths_supported": [],
+        "c_kernels": "built",
         "cuda_available": False,
     }
     if c_module is not None:
         info["simd_path"] = c_module.simd_path()
         info["simd_paths_built"] = c_module.simd_paths_built()
+        info["simd_paths_supported"] = c_module.simd_paths_supported()
+    else:
+        module = _c_kernels_module()
+        reason = module.unavailable_reason if module is not None else "minidl.backend.c_kernels is missing"
+        info["c_kernels"] = f"not available: {reason}; running on the NumPy kernels"
+        if not _warned_no_c:
+            import warnings
+
+            _warned_no_c.append(True)
+            warnings.warn(
+                f"minidl: the C kernels are not available ({reason}); using the NumPy kernels. "
+                "Reinstall with a C compiler (pip install -e .) to build them.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     return info

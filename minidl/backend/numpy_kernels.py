@@ -329,3 +329,52 @@ def float32_to_truncated16(x):
 
 def truncated16_to_float32(x):
     return (x.astype(np.uint32) << 16).view(np.float32)
+
+
+# --------------------------------------------------------------------------
+# Fused linear layer and bias + activation (added with the C kernels, issue 4).
+# The C kernel set fuses these into one pass (the bias and activation run in the
+# GEMM's epilogue); these are the readable definitions they are tested against.
+# activation is None, "relu", "sigmoid" or "tanh".
+# --------------------------------------------------------------------------
+def _activation(z, activation):
+    if activation is None or activation == "none":
+        return z
+    if activation == "relu":
+        return relu(z)
+    if activation == "sigmoid":
+        return sigmoid(z)
+    if activation == "tanh":
+        return np.tanh(z)
+    raise ValueError(f"unknown activation {activation!r}; expected None, 'relu', 'sigmoid' or 'tanh'")
+
+
+def linear_act(x, weight, bias=None, activation=None):
+    """act(x @ weight.T + bias) for x (N, in), weight (out, in), bias (out,) or None."""
+    return _activation(linear(x, weight, bias), activation)
+
+
+def bias_act_forward(x, bias, activation):
+    """act(x + bias), with bias (None or shape x.shape[-1:]) broadcast over the leading axes."""
+    return _activation(x if bias is None else x + bias, activation)
+
+
+def bias_act_backward(grad, out, activation):
+    """Returns (dz, dbias) for out = act(z), z = x + bias, given grad = dL/dout.
+
+    The derivative is written with the activation's output, so z need not be kept:
+    relu' = [out > 0],  sigmoid' = out (1 - out),  tanh' = 1 - out^2.
+    dbias sums dz over every axis but the last.
+    """
+    if activation is None or activation == "none":
+        dz = grad
+    elif activation == "relu":
+        dz = relu_backward(grad, out)
+    elif activation == "sigmoid":
+        dz = grad * (out * (1 - out))
+    elif activation == "tanh":
+        dz = grad * (1 - out * out)
+    else:
+        raise ValueError(f"unknown activation {activation!r}; expected None, 'relu', 'sigmoid' or 'tanh'")
+    dbias = dz.reshape(-1, dz.shape[-1]).sum(axis=0) if dz.ndim else dz
+    return dz, dbias

@@ -1,0 +1,62 @@
+/*
+ * elementwise.c -- contiguous elementwise kernels: binary ops, unary ops
+ * (including a vectorized exp, sigmoid and tanh), relu backward, and the fused
+ * bias + activation forward/backward used by the linear layer.
+ *
+ * The loops live in elementwise_impl.h and are compiled here once per SIMD
+ * path; the public functions at the bottom dispatch on the active path.
+ */
+#include <math.h>
+
+#include "mdk_internal.h"
+
+#define MDK_ISA scalar
+#define MDK_TARGET
+#include "elementwise_impl.h"
+#undef MDK_ISA
+#undef MDK_TARGET
+
+#if MDK_HAVE_X86
+#define MDK_ISA avx2
+#define MDK_TARGET MDK_TARGET_AVX2
+#include "elementwise_impl.h"
+#undef MDK_ISA
+#undef MDK_TARGET
+
+#define MDK_ISA avx512
+#define MDK_TARGET MDK_TARGET_AVX512
+#include "elementwise_impl.h"
+#undef MDK_ISA
+#undef MDK_TARGET
+#endif
+
+#if MDK_HAVE_NEON
+#define MDK_ISA neon
+#define MDK_TARGET
+#include "elementwise_impl.h"
+#undef MDK_ISA
+#undef MDK_TARGET
+#endif
+
+void mdk_binary(int op, const float *x, const float *y, float *out, int64_t n)
+{
+    MDK_DISPATCH(binary, (op, x, y, out, n));
+}
+
+void mdk_unary(int op, const float *x, float *out, int64_t n) { MDK_DISPATCH(unary, (op, x, out, n)); }
+
+void mdk_relu_backward(const float *grad, const float *x, float *out, int64_t n)
+{
+    MDK_DISPATCH(relu_backward, (grad, x, out, n));
+}
+
+void mdk_bias_act_forward(const float *x, const float *bias, float *out, int64_t rows, int64_t cols, int act)
+{
+    MDK_DISPATCH(bias_act_forward, (x, bias, out, rows, cols, act));
+}
+
+void mdk_bias_act_backward(const float *grad, const float *y, float *dz, float *dbias, int64_t rows, int64_t cols,
+                           int act)
+{
+    MDK_DISPATCH(bias_act_backward, (grad, y, dz, dbias, rows, cols, act));
+}

@@ -1,0 +1,119 @@
+/*
+ * elementwise_impl.h -- body of the elementwise kernels, compiled once per
+ * SIMD path by elementwise.c (see mdk_internal.h for the mechanism).
+ *
+ * Every loop is a plain loop over contiguous floats with the operation chosen
+ * OUTSIDE the loop, so the compiler can turn each into straight SIMD code for
+ * the target ISA.  These kernels are memory-bound; the win over NumPy comes
+ * from fusing (one pass instead of several temporaries: sigmoid, bias+act,
+ * relu_backward), not from the arithmetic.
+ */
+#include "simd_math_impl.h"
+
+MDK_TARGET static void MDK_FN(binary)(int op, const float *restrict x, const float *restrict y,
+                                      float *restrict out, int64_t n)
+{
+    switch (op) {
+    case MDK_BIN_ADD: for (int64_t i = 0; i < n; ++i) out[i] = x[i] + y[i]; break;
+    case MDK_BIN_SUB: for (int64_t i = 0; i < n; ++i) out[i] = x[i] - y[i]; break;
+    case MDK_BIN_MUL: for (int64_t i = 0; i < n; ++i) out[i] = x[i] * y[i]; break;
+    case MDK_BIN_DIV: for (int64_t i = 0; i < n; ++i) out[i] = x[i] / y[i]; break;
+    /* np.maximum/minimum propagate NaN from either side. */
+    case MDK_BIN_MAX:
+        for (int64_t i = 0; i < n; ++i) {
+            float a = x[i], b = y[i];
+            out[i] = (a >= b || a != a) ? a : b; /* b NaN -> b */
+        }
+        break;
+    case MDK_BIN_MIN:
+        for (int64_t i = 0; i < n; ++i) {
+            float a = x[i], b = y[i];
+            out[i] = (a <= b || a != a) ? a : b;
+        }
+        break;
+    default: break;
+    }
+}
+
+MDK_TARGET static void MDK_FN(unary)(int op, const float *x, float *out, int64_t n)
+{
+    /* x and out may be the same buffer (the GEMM epilogue works in place). */
+    switch (op) {
+    case MDK_UN_NEG: for (int64_t i = 0; i < n; ++i) out[i] = -x[i]; break;
+    case MDK_UN_ABS: for (int64_t i = 0; i < n; ++i) out[i] = mdk_u2f(mdk_f2u(x[i]) & 0x7fffffffu); break;
+    case MDK_UN_EXP: for (int64_t i = 0; i < n; ++i) out[i] = MDK_FN(mdk_expf)(x[i]); break;
+    /* np.maximum(x, 0) keeps NaN; so does this select. */
+    case MDK_UN_RELU: for (int64_t i = 0; i < n; ++i) out[i] = x[i] < 0.0f ? 0.0f : x[i]; break;
+    case MDK_UN_SIGMOID: for (int64_t i = 0; i < n; ++i) out[i] = MDK_FN(mdk_sigmoidf)(x[i]); break;
+    case MDK_UN_TANH: for (int64_t i = 0; i < n; ++i) out[i] = MDK_FN(mdk_tanhf)(x[i]); break;
+    case MDK_UN_SQRT: for (int64_t i = 0; i < n; ++i) out[i] = sqrtf(x[i]); break;
+    default: break;
+    }
+}
+
+MDK_TARGET static void MDK_FN(relu_backward)(const float *restrict grad, const float *restrict x,
+                                             float *restrict out, int64_t n)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        float g = grad[i]; /* load unconditionally: a conditional load would block vectorization */
+        out[i] = x[i] > 0.0f ? g : 0.0f;
+    }
+}
+
+MDK_TARGET static void MDK_FN(bias_act_forward)(const float *restrict x, const float *restrict bias,
+                                                float *restrict out, int64_t rows, int64_t cols, int act)
+{
+    static const int unary_op[] = {-1, MDK_UN_RELU, MDK_UN_SIGMOID, MDK_UN_TANH};
+    if (bias == NULL) { /* just the activation, over the whole array */
+        if (act == MDK_ACT_NONE)
+            memmove(out, x, (size_t)(rows * cols) * sizeof(float));
+        else
+            MDK_FN(unary)(unary_op[act], x, out, rows * cols);
+        return;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *xr = x + r * cols;
+        float *o = out + r * cols;
+        /* One loop per activation so each is a clean vector loop. */
+        switch (act) {
+        case MDK_ACT_RELU:
+            for (int64_t j = 0; j < cols; ++j) {
+                float v = xr[j] + bias[j];
+                o[j] = v < 0.0f ? 0.0f : v;
+            }
+            break;
+        case MDK_ACT_SIGMOID: for (int64_t j = 0; j < cols; ++j) o[j] = MDK_FN(mdk_sigmoidf)(xr[j] + bias[j]); break;
+        case MDK_ACT_TANH: for (int64_t j = 0; j < cols; ++j) o[j] = MDK_FN(mdk_tanhf)(xr[j] + bias[j]); break;
+        default: for (int64_t j = 0; j < cols; ++j) o[j] = xr[j] + bias[j]; break;
+        }
+    }
+}
+
+/* dz = grad * act'(y), written with the activation's output y:
+ * relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2.  dbias sums dz over rows. */
+MDK_TARGET static void MDK_FN(bias_act_backward)(const float *restrict grad, const float *restrict y,
+                                                 float *restrict dz, float *restrict dbias, int64_t rows,
+                                                 int64_t cols, int act)
+{
+    if (dbias)
+        for (int64_t j = 0; j < cols; ++j)
+            dbias[j] = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *g = grad + r * cols, *yr = y + r * cols;
+        float *d = dz + r * cols;
+        switch (act) {
+        case MDK_ACT_RELU:
+            for (int64_t j = 0; j < cols; ++j) {
+                float gj = g[j];
+                d[j] = yr[j] > 0.0f ? gj : 0.0f;
+            }
+            break;
+        case MDK_ACT_SIGMOID: for (int64_t j = 0; j < cols; ++j) d[j] = g[j] * (yr[j] * (1.0f - yr[j])); break;
+        case MDK_ACT_TANH: for (int64_t j = 0; j < cols; ++j) d[j] = g[j] * (1.0f - yr[j] * yr[j]); break;
+        default: for (int64_t j = 0; j < cols; ++j) d[j] = g[j]; break;
+        }
+        if (dbias) /* column sums, row after row: a vector add per row, no horizontal sums */
+            for (int64_t j = 0; j < cols; ++j)
+                dbias[j] += d[j];
+    }
+}

@@ -1,0 +1,81 @@
+"""cffi build script for minidl's C kernels (csrc/ -> minidl.backend._ckernels).
+
+Used by setup.py (`cffi_modules=["minidl/backend/_build_ckernels.py:ffibuilder"]`) and
+by hand during development:
+
+    python minidl/backend/_build_ckernels.py          # builds minidl/backend/_ckernels*.so
+
+`make_builder(...)` is also used by tests/test_sanitizers.py to build an ASan/UBSan
+copy of the same sources into a temporary directory.
+
+Out-of-line API mode: cffi writes a C extension module that calls the kernels
+directly (no libffi), and its wrappers release the GIL around every call.
+"""
+
+import pathlib
+import sys
+
+from cffi import FFI
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CSRC = ROOT / "csrc"
+MODULE_NAME = "minidl.backend._ckernels"
+
+# No -march=native: SIMD code is selected per function with target attributes and
+# picked at run time, so one build runs on any CPU of the architecture.
+# -std=c99 also turns off FMA contraction (-ffp-contract=off in ISO mode), so every
+# SIMD path rounds exactly like the scalar one outside the GEMM and the sums.
+# -fno-math-errno / -fno-trapping-math let the vectorizer if-convert selects and use
+# sqrt instructions; neither changes a result.
+COMPILE_ARGS = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra"]
+
+
+def _header_declarations():
+    """The public header with preprocessor lines removed, for ffi.cdef()."""
+    lines = []
+    for line in (CSRC / "minidl_kernels.h").read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#define MDK_") and len(stripped.split()) >= 3:
+            name, value = stripped.split()[1], stripped.split()[2]
+            lines.append(f"#define {name} {value.strip('()')}")  # cffi accepts integer #defines
+        elif stripped.startswith("#") or stripped in ('extern "C" {', "}"):
+            continue
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+CDEF_EXTRA = """
+int mdk_gemm_set_blocking(int path, int64_t kc, int64_t mc, int64_t nc);
+"""
+
+
+def make_builder(module_name=MODULE_NAME, extra_compile_args=(), extra_link_args=(), absolute_paths=False):
+    """An FFI builder for the kernels; setuptools needs relative source paths, ffi.compile() absolute ones."""
+    ffi = FFI()
+    ffi.cdef(_header_declarations() + CDEF_EXTRA)
+    sources = sorted(str(p.relative_to(ROOT)) for p in CSRC.glob("*.c"))
+    ffi.set_source(
+        module_name,
+        '#include "minidl_kernels.h"\nint mdk_gemm_set_blocking(int path, int64_t kc, int64_t mc, int64_t nc);\n',
+        sources=[str(ROOT / s) for s in sources] if absolute_paths else sources,
+        include_dirs=[str(CSRC)],
+        extra_compile_args=COMPILE_ARGS + list(extra_compile_args),
+        extra_link_args=list(extra_link_args),
+        libraries=["m"] if sys.platform != "win32" else [],
+    )
+    return ffi
+
+
+ffibuilder = make_builder()
+
+if __name__ == "__main__":
+    make_builder(absolute_paths=True).compile(tmpdir=str(ROOT / "build" / "cffi"), verbose=False)
+    # compile() writes the module under tmpdir/minidl/backend/; move it next to this file.
+    built = list((ROOT / "build" / "cffi" / "minidl" / "backend").glob("_ckernels*.so")) + list(
+        (ROOT / "build" / "cffi" / "minidl" / "backend").glob("_ckernels*.pyd")
+    )
+    for path in built:
+        target = ROOT / "minidl" / "backend" / path.name
+        path.replace(target)
+        print(f"built {target}")

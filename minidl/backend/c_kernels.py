@@ -1,0 +1,680 @@
+"""The C SIMD kernel set: the NumPy contract, with the heavy primitives done in C.
+
+Same names as `numpy_kernels` (everything is imported from there first), then the
+primitives that pay are overridden. Each override calls the C kernel (csrc/, built by
+cffi into `minidl.backend._ckernels`) when the arrays are float32 and the work is big
+enough to beat the cost of the call, and the NumPy twin otherwise; so results never
+depend on which path ran, only the speed does.
+
+Calling convention: arrays go to C without copies, as pointers into their memory
+(`ffi.from_buffer` for contiguous ones; the GEMM also takes strided views, so `W.T`
+is free). cffi's out-of-line API mode wraps every C call in Py_BEGIN/END_ALLOW_THREADS
+(see the generated _ckernels.c), so the GIL is released while a kernel runs and other
+Python threads keep going.
+
+Non-contiguous inputs: kernels that only read an array copy it to contiguous memory
+first (np.ascontiguousarray; the GEMM reads any strides instead). Kernels that update an
+array in place (the optimizer updates) reject a non-contiguous or non-float32 array with
+an error naming the kernel: a copy would silently drop the update.
+
+SIMD path: the best one the CPU supports (AVX-512 > AVX2 > scalar on x86-64, NEON on
+aarch64) unless MINIDL_SIMD=scalar|avx2|avx512|neon forces one; `set_simd_path()` changes
+it at run time (the tests run every kernel on every path this way).
+"""
+
+import os
+
+import numpy as np
+
+from minidl.backend import numpy_kernels as _ref
+from minidl.backend.numpy_kernels import *  # noqa: F403 - the contract: every primitive, then overrides
+from minidl.backend.numpy_kernels import conv_output_size
+
+name = "c"
+
+try:
+    from minidl.backend._ckernels import ffi, lib
+except ImportError as exc:  # not built (no compiler at install time) or built for another Python
+    ffi = lib = None
+    available = False
+    unavailable_reason = f"minidl.backend._ckernels is not built ({exc})"
+else:
+    available = True
+    unavailable_reason = None
+
+_PATHS = {"scalar": 0, "avx2": 1, "avx512": 2, "neon": 3}
+_ACTS = {None: 0, "none": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+
+# ---------------------------------------------------------------------------------------
+# Crossovers: below these sizes the NumPy twin is faster (the C call costs a few
+# microseconds of Python + cffi overhead). Measured with benchmarks/bench_kernels.py
+# --crossover on the development machine (see docs/kernels.md); re-measure on yours.
+# ---------------------------------------------------------------------------------------
+MIN_GEMM_FLOPS = 2 * 48**3  # m*n*k*2: below ~48^3 OpenBLAS's small-matrix path wins
+MIN_ELEMENTWISE = 4096  # plain add/mul/...: NumPy is as fast per element; only the call overhead matters
+MIN_FUSED = 1024  # fused kernels (sigmoid, tanh, bias+act, relu backward, softmax, CE, optimizers)
+MIN_CONV = 1024  # im2col / col2im / pooling, in elements
+
+
+# ---------------------------------------------------------------------------------------
+# SIMD path control
+# ---------------------------------------------------------------------------------------
+def simd_paths_built():
+    """SIMD paths compiled into the library (whether or not this CPU can run them)."""
+    if not available:
+        return []
+    return [p for p, i in _PATHS.items() if lib.mdk_simd_built(i)]
+
+
+def simd_paths_supported():
+    """SIMD paths this CPU can run, slowest first."""
+    if not available:
+        return []
+    return [p for p, i in _PATHS.items() if lib.mdk_simd_supported(i)]
+
+
+def simd_missing_features(path):
+    """The CPU features `path` needs that this CPU lacks, e.g. 'avx512f,avx512bw' ('' if none)."""
+    return ffi.string(lib.mdk_simd_missing(_PATHS[path])).decode()
+
+
+def simd_path():
+    """The SIMD path the kernels run on now ('scalar', 'avx2', 'avx512' or 'neon'); None if not built."""
+    if not available:
+        return None
+    return ffi.string(lib.mdk_simd_name(lib.mdk_simd_path())).decode()
+
+
+def set_simd_path(path):
+    """Force a SIMD path for every C kernel; raises if it is unknown, not built, or the CPU lacks it."""
+    if not available:
+        raise RuntimeError(f"set_simd_path: the C kernels are not available: {unavailable_reason}")
+    if path not in _PATHS:
+        raise ValueError(f"set_simd_path: unknown SIMD path {path!r}; expected one of {sorted(_PATHS)}")
+    rc = lib.mdk_set_simd_path(_PATHS[path])
+    if rc == lib.MDK_ENOT_BUILT:
+        raise RuntimeError(
+            f"SIMD path {path!r} is not compiled into minidl's C kernels on this architecture "
+            f"(built: {', '.join(simd_paths_built())})"
+        )
+    if rc == lib.MDK_ENOT_SUPPORTED:
+        raise RuntimeError(
+            f"SIMD path {path!r} cannot run on this CPU: it lacks {simd_missing_features(path)} "
+            f"(this CPU supports: {', '.join(simd_paths_supported())})"
+        )
+    if rc != 0:
+        raise RuntimeError(f"set_simd_path({path!r}) failed with code {rc}")
+
+
+def _apply_env_simd():
+    wanted = os.environ.get("MINIDL_SIMD", "").strip().lower()
+    if wanted in ("", "auto"):
+        return
+    try:
+        set_simd_path(wanted)
+    except (RuntimeError, ValueError) as exc:
+        raise RuntimeError(f"MINIDL_SIMD={wanted}: {exc}. Unset MINIDL_SIMD or choose a supported path.") from None
+
+
+if available:
+    _apply_env_simd()
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------
+_F32 = np.dtype(np.float32)
+
+
+def _is_f32(*arrays):
+    return all(type(a) is np.ndarray and a.dtype == _F32 for a in arrays)
+
+
+def _buf(a, ctype="float[]"):
+    """A zero-copy pointer to a C-contiguous array's memory."""
+    return ffi.from_buffer(ctype, a)
+
+
+def _contig(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _strided_ptr(a):
+    """Pointer to element [0, 0, ...] of a possibly strided view (used by the GEMM)."""
+    return ffi.cast("float *", a.ctypes.data)
+
+
+def _elem_strides(a):
+    """Strides in elements, or None if some stride is not a whole number of floats."""
+    if any(s % 4 for s in a.strides):
+        return None
+    return tuple(s // 4 for s in a.strides)
+
+
+def _require_inplace(kernel, arg, a):
+    """In-place kernels write through the pointer: the array must be float32 and C-contiguous."""
+    if type(a) is not np.ndarray or a.dtype != _F32 or not a.flags.c_contiguous or not a.flags.writeable:
+        what = type(a).__name__ if type(a) is not np.ndarray else f"{a.dtype} array with strides {a.strides}"
+        raise ValueError(
+            f"{kernel}: {arg} is updated in place by the C kernel and must be a writeable, C-contiguous "
+            f"float32 array (got a {what}); copying it would silently lose the update. "
+            "Pass np.ascontiguousarray(...) and copy the result back, or use the NumPy kernels."
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Elementwise
+# ---------------------------------------------------------------------------------------
+def _binary(op_code, np_fn):
+    def kernel(x, y, *args, **kwargs):
+        if args or kwargs or not available or not _is_f32(x, y) or x.shape != y.shape or x.size < MIN_ELEMENTWISE:
+            return np_fn(x, y, *args, **kwargs)
+        x, y = _contig(x), _contig(y)
+        out = np.empty(x.shape, _F32)
+        lib.mdk_binary(op_code, _buf(x), _buf(y), _buf(out), x.size)
+        return out
+
+    kernel.__name__ = np_fn.__name__
+    kernel.__doc__ = f"np.{np_fn.__name__} on two same-shape float32 arrays in C; NumPy otherwise."
+    return kernel
+
+
+def _unary(op_code, np_fn, threshold):
+    def kernel(x, *args, **kwargs):
+        if args or kwargs or not available or not _is_f32(x) or x.size < threshold:
+            return np_fn(x, *args, **kwargs)
+        x = _contig(x)
+        out = np.empty(x.shape, _F32)
+        lib.mdk_unary(op_code, _buf(x), _buf(out), x.size)
+        return out
+
+    kernel.__name__ = getattr(np_fn, "__name__", "unary")
+    kernel.__doc__ = f"{kernel.__name__} of a float32 array in C; NumPy otherwise."
+    return kernel
+
+
+if available:
+    add = _binary(lib.MDK_BIN_ADD, np.add)
+    sub = _binary(lib.MDK_BIN_SUB, np.subtract)
+    mul = _binary(lib.MDK_BIN_MUL, np.multiply)
+    div = _binary(lib.MDK_BIN_DIV, np.true_divide)
+    maximum = _binary(lib.MDK_BIN_MAX, np.maximum)
+    minimum = _binary(lib.MDK_BIN_MIN, np.minimum)
+    neg = _unary(lib.MDK_UN_NEG, np.negative, MIN_ELEMENTWISE)
+    abs = _unary(lib.MDK_UN_ABS, np.abs, MIN_ELEMENTWISE)  # noqa: A001
+    sqrt = _unary(lib.MDK_UN_SQRT, np.sqrt, MIN_ELEMENTWISE)
+    exp = _unary(lib.MDK_UN_EXP, np.exp, MIN_FUSED)
+    relu = _unary(lib.MDK_UN_RELU, _ref.relu, MIN_ELEMENTWISE)
+    sigmoid = _unary(lib.MDK_UN_SIGMOID, _ref.sigmoid, MIN_FUSED)
+    tanh = _unary(lib.MDK_UN_TANH, np.tanh, MIN_FUSED)
+
+
+def relu_backward(grad, x):
+    """Gradient of max(0, x): pass `grad` where x > 0, zero elsewhere."""
+    if not available or not _is_f32(grad, x) or grad.shape != x.shape or x.size < MIN_FUSED:
+        return _ref.relu_backward(grad, x)
+    grad, x = _contig(grad), _contig(x)
+    out = np.empty(x.shape, _F32)
+    lib.mdk_relu_backward(_buf(grad), _buf(x), _buf(out), x.size)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------------------
+def _axis_split(shape, axis):
+    """(outer, n, inner, axes, kept_shape) if `axis` names one contiguous run of axes; else None.
+
+    A C-contiguous array reduced over axes i..j is a 3-D array (outer, n, inner) reduced
+    over its middle axis: inner == 1 is a row reduction, outer == 1 a column reduction.
+    """
+    ndim = len(shape)
+    if ndim == 0:
+        return None
+    if axis is None:
+        axes = tuple(range(ndim))
+    else:
+        raw = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+        if not raw or any(not -ndim <= int(a) < ndim for a in raw):
+            return None  # NumPy raises the right error
+        axes = tuple(sorted({int(a) % ndim for a in raw}))
+        if len(axes) != len(raw):
+            return None
+    first, last = axes[0], axes[-1]
+    if axes != tuple(range(first, last + 1)):
+        return None
+    outer = int(np.prod(shape[:first], dtype=np.int64))
+    n = int(np.prod(shape[first : last + 1], dtype=np.int64))
+    inner = int(np.prod(shape[last + 1 :], dtype=np.int64))
+    kept_shape = tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return outer, n, inner, axes, kept_shape
+
+
+def _reduce(c_fn, ref_fn, x, axis, keepdims):
+    if not available or not _is_f32(x) or x.size < MIN_FUSED:
+        return ref_fn(x, axis=axis, keepdims=keepdims)
+    split = _axis_split(x.shape, axis)
+    if split is None:
+        return ref_fn(x, axis=axis, keepdims=keepdims)
+    outer, n, inner, axes, kept_shape = split
+    x = _contig(x)
+    out = np.empty(outer * inner, _F32)
+    c_fn(_buf(x), _buf(out), outer, n, inner)
+    if keepdims:
+        return out.reshape(kept_shape)
+    result = out.reshape(tuple(d for i, d in enumerate(x.shape) if i not in axes))
+    return result[()] if result.ndim == 0 else result  # a NumPy scalar, as np.sum returns
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    return _reduce(lib.mdk_sum_axis if available else None, _ref.sum, x, axis, keepdims)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    return _reduce(lib.mdk_max_axis if available else None, _ref.max, x, axis, keepdims)
+
+
+def _last_axis(x, axis):
+    return axis in (-1, x.ndim - 1) and x.ndim >= 1 and x.shape[-1] > 0
+
+
+def softmax(x, axis=-1):
+    if not available or not _is_f32(x) or x.size < MIN_FUSED or not _last_axis(x, axis):
+        return _ref.softmax(x, axis=axis)
+    x = _contig(x)
+    out = np.empty(x.shape, _F32)
+    lib.mdk_softmax(_buf(x), _buf(out), x.size // x.shape[-1], x.shape[-1])
+    return out
+
+
+def log_softmax(x, axis=-1):
+    if not available or not _is_f32(x) or x.size < MIN_FUSED or not _last_axis(x, axis):
+        return _ref.log_softmax(x, axis=axis)
+    x = _contig(x)
+    out = np.empty(x.shape, _F32)
+    lib.mdk_log_softmax(_buf(x), _buf(out), x.size // x.shape[-1], x.shape[-1])
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Linear algebra
+# ---------------------------------------------------------------------------------------
+def _gemm_ok(*arrays):
+    return available and _is_f32(*arrays) and all(_elem_strides(a) is not None for a in arrays)
+
+
+def _sgemm(a, b, bias=None, act=0):
+    """C = act(a @ b + bias) for 2-D float32 views a (m, k), b (k, n), any strides, no copies."""
+    m, k = a.shape
+    n = b.shape[1]
+    out = np.empty((m, n), _F32)
+    (rsa, csa), (rsb, csb) = _elem_strides(a), _elem_strides(b)
+    bias_ptr = ffi.NULL if bias is None else _buf(bias)
+    rc = lib.mdk_sgemm(m, n, k, _strided_ptr(a), rsa, csa, _strided_ptr(b), rsb, csb, _buf(out), n, bias_ptr, act)
+    if rc == lib.MDK_ENOMEM:
+        raise MemoryError(f"matmul: could not allocate packing buffers for a {m}x{k} @ {k}x{n} product")
+    return out
+
+
+def matmul(a, b, *args, **kwargs):
+    """np.matmul; float32 products of matrices (and stacks of them) big enough to pay run in C."""
+    if args or kwargs or not _gemm_ok(a, b):
+        return np.matmul(a, b, *args, **kwargs)
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+        return np.matmul(a, b)  # vectors are memory-bound; shape errors get NumPy's message
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if 2 * m * n * k < MIN_GEMM_FLOPS:
+        return np.matmul(a, b)
+    if a.ndim == 2 and b.ndim == 2:
+        return _sgemm(a, b)
+    return _batched_matmul(a, b, m, n, k)
+
+
+def _batch_offsets(x, batch_shape):
+    """Element offsets of each matrix of x broadcast to batch_shape (broadcast axes repeat)."""
+    xb = np.broadcast_to(x, batch_shape + x.shape[-2:])
+    strides = _elem_strides(xb)[:-2]
+    offsets = np.zeros(batch_shape, np.int64)
+    for axis, (size, stride) in enumerate(zip(batch_shape, strides)):
+        shape = [1] * len(batch_shape)
+        shape[axis] = size
+        offsets = offsets + np.arange(size, dtype=np.int64).reshape(shape) * stride
+    return np.ascontiguousarray(offsets.reshape(-1)), _elem_strides(xb)[-2:]
+
+
+def _batched_matmul(a, b, m, n, k):
+    try:
+        batch_shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        return np.matmul(a, b)  # NumPy's error message
+    batch = int(np.prod(batch_shape, dtype=np.int64))
+    out = np.empty(batch_shape + (m, n), _F32)
+    if out.size == 0:
+        return np.matmul(a, b)
+    a_off, (rsa, csa) = _batch_offsets(a, batch_shape)
+    b_off, (rsb, csb) = _batch_offsets(b, batch_shape)
+    rc = lib.mdk_sgemm_batched(
+        batch,
+        m,
+        n,
+        k,
+        _strided_ptr(a),
+        _buf(a_off, "int64_t[]"),
+        rsa,
+        csa,
+        _strided_ptr(b),
+        _buf(b_off, "int64_t[]"),
+        rsb,
+        csb,
+        _buf(out),
+        m * n,
+        n,
+    )
+    if rc == lib.MDK_ENOMEM:
+        raise MemoryError(f"matmul: could not allocate packing buffers for {batch} products {m}x{k} @ {k}x{n}")
+    return out
+
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias in one GEMM: W^T is read in place and the bias is added in the epilogue."""
+    return linear_act(x, weight, bias, None)
+
+
+def linear_act(x, weight, bias=None, activation=None):
+    """act(x @ weight.T + bias) in one GEMM with the bias and activation fused into its epilogue."""
+    act = _ACTS.get(activation)
+    if (
+        act is None
+        or x.ndim != 2
+        or weight.ndim != 2
+        or x.shape[1] != weight.shape[1]
+        or not _gemm_ok(x, weight)
+        or (bias is not None and not _is_f32(bias))
+        or 2 * x.shape[0] * weight.shape[0] * x.shape[1] < MIN_GEMM_FLOPS
+    ):
+        return _ref.linear_act(x, weight, bias, activation)
+    if bias is not None:
+        bias = _contig(bias)
+    return _sgemm(x, weight.T, bias, act)
+
+
+def bias_act_forward(x, bias, activation):
+    """act(x + bias) in one pass (bias broadcast over the last axis; None for no bias)."""
+    act = _ACTS.get(activation)
+    if (
+        act is None
+        or not available
+        or not _is_f32(x)
+        or x.ndim < 1
+        or x.size < MIN_FUSED
+        or (bias is not None and (not _is_f32(bias) or bias.shape != x.shape[-1:]))
+    ):
+        return _ref.bias_act_forward(x, bias, activation)
+    x = _contig(x)
+    out = np.empty(x.shape, _F32)
+    bias_ptr = ffi.NULL if bias is None else _buf(_contig(bias))
+    lib.mdk_bias_act_forward(_buf(x), bias_ptr, _buf(out), x.size // x.shape[-1], x.shape[-1], act)
+    return out
+
+
+def bias_act_backward(grad, out, activation):
+    """(dz, dbias): dz = grad * act'(out) from the activation's output, dbias = dz summed over rows."""
+    act = _ACTS.get(activation)
+    if act is None or not available or not _is_f32(grad, out) or grad.shape != out.shape or grad.ndim < 1:
+        return _ref.bias_act_backward(grad, out, activation)
+    if grad.size < MIN_FUSED:
+        return _ref.bias_act_backward(grad, out, activation)
+    grad, out = _contig(grad), _contig(out)
+    dz = np.empty(grad.shape, _F32)
+    dbias = np.empty(grad.shape[-1], _F32)
+    lib.mdk_bias_act_backward(
+        _buf(grad), _buf(out), _buf(dz), _buf(dbias), grad.size // grad.shape[-1], grad.shape[-1], act
+    )
+    return dz, dbias
+
+
+# ---------------------------------------------------------------------------------------
+# Convolution and pooling
+# ---------------------------------------------------------------------------------------
+def _conv_args_ok(x, kh, kw, stride, padding):
+    return (
+        available
+        and _is_f32(x)
+        and x.ndim == 4
+        and x.size >= MIN_CONV
+        and stride >= 1
+        and padding >= 0
+        and conv_output_size(x.shape[2], kh, stride, padding) > 0
+        and conv_output_size(x.shape[3], kw, stride, padding) > 0
+    )
+
+
+def im2col(x, kh, kw, stride, padding):
+    if not _conv_args_ok(x, kh, kw, stride, padding):
+        return _ref.im2col(x, kh, kw, stride, padding)
+    n, c, h, w = x.shape
+    oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+    x = _contig(x)
+    cols = np.empty((n * oh * ow, c * kh * kw), _F32)
+    lib.mdk_im2col(_buf(x), _buf(cols), n, c, h, w, kh, kw, stride, padding)
+    return cols
+
+
+def col2im(cols, x_shape, kh, kw, stride, padding):
+    n, c, h, w = x_shape
+    if not _is_f32(cols) or not _conv_args_ok(np.empty((n, c, h, w), _F32), kh, kw, stride, padding):
+        return _ref.col2im(cols, x_shape, kh, kw, stride, padding)
+    oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+    if cols.shape != (n * oh * ow, c * kh * kw):
+        return _ref.col2im(cols, x_shape, kh, kw, stride, padding)
+    cols = _contig(cols)
+    x = np.empty((n, c, h, w), _F32)
+    lib.mdk_col2im(_buf(cols), _buf(x), n, c, h, w, kh, kw, stride, padding)
+    return x
+
+
+def max_pool2d_forward(x, kernel, stride, padding):
+    """Returns (output, argmax): argmax is the winning offset inside each window."""
+    if not _conv_args_ok(x, kernel, kernel, stride, padding):
+        return _ref.max_pool2d_forward(x, kernel, stride, padding)
+    n, c, h, w = x.shape
+    oh, ow = conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
+    x = _contig(x)
+    out = np.empty((n, c, oh, ow), _F32)
+    argmax = np.empty((n, c, oh, ow), np.int64)
+    lib.mdk_max_pool2d_forward(_buf(x), _buf(out), _buf(argmax, "int64_t[]"), n, c, h, w, kernel, stride, padding)
+    return out, argmax
+
+
+def _pool_out_shape(h, w, kernel, stride, padding):
+    return conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
+
+
+def max_pool2d_backward(grad, argmax, x_shape, kernel, stride, padding):
+    n, c, h, w = x_shape
+    if (
+        not available
+        or not _is_f32(grad)
+        or grad.size < MIN_CONV // 4
+        or type(argmax) is not np.ndarray
+        or argmax.shape != grad.shape
+        or grad.shape[:2] != (n, c)
+        or grad.shape[2:] != _pool_out_shape(h, w, kernel, stride, padding)
+    ):
+        return _ref.max_pool2d_backward(grad, argmax, x_shape, kernel, stride, padding)
+    grad = _contig(grad)
+    argmax = np.ascontiguousarray(argmax, dtype=np.int64)
+    dx = np.empty((n, c, h, w), _F32)
+    lib.mdk_max_pool2d_backward(_buf(grad), _buf(argmax, "int64_t[]"), _buf(dx), n, c, h, w, kernel, stride, padding)
+    return dx
+
+
+# ---------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------
+def cross_entropy_forward(logits, targets):
+    """Per-row loss -log softmax(logits)[target] and the softmax probabilities, in one pass per row."""
+    if (
+        not available
+        or not _is_f32(logits)
+        or logits.ndim != 2
+        or logits.size < MIN_FUSED
+        or logits.shape[1] == 0
+        or np.shape(targets) != (logits.shape[0],)
+    ):
+        return _ref.cross_entropy_forward(logits, targets)
+    logits = _contig(logits)
+    t = np.ascontiguousarray(targets, dtype=np.int64)
+    rows, cols = logits.shape
+    losses = np.empty(rows, _F32)
+    probs = np.empty((rows, cols), _F32)
+    bad = lib.mdk_cross_entropy_forward(_buf(logits), _buf(t, "int64_t[]"), _buf(losses), _buf(probs), rows, cols)
+    if bad:
+        row = -bad - 1
+        raise IndexError(f"cross_entropy_forward: target {t[row]} of row {row} is out of range for {cols} classes")
+    return losses, probs
+
+
+def cross_entropy_backward(probs, targets, grad_losses):
+    """d loss_i / d logits_i = softmax_i - onehot(target_i), scaled by each row's upstream grad."""
+    if (
+        not available
+        or not _is_f32(probs, grad_losses)
+        or probs.ndim != 2
+        or probs.size < MIN_FUSED
+        or grad_losses.shape != (probs.shape[0],)
+        or np.shape(targets) != (probs.shape[0],)
+    ):
+        return _ref.cross_entropy_backward(probs, targets, grad_losses)
+    t = np.ascontiguousarray(targets, dtype=np.int64)
+    if t.size and (t.min() < 0 or t.max() >= probs.shape[1]):
+        return _ref.cross_entropy_backward(probs, targets, grad_losses)  # NumPy's IndexError
+    probs, g = _contig(probs), _contig(grad_losses)
+    d = np.empty(probs.shape, _F32)
+    lib.mdk_cross_entropy_backward(_buf(probs), _buf(t, "int64_t[]"), _buf(g), _buf(d), *probs.shape)
+    return d
+
+
+# ---------------------------------------------------------------------------------------
+# Optimizer updates: in place. Scalars are rounded to float32 here exactly as NumPy does
+# when a Python float meets a float32 array; the C code then performs NumPy's operations
+# in NumPy's order, so results match the NumPy twins bit for bit.
+# ---------------------------------------------------------------------------------------
+def _f32(v):
+    return float(np.float32(v))
+
+
+def _update_in_c(kernel, param, grad, *state):
+    """True if this update should run in C; raises for float32 arrays C cannot update in place."""
+    arrays = (param, grad) + tuple(s for s in state if s is not None)
+    if not available or not _is_f32(*arrays) or param.size < MIN_FUSED:
+        return False
+    if any(a.shape != param.shape for a in arrays):
+        return False  # let NumPy broadcast (or raise its own error)
+    _require_inplace(kernel, "param", param)
+    for i, s in enumerate(state):
+        if s is not None:
+            _require_inplace(kernel, f"state array {i}", s)
+    return True
+
+
+def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+    """g' = mu*g + dL;  w' = w - lr*g'  (the lecture's momentum), in place."""
+    if not _update_in_c("sgd_update", param, grad, velocity if momentum else None):
+        return _ref.sgd_update(param, grad, velocity, lr, momentum, weight_decay, nesterov)
+    grad = _contig(grad)
+    v = _buf(velocity) if momentum else ffi.NULL
+    lib.mdk_sgd_update(
+        _buf(param), _buf(grad), v, param.size, _f32(lr), _f32(momentum), _f32(weight_decay), bool(nesterov)
+    )
+
+
+def adagrad_update(param, grad, sum_sq, lr, eps=1e-10, weight_decay=0.0):
+    """n <- n + dL^2;  w <- w - lr/sqrt(n) * dL, in place."""
+    if not _update_in_c("adagrad_update", param, grad, sum_sq):
+        return _ref.adagrad_update(param, grad, sum_sq, lr, eps, weight_decay)
+    grad = _contig(grad)
+    lib.mdk_adagrad_update(_buf(param), _buf(grad), _buf(sum_sq), param.size, _f32(lr), _f32(eps), _f32(weight_decay))
+
+
+def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    """n <- alpha*n + (1-alpha)*dL^2;  w <- w - lr/sqrt(n) * dL, in place."""
+    if not _update_in_c("rmsprop_update", param, grad, mean_sq):
+        return _ref.rmsprop_update(param, grad, mean_sq, lr, alpha, eps, weight_decay)
+    grad = _contig(grad)
+    lib.mdk_rmsprop_update(
+        _buf(param),
+        _buf(grad),
+        _buf(mean_sq),
+        param.size,
+        _f32(lr),
+        _f32(alpha),
+        _f32(1 - alpha),
+        _f32(eps),
+        _f32(weight_decay),
+    )
+
+
+def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """Adam with bias correction; `step` counts from 1. In place."""
+    if not _update_in_c("adam_update", param, grad, m, v):
+        return _ref.adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay)
+    grad = _contig(grad)
+    lib.mdk_adam_update(
+        _buf(param),
+        _buf(grad),
+        _buf(m),
+        _buf(v),
+        param.size,
+        _f32(lr),
+        _f32(beta1),
+        _f32(1 - beta1),
+        _f32(beta2),
+        _f32(1 - beta2),
+        _f32(1 - beta1**step),
+        _f32(1 - beta2**step),
+        _f32(eps),
+        _f32(weight_decay),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# 16-bit conversion for communication
+# ---------------------------------------------------------------------------------------
+def _convert(c_fn, ref_fn, x, in_dtype, out_dtype, in_ctype, out_ctype):
+    if not available or type(x) is not np.ndarray or x.dtype != in_dtype or x.size < MIN_FUSED:
+        return ref_fn(x)
+    x = _contig(x)
+    out = np.empty(x.shape, out_dtype)
+    c_fn(_buf(x, in_ctype), _buf(out, out_ctype), x.size)
+    return out
+
+
+def float32_to_float16(x):
+    """IEEE half precision, round to nearest even (F16C / AVX-512 instructions when available)."""
+    return _convert(lib and lib.mdk_f32_to_f16, _ref.float32_to_float16, x, _F32, np.float16, "float[]", "uint16_t[]")
+
+
+def float16_to_float32(x):
+    return _convert(
+        lib and lib.mdk_f16_to_f32, _ref.float16_to_float32, x, np.dtype(np.float16), _F32, "uint16_t[]", "float[]"
+    )
+
+
+def float32_to_truncated16(x):
+    """The lecture's 16-bit float: keep the top 16 bits of each float32 (no rounding)."""
+    return _convert(
+        lib and lib.mdk_f32_to_trunc16, _ref.float32_to_truncated16, x, _F32, np.uint16, "float[]", "uint16_t[]"
+    )
+
+
+def truncated16_to_float32(x):
+    return _convert(
+        lib and lib.mdk_trunc16_to_f32,
+        _ref.truncated16_to_float32,
+        x,
+        np.dtype(np.uint16),
+        _F32,
+        "uint16_t[]",
+        "float[]",
+    )
