@@ -13,8 +13,9 @@ Leaves' .grad is written only when the walk completes, so stopping early changes
 import inspect
 import os
 
+import minidl
 from minidl import autograd
-from minidl.debug.provenance import origin_of
+from minidl.debug.provenance import is_user_frame, origin_of
 from minidl.debug.summary import TensorLabels, format_shape, formula_of, op_name, summarize
 
 
@@ -96,6 +97,7 @@ class Step:
                 f"It received ∂{self.name} = d loss / d {self.name} from up the chain, and multiplies it by its",
                 "local derivative to get the gradient of each input:",
                 f"    {self.formula}",
+                f"    (here the inputs, in order, are {', '.join(self.input_names)}; the output is {self.name})",
             ]
             for name, inp, g in zip(self.input_names, self.inputs, self.grad_inputs):
                 if g is not None:
@@ -115,12 +117,16 @@ class Step:
 
 
 def _backward_source(function):
+    """ "minidl/ops/linalg.py:36" for minidl's own ops; the full path for ops defined elsewhere."""
     try:
         method = type(function).backward
         _, line = inspect.getsourcelines(method)
-        return f"{os.path.relpath(inspect.getsourcefile(method))}:{line}"
+        filename = inspect.getsourcefile(method)
     except (OSError, TypeError):
         return None
+    if not is_user_frame(filename):
+        filename = os.path.relpath(filename, os.path.dirname(os.path.dirname(minidl.__file__)))
+    return f"{filename}:{line}"
 
 
 def step_backward(tensor, gradient=None, retain_graph=False, create_graph=False, include_leaves=False):
