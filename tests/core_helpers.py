@@ -32,28 +32,9 @@ def distinct(shape, seed=0, scale=0.1):
     return minidl.tensor(values.reshape(shape), requires_grad=True)
 
 
-def _wrap_0d(fn, inputs):
-    """Pass 0-d inputs to gradcheck as shape (1,) and reshape them back to () inside fn.
-
-    minidl.debug.gradcheck crashes on 0-d inputs (np.nonzero of a 0-d array; see
-    test_autograd.py::test_gradcheck_accepts_0d_inputs). Routing around it here keeps the
-    ops' own 0-d behaviour under test: fn still receives 0-d tensors.
-    """
-    zero_d = [isinstance(t, minidl.Tensor) and t.ndim == 0 for t in inputs]
-    if not any(zero_d):
-        return fn, list(inputs)
-    lifted = [t.reshape(1).detach().requires_grad_(t.requires_grad) if z else t for t, z in zip(inputs, zero_d)]
-
-    def wrapped(*args):
-        return fn(*[a.reshape(()) if z else a for a, z in zip(args, zero_d)])
-
-    return wrapped, lifted
-
-
 def check_grad(fn, inputs, **kwargs):
     """Assert fn's backward matches central differences for every input requiring grad."""
-    fn, inputs = _wrap_0d(fn, inputs)
-    assert gradcheck(fn, inputs, **kwargs)
+    assert gradcheck(fn, list(inputs), **kwargs)
 
 
 def check_gradgrad(fn, inputs, seed=1, **kwargs):
@@ -62,16 +43,14 @@ def check_gradgrad(fn, inputs, seed=1, **kwargs):
     The first derivative g(x, v) = vᵀ J(x) (computed with minidl.grad, create_graph=True)
     is itself gradchecked with respect to both x and the direction v. Differentiating with
     respect to v checks the gradient graph even for ops whose derivative does not depend
-    on x (add, reshape, indexing), where the x part alone would be vacuous.
+    on x (add, reshape, indexing), where the x part alone only confirms a zero.
     """
     inputs = list(inputs)
     with minidl.no_grad():
         outputs = fn(*inputs)
     outputs = (outputs,) if isinstance(outputs, minidl.Tensor) else tuple(outputs)
     generator = rng(seed)
-    # Directions are 1-d (reshaped inside) for the same 0-d reason as in _wrap_0d.
-    directions = [minidl.tensor(generator.standard_normal(max(o.data.size, 1)), requires_grad=True) for o in outputs]
-    shapes = [o.shape for o in outputs]
+    directions = [minidl.tensor(generator.standard_normal(o.shape), requires_grad=True) for o in outputs]
     count = len(inputs)
 
     def first_derivative(*args):
@@ -80,8 +59,8 @@ def check_gradgrad(fn, inputs, seed=1, **kwargs):
             outs = fn(*xs)
             outs = (outs,) if isinstance(outs, minidl.Tensor) else tuple(outs)
             total = None
-            for out, v, shape in zip(outs, vs, shapes):
-                term = (out * v.reshape(shape)).sum()
+            for out, v in zip(outs, vs):
+                term = (out * v).sum()
                 total = term if total is None else total + term
             wrt = [x for x in xs if x.requires_grad]
             grads = minidl.grad(total, wrt, create_graph=True, allow_unused=True)

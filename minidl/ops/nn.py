@@ -9,7 +9,7 @@ import numpy as np
 from minidl import random as _random
 from minidl.autograd import Function
 from minidl.ops._util import constant
-from minidl.ops.elementwise import abs, log, relu
+from minidl.ops.elementwise import sigmoid
 from minidl.ops.linalg import linear
 from minidl.ops.shape import getitem
 from minidl.tensor import Tensor
@@ -79,6 +79,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     f, wc, kh, kw = weight.shape
     if c != wc:
         raise ValueError(f"conv2d: input has {c} channels but weight {weight.shape} expects {wc}")
+    if bias is not None and bias.shape != (f,):
+        raise ValueError(f"conv2d: bias shape {bias.shape} does not match the {f} filters of weight {weight.shape}")
     if stride < 1 or padding < 0:
         raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
     oh, ow = _output_size("conv2d", h, w, kh, kw, stride, padding)
@@ -273,12 +275,32 @@ def mse_loss(prediction, target, reduction="mean"):
     return _reduce_loss(diff * diff, reduction, "mse_loss")
 
 
+class BinaryCrossEntropyWithLogits(Function):
+    """Per-element loss -[t log σ(z) + (1-t) log(1-σ(z))] for logits z and targets t;
+    dz = σ(z) - t,  dt = -z.
+
+    Forward uses the stable form max(z, 0) - z t + log(1 + e^-|z|). Its pieces have kinks
+    at z = 0 that cancel in the sum, so backward differentiates the whole, not the pieces
+    (autodiff of the pieces would give -t at z = 0 instead of 1/2 - t).
+    """
+
+    def forward(self, z, t):
+        k = self.kernels
+        return k.add(k.sub(k.relu(z), k.mul(z, t)), k.log(k.add(1, k.exp(k.neg(k.abs(z))))))
+
+    def backward(self, grad):
+        z, t = self.saved_tensors
+        grad_z = grad * (sigmoid(z) - t) if self.needs_input_grad[0] else None
+        grad_t = grad * -z if self.needs_input_grad[1] else None
+        return grad_z, grad_t
+
+
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
-    """-[t log σ(z) + (1-t) log(1-σ(z))], computed stably as max(z,0) - z t + log(1 + e^-|z|)."""
+    """-[t log σ(z) + (1-t) log(1-σ(z))] for logits z (any shape) and targets t in [0, 1] of the same shape."""
     targets = constant(targets, like=logits)
     if logits.shape != targets.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: logits {logits.shape} and targets {targets.shape} differ")
-    losses = relu(logits) - logits * targets + log(1 + (-abs(logits)).exp())
+    losses = BinaryCrossEntropyWithLogits.apply(logits, targets)
     return _reduce_loss(losses, reduction, "binary_cross_entropy_with_logits")
 
 

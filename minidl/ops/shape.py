@@ -163,7 +163,8 @@ def _resolve_shape(old, new):
 
 def permute(x, *axes):
     axes = _shape_arg(axes)
-    if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)) or len(axes) != x.ndim:
+    in_range = all(isinstance(a, (int, np.integer)) and -x.ndim <= a < x.ndim for a in axes)
+    if not in_range or len(axes) != x.ndim or sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
         raise ValueError(f"permute: {axes} is not a permutation of the {x.ndim} axes of shape {x.shape}")
     axes = tuple(a % x.ndim for a in axes)
     if axes == tuple(range(x.ndim)):
@@ -193,9 +194,9 @@ def expand(x, *shape):
         shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape))
     if shape == x.shape:
         return x
-    for have, want in zip(x.shape, shape[lead:]):
-        if have != want and have != 1:
-            raise ValueError(f"expand: cannot broadcast shape {x.shape} to {shape}")
+    bad_new_axis = any(n < 0 for n in shape[:lead])  # -1 cannot mean "keep" for an axis x does not have
+    if bad_new_axis or any(have != want and have != 1 for have, want in zip(x.shape, shape[lead:])):
+        raise ValueError(f"expand: cannot broadcast shape {x.shape} to {shape}")
     return Expand.apply(x, shape=shape)
 
 

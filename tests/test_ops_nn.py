@@ -1,0 +1,347 @@
+"""Neural-network ops: conv2d (stride, padding, with and without bias), max/avg pooling,
+embedding (repeated indices), dropout (seeded inside the function under test), and the
+losses cross_entropy (ignore_index, reductions), nll_loss, mse_loss and
+binary_cross_entropy_with_logits. Forward values and gradients against torch, gradchecks,
+error messages.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from core_helpers import check_grad, distinct, leaf
+
+import minidl
+
+
+def _t(tensor):
+    return torch.tensor(tensor.data, requires_grad=tensor.requires_grad)
+
+
+# ---------------------------------------------------------------------------
+# conv2d
+# ---------------------------------------------------------------------------
+CONV_CASES = [
+    # x shape, weight shape, stride, padding, bias
+    ((1, 1, 4, 4), (1, 1, 3, 3), 1, 0, False),
+    ((2, 2, 5, 5), (3, 2, 3, 3), 2, 1, True),
+    ((1, 3, 4, 5), (2, 3, 2, 2), 1, 1, True),
+    ((2, 1, 5, 4), (2, 1, 1, 1), 1, 0, True),  # 1x1 convolution
+    ((1, 2, 6, 6), (1, 2, 3, 3), 3, 0, False),  # stride = kernel: no overlap
+    ((1, 2, 5, 5), (2, 2, 2, 2), (2, 2), (1, 1), False),  # tuple arguments
+]
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "bias"), CONV_CASES)
+def test_conv2d_forward_and_gradients_match_torch(x_shape, w_shape, stride, padding, bias):
+    x, w = leaf(x_shape, seed=1), leaf(w_shape, seed=2)
+    b = leaf((w_shape[0],), seed=3) if bias else None
+    out = minidl.conv2d(x, w, b, stride=stride, padding=padding)
+    xt, wt, bt = _t(x), _t(w), None if b is None else _t(b)
+    expected = F.conv2d(xt, wt, bt, stride=stride, padding=padding)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+    weights = np.random.default_rng(4).standard_normal(out.shape)
+    (out * minidl.tensor(weights)).sum().backward()
+    (expected * torch.tensor(weights)).sum().backward()
+    for ours, theirs in [(x, xt), (w, wt)] + ([(b, bt)] if bias else []):
+        np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "bias"), CONV_CASES[:3])
+def test_conv2d_gradcheck(x_shape, w_shape, stride, padding, bias):
+    inputs = [leaf(x_shape, seed=1), leaf(w_shape, seed=2)] + ([leaf((w_shape[0],), seed=3)] if bias else [])
+    check_grad(lambda x, w, *b: minidl.conv2d(x, w, *b, stride=stride, padding=padding), inputs)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "kwargs", "error", "message"),
+    [
+        ((1, 2, 4, 4), (3, 3, 2, 2), {}, ValueError, r"conv2d: input has 2 channels but weight \(3, 3, 2, 2\) expects"),
+        ((2, 4, 4), (3, 2, 2, 2), {}, ValueError, r"conv2d: expected input \(N, C, H, W\) .* got \(2, 4, 4\)"),
+        ((1, 2, 2, 2), (1, 2, 3, 3), {}, ValueError, r"conv2d: a 3x3 window with padding 0 does not fit in a 2x2"),
+        ((1, 2, 4, 4), (1, 2, 2, 2), {"stride": 0}, ValueError, r"conv2d: stride must be >= 1"),
+        ((1, 2, 4, 4), (1, 2, 2, 2), {"stride": (1, 2)}, ValueError, r"conv2d: only square stride is supported"),
+        ((1, 2, 4, 4), (3, 2, 2, 2), {"bias": (2,)}, ValueError, r"conv2d: bias shape \(2,\) does not match the 3"),
+    ],
+)
+def test_conv2d_errors_name_the_op_and_shapes(x_shape, w_shape, kwargs, error, message):
+    kwargs = dict(kwargs)
+    bias = minidl.ones(*kwargs.pop("bias")) if "bias" in kwargs else None
+    with pytest.raises(error, match=message):
+        minidl.conv2d(minidl.ones(*x_shape), minidl.ones(*w_shape), bias, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Pooling
+# ---------------------------------------------------------------------------
+POOL_CASES = [((1, 2, 4, 4), 2, None, 0), ((2, 1, 5, 5), 3, 2, 1), ((1, 1, 5, 4), 2, 1, 1), ((1, 2, 3, 3), 3, 1, 0)]
+
+
+@pytest.mark.parametrize(("shape", "kernel", "stride", "padding"), POOL_CASES)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pooling_matches_torch_and_gradchecks(kind, shape, kernel, stride, padding):
+    x = distinct(shape, seed=2)  # no ties inside a window: the max is unique
+    ours = getattr(minidl, f"{kind}_pool2d")
+    theirs = getattr(F, f"{kind}_pool2d")
+    out = ours(x, kernel, stride, padding)
+    xt = _t(x)
+    expected = theirs(xt, kernel, stride, padding)  # avg: zero padding counts, as torch's default
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-14)
+    weights = np.random.default_rng(1).standard_normal(out.shape)
+    (out * minidl.tensor(weights)).sum().backward()
+    (expected * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(x.grad.data, xt.grad.numpy(), rtol=1e-12)
+    check_grad(lambda t: ours(t, kernel, stride, padding), [x])
+
+
+def test_max_pool_sends_each_window_gradient_to_its_winner_only():
+    x = minidl.tensor(np.array([[[[1.0, 5.0], [3.0, 2.0]]]]), requires_grad=True)
+    minidl.max_pool2d(x, 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[[[0.0, 1.0], [0.0, 0.0]]]])
+
+
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+def test_pooling_errors_name_the_op(name):
+    op = getattr(minidl, name)
+    with pytest.raises(ValueError, match=rf"{name}: expected input \(N, C, H, W\), got shape \(4, 4\)"):
+        op(minidl.ones(4, 4), 2)
+    with pytest.raises(ValueError, match=rf"{name}: need kernel_size >= 1, .* got kernel_size=2, stride=2, padding=2"):
+        op(minidl.ones(1, 1, 4, 4), 2, padding=2)
+    with pytest.raises(ValueError, match=rf"{name}: a 5x5 window with padding 0 does not fit in a 4x4 input"):
+        op(minidl.ones(1, 1, 4, 4), 5)
+
+
+# ---------------------------------------------------------------------------
+# embedding
+# ---------------------------------------------------------------------------
+def test_embedding_looks_up_rows_and_scatter_adds_repeated_indices_like_torch():
+    weight = leaf((5, 3), seed=1)
+    indices = np.array([[1, 4, 1], [1, 0, 4]])  # row 1 three times, row 4 twice, rows 2 and 3 never
+    out = minidl.embedding(minidl.tensor(indices), weight)
+    np.testing.assert_array_equal(out.data, weight.data[indices])
+    grad_out = np.random.default_rng(2).standard_normal(out.shape)
+    out.backward(minidl.tensor(grad_out))
+
+    wt = _t(weight)
+    F.embedding(torch.tensor(indices), wt).backward(torch.tensor(grad_out))
+    np.testing.assert_allclose(weight.grad.data, wt.grad.numpy(), rtol=1e-14)
+    np.testing.assert_array_equal(weight.grad.data[[2, 3]], 0.0)
+    np.testing.assert_allclose(weight.grad.data[1], grad_out[0, 0] + grad_out[0, 2] + grad_out[1, 0])
+
+
+def test_embedding_gradcheck():
+    indices = np.array([3, 0, 3, 3])
+    check_grad(lambda w: minidl.embedding(indices, w), [leaf((4, 2), seed=3)])
+
+
+@pytest.mark.parametrize(
+    ("indices", "weight_shape", "error", "message"),
+    [
+        (np.array([0, 5]), (5, 2), IndexError, "embedding: index 5 is out of range for 5 embeddings"),
+        (np.array([-1, 0]), (5, 2), IndexError, "embedding: index -1 is out of range for 5 embeddings"),
+        (np.array([0.0, 1.0]), (5, 2), TypeError, "embedding: indices must be integers, got dtype float64"),
+        (np.array([0, 1]), (5,), ValueError, r"embedding: weight must be \(num_embeddings, dim\), got shape \(5,\)"),
+    ],
+)
+def test_embedding_errors(indices, weight_shape, error, message):
+    with pytest.raises(error, match=message):
+        minidl.embedding(indices, minidl.ones(*weight_shape))
+
+
+# ---------------------------------------------------------------------------
+# dropout
+# ---------------------------------------------------------------------------
+def _seeded_dropout(p):
+    def apply(x):
+        minidl.manual_seed(1234)  # the same mask on every call, so finite differences are meaningful
+        return minidl.dropout(x, p)
+
+    return apply
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.9])
+def test_dropout_gradcheck_with_a_fixed_seed(p):
+    check_grad(_seeded_dropout(p), [leaf((3, 4), seed=1)])
+
+
+def test_dropout_zeroes_about_p_and_scales_survivors_by_one_over_one_minus_p():
+    minidl.manual_seed(0)
+    x = minidl.ones(100_000, dtype=np.float64, requires_grad=True)
+    out = minidl.dropout(x, 0.3)
+    kept = out.data != 0
+    assert abs(1 - kept.mean() - 0.3) < 0.01
+    np.testing.assert_allclose(out.data[kept], 1 / 0.7)
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad.data, out.data)  # the gradient is the same mask
+    assert out.dtype == np.float64
+
+
+def test_dropout_same_seed_same_mask():
+    x = minidl.ones(50)
+    assert np.array_equal(_seeded_dropout(0.5)(x).data, _seeded_dropout(0.5)(x).data)
+
+
+def test_dropout_is_the_identity_in_eval_mode_and_for_p_zero():
+    x = leaf((2, 3))
+    assert minidl.dropout(x, 0.5, training=False) is x
+    assert minidl.dropout(x, 0.0) is x
+
+
+def test_dropout_with_p_one_zeroes_everything_and_its_gradient():
+    x = leaf((2, 3))
+    out = minidl.dropout(x, 1.0)
+    np.testing.assert_array_equal(out.data, 0.0)
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, 0.0)
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5])
+def test_dropout_rejects_p_outside_the_unit_interval(p):
+    with pytest.raises(ValueError, match=rf"dropout: p must be in \[0, 1\], got {p}"):
+        minidl.dropout(minidl.ones(2), p)
+
+
+# ---------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------
+TARGETS = np.array([2, 0, 3, 1, 2])
+IGNORED = np.array([2, -100, 3, -100, 0])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("targets", [TARGETS, IGNORED], ids=["all-rows", "ignore_index"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_classification_losses_match_torch(loss, targets, reduction):
+    scores = leaf((5, 4), -3, 3, seed=7)
+    if loss == "nll_loss":  # nll takes log-probabilities
+        scores = minidl.tensor(np.log(np.random.default_rng(3).dirichlet(np.ones(4), size=5)), requires_grad=True)
+    out = getattr(minidl, loss)(scores, targets, reduction=reduction)
+    st = _t(scores)
+    expected = getattr(F, loss)(st, torch.tensor(targets), reduction=reduction, ignore_index=-100)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-13)
+    weights = np.random.default_rng(1).standard_normal(out.shape)
+    (out * minidl.tensor(weights)).sum().backward()
+    (expected * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(scores.grad.data, st.grad.numpy(), rtol=1e-12, atol=1e-15)
+    check_grad(lambda s: getattr(minidl, loss)(s, targets, reduction=reduction), [scores])
+
+
+def test_cross_entropy_with_a_custom_ignore_index_and_tensor_targets():
+    logits = leaf((3, 4), seed=2)
+    targets = minidl.tensor([1, 3, 3])
+    out = minidl.cross_entropy(logits, targets, ignore_index=3)
+    expected = F.cross_entropy(torch.tensor(logits.data), torch.tensor(targets.data), ignore_index=3)
+    np.testing.assert_allclose(out.data, expected.numpy(), rtol=1e-13)
+
+
+def test_cross_entropy_equals_log_softmax_then_nll():
+    logits = leaf((4, 3), -2, 2, seed=5)
+    targets = np.array([0, 2, 2, 1])
+    fused = minidl.cross_entropy(logits, targets)
+    composed = minidl.nll_loss(logits.log_softmax(-1), targets)
+    np.testing.assert_allclose(fused.data, composed.data, rtol=1e-14)
+
+
+def test_cross_entropy_is_stable_for_huge_logits_and_keeps_float32():
+    logits = minidl.tensor(np.array([[1000.0, 0.0], [0.0, -1000.0]], dtype=np.float32), requires_grad=True)
+    out = minidl.cross_entropy(logits, np.array([1, 1]))
+    assert out.dtype == np.float32 and np.isfinite(out.item())
+    np.testing.assert_allclose(out.item(), 1000.0 / 2 + 1000.0 / 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_matches_torch_and_gradchecks(reduction):
+    prediction, target = leaf((3, 4), seed=1), leaf((3, 4), seed=2)
+    out = minidl.mse_loss(prediction, target, reduction=reduction)
+    expected = F.mse_loss(torch.tensor(prediction.data), torch.tensor(target.data), reduction=reduction)
+    np.testing.assert_allclose(out.data, expected.numpy(), rtol=1e-14)
+    check_grad(lambda p, t: minidl.mse_loss(p, t, reduction=reduction), [prediction, target])
+
+
+def test_mse_loss_accepts_an_array_target():
+    prediction = leaf((2, 2), seed=1)
+    target = np.ones((2, 2))
+    np.testing.assert_allclose(minidl.mse_loss(prediction, target).item(), np.mean((prediction.data - 1) ** 2))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_binary_cross_entropy_with_logits_matches_torch_and_gradchecks(reduction):
+    logits = leaf((3, 4), -4, 4, seed=3)
+    targets = leaf((3, 4), 0, 1, seed=4)
+    out = minidl.binary_cross_entropy_with_logits(logits, targets, reduction=reduction)
+    lt, tt = _t(logits), _t(targets)
+    expected = F.binary_cross_entropy_with_logits(lt, tt, reduction=reduction)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-13)
+    check_grad(lambda z, t: minidl.binary_cross_entropy_with_logits(z, t, reduction=reduction), [logits, targets])
+
+
+def test_binary_cross_entropy_with_logits_gradient_at_zero_logits_is_sigmoid_minus_target():
+    # Zero logits are common (a zero-initialized last layer); the gradient there is 1/2 - t.
+    logits = minidl.tensor(np.zeros(4), requires_grad=True)
+    targets = np.array([0.0, 1.0, 0.25, 0.5])
+    minidl.binary_cross_entropy_with_logits(logits, targets, reduction="sum").backward()
+    lt = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+    F.binary_cross_entropy_with_logits(lt, torch.tensor(targets), reduction="sum").backward()
+    np.testing.assert_allclose(logits.grad.data, lt.grad.numpy(), rtol=1e-15)
+    np.testing.assert_allclose(logits.grad.data, 0.5 - targets)
+
+
+def test_binary_cross_entropy_with_logits_is_stable_for_huge_logits():
+    logits = minidl.tensor(np.array([-1000.0, 1000.0]), requires_grad=True)
+    with np.errstate(over="raise"):
+        out = minidl.binary_cross_entropy_with_logits(logits, np.array([1.0, 0.0]), reduction="none")
+        out.sum().backward()
+    np.testing.assert_allclose(out.data, [1000.0, 1000.0])
+    np.testing.assert_allclose(logits.grad.data, [-1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: minidl.cross_entropy(minidl.ones(2, 3, 4), np.array([0, 1])),
+            ValueError,
+            r"cross_entropy: expected scores of shape \(N, C\), got \(2, 3, 4\)",
+        ),
+        (
+            lambda: minidl.cross_entropy(minidl.ones(2, 3), np.array([0.0, 1.0])),
+            TypeError,
+            "cross_entropy: targets must be integer class indices, got dtype float64",
+        ),
+        (
+            lambda: minidl.cross_entropy(minidl.ones(2, 3), np.array([0, 1, 2])),
+            ValueError,
+            r"cross_entropy: scores \(2, 3\) need targets of shape \(2,\), got \(3,\)",
+        ),
+        (
+            lambda: minidl.cross_entropy(minidl.ones(2, 3), np.array([0, 3])),
+            IndexError,
+            "cross_entropy: target 3 is out of range for 3 classes",
+        ),
+        (
+            lambda: minidl.cross_entropy(minidl.ones(2, 3), np.array([0, 1]), reduction="avg"),
+            ValueError,
+            "cross_entropy: reduction must be 'mean', 'sum' or 'none', got 'avg'",
+        ),
+        (
+            lambda: minidl.nll_loss(minidl.ones(2, 3), np.array([0, -2])),
+            IndexError,
+            "nll_loss: target -2 is out of range for 3 classes",
+        ),
+        (
+            lambda: minidl.mse_loss(minidl.ones(2, 3), minidl.ones(3)),
+            ValueError,
+            r"mse_loss: prediction shape \(2, 3\) and target shape \(3,\) differ",
+        ),
+        (
+            lambda: minidl.binary_cross_entropy_with_logits(minidl.ones(2), minidl.ones(2, 1)),
+            ValueError,
+            r"binary_cross_entropy_with_logits: logits \(2,\) and targets \(2, 1\) differ",
+        ),
+    ],
+    ids=["ce-3d", "ce-float-targets", "ce-target-shape", "ce-target-range", "ce-reduction", "nll-range", "mse", "bce"],
+)
+def test_loss_errors_name_the_op_and_shapes(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
