@@ -325,6 +325,17 @@ def test_non_leaf_grad_is_kept_only_after_retain_grad():
     np.testing.assert_allclose(x.grad.data, 2 * 15 * x.data)
 
 
+def test_retained_grad_is_a_writable_buffer_of_its_own():
+    # Sum's backward hands back a broadcast (read-only) view; a retained .grad must still
+    # be an ordinary tensor the user can zero, like a leaf's.
+    x = f64([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    y.sum().backward()
+    y.grad.zero_()
+    np.testing.assert_array_equal(y.grad.data, 0.0)
+
+
 def test_gradient_has_the_leaf_dtype_and_shape_even_through_broadcasting_and_promotion():
     w32 = minidl.tensor(np.ones((3, 1), dtype=np.float32), requires_grad=True)
     b64 = f64(np.ones(4), requires_grad=True)

@@ -150,6 +150,13 @@ def test_logsumexp_does_not_overflow():
     np.testing.assert_allclose(x.grad.data, torch.softmax(torch.tensor(x.data), dim=1).numpy(), rtol=1e-12)
 
 
+def test_logsumexp_of_infinite_entries_matches_torch():
+    values = np.array([[-np.inf, -np.inf], [np.inf, 0.0], [-np.inf, 1.0]])
+    with np.errstate(divide="ignore"):
+        out = minidl.logsumexp(minidl.tensor(values), axis=1)
+    np.testing.assert_array_equal(out.data, torch.logsumexp(torch.tensor(values), dim=1).numpy())
+
+
 def test_argmax_and_argmin_return_integer_indices_without_grad():
     x = minidl.tensor(np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]]), requires_grad=True)
     np.testing.assert_array_equal(x.argmax(axis=1).data, [1, 0])

@@ -136,6 +136,29 @@ def test_flatten_of_a_0d_tensor_has_one_element():
     check_grad(lambda t: t.flatten(), [x])
 
 
+@pytest.mark.parametrize(
+    ("op", "shape"),
+    [
+        (lambda t: t.squeeze(0), ()),
+        (lambda t: t.squeeze(-1), ()),
+        (lambda t: t.unsqueeze(0), (1,)),
+        (lambda t: t.unsqueeze(-1).unsqueeze(-1), (1, 1)),
+        (lambda t: t.reshape(1, 1), (1, 1)),
+        (lambda t: t.expand(2, 3), (2, 3)),
+        (lambda t: t.permute(), ()),
+        (lambda t: t.T, ()),
+        (lambda t: t[None, ...], (1,)),
+    ],
+    ids=["squeeze0", "squeeze-1", "unsqueeze", "unsqueeze2", "reshape", "expand", "permute", "T", "getitem"],
+)
+def test_shape_ops_on_0d_tensors_like_torch(op, shape):
+    x = minidl.tensor(np.array(1.5), requires_grad=True)
+    out = op(x)
+    assert out.shape == shape
+    np.testing.assert_array_equal(out.data, np.full(shape, 1.5))
+    check_grad(op, [x])
+
+
 # ---------------------------------------------------------------------------
 # concat, stack, split
 # ---------------------------------------------------------------------------
@@ -325,6 +348,9 @@ def test_views_share_the_version_counter(make_view):
         (lambda x: x.flatten(1, 0), ValueError, r"flatten: start_axis 1 comes after end_axis 0"),
         (lambda x: minidl.concat([x, minidl.ones(3, 3)], 1), ValueError, r"concat: shapes \(2, 3\) and \(3, 3\)"),
         (lambda x: minidl.concat([]), ValueError, r"concat: expected a non-empty sequence"),
+        (lambda x: minidl.concat([x[0, 0], x[0, 1]]), ValueError, r"concat: 0-d tensors have no axis .* use stack"),
+        (lambda x: x[0, 0].split(1), ValueError, r"split: cannot split a 0-d tensor"),
+        (lambda x: x[0, 0].squeeze(1), ValueError, r"squeeze: axis 1 is out of range for a 0-d tensor"),
         (lambda x: minidl.stack([x, minidl.ones(3, 2)]), ValueError, r"stack: all tensors need the same shape"),
         (lambda x: minidl.stack([x, x], axis=3), ValueError, r"stack: axis 3 is out of range"),
         (lambda x: x.split([1, 1], axis=1), ValueError, r"split: sections \[1, 1\] do not add up to .* 3"),

@@ -142,9 +142,14 @@ def var(x, axis=None, keepdims=False, unbiased=False):
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    """log(sum(exp(x))), computed as m + log(sum(exp(x - m))) with m = max(x) so exp cannot overflow."""
+    """log(sum(exp(x))), computed as m + log(sum(exp(x - m))) with m = max(x) so exp cannot overflow.
+
+    m is a constant (any m gives the same value, so it needs no gradient). An infinite m
+    would turn x - m into inf - inf = nan; there m = 0 gives the right ±inf instead.
+    """
     axes = normalize_axis(axis, x.ndim, "logsumexp") if x.ndim else ()
-    shift = Tensor._make(np.max(x.data, axis=axes, keepdims=True), device=x.device)  # a constant
+    m = np.max(x.data, axis=axes, keepdims=True)
+    shift = Tensor._make(np.where(np.isfinite(m), m, 0).astype(m.dtype, copy=False), device=x.device)
     result = (x - shift).exp().sum(axis=axes, keepdims=True).log() + shift
     return result if keepdims else result.reshape(np.squeeze(result.data, axis=axes).shape)
 

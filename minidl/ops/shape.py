@@ -207,6 +207,10 @@ def squeeze(x, axis=None):
     """Remove axes of size 1 (all of them, or just `axis`)."""
     if axis is None:
         shape = tuple(n for n in x.shape if n != 1)
+    elif x.ndim == 0:  # nothing to squeeze; torch accepts axis 0 or -1 here
+        if axis not in (0, -1, (0,), (-1,)):
+            raise ValueError(f"squeeze: axis {axis} is out of range for a 0-d tensor (use 0 or -1)")
+        return x
     else:
         axes = normalize_axis(axis, x.ndim, "squeeze")
         for a in axes:
@@ -250,6 +254,8 @@ def concat(tensors, axis=0):
     tensors = list(tensors)
     _check_same("concat", tensors)
     first = tensors[0]
+    if first.ndim == 0:
+        raise ValueError("concat: 0-d tensors have no axis to join along; use stack to make a new one")
     axis = normalize_axis(axis, first.ndim, "concat")[0]
     for t in tensors[1:]:
         if t.ndim != first.ndim or any(t.shape[i] != first.shape[i] for i in range(first.ndim) if i != axis):
@@ -278,6 +284,8 @@ def stack(tensors, axis=0):
 
 def split(x, split_size_or_sections, axis=0):
     """Cut x along `axis` into pieces of a given size (the last may be smaller) or of the given sizes."""
+    if x.ndim == 0:
+        raise ValueError("split: cannot split a 0-d tensor")
     axis = normalize_axis(axis, x.ndim, "split")[0]
     length = x.shape[axis]
     if isinstance(split_size_or_sections, (int, np.integer)):
