@@ -34,3 +34,7 @@ from minidl.random import manual_seed
 from minidl.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
 __version__ = "0.1.0"
+
+# The training stack (issue 3): layers, optimizers, data, checkpoints.
+from minidl import data, nn, optim  # noqa: E402
+from minidl.checkpoint import load, save  # noqa: E402

@@ -1,0 +1,204 @@
+"""Checkpoints: model, optimizer, step and random state in one .npz file, written atomically.
+
+    minidl.save("run/checkpoint.npz", model=model, optimizer=optimizer, step=epoch)
+    info = minidl.load("run/checkpoint.npz", model=model, optimizer=optimizer)   # info["step"]
+
+Inside the .npz: one array per parameter/buffer ("model/<name>"), one per array of optimizer
+or extra state, and a JSON header ("meta") with everything else, so `np.load` can inspect
+it without minidl. The file is written to a temporary file in the same directory, flushed
+to disk, then moved over the old one with os.replace: a crash or a full disk mid-write
+leaves the previous checkpoint intact. Restoring the random state makes a resumed run
+draw the same shuffles and dropout masks as an uninterrupted one.
+"""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from minidl import random as _random
+from minidl.tensor import Tensor
+
+FORMAT = "minidl-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read, or does not fit the model/optimizer it is loaded into."""
+
+
+# ---------------------------------------------------------------------------
+# Nested state <-> (JSON skeleton, arrays)
+# ---------------------------------------------------------------------------
+def _split_arrays(value, key, arrays):
+    """Replace every array in a nested dict/list by {"__array__": key}, storing the array in `arrays`."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if isinstance(value, np.ndarray):
+        arrays[key] = value
+        return {"__array__": key}
+    if isinstance(value, dict):
+        return {str(k): _split_arrays(v, f"{key}/{k}", arrays) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_split_arrays(v, f"{key}/{i}", arrays) for i, v in enumerate(value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(
+        f"save: cannot store a {type(value).__name__} at {key!r}; use numbers, strings, arrays, lists, dicts"
+    )
+
+
+def _join_arrays(value, arrays):
+    if isinstance(value, dict):
+        if set(value) == {"__array__"}:
+            return arrays[value["__array__"]]
+        return {k: _join_arrays(v, arrays) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_join_arrays(v, arrays) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------
+def save(path, model=None, optimizer=None, step=None, extra=None, save_rng=True):
+    """Write a checkpoint to `path` atomically; returns the path.
+
+    model      a Module (its state_dict) or a dict of name -> array/Tensor
+    optimizer  an Optimizer (its state_dict)
+    step       any number that says where training is (epoch or iteration)
+    extra      a dict of anything else (numbers, strings, arrays, nested lists/dicts),
+               e.g. a scheduler's or an averager's state_dict and the run's settings
+    save_rng   also store minidl's global random generator state (restored by load)
+    """
+    arrays = {}
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "step": step, "model": None, "optimizer": None}
+    if model is not None:
+        state = model.state_dict() if hasattr(model, "state_dict") else model
+        meta["model"] = list(state)
+        for name, value in state.items():
+            arrays["model/" + name] = np.asarray(value.data if isinstance(value, Tensor) else value)
+    if optimizer is not None:
+        meta["optimizer"] = _split_arrays(optimizer.state_dict(), "optimizer", arrays)
+    meta["extra"] = _split_arrays(extra if extra is not None else {}, "extra", arrays)
+    meta["rng_state"] = _random.get_rng_state() if save_rng else None
+    arrays["meta"] = np.array(json.dumps(meta))
+    _write_atomically(path, arrays)
+    return path
+
+
+def _write_atomically(path, arrays):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, temp_path = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        os.chmod(temp_path, 0o666 & ~_current_umask())  # mkstemp makes it private; give it normal permissions
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
+        os.replace(temp_path, path)
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.remove(temp_path)
+        raise
+    _fsync_directory(directory)
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(directory):
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+def read(path):
+    """Read a checkpoint without applying it: {"step", "model" (name -> array), "optimizer", "extra", "rng_state"}."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as e:  # a truncated or foreign file: zipfile, OSError, ValueError...
+        raise CheckpointError(f"checkpoint {path} cannot be read: {type(e).__name__}: {e}") from None
+    if "meta" not in arrays:
+        raise CheckpointError(f"checkpoint {path} is not a minidl checkpoint (no 'meta' entry)")
+    meta = json.loads(str(arrays.pop("meta")))
+    if meta.get("format") != FORMAT or meta.get("version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path}: unknown format {meta.get('format')!r} version {meta.get('version')}")
+    model = None
+    if meta["model"] is not None:
+        model = {name: arrays["model/" + name] for name in meta["model"]}
+    return {
+        "step": meta["step"],
+        "model": model,
+        "optimizer": _join_arrays(meta["optimizer"], arrays) if meta["optimizer"] is not None else None,
+        "extra": _join_arrays(meta["extra"], arrays),
+        "rng_state": meta["rng_state"],
+    }
+
+
+def check_model_state(path, model, saved):
+    """Raise CheckpointError listing every name or shape that differs between `saved` and `model`."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
+    shapes = [
+        f"{k}: checkpoint {tuple(saved[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in saved and tuple(saved[k].shape) != tuple(own[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing from the checkpoint: {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"not in the model: {', '.join(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatch: {'; '.join(shapes)}")
+    if problems:
+        raise CheckpointError(f"checkpoint {path} does not fit {type(model).__name__}: " + " | ".join(problems))
+
+
+def load(path, model=None, optimizer=None, restore_rng=True):
+    """Load a checkpoint into `model` and `optimizer` (both optional) and return what `read` returns.
+
+    Names and shapes are checked first and every mismatch is reported at once; nothing is
+    changed unless everything fits. restore_rng=True resets minidl's random generator to
+    the saved state so training continues exactly as it would have.
+    """
+    state = read(path)
+    if model is not None:
+        if state["model"] is None:
+            raise CheckpointError(f"checkpoint {path} holds no model state")
+        check_model_state(path, model, state["model"])
+    if optimizer is not None and state["optimizer"] is None:
+        raise CheckpointError(f"checkpoint {path} holds no optimizer state")
+    if optimizer is not None:  # checks everything before changing anything, so it goes first
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"checkpoint {path}: optimizer state does not fit: {e}") from None
+    if model is not None:
+        model.load_state_dict(state["model"])
+    if restore_rng and state["rng_state"] is not None:
+        _random.set_rng_state(state["rng_state"])
+    return state

@@ -1,0 +1,459 @@
+"""Module: the base class of every layer and model, as in PyTorch.
+
+A Module owns Parameters (what the optimizer learns), buffers (state that is saved
+but not learned, like batch norm's running averages) and child Modules. Assigning
+any of them to an attribute registers it, which is how `parameters()`, `state_dict()`
+and the readable `repr` tree find everything.
+
+Calling a module runs `forward` and, around it, the hooks and the module call stack
+(`module_stack`) that the backprop debugger reads to say which layer created an op.
+"""
+
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from minidl.autograd import Function, no_grad
+from minidl.nn.parameter import Parameter
+from minidl.ops.shape import concat, split
+from minidl.tensor import Tensor
+
+# The modules whose forward is running right now, outermost first, as
+# (qualified name, module) pairs: ("Net", net), ("Net.features", seq), ("Net.features.0", conv).
+# The root is named by its class; children by the attribute path from it.
+# Tools like the backprop debugger read the top entry to tag the ops being recorded.
+module_stack = []
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class RemovableHandle:
+    """Returned by the register_*_hook methods: call .remove() to unregister the hook."""
+
+    def __init__(self, hooks, key):
+        self._hooks = hooks
+        self._key = key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+
+_next_hook_key = [0]
+
+
+class _Identity(Function):
+    """y = x, as a node of its own, so a tensor hook on y sees only the gradient that flows through it."""
+
+    is_view = True
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad):
+        return grad
+
+
+def _add_hook(hooks, hook):
+    _next_hook_key[0] += 1
+    hooks[_next_hook_key[0]] = hook  # dicts keep insertion order: hooks run in registration order
+    return RemovableHandle(hooks, _next_hook_key[0])
+
+
+class Module:
+    """Base class for layers and models. Subclasses set attributes in __init__ and define forward().
+
+        class MLP(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.hidden = nn.Linear(64, 128)   # registered as a child: its parameters are ours
+                self.out = nn.Linear(128, 10)
+
+            def forward(self, x):
+                return self.out(self.hidden(x).relu())
+
+    `training` is True after construction and after .train(), False after .eval();
+    layers such as Dropout and BatchNorm behave differently in the two modes.
+    """
+
+    def __init__(self):
+        # object.__setattr__: our own __setattr__ needs these dicts to exist already.
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", {})
+        object.__setattr__(self, "_forward_hooks", {})
+        object.__setattr__(self, "_backward_hooks", {})
+        object.__setattr__(self, "_name_in_parent", None)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__}: subclasses of Module must define forward()")
+
+    # ------------------------------------------------------------- calling
+    def __call__(self, *args, **kwargs):
+        module_stack.append((self._qualified_name(), self))
+        try:
+            if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+                return self._call_with_hooks(args, kwargs)
+            return self.forward(*args, **kwargs)
+        finally:
+            module_stack.pop()
+
+    def _qualified_name(self):
+        """This module's path from the module that was called first, e.g. "Net.features.0"."""
+        if module_stack:
+            parent_name, parent = module_stack[-1]
+            name = self._name_in_parent
+            if name is not None and parent._modules.get(name) is self:
+                return parent_name + "." + name
+        return type(self).__name__
+
+    def _call_with_hooks(self, args, kwargs):
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        grad_output_box = None
+        if self._backward_hooks:
+            args, grad_output_box = self._attach_backward_hooks_to_inputs(args)
+        output = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        if self._backward_hooks:
+            output = self._attach_backward_hooks_to_outputs(output, grad_output_box)
+        return output
+
+    # Full backward hooks, built from tensor hooks. The tensors the module receives are
+    # identity views of the caller's tensors, so a hook on them sees exactly the gradient
+    # that flows out of this module (not gradients from other consumers of the same tensor).
+    # When there are several, they are packed into one flat tensor so that a single
+    # tensor hook sees the whole grad_input at once and can replace it (PyTorch uses one
+    # graph node for the same reason). grad_output is collected by hooks on the outputs,
+    # which backward always visits before the inputs.
+    def _attach_backward_hooks_to_inputs(self, args):
+        box = {"grad_output": None, "called": False}
+        positions = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+        box["n_inputs"] = len(args)
+        box["positions"] = positions
+        if not positions:
+            return args, box
+        tensors = [args[i] for i in positions]
+        if len(tensors) == 1:
+            packed = _Identity.apply(tensors[0])
+            pieces = [packed]
+        else:
+            packed = concat([t.reshape(-1) for t in tensors])
+            flat = split(packed, [t.data.size for t in tensors])
+            pieces = [f.reshape(t.shape) for f, t in zip(flat, tensors)]
+
+        def on_grad_input(grad):
+            grads = [grad] if len(tensors) == 1 else [g.reshape(t.shape) for g, t in zip(split(grad, sizes), tensors)]
+            replaced = self._run_backward_hooks(box, grads)
+            if replaced is None:
+                return None
+            if len(tensors) == 1:
+                return replaced[0]
+            return concat([g.reshape(-1) for g in replaced])
+
+        sizes = [t.data.size for t in tensors]
+        packed.register_hook(on_grad_input)
+        args = list(args)
+        for i, piece in zip(positions, pieces):
+            args[i] = piece
+        return tuple(args), box
+
+    def _attach_backward_hooks_to_outputs(self, output, box):
+        outputs = _flatten_tensors(output)
+        box["grad_output"] = [None] * len(outputs)
+        waiting = [i for i, t in enumerate(outputs) if t.requires_grad]
+        for i in waiting:
+
+            def on_grad_output(grad, i=i):
+                box["grad_output"][i] = grad
+                if not box["positions"] and all(box["grad_output"][j] is not None for j in waiting):
+                    self._run_backward_hooks(box, [])  # no input needs a gradient: call the hooks now
+
+            outputs[i].register_hook(on_grad_output)
+        return output
+
+    def _run_backward_hooks(self, box, grads):
+        """Call every backward hook with (module, grad_input, grad_output); return replaced grads or None."""
+        if box["called"]:
+            return None
+        box["called"] = True
+        full = [None] * box["n_inputs"]
+        for i, g in zip(box["positions"], grads):
+            full[i] = g
+        grad_input, grad_output = tuple(full), tuple(box["grad_output"])
+        replaced = False
+        for hook in list(self._backward_hooks.values()):
+            result = hook(self, grad_input, grad_output)
+            if result is not None:
+                result = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+                if len(result) != len(grad_input):
+                    raise RuntimeError(
+                        f"{type(self).__name__} backward hook returned {len(result)} gradients "
+                        f"for {len(grad_input)} inputs"
+                    )
+                grad_input, replaced = result, True
+        if not replaced:
+            return None
+        return [grad_input[i] for i in box["positions"]]
+
+    # --------------------------------------------------------------- hooks
+    def register_forward_pre_hook(self, hook):
+        """hook(module, args) runs before forward; returning a value replaces args."""
+        return _add_hook(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook):
+        """hook(module, args, output) runs after forward; returning a value replaces the output."""
+        return _add_hook(self._forward_hooks, hook)
+
+    def register_full_backward_hook(self, hook):
+        """hook(module, grad_input, grad_output) runs when the gradients w.r.t. the module's
+        inputs are computed; returning a tuple replaces grad_input. Entries are None for
+        inputs that are not tensors requiring grad."""
+        return _add_hook(self._backward_hooks, hook)
+
+    # -------------------------------------------------------- registration
+    def __setattr__(self, name, value):
+        parameters = self.__dict__.get("_parameters")
+        if parameters is None:
+            raise AttributeError(
+                f"cannot assign {name!r} before Module.__init__() is called; "
+                f"call super().__init__() first in {type(self).__name__}.__init__"
+            )
+        if isinstance(value, Parameter):
+            self._forget(name)
+            parameters[name] = value
+        elif name in parameters:
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} as parameter {name!r} of {type(self).__name__} "
+                    "(a Parameter or None expected); wrap it: nn.Parameter(value)"
+                )
+            parameters[name] = None
+        elif isinstance(value, Module):
+            self._forget(name)
+            self._modules[name] = value
+            object.__setattr__(value, "_name_in_parent", name)
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (a Tensor or None expected)")
+            self._buffers[name] = value
+        elif name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} (a Module expected)")
+            self._modules[name] = None
+        object.__setattr__(self, name, value)
+
+    def _forget(self, name):
+        self._parameters.pop(name, None)
+        self._buffers.pop(name, None)
+        self._modules.pop(name, None)
+        self._non_persistent_buffers.discard(name)
+
+    def __delattr__(self, name):
+        self._forget(name)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        """Add a parameter (or None, for an optional one like a missing bias)."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got {type(param).__name__}")
+        self._forget(name)
+        self._parameters[name] = param
+        object.__setattr__(self, name, param)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Add state that is not learned but belongs to the model (saved in state_dict if persistent)."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
+        if "." in name or not name:
+            raise KeyError(f"register_buffer: invalid buffer name {name!r}")
+        self._forget(name)
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent_buffers.add(name)
+        object.__setattr__(self, name, tensor)
+
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
+        setattr(self, name, module) if module is not None else self._register_none_module(name)
+
+    def _register_none_module(self, name):
+        self._forget(name)
+        self._modules[name] = None
+        object.__setattr__(self, name, None)
+
+    # ---------------------------------------------------------- traversal
+    def named_parameters(self, prefix="", recurse=True):
+        """(name, Parameter) pairs, e.g. ("hidden.weight", ...); each parameter once even if shared."""
+        seen = set()
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, p in module._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (module_prefix + "." + name if module_prefix else name), p
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix="", recurse=True):
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, b in module._buffers.items():
+                if b is not None:
+                    yield (module_prefix + "." + name if module_prefix else name), b
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def named_children(self):
+        for name, m in self._modules.items():
+            if m is not None:
+                yield name, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def named_modules(self, prefix="", _seen=None):
+        """This module and every descendant, depth first, each once: ("", self), ("hidden", ...)."""
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(prefix + "." + name if prefix else name, seen)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def apply(self, fn):
+        """Call fn(module) on every child (recursively), then on self; e.g. for custom init."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def num_parameters(self):
+        return sum(p.data.size for p in self.parameters())
+
+    # ----------------------------------------------------------- modes
+    def train(self, mode=True):
+        """Switch this module and its children to training mode (or evaluation with mode=False)."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        """Evaluation mode: Dropout keeps everything, BatchNorm uses its running averages."""
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Forget accumulated gradients (backward adds into .grad, as in PyTorch)."""
+        for p in self.parameters():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.data[...] = 0
+
+    def to(self, dtype):
+        """Convert floating point parameters and buffers to `dtype` in place (e.g. float64 for gradcheck)."""
+        dtype = np.dtype(dtype)
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.data.dtype.kind == "f":
+                t.data = t.data.astype(dtype)
+                t.grad = None
+                t._bump_version()
+        return self
+
+    def double(self):
+        return self.to(np.float64)
+
+    def float(self):
+        return self.to(np.float32)
+
+    # ----------------------------------------------------------- saving
+    def state_dict(self):
+        """Every parameter and persistent buffer by qualified name, as tensors sharing the module's memory."""
+        state = OrderedDict()
+        for prefix, module in self.named_modules():
+            dot = prefix + "." if prefix else ""
+            for name, p in module._parameters.items():
+                if p is not None:
+                    state[dot + name] = p.detach()
+            for name, b in module._buffers.items():
+                if b is not None and name not in module._non_persistent_buffers:
+                    state[dot + name] = b.detach()
+        return state
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values (Tensors or arrays) into this module's parameters and buffers, in place.
+
+        strict=True (the default) raises if a name is missing or unexpected; shapes must
+        always match. The error lists every problem, not just the first.
+        """
+        own = self.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        mismatched = []
+        for k, target in own.items():
+            if k in state_dict:
+                source_shape = np.shape(state_dict[k].data if isinstance(state_dict[k], Tensor) else state_dict[k])
+                if source_shape != target.shape:
+                    mismatched.append(f"{k}: expected shape {target.shape}, got {source_shape}")
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys: {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {unexpected}")
+        if mismatched:
+            problems.append("shape mismatch for " + "; ".join(mismatched))
+        if problems:
+            raise KeyError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
+        with no_grad():
+            for k, target in own.items():
+                if k in state_dict:
+                    value = state_dict[k]
+                    target.copy_(value.data if isinstance(value, Tensor) else np.asarray(value))
+        return IncompatibleKeys(missing, unexpected)
+
+    # ----------------------------------------------------------- printing
+    def extra_repr(self):
+        """The text between the parentheses in repr, e.g. "in_features=64, out_features=10"."""
+        return ""
+
+    def __repr__(self):
+        lines = [self.extra_repr()] if self.extra_repr() else []
+        for name, child in self._modules.items():
+            lines.append(f"({name}): " + repr(child).replace("\n", "\n  "))
+        head = type(self).__name__ + "("
+        if not self._modules:
+            return head + "".join(lines) + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _flatten_tensors(value):
+    """The tensors in a (possibly nested) tuple/list output, in order."""
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _flatten_tensors(v)]
+    return []

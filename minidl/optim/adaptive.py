@@ -1,0 +1,71 @@
+"""Optimizers that adapt the step size per parameter: AdaGrad, RMSProp and Adam.
+
+The lecture's second strategy: "AdaGrad works more often, not always gets you the best
+result" - it needs little tuning because each weight's learning rate decays with the
+history of its own gradients.
+"""
+
+import numpy as np
+
+from minidl.optim.optimizer import Optimizer
+from minidl.optim.updates import adagrad_update, adam_update, rmsprop_update
+
+
+def _buffer(state, key, like):
+    if key not in state:
+        state[key] = np.zeros_like(like)
+    return state[key]
+
+
+class AdaGrad(Optimizer):
+    """n ← n + ∂L²;  w ← w - α/√n · ∂L. Matches torch.optim.Adagrad (lr_decay=0)."""
+
+    def __init__(self, params, lr=0.01, eps=1e-10, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, eps=eps, weight_decay=weight_decay))
+
+    def update(self, param, grad, state, group):
+        state["step"] = state.get("step", 0) + 1
+        adagrad_update(param, grad, _buffer(state, "sum", param), group["lr"], group["eps"], group["weight_decay"])
+
+
+Adagrad = AdaGrad  # PyTorch's spelling
+
+
+class RMSProp(Optimizer):
+    """n ← α·n + (1 - α)·∂L²;  w ← w - lr/√n · ∂L. Matches torch.optim.RMSprop (no momentum, not centered)."""
+
+    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay))
+
+    def check_hyperparameters(self, group):
+        super().check_hyperparameters(group)
+        if not 0 <= group["alpha"] < 1:
+            raise ValueError(f"RMSProp: alpha must be in [0, 1), got {group['alpha']}")
+
+    def update(self, param, grad, state, group):
+        state["step"] = state.get("step", 0) + 1
+        mean_sq = _buffer(state, "square_avg", param)
+        rmsprop_update(param, grad, mean_sq, group["lr"], group["alpha"], group["eps"], group["weight_decay"])
+
+
+RMSprop = RMSProp  # PyTorch's spelling
+
+
+class Adam(Optimizer):
+    """Momentum and a per-parameter scale, bias-corrected (see optim.updates.adam_update). Matches torch.optim.Adam."""
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def check_hyperparameters(self, group):
+        super().check_hyperparameters(group)
+        beta1, beta2 = group["betas"]
+        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+            raise ValueError(f"Adam: betas must be in [0, 1), got {group['betas']}")
+
+    def update(self, param, grad, state, group):
+        state["step"] = step = state.get("step", 0) + 1
+        m = _buffer(state, "exp_avg", param)
+        v = _buffer(state, "exp_avg_sq", param)
+        beta1, beta2 = group["betas"]
+        adam_update(param, grad, m, v, step, group["lr"], beta1, beta2, group["eps"], group["weight_decay"])

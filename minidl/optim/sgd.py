@@ -1,0 +1,37 @@
+"""Stochastic gradient descent, with the lecture's momentum and L2 weight decay.
+
+"SGD is a terrible optimizer ... but it's very cheap": the hacks (momentum, learning-rate
+decay, averaging) all reduce the noise of the gradient estimate while staying cheap.
+"""
+
+import numpy as np
+
+from minidl.optim.optimizer import Optimizer
+from minidl.optim.updates import sgd_update
+
+
+class SGD(Optimizer):
+    """w' = w - α·g' with g' = μ·g + ∂L (momentum μ; plain SGD when μ = 0).
+
+    nesterov=True uses the look-ahead step ∂L + μ·g'. weight_decay=ε adds ε·w to ∂L (L2
+    regularization, the lecture's "L(ȳ, y) + ε|w|²" up to a factor 2 folded into ε).
+    Matches torch.optim.SGD (with dampening=0).
+    """
+
+    def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0, nesterov=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
+
+    def check_hyperparameters(self, group):
+        super().check_hyperparameters(group)
+        if not 0 <= group["momentum"] < 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {group['momentum']}")
+        if group["nesterov"] and group["momentum"] == 0:
+            raise ValueError("SGD: nesterov=True needs a momentum > 0")
+
+    def update(self, param, grad, state, group):
+        velocity = None
+        if group["momentum"]:
+            velocity = state.get("momentum_buffer")
+            if velocity is None:
+                velocity = state["momentum_buffer"] = np.zeros_like(param)
+        sgd_update(param, grad, velocity, group["lr"], group["momentum"], group["weight_decay"], group["nesterov"])

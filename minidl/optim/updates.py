@@ -1,0 +1,50 @@
+"""The update rules as plain functions over NumPy arrays, changing the parameter in place.
+
+They know nothing of Tensors, Modules or optimizers: the optimizers in this package call
+them with `p.data` and `p.grad.data`, and a parameter server can call them on its own
+arrays. Each forwards to the active kernel set (`minidl.backend.get_kernels()`), so the C
+kernels speed them up without changing their meaning; the NumPy reference versions in
+minidl/backend/numpy_kernels.py are the readable definitions.
+"""
+
+from minidl.backend import get_kernels
+
+
+def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+    """SGD, with the lecture's momentum (μ = 0.9 is the usual choice):
+
+        g' = μ·g + ∂L          (velocity, kept between steps; may be None when μ = 0)
+        w' = w - α·g'
+
+    nesterov=True steps with ∂L + μ·g' instead (a look-ahead). weight_decay ε adds ε·w to
+    ∂L: the gradient of the L2 penalty (ε/2)|w|², the lecture's weight decay.
+    """
+    get_kernels().sgd_update(param, grad, velocity, lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+
+def adagrad_update(param, grad, sum_sq, lr, eps=1e-10, weight_decay=0.0):
+    """AdaGrad, learning-rate decay applied adaptively, per parameter:
+
+    n ← n + ∂L²
+    w ← w - α/√n · ∂L       (eps keeps the division finite)
+    """
+    get_kernels().adagrad_update(param, grad, sum_sq, lr, eps=eps, weight_decay=weight_decay)
+
+
+def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    """RMSProp: AdaGrad with a leaky history, so the step size does not shrink forever:
+
+    n ← α·n + (1 - α)·∂L²
+    w ← w - lr/√n · ∂L
+    """
+    get_kernels().rmsprop_update(param, grad, mean_sq, lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
+
+
+def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """Adam: momentum (m) plus an RMSProp-style scale (v), both bias-corrected; step counts from 1.
+
+    m ← β1·m + (1 - β1)·∂L          m̂ = m / (1 - β1^step)
+    v ← β2·v + (1 - β2)·∂L²         v̂ = v / (1 - β2^step)
+    w ← w - lr · m̂ / (√v̂ + eps)
+    """
+    get_kernels().adam_update(param, grad, m, v, step, lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
