@@ -92,9 +92,8 @@ def _value_line(tensor):
 
 def _grad_line(grad):
     s = summarize(grad)
-    return f"grad norm {_short(s.norm)} max {_short(max(abs(s.min), abs(s.max)) if s.min is not None else None)}" + (
-        s.trouble()
-    ), not s.finite
+    largest = None if s.min is None else max(abs(s.min), abs(s.max))
+    return f"grad norm {_short(s.norm)} max {_short(largest)}{s.trouble()}", not s.finite
 
 
 def _known_gradient(tensor, trace):
@@ -108,10 +107,9 @@ def _known_gradient(tensor, trace):
 def _inputs_of(function, trace):
     if function.inputs:
         return function.inputs
-    if trace is not None:
-        for record in trace.records:
-            if record.function is function:
-                return record.inputs
+    record = trace.record_of_function(function) if trace is not None else None
+    if record is not None:
+        return record.inputs
     if function.released:
         raise ValueError(
             f"draw_graph: the graph below {function.name} was freed by backward(). Draw it before backward, "

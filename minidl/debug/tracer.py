@@ -76,10 +76,20 @@ class Trace:
     def __init__(self):
         self.records = []
         self._labels = TensorLabels()
+        # Indexes for the lookups below (records keep their tensors alive, so ids stay unique).
+        self._record_of_tensor = {}
+        self._record_of_function = {}
+        self._sent_to = {}  # id(tensor) -> gradients sent to it
 
     # The engine calls this for every op node, before passing its gradients on.
     def _observe(self, step):
-        self.records.append(TraceRecord(len(self.records), step, self._labels))
+        record = TraceRecord(len(self.records), step, self._labels)
+        self.records.append(record)
+        self._record_of_tensor[id(record.tensor)] = record
+        self._record_of_function[id(record.function)] = record
+        for inp, g in zip(record.inputs, record.grad_inputs):
+            if g is not None:
+                self._sent_to.setdefault(id(inp), []).append(g)
 
     def __len__(self):
         return len(self.records)
@@ -106,26 +116,29 @@ class Trace:
 
     def record_of(self, tensor):
         """The record of the step at which `tensor`'s gradient was complete, or None (leaves, constants)."""
-        for r in self.records:
-            if r.tensor is tensor:
-                return r
-        return None
+        return self._record_of_tensor.get(id(tensor))
+
+    def record_of_function(self, function):
+        """The record of the step at which `function` (an op) ran, or None."""
+        return self._record_of_function.get(id(function))
 
     def gradient(self, tensor):
         """d loss / d tensor as this trace saw it (an ndarray), or None if no gradient reached it.
 
         For an op's output this is the gradient that arrived at its step. For a leaf it is
         the sum of what every consumer sent to it: what backward() added to leaf.grad
-        (before the leaf's own hooks, which the tracer does not see).
+        (before the leaf's own hooks, which the tracer does not see; summed over every
+        backward pass the trace recorded, as .grad accumulates).
         """
         record = self.record_of(tensor)
         if record is not None:
             return record.grad_output
-        total = None
-        for r in self.records:
-            for inp, g in zip(r.inputs, r.grad_inputs):
-                if inp is tensor and g is not None:
-                    total = g.copy() if total is None else total + g
+        sent = self._sent_to.get(id(tensor))
+        if not sent:
+            return None
+        total = sent[0].copy()
+        for g in sent[1:]:
+            total += g
         return total
 
     def leaves(self):
