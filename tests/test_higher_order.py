@@ -15,7 +15,7 @@ import torch
 from core_helpers import check_gradgrad, distinct, leaf
 
 import minidl
-from minidl.debug import gradgradcheck
+from minidl.debug import gradcheck, gradgradcheck
 
 
 # ---------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def test_second_order_check_including_the_direction_nonlinear_ops(name):
 
 
 # ---------------------------------------------------------------------------
-# Second-order checks (with respect to input and direction) for the other ops
+# Ops whose derivative does not depend on their input (linear or piecewise linear)
 # ---------------------------------------------------------------------------
 def _dropout(x):
     minidl.manual_seed(5)
@@ -202,10 +202,33 @@ OTHER = {
 
 
 @pytest.mark.parametrize("name", sorted(OTHER))
-def test_second_order_check_including_the_direction(name):
+def test_second_order_checks_of_the_other_ops(name):
     op, make_inputs = OTHER[name]
     # astype rounds through float32; every op here is piecewise linear, so a large step is exact.
-    check_gradgrad(op, make_inputs(), eps=1e-3)
+    assert gradgradcheck(op, make_inputs(), eps=1e-3)  # the second derivative in x is 0 (a.e.)
+    check_gradgrad(op, make_inputs(), eps=1e-3)  # the gradient graph is right in v as well
+
+
+# ---------------------------------------------------------------------------
+# The second-order checks can fail
+# ---------------------------------------------------------------------------
+class _SquareWithFlatBackward(minidl.Function):
+    """x²: first derivative right, but computed on raw arrays, so it has no graph to differentiate."""
+
+    def forward(self, x):
+        return x * x
+
+    def backward(self, grad):
+        (x,) = self.saved_tensors
+        return minidl.tensor(grad.data * 2 * x.data)
+
+
+def test_second_order_checks_catch_a_backward_that_is_not_differentiable():
+    x = leaf((3,), seed=1)
+    assert gradcheck(_SquareWithFlatBackward.apply, [x])  # first order is fine...
+    assert not gradgradcheck(_SquareWithFlatBackward.apply, [x], raise_exception=False)  # ...second is not
+    with pytest.raises((AssertionError, ValueError)):  # ValueError: the "gradient" has no graph at all
+        check_gradgrad(_SquareWithFlatBackward.apply, [x])
 
 
 # ---------------------------------------------------------------------------
