@@ -19,8 +19,8 @@
  *
  * The micro-kernel keeps an MR x NR tile of C in vector registers for the
  * whole KC-long loop.  Each step k loads NR floats of B (NR/16 zmm vectors),
- * broadcasts MR floats of A and issues MR*NR/16 FMAs: with MR=14, NR=32 that
- * is 28 FMAs per 2 vector loads + 14 broadcasts, enough work per load to keep
+ * broadcasts MR floats of A and issues MR*NR/16 FMAs: with MR=6, NR=64 that
+ * is 24 FMAs per 4 vector loads + 6 broadcasts, enough work per load to keep
  * both FMA ports busy.  Everything outside the micro-kernel exists to make its
  * operands arrive from the nearest cache, in the order it reads them:
  *
@@ -40,7 +40,7 @@
  *     pass over C in memory).
  *
  * One micro-kernel per instruction set: scalar C (the reference, 4x8), AVX2
- * (6x16, 12 ymm accumulators), AVX-512 (14x32, 28 zmm accumulators) and NEON
+ * (6x16, 12 ymm accumulators), AVX-512 (6x64, 24 zmm accumulators) and NEON
  * (8x12) on aarch64.  The driver below is shared.
  */
 #include <stdlib.h>
@@ -59,14 +59,19 @@
 typedef void (*ukr_fn)(int64_t kc, const float *restrict ap, const float *restrict bp, float *restrict c,
                        int64_t ldc, const float *restrict bias, int accumulate);
 
+/* Pack one micro-panel: MR rows of A (or NR columns of B) x kc steps. */
+typedef void (*pack_fn)(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs, int width,
+                        float *restrict dst);
+
 struct gemm_cfg {
     int mr, nr;            /* micro-tile                                       */
     int64_t kc, mc, nc;    /* cache blocks: KC (L1), MC (L2), NC (L3)         */
     ukr_fn ukr;
+    pack_fn pack_a_panel, pack_b_panel;
 };
 
 #define MDK_MR_MAX 16
-#define MDK_NR_MAX 32
+#define MDK_NR_MAX 64
 
 /* ========================================================================
  * Micro-kernels
@@ -128,49 +133,56 @@ MDK_TARGET_AVX2 static void ukr_avx2(int64_t kc, const float *restrict ap, const
     }
 }
 
-/* AVX-512: 14 rows x 32 columns = 14 x 2 zmm accumulators (28 of 32 zmm
- * registers).  Per k: 2 aligned loads of B, 14 broadcasts of A (folded into
- * the FMAs as {1to16} memory operands) and 28 FMAs -> 14 cycles of work on
- * two FMA ports against 16 loads on two-to-three load ports.  The loops over
- * i have constant bounds; GCC unrolls them and keeps acc[][] in registers. */
-enum { A5_MR = 14, A5_NR = 32 };
+/* AVX-512: 6 rows x 64 columns = 6 x 4 zmm accumulators (24 of 32 zmm
+ * registers), 4 for B, 1 for the broadcast A element.  Per k: 4 aligned loads
+ * of B, 6 broadcasts of A and 24 FMAs.  We also tried 14x32, 12x32, 8x48 and
+ * 7x64 (docs/kernels.md): the taller tiles re-use each B vector more but need
+ * 16 loads per 28 FMAs instead of 10 per 24, and on our machine the loads,
+ * not the FMAs, were the limit.  The loops over i and v have constant
+ * bounds; GCC unrolls them and keeps acc[][] in registers (check with
+ * objdump: the k loop has no stack accesses). */
+/* The tile shape can be overridden at compile time (-DA5_MR_DEF=14 -DA5_NV_DEF=2)
+ * to repeat the comparison in docs/kernels.md. */
+#ifndef A5_MR_DEF
+#define A5_MR_DEF 6
+#define A5_NV_DEF 4
+#endif
+enum { A5_MR = A5_MR_DEF, A5_NV = A5_NV_DEF, A5_NR = 16 * A5_NV_DEF };
 MDK_TARGET_AVX512 static void ukr_avx512(int64_t kc, const float *restrict ap, const float *restrict bp,
                                          float *restrict c, int64_t ldc, const float *restrict bias,
                                          int accumulate)
 {
-    __m512 acc[A5_MR][2];
+    __m512 acc[A5_MR][A5_NV];
     for (int i = 0; i < A5_MR; ++i)
-        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+        for (int v = 0; v < A5_NV; ++v)
+            acc[i][v] = _mm512_setzero_ps();
     /* The C tile is touched only at the end; start pulling it in now. */
-    for (int i = 0; i < A5_MR; ++i) {
-        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
-    }
+    for (int i = 0; i < A5_MR; ++i)
+        for (int v = 0; v < A5_NV; ++v)
+            _mm_prefetch((const char *)(c + i * ldc + 16 * v), _MM_HINT_T0);
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; ++p) {
-        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
-        /* A is read 14 floats per k: one cache line every ~1.1 steps. Ask for
-         * the line ~8 steps ahead so it is in L1 when we get there. */
+        __m512 b[A5_NV];
+        for (int v = 0; v < A5_NV; ++v)
+            b[v] = _mm512_load_ps(bp + 16 * v);
+        /* A is read MR floats per k: ask for the line ~8 steps ahead so it is in L1 when we get there. */
         _mm_prefetch((const char *)(ap + 8 * A5_MR), _MM_HINT_T0);
         for (int i = 0; i < A5_MR; ++i) {
             __m512 a = _mm512_set1_ps(ap[i]);
-            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+            for (int v = 0; v < A5_NV; ++v)
+                acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
         }
         ap += A5_MR;
         bp += A5_NR;
     }
-    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
-    if (bias && !accumulate) {
-        bias0 = _mm512_loadu_ps(bias);
-        bias1 = _mm512_loadu_ps(bias + 16);
-    }
     for (int i = 0; i < A5_MR; ++i) {
         float *ci = c + i * ldc;
-        __m512 c0 = accumulate ? _mm512_loadu_ps(ci) : bias0;
-        __m512 c1 = accumulate ? _mm512_loadu_ps(ci + 16) : bias1;
-        _mm512_storeu_ps(ci, _mm512_add_ps(c0, acc[i][0]));
-        _mm512_storeu_ps(ci + 16, _mm512_add_ps(c1, acc[i][1]));
+        for (int v = 0; v < A5_NV; ++v) {
+            __m512 base = accumulate ? _mm512_loadu_ps(ci + 16 * v)
+                          : bias     ? _mm512_loadu_ps(bias + 16 * v)
+                                     : _mm512_setzero_ps();
+            _mm512_storeu_ps(ci + 16 * v, _mm512_add_ps(base, acc[i][v]));
+        }
     }
 }
 #endif /* MDK_HAVE_X86 */
@@ -208,19 +220,150 @@ static void ukr_neon(int64_t kc, const float *restrict ap, const float *restrict
 }
 #endif /* MDK_HAVE_NEON */
 
-/* Blocking per path.  Measured on a Sapphire-Rapids-class core (L1d 48 KiB,
- * L2 2 MiB, see docs/kernels.md); a Bp micro-panel is KC*NR*4 bytes:
- * AVX-512 256*32*4 = 32 KiB of the 48 KiB L1, leaving room for the streaming
- * A micro-panel (14 KiB); the packed A block MC*KC*4 = 336*256*4 = 336 KiB sits
- * comfortably in L2 next to the Bp panels. */
-static struct gemm_cfg cfg_table[MDK_SIMD_COUNT] = {
-    [MDK_SIMD_SCALAR] = {SC_MR, SC_NR, 256, 128, 2048, ukr_scalar},
+/* ========================================================================
+ * Packing
+ *
+ * A micro-panel of A is MR rows x kc, stored k-major: Ap[p][i] = A[i][p]
+ * (MR consecutive floats per step k, exactly what the micro-kernel
+ * broadcasts).  A micro-panel of B is kc x NR: Bp[p][j] = B[p][j] (NR
+ * consecutive floats per step, the vectors the micro-kernel loads).  Rows or
+ * columns past the edge of the matrix are zero.
+ *
+ * The generic packer below handles any strides.  Both operands are read
+ * "along k" in one of two ways: contiguous along k (row-major A, or B = W^T
+ * for a row-major W), which needs a transpose while packing, or contiguous
+ * across the panel (A^T stored row-major, row-major B), which is a plain
+ * copy.  The AVX-512 packers do the transposing case 16 x 16 floats at a time
+ * in registers; packing is O(n^2) work but for a 128-row batch it is a third
+ * of the time if done one float at a time.
+ * ====================================================================== */
+
+/* Any strides: dst[p][i] = src[i*rs + p*cs] for i < len, zero up to width. */
+static void pack_panel_generic(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs, int width,
+                               float *restrict dst)
+{
+    if (len == width && rs == 1) { /* contiguous across the panel: a copy per k step */
+        for (int64_t p = 0; p < kc; ++p)
+            for (int i = 0; i < width; ++i)
+                dst[p * width + i] = src[p * cs + i];
+    } else if (len == width && cs == 1) { /* contiguous along k: read rows, write down lanes */
+        for (int i = 0; i < width; ++i) {
+            const float *row = src + i * rs;
+            for (int64_t p = 0; p < kc; ++p)
+                dst[p * width + i] = row[p];
+        }
+    } else {
+        for (int64_t p = 0; p < kc; ++p) {
+            for (int64_t i = 0; i < len; ++i)
+                dst[p * width + i] = src[i * rs + p * cs];
+            for (int64_t i = len; i < width; ++i)
+                dst[p * width + i] = 0.0f;
+        }
+    }
+}
+
 #if MDK_HAVE_X86
-    [MDK_SIMD_AVX2] = {A2_MR, A2_NR, 256, 144, 3072, ukr_avx2},
-    [MDK_SIMD_AVX512] = {A5_MR, A5_NR, 256, 336, 3072, ukr_avx512},
+/* Transpose a 16 x 16 block held in 16 zmm registers (row r -> column r):
+ * unpack pairs of rows (2x2 blocks), then pairs of pairs (4x4 blocks inside
+ * each 128-bit lane), then move 128-bit lanes around in two shuffles. */
+MDK_TARGET_AVX512 static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int j = 0; j < 4; ++j) {
+        __m512d a = _mm512_castps_pd(t[4 * j]), b = _mm512_castps_pd(t[4 * j + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * j + 2]), d = _mm512_castps_pd(t[4 * j + 3]);
+        u[4 * j + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* u[4j + c] holds rows 4j..4j+3, column 4L + c, in 128-bit lane L. */
+    for (int c = 0; c < 4; ++c) {
+        __m512 x0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), y0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        __m512 x1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd), y1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+        r[c] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
+        r[4 + c] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+    }
+}
+
+/* AVX-512 panel packer for widths 14 (A) and 32 (B). */
+MDK_TARGET_AVX512 static void pack_panel_avx512(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
+                                                int width, float *restrict dst)
+{
+    if (len == width && rs == 1 && width % 16 == 0) { /* row-major B: NR/16 vector copies per k */
+        for (int64_t p = 0; p < kc; ++p)
+            for (int v = 0; v < width; v += 16)
+                _mm512_store_ps(dst + p * width + v, _mm512_loadu_ps(src + p * cs + v));
+        return;
+    }
+    if (len == width && rs == 1 && width < 16) { /* A^T: one masked copy of MR floats per k */
+        const __mmask16 m = (__mmask16)((1u << width) - 1u);
+        for (int64_t p = 0; p < kc; ++p)
+            _mm512_mask_storeu_ps(dst + p * width, m, _mm512_maskz_loadu_ps(m, src + p * cs));
+        return;
+    }
+    if (len == width && cs == 1 && (width % 16 == 0 || width < 16)) {
+        /* Contiguous along k: transpose 16 (lanes) x 16 (k steps) blocks. */
+        const int groups = width < 16 ? 1 : width / 16, lanes = width < 16 ? width : 16;
+        const __mmask16 m = (__mmask16)((1u << lanes) - 1u);
+        int64_t p0 = 0;
+        for (; p0 + 16 <= kc; p0 += 16) {
+            for (int g = 0; g < groups; ++g) {
+                __m512 r[16];
+                for (int i = 0; i < 16; ++i)
+                    r[i] = i < lanes ? _mm512_loadu_ps(src + (g * 16 + i) * rs + p0) : _mm512_setzero_ps();
+                transpose16(r);
+                for (int q = 0; q < 16; ++q) /* r[q] = step p0+q, lanes g*16 .. g*16+15 */
+                    _mm512_mask_storeu_ps(dst + (p0 + q) * width + g * 16, m, r[q]);
+            }
+        }
+        if (p0 < kc) /* the last kc % 16 steps */
+            pack_panel_generic(len, kc - p0, src + p0, rs, cs, width, dst + p0 * width);
+        return;
+    }
+    pack_panel_generic(len, kc, src, rs, cs, width, dst);
+}
+#endif
+
+/* Ap: ceil(mc/MR) micro-panels of A[0:mc, 0:kc]. */
+static void pack_a(const struct gemm_cfg *cfg, int64_t mc, int64_t kc, const float *a, int64_t rsa, int64_t csa,
+                   float *restrict ap)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += cfg->mr)
+        cfg->pack_a_panel(MDK_MIN(cfg->mr, mc - i0), kc, a + i0 * rsa, rsa, csa, cfg->mr, ap + i0 * kc);
+}
+
+/* Bp: ceil(nc/NR) micro-panels of B[0:kc, 0:nc]; a column of B is a "row" of the
+ * panel, so the strides swap roles. */
+static void pack_b(const struct gemm_cfg *cfg, int64_t kc, int64_t nc, const float *b, int64_t rsb, int64_t csb,
+                   float *restrict bp)
+{
+    for (int64_t j0 = 0; j0 < nc; j0 += cfg->nr)
+        cfg->pack_b_panel(MDK_MIN(cfg->nr, nc - j0), kc, b + j0 * csb, csb, rsb, cfg->nr, bp + j0 * kc);
+}
+
+/* Blocking per path, measured on a Sapphire-Rapids-class core (L1d 48 KiB,
+ * L2 2 MiB; sweep in docs/kernels.md).  AVX-512: the packed A block
+ * MC x KC = 336 x 256 floats = 336 KiB lives in L2; an A micro-panel
+ * (6 x 256 x 4 = 6 KiB) stays in L1 while the ukr runs; the B micro-panel
+ * (256 x 64 x 4 = 64 KiB) is larger than L1 and streams from L2 -- the
+ * hardware prefetcher handles that sequential stream well, and KC = 256 still
+ * beat KC = 128/160/192 (fewer passes over C).  NC = 3072 keeps KC x NC
+ * (3 MiB) in L3. */
+static struct gemm_cfg cfg_table[MDK_SIMD_COUNT] = {
+    [MDK_SIMD_SCALAR] = {SC_MR, SC_NR, 256, 128, 2048, ukr_scalar, pack_panel_generic, pack_panel_generic},
+#if MDK_HAVE_X86
+    [MDK_SIMD_AVX2] = {A2_MR, A2_NR, 256, 144, 3072, ukr_avx2, pack_panel_generic, pack_panel_generic},
+    [MDK_SIMD_AVX512] = {A5_MR, A5_NR, 256, 336, 3072, ukr_avx512, pack_panel_avx512, pack_panel_avx512},
 #endif
 #if MDK_HAVE_NEON
-    [MDK_SIMD_NEON] = {NE_MR, NE_NR, 256, 128, 2048, ukr_neon},
+    [MDK_SIMD_NEON] = {NE_MR, NE_NR, 256, 128, 2048, ukr_neon, pack_panel_generic, pack_panel_generic},
 #endif
 };
 
@@ -235,71 +378,6 @@ int mdk_gemm_set_blocking(int path, int64_t kc, int64_t mc, int64_t nc)
     cfg->mc = (mc + cfg->mr - 1) / cfg->mr * cfg->mr;
     cfg->nc = (nc + cfg->nr - 1) / cfg->nr * cfg->nr;
     return MDK_OK;
-}
-
-/* ========================================================================
- * Packing
- * ====================================================================== */
-
-/* Ap: ceil(mc/MR) micro-panels, each kc steps of MR consecutive floats:
- * Ap[panel][p][i] = A[i0 + i][p], zero where i0 + i >= mc. */
-static void pack_a(int64_t mc, int64_t kc, const float *a, int64_t rsa, int64_t csa, int mr, float *restrict ap)
-{
-    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-        int64_t rows = MDK_MIN(mr, mc - i0);
-        const float *panel = a + i0 * rsa;
-        if (rows == mr && rsa == 1) {
-            /* A^T stored row-major (dW = dY^T X): each k step is MR contiguous floats. */
-            for (int64_t p = 0; p < kc; ++p)
-                memcpy(ap + p * mr, panel + p * csa, (size_t)mr * sizeof(float));
-        } else if (rows == mr && csa == 1) {
-            /* Row-major A: read each row sequentially, scatter into its lane. */
-            for (int64_t i = 0; i < mr; ++i) {
-                const float *row = panel + i * rsa;
-                for (int64_t p = 0; p < kc; ++p)
-                    ap[p * mr + i] = row[p];
-            }
-        } else {
-            for (int64_t p = 0; p < kc; ++p) {
-                for (int64_t i = 0; i < rows; ++i)
-                    ap[p * mr + i] = panel[i * rsa + p * csa];
-                for (int64_t i = rows; i < mr; ++i)
-                    ap[p * mr + i] = 0.0f;
-            }
-        }
-        ap += (int64_t)mr * kc;
-    }
-}
-
-/* Bp: ceil(nc/NR) micro-panels, each kc steps of NR consecutive floats:
- * Bp[panel][p][j] = B[p][j0 + j], zero where j0 + j >= nc. */
-static void pack_b(int64_t kc, int64_t nc, const float *b, int64_t rsb, int64_t csb, int nr, float *restrict bp)
-{
-    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
-        int64_t cols = MDK_MIN(nr, nc - j0);
-        const float *panel = b + j0 * csb;
-        if (cols == nr && csb == 1) {
-            /* Row-major B: each k step is one contiguous run of NR floats. */
-            for (int64_t p = 0; p < kc; ++p)
-                memcpy(bp + p * nr, panel + p * rsb, (size_t)nr * sizeof(float));
-        } else if (cols == nr && rsb == 1) {
-            /* B = W^T with W row-major (the linear layer's forward): read each
-             * row of W sequentially, write it down one lane of the panel. */
-            for (int64_t j = 0; j < nr; ++j) {
-                const float *col = panel + j * csb;
-                for (int64_t p = 0; p < kc; ++p)
-                    bp[p * nr + j] = col[p];
-            }
-        } else {
-            for (int64_t p = 0; p < kc; ++p) {
-                for (int64_t j = 0; j < cols; ++j)
-                    bp[p * nr + j] = panel[p * rsb + j * csb];
-                for (int64_t j = cols; j < nr; ++j)
-                    bp[p * nr + j] = 0.0f;
-            }
-        }
-        bp += (int64_t)nr * kc;
-    }
 }
 
 /* ========================================================================
@@ -347,10 +425,10 @@ static void gemm_blocked(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
         for (int64_t pc = 0; pc < k; pc += cfg->kc) {                  /* 4th loop */
             const int64_t kc = MDK_MIN(cfg->kc, k - pc);
             const int first = pc == 0, last = pc + kc == k;
-            pack_b(kc, nc, b + pc * rsb + jc * csb, rsb, csb, nr, bp);
+            pack_b(cfg, kc, nc, b + pc * rsb + jc * csb, rsb, csb, bp);
             for (int64_t ic = 0; ic < m; ic += cfg->mc) {              /* 3rd loop */
                 const int64_t mc = MDK_MIN(cfg->mc, m - ic);
-                pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, mr, ap);
+                pack_a(cfg, mc, kc, a + ic * rsa + pc * csa, rsa, csa, ap);
                 for (int64_t jr = 0; jr < nc; jr += nr) {               /* 2nd loop */
                     const int64_t cols = MDK_MIN(nr, nc - jr);
                     const float *bpanel = bp + jr * kc;
