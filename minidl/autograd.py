@@ -28,37 +28,62 @@ def is_grad_enabled():
     return _grad_enabled
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
-    """Turn graph recording on or off inside a `with` block (or a decorated function)."""
+def _set_mode(mode):
+    global _grad_enabled
+    _grad_enabled = mode
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """A with-block (or function decorator) that sets grad mode inside and restores it after."""
 
     def __init__(self, mode):
         self.mode = bool(mode)
         self._saved = []
 
     def __enter__(self):
-        global _grad_enabled
         self._saved.append(_grad_enabled)
-        _grad_enabled = self.mode
+        _set_mode(self.mode)
         return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._saved.pop()
+        _set_mode(self._saved.pop())
         return False
 
 
-class no_grad(set_grad_enabled):
+class no_grad(_GradMode):
     """Do not record ops: for evaluation and for parameter updates."""
 
     def __init__(self):
         super().__init__(False)
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(_GradMode):
     """Record ops even inside a no_grad block."""
 
     def __init__(self):
         super().__init__(True)
+
+
+class set_grad_enabled(_GradMode):
+    """Switch graph recording on or off.
+
+    As in PyTorch it takes effect as soon as it is called, so `set_grad_enabled(False)`
+    works as a plain statement; used as a with-block or a decorator it restores the
+    previous mode afterwards.
+    """
+
+    def __init__(self, mode):
+        super().__init__(mode)
+        self._mode_before_call = _grad_enabled
+        _set_mode(self.mode)
+
+    def __enter__(self):
+        _set_mode(self._mode_before_call)  # so the block restores the mode from before the call
+        return super().__enter__()
+
+    def __call__(self, function):
+        _set_mode(self._mode_before_call)  # decorating a function must not change the mode now
+        return _GradMode(self.mode)(function)
 
 
 # Debugging tools (minidl.debug) watch ops through these lists; empty means no cost.
@@ -256,7 +281,8 @@ def _as_gradient(g, like, source, index):
     return g
 
 
-def _initial_gradient(tensor, gradient):
+def initial_gradient(tensor, gradient):
+    """The gradient backward starts from: ones for a scalar, else the given one (checked)."""
     if not tensor.requires_grad:
         raise RuntimeError(
             "backward: this tensor does not require grad and has no grad_fn; "
@@ -283,57 +309,72 @@ def backward_steps(roots, root_grads, retain_graph=False, create_graph=False, ca
     the topological order guarantees that happens before the tensor is visited.
     Leaves accumulate into .grad (PyTorch semantics) unless `capture` (a dict keyed
     by id of the tensors of interest) is given, in which case grads are stored there.
-    The graph is released only when the pass completes, so a consumer that stops
-    early leaves it intact.
+
+    Nothing outside the generator changes until the pass completes: leaf .grad is
+    written and the graph released at the end, so a consumer that stops early (a
+    debugger's stepper) leaves every tensor as it was. While paused at a yield, the
+    caller's grad mode is in force; the engine's own work runs with recording on
+    only when create_graph is True.
     """
     pending = {}
     for root, g in zip(roots, root_grads):
         _accumulate(pending, root, g)
+    grads_to_store = []  # (tensor, gradient) for leaves and retain_grad() tensors, written at the end
     done = []
-    with set_grad_enabled(create_graph):
-        for index, node in enumerate(topological_order(roots)):
-            grad = pending.pop(id(node), None)
-            if grad is None:
-                continue  # no path from the roots' gradients reaches this tensor
-            if node._hooks:
-                grad = _run_hooks(node, grad)
-            fn = node.grad_fn
-            if fn is None:
-                yield BackwardStep(node, None, grad, None, index)
-                _store_leaf_gradient(node, grad, create_graph, capture)
-                continue
-            if capture is not None and id(node) in capture:
-                capture[id(node)] = grad
-            elif node._retains_grad:
-                node.grad = grad if create_graph else grad.detach()
-            fn._check_not_released()
-            if create_graph and not fn.supports_double_backward:
-                raise RuntimeError(
-                    f"double backward not supported for {fn.name}: its backward works on raw arrays. "
-                    "Use create_graph=False, or build the model from ops that support it."
-                )
-            grad_inputs = fn.backward(grad)
-            if not isinstance(grad_inputs, tuple):
-                grad_inputs = (grad_inputs,)
-            if len(grad_inputs) != len(fn.inputs):
-                raise RuntimeError(
-                    f"backward of {fn.name} returned {len(grad_inputs)} gradients for {len(fn.inputs)} inputs"
-                )
-            grad_inputs = tuple([
-                None if g is None or not inp.requires_grad else _as_gradient(g, inp, fn, i)
-                for i, (inp, g) in enumerate(zip(fn.inputs, grad_inputs))
-            ])
-            step = BackwardStep(node, fn, grad, grad_inputs, index)
-            for observer in backward_observers:
-                observer(step)
-            yield step
-            for inp, g in zip(fn.inputs, grad_inputs):
+    engine_mode = _GradMode(create_graph)
+    for index, node in enumerate(topological_order(roots)):
+        grad = pending.pop(id(node), None)
+        if grad is None:
+            continue  # no path from the roots' gradients reaches this tensor
+        with engine_mode:
+            step = _backward_node(node, grad, index, create_graph, capture)
+        for observer in backward_observers:
+            observer(step)
+        yield step
+        if step.function is None or (capture is None and node._retains_grad):
+            grads_to_store.append((node, step.grad_output))
+        if step.function is None:
+            continue
+        with engine_mode:
+            for inp, g in zip(step.function.inputs, step.grad_inputs):
                 if g is not None:
                     _accumulate(pending, inp, g)
-            done.append(fn)
+        done.append(step.function)
+    with engine_mode:
+        for tensor, grad in grads_to_store:
+            store_gradient(tensor, grad, create_graph, capture)
     if not retain_graph:
         for fn in done:
             fn.release()
+
+
+def _backward_node(node, grad, index, create_graph, capture):
+    """The chain rule at one node: run hooks, then the op's backward, and check what it returned."""
+    if node._hooks:
+        grad = _run_hooks(node, grad)
+    fn = node.grad_fn
+    if fn is None:
+        return BackwardStep(node, None, grad, None, index)
+    if capture is not None and id(node) in capture:
+        capture[id(node)] = grad
+    fn._check_not_released()
+    if create_graph and not fn.supports_double_backward:
+        raise RuntimeError(
+            f"double backward not supported for {fn.name}: its backward works on raw arrays. "
+            "Use create_graph=False, or build the model from ops that support it."
+        )
+    grad_inputs = fn.backward(grad)
+    if not isinstance(grad_inputs, tuple):
+        grad_inputs = (grad_inputs,)
+    if len(grad_inputs) != len(fn.inputs):
+        raise RuntimeError(f"backward of {fn.name} returned {len(grad_inputs)} gradients for {len(fn.inputs)} inputs")
+    grad_inputs = tuple(
+        [
+            None if g is None or not inp.requires_grad else _as_gradient(g, inp, fn, i)
+            for i, (inp, g) in enumerate(zip(fn.inputs, grad_inputs))
+        ]
+    )
+    return BackwardStep(node, fn, grad, grad_inputs, index)
 
 
 def _accumulate(pending, tensor, grad):
@@ -352,20 +393,31 @@ def _run_hooks(tensor, grad):
     return grad
 
 
-def _store_leaf_gradient(leaf, grad, create_graph, capture):
+def store_gradient(tensor, grad, create_graph, capture=None):
+    """Add a finished gradient to tensor.grad, as PyTorch does (or put it in `capture`, for grad()).
+
+    .grad always owns its buffer: the same gradient object can reach several tensors
+    (a + b hands one gradient to both), so it is copied before anything adds into it.
+    """
     if capture is not None:
-        if id(leaf) in capture:
-            capture[id(leaf)] = grad
+        if id(tensor) in capture:
+            capture[id(tensor)] = grad
         return
     if create_graph:
-        leaf.grad = grad if leaf.grad is None else leaf.grad + grad
-    elif leaf.grad is None:
-        # Own the buffer: `grad` may be the same object another leaf receives.
-        leaf.grad = _Tensor._make(np.array(grad.data, dtype=leaf.dtype), device=leaf.device)
-    elif leaf.grad.grad_fn is None and leaf.grad.data.flags.writeable:
-        leaf.grad.data += grad.data  # repeated backward() accumulates, as in PyTorch
+        if tensor.grad is not None:
+            tensor.grad = tensor.grad + grad
+        else:
+            tensor.grad = grad if grad.grad_fn is not None else _owned_copy(grad, tensor)
+    elif tensor.grad is None:
+        tensor.grad = _owned_copy(grad, tensor)
+    elif tensor.grad.grad_fn is None and tensor.grad.data.flags.writeable:
+        tensor.grad.data += grad.data  # repeated backward() accumulates, as in PyTorch
     else:  # .grad came from a create_graph pass (part of a graph, maybe a read-only view)
-        leaf.grad = _Tensor._make(leaf.grad.data + grad.data, device=leaf.device)
+        tensor.grad = _Tensor._make(tensor.grad.data + grad.data, device=tensor.device)
+
+
+def _owned_copy(grad, like):
+    return _Tensor._make(np.array(grad.data, dtype=like.dtype), device=like.device)
 
 
 def backward(tensor, gradient=None, retain_graph=False, create_graph=False):
@@ -377,7 +429,7 @@ def backward(tensor, gradient=None, retain_graph=False, create_graph=False):
       (implies retain_graph).
     Gradients accumulate across calls; zero them (optimizer.zero_grad()) between steps.
     """
-    root_grad = _initial_gradient(tensor, gradient)
+    root_grad = initial_gradient(tensor, gradient)
     steps = backward_steps([tensor], [root_grad], retain_graph or create_graph, create_graph)
     for _step in steps:
         pass  # each step is applied when the generator resumes
@@ -402,7 +454,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for i, t in enumerate(inputs):
         if not isinstance(t, _Tensor) or not t.requires_grad:
             raise ValueError(f"grad: input {i} does not require grad")
-    root_grads = [_initial_gradient(o, g) for o, g in zip(outputs, grad_outputs)]
+    root_grads = [initial_gradient(o, g) for o, g in zip(outputs, grad_outputs)]
     if retain_graph is None:
         retain_graph = create_graph
     capture = {id(t): None for t in inputs}

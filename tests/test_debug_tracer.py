@@ -248,12 +248,6 @@ def test_stepper_accumulates_into_existing_grads_like_backward():
     np.testing.assert_allclose(net["W"].grad.data, 2 * first)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: autograd.backward_steps keeps grad recording switched off while it is paused at "
-    "a yield (its `with set_grad_enabled(create_graph)` spans the yields), so code run between steps "
-    "does not record ops. step_backward works around it.",
-)
 def test_engine_generator_restores_grad_mode_while_paused():
     x = minidl.tensor([2.0], requires_grad=True)
     y = (x * x).sum()
@@ -265,13 +259,6 @@ def test_engine_generator_restores_grad_mode_while_paused():
         steps.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core gap: autograd.backward_steps adds to a leaf's .grad at the leaf's step, so a consumer "
-    "that stops after some leaf steps leaves those leaves half-accumulated, and a later full backward "
-    "double-counts them. step_backward works around it by capturing leaf gradients and writing them "
-    "at the end.",
-)
 def test_engine_generator_abandoned_after_a_leaf_step_leaves_dot_grad_untouched():
     net = lecture_network()
     steps = autograd.backward_steps([net["loss"]], [minidl.tensor(1.0, dtype=np.float64)])

@@ -22,6 +22,8 @@ def enter_debugger(step):
 
 
 def _matches_op(wanted, function):
+    if function is None:
+        return False  # a leaf step: no op's backward runs there
     if wanted is None:
         return True
     if isinstance(wanted, type):

@@ -141,31 +141,17 @@ def step_backward(tensor, gradient=None, retain_graph=False, create_graph=False,
     still intact, so a later backward() gives the usual result. Hooks registered on tensors
     do run as their tensors are reached.
     """
-    root_grad = autograd._initial_gradient(tensor, gradient)
-    # Gather leaf gradients in `capture` instead of .grad, so an abandoned walk leaves .grad alone.
-    leaves = [t for t in autograd.topological_order([tensor]) if t.grad_fn is None]
-    capture = {id(leaf): None for leaf in leaves}
-    engine = autograd.backward_steps([tensor], [root_grad], retain_graph or create_graph, create_graph, capture)
+    root_grad = autograd.initial_gradient(tensor, gradient)
+    # The engine writes .grad and releases the graph only when the walk completes, and gives
+    # the caller's grad mode back while paused, so stopping early leaves everything as it was.
+    engine = autograd.backward_steps([tensor], [root_grad], retain_graph or create_graph, create_graph)
     labels = TensorLabels()
     number = 0
     try:
-        while True:
-            # Run the engine in the grad mode backward() uses, but give the caller back their own
-            # mode while the step is paused (the engine would otherwise leave grad recording off).
-            with autograd.set_grad_enabled(create_graph):
-                try:
-                    step = next(engine)
-                except StopIteration:
-                    break
+        for step in engine:
             if step.function is None and not include_leaves:
                 continue
             yield Step(step, number, labels)
             number += 1
-        for leaf in leaves:
-            grad = capture[id(leaf)]
-            if grad is not None:
-                # The engine's own rule, so the result is exactly what backward() would store.
-                autograd._store_leaf_gradient(leaf, grad, create_graph, None)
     finally:
-        with autograd.set_grad_enabled(create_graph):
-            engine.close()
+        engine.close()

@@ -6,8 +6,8 @@
     t.records[0].grad_inputs      # the actual gradient arrays each op sent to its inputs
 
 `loss.backward(trace=True)` does the same and prints the table. The tracer watches the
-engine through `autograd.backward_observers`, which report op nodes (not leaves); the
-gradient a leaf receives is the sum of the "→" rows sent to it (`Trace.gradient(leaf)`).
+engine through `autograd.backward_observers`. Op nodes become the table's rows; leaf
+steps give the total each leaf receives after its hooks (`Trace.gradient(leaf)`).
 """
 
 import contextlib
@@ -80,9 +80,15 @@ class Trace:
         self._record_of_tensor = {}
         self._record_of_function = {}
         self._sent_to = {}  # id(tensor) -> gradients sent to it
+        self._leaf_totals = {}  # id(leaf) -> gradient it received (after hooks), summed over passes
 
-    # The engine calls this for every op node, before passing its gradients on.
+    # The engine calls this for every node, before passing its gradients on.
     def _observe(self, step):
+        if step.function is None:  # a leaf: its complete gradient, after its hooks
+            total = self._leaf_totals.get(id(step.tensor))
+            g = step.grad_output.data
+            self._leaf_totals[id(step.tensor)] = g.copy() if total is None else total + g
+            return
         record = TraceRecord(len(self.records), step, self._labels)
         self.records.append(record)
         self._record_of_tensor[id(record.tensor)] = record
@@ -126,13 +132,15 @@ class Trace:
         """d loss / d tensor as this trace saw it (an ndarray), or None if no gradient reached it.
 
         For an op's output this is the gradient that arrived at its step. For a leaf it is
-        the sum of what every consumer sent to it: what backward() added to leaf.grad
-        (before the leaf's own hooks, which the tracer does not see; summed over every
-        backward pass the trace recorded, as .grad accumulates).
+        what backward() added to leaf.grad: the sum of what every consumer sent to it, after
+        the leaf's own hooks (summed over every backward pass the trace recorded, as .grad
+        accumulates).
         """
         record = self.record_of(tensor)
         if record is not None:
             return record.grad_output
+        if id(tensor) in self._leaf_totals:
+            return self._leaf_totals[id(tensor)].copy()
         sent = self._sent_to.get(id(tensor))
         if not sent:
             return None
