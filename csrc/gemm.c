@@ -380,6 +380,17 @@ int mdk_gemm_set_blocking(int path, int64_t kc, int64_t mc, int64_t nc)
     return MDK_OK;
 }
 
+/* The cache blocks of one path (for the tests and the tuning benchmark). */
+int mdk_gemm_get_blocking(int path, int64_t out[3])
+{
+    if (!mdk_simd_built(path))
+        return MDK_EUNKNOWN_PATH;
+    out[0] = cfg_table[path].kc;
+    out[1] = cfg_table[path].mc;
+    out[2] = cfg_table[path].nc;
+    return MDK_OK;
+}
+
 /* ========================================================================
  * The driver: the five loops
  * ====================================================================== */

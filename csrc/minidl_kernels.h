@@ -62,6 +62,11 @@ int mdk_sgemm(int64_t m, int64_t n, int64_t k,
               const float *b, int64_t rsb, int64_t csb,
               float *c, int64_t ldc, const float *bias, int act);
 
+/* Cache blocking of one path's GEMM (KC, MC, NC); set rounds MC and NC up to
+ * the micro-tile.  For tests and tuning only: not thread-safe.               */
+int mdk_gemm_set_blocking(int path, int64_t kc, int64_t mc, int64_t nc);
+int mdk_gemm_get_blocking(int path, int64_t out[3]);
+
 /* `batch` independent products; item t uses a + a_off[t], b + b_off[t] and
  * writes c + t*c_stride (broadcast batches simply repeat an offset).        */
 int mdk_sgemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k,

@@ -45,19 +45,14 @@ def _header_declarations():
     return "\n".join(lines)
 
 
-CDEF_EXTRA = """
-int mdk_gemm_set_blocking(int path, int64_t kc, int64_t mc, int64_t nc);
-"""
-
-
 def make_builder(module_name=MODULE_NAME, extra_compile_args=(), extra_link_args=(), absolute_paths=False):
     """An FFI builder for the kernels; setuptools needs relative source paths, ffi.compile() absolute ones."""
     ffi = FFI()
-    ffi.cdef(_header_declarations() + CDEF_EXTRA)
+    ffi.cdef(_header_declarations())
     sources = sorted(str(p.relative_to(ROOT)) for p in CSRC.glob("*.c"))
     ffi.set_source(
         module_name,
-        '#include "minidl_kernels.h"\nint mdk_gemm_set_blocking(int path, int64_t kc, int64_t mc, int64_t nc);\n',
+        '#include "minidl_kernels.h"\n',
         sources=[str(ROOT / s) for s in sources] if absolute_paths else sources,
         include_dirs=[str(CSRC)],
         extra_compile_args=COMPILE_ARGS + list(extra_compile_args),

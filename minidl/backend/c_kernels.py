@@ -179,9 +179,9 @@ def _binary(op_code, np_fn):
     return kernel
 
 
-def _unary(op_code, np_fn, threshold):
+def _unary(op_code, np_fn, threshold_name):
     def kernel(x, *args, **kwargs):
-        if args or kwargs or not available or not _is_f32(x) or x.size < threshold:
+        if args or kwargs or not available or not _is_f32(x) or x.size < globals()[threshold_name]:
             return np_fn(x, *args, **kwargs)
         x = _contig(x)
         out = np.empty(x.shape, _F32)
@@ -200,13 +200,13 @@ if available:
     div = _binary(lib.MDK_BIN_DIV, np.true_divide)
     maximum = _binary(lib.MDK_BIN_MAX, np.maximum)
     minimum = _binary(lib.MDK_BIN_MIN, np.minimum)
-    neg = _unary(lib.MDK_UN_NEG, np.negative, MIN_ELEMENTWISE)
-    abs = _unary(lib.MDK_UN_ABS, np.abs, MIN_ELEMENTWISE)  # noqa: A001
-    sqrt = _unary(lib.MDK_UN_SQRT, np.sqrt, MIN_ELEMENTWISE)
-    exp = _unary(lib.MDK_UN_EXP, np.exp, MIN_FUSED)
-    relu = _unary(lib.MDK_UN_RELU, _ref.relu, MIN_ELEMENTWISE)
-    sigmoid = _unary(lib.MDK_UN_SIGMOID, _ref.sigmoid, MIN_FUSED)
-    tanh = _unary(lib.MDK_UN_TANH, np.tanh, MIN_FUSED)
+    neg = _unary(lib.MDK_UN_NEG, np.negative, "MIN_ELEMENTWISE")
+    abs = _unary(lib.MDK_UN_ABS, np.abs, "MIN_ELEMENTWISE")  # noqa: A001
+    sqrt = _unary(lib.MDK_UN_SQRT, np.sqrt, "MIN_ELEMENTWISE")
+    exp = _unary(lib.MDK_UN_EXP, np.exp, "MIN_FUSED")
+    relu = _unary(lib.MDK_UN_RELU, _ref.relu, "MIN_ELEMENTWISE")
+    sigmoid = _unary(lib.MDK_UN_SIGMOID, _ref.sigmoid, "MIN_FUSED")
+    tanh = _unary(lib.MDK_UN_TANH, np.tanh, "MIN_FUSED")
 
 
 def relu_backward(grad, x):

@@ -1,0 +1,666 @@
+"""Every C kernel agrees with its NumPy twin, on every SIMD path this CPU can run.
+
+Each test takes the `simd` fixture, so it runs once per path (scalar, avx2, avx512 on
+x86-64; scalar, neon on aarch64), forced with c_kernels.set_simd_path(). A path the
+machine cannot run is skipped with a reason naming the missing CPU features.
+
+The `c` fixture sets the size thresholds to 0 (so even a 1x1 problem goes to C) and
+records which C functions were called, so a test fails if an override silently fell
+back to NumPy.
+
+Set MINIDL_TEST_CKERNELS_MODULE=/path/to/module.so to run these tests against another
+build of the same sources (tests/test_sanitizers.py does this with an ASan/UBSan build).
+"""
+
+import importlib.machinery
+import importlib.util
+import itertools
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minidl.backend import c_kernels as ck
+from minidl.backend import numpy_kernels as nk
+
+pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: {ck.unavailable_reason}")
+
+AWKWARD = [1, 3, 7, 17, 31, 33, 65, 127, 129]
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+PATHS = ["scalar", "avx2", "avx512"] if X86 else ["scalar", "neon"]
+
+
+def _alternate_build():
+    """The kernels of MINIDL_TEST_CKERNELS_MODULE (an instrumented build), if set."""
+    path = os.environ.get("MINIDL_TEST_CKERNELS_MODULE")
+    if not path:
+        return None
+    name = os.path.basename(path).split(".")[0]
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+_ALT = _alternate_build() if ck.available else None
+
+
+class _RecordingLib:
+    """Wraps the cffi lib and records the names of the C functions called through it."""
+
+    def __init__(self, lib):
+        self._lib = lib
+        self.calls = []
+
+    def __getattr__(self, attr):
+        value = getattr(self._lib, attr)
+        if callable(value) and attr.startswith("mdk_"):
+
+            def call(*args):
+                self.calls.append(attr)
+                return value(*args)
+
+            return call
+        return value
+
+
+@pytest.fixture(params=PATHS)
+def simd(request):
+    """Run the test on one SIMD path; skip, saying why, if the machine cannot run it."""
+    path = request.param
+    lib = _ALT.lib if _ALT is not None else ck.lib
+    if not lib.mdk_simd_built(ck._PATHS[path]):
+        pytest.skip(f"SIMD path {path!r} is not compiled for this architecture ({platform.machine()})")
+    if not lib.mdk_simd_supported(ck._PATHS[path]):
+        missing = ck.ffi.string(lib.mdk_simd_missing(ck._PATHS[path])).decode()
+        pytest.skip(f"this CPU cannot run the {path} path: it lacks {missing}")
+    before = lib.mdk_simd_path()
+    assert lib.mdk_set_simd_path(ck._PATHS[path]) == 0
+    yield path
+    lib.mdk_set_simd_path(before)
+
+
+@pytest.fixture
+def c(simd, monkeypatch):
+    """c_kernels with every size threshold at 0 and C calls recorded (returns the call list)."""
+    for name in ("MIN_GEMM_FLOPS", "MIN_ELEMENTWISE", "MIN_FUSED", "MIN_CONV"):
+        monkeypatch.setattr(ck, name, 0)
+    if _ALT is not None:
+        monkeypatch.setattr(ck, "ffi", _ALT.ffi)
+    recorder = _RecordingLib(_ALT.lib if _ALT is not None else ck.lib)
+    monkeypatch.setattr(ck, "lib", recorder)
+    return recorder.calls
+
+
+def rand(*shape, seed=0, scale=1.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+def assert_gemm_close(got, a, b, bias=None):
+    """float32 GEMM tolerance: relative to sum |a||b| (the size of the rounding errors)."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    want = a64 @ b64 + (0 if bias is None else bias)
+    scale = np.abs(a64) @ np.abs(b64) + (0 if bias is None else np.abs(bias)) + 1e-30
+    assert got.shape == want.shape and got.dtype == np.float32
+    err = np.max(np.abs(got - want) / scale) if got.size else 0.0
+    assert err < 2e-6 * max(1, np.sqrt(a.shape[-1])), f"relative error {err}"
+
+
+def views(x, kind):
+    """x itself or a non-contiguous view with the same values."""
+    if kind == "contig":
+        return x
+    if kind == "T":  # a transposed copy viewed back: same values, transposed strides
+        return np.ascontiguousarray(x.T).T
+    if kind == "sliced":  # every other row/column of a bigger array
+        big = np.zeros((2 * x.shape[0], 2 * x.shape[1]), np.float32)
+        big[::2, ::2] = x
+        return big[::2, ::2]
+    if kind == "reversed":  # negative strides
+        return np.ascontiguousarray(x[::-1, ::-1])[::-1, ::-1]
+    raise ValueError(kind)
+
+
+# ---------------------------------------------------------------------------------------
+# GEMM
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("m,k,n", [(m, k, n) for m, k, n in itertools.product(AWKWARD, [1, 17, 129], AWKWARD)][::4])
+def test_matmul_awkward_sizes(c, m, k, n):
+    a, b = rand(m, k, seed=1), rand(k, n, seed=2)
+    assert_gemm_close(ck.matmul(a, b), a, b)
+    assert "mdk_sgemm" in c
+
+
+@pytest.mark.parametrize("kind_a,kind_b", itertools.product(["contig", "T", "sliced", "reversed"], repeat=2))
+def test_matmul_strided_operands_without_copies(c, kind_a, kind_b):
+    a, b = rand(33, 65, seed=3), rand(65, 31, seed=4)
+    va, vb = views(a, kind_a), views(b, kind_b)
+    assert not (kind_a != "contig" and va.flags.c_contiguous)
+    assert_gemm_close(ck.matmul(va, vb), a, b)
+    assert c == ["mdk_sgemm"]
+
+
+def test_matmul_many_cache_blocks(c, simd):
+    """Tiny KC/MC/NC so small matrices cross every block boundary of the five loops."""
+    lib = ck.lib
+    path = ck._PATHS[simd]
+    saved = ck.ffi.new("int64_t[3]")
+    assert lib.mdk_gemm_get_blocking(path, saved) == 0
+    try:
+        assert lib.mdk_gemm_set_blocking(path, 5, 13, 70) == 0
+        for m, k, n in [(65, 33, 129), (31, 17, 127), (1, 129, 1)]:
+            a, b = rand(m, k, seed=m), rand(n, k, seed=n)
+            bias = rand(n, seed=7)
+            assert_gemm_close(ck.matmul(a, b.T), a, b.T)
+            assert_gemm_close(ck.linear(a, b, bias), a, b.T, bias)
+            got = ck.linear_act(a, b, bias, "relu")
+            np.testing.assert_allclose(got, np.maximum(ck.linear(a, b, bias), 0), rtol=0, atol=0)
+    finally:
+        lib.mdk_gemm_set_blocking(path, saved[0], saved[1], saved[2])
+
+
+def test_matmul_empty_inner_dimension(c):
+    a, b = np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32)
+    np.testing.assert_array_equal(ck.matmul(a, b), np.zeros((3, 4), np.float32))
+    bias = rand(4, seed=1)
+    np.testing.assert_array_equal(
+        ck.linear_act(a, np.zeros((4, 0), np.float32), bias, "relu"), np.maximum(bias, 0)[None].repeat(3, 0)
+    )
+
+
+@pytest.mark.parametrize(
+    "a_shape,b_shape",
+    [((2, 3, 7, 17), (17, 5)), ((1, 33, 9), (4, 9, 65)), ((5, 17, 31), (5, 31, 3)), ((3, 1, 6, 4), (2, 4, 7))],
+)
+def test_batched_matmul_with_broadcasting(c, a_shape, b_shape):
+    a, b = rand(*a_shape, seed=1), rand(*b_shape, seed=2)
+    got = ck.matmul(a, b)
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert "mdk_sgemm_batched" in c
+
+
+def test_batched_matmul_transposed_views(c):
+    a, b = rand(4, 31, 17, seed=1), rand(4, 33, 17, seed=2)
+    got = ck.matmul(a, b.transpose(0, 2, 1))  # a strided batch: no copies
+    np.testing.assert_allclose(got, np.matmul(a, b.transpose(0, 2, 1)), rtol=1e-4, atol=1e-4)
+    assert c == ["mdk_sgemm_batched"]
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_act_fuses_bias_and_activation(c, activation, with_bias):
+    x, w = rand(65, 33, seed=1), rand(127, 33, seed=2)
+    bias = rand(127, seed=3) if with_bias else None
+    got = ck.linear_act(x, w, bias, activation)
+    want = nk.linear_act(
+        x.astype(np.float64), w.astype(np.float64), None if bias is None else bias.astype(np.float64), activation
+    )
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    assert c == ["mdk_sgemm"]  # one call: bias and activation ran in the epilogue
+
+
+def test_matmul_falls_back_to_numpy_for_other_dtypes_and_vectors(c):
+    a64, b64 = rand(5, 4).astype(np.float64), rand(4, 3).astype(np.float64)
+    np.testing.assert_array_equal(ck.matmul(a64, b64), a64 @ b64)
+    v = rand(4)
+    np.testing.assert_allclose(ck.matmul(rand(5, 4), v), rand(5, 4) @ v, rtol=1e-6)
+    assert c == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    m=st.integers(1, 80),
+    k=st.integers(0, 80),
+    n=st.integers(1, 80),
+    ta=st.booleans(),
+    tb=st.booleans(),
+    path=st.sampled_from(PATHS),
+)
+def test_matmul_hypothesis_shapes(m, k, n, ta, tb, path):
+    if path not in ck.simd_paths_supported():
+        return  # the per-path fixture tests report the skip with its reason
+    lib = _ALT.lib if _ALT is not None else ck.lib
+    saved = (ck.lib, ck.ffi, ck.MIN_GEMM_FLOPS, lib.mdk_simd_path())
+    try:
+        ck.lib, ck.ffi, ck.MIN_GEMM_FLOPS = lib, (_ALT or ck).ffi, 0
+        assert lib.mdk_set_simd_path(ck._PATHS[path]) == 0
+        a = rand(k, m, seed=m).T if ta else rand(m, k, seed=m)
+        b = rand(n, k, seed=n).T if tb else rand(k, n, seed=n)
+        assert_gemm_close(ck.matmul(a, b), a, b)
+    finally:
+        ck.lib, ck.ffi, ck.MIN_GEMM_FLOPS = saved[:3]
+        lib.mdk_set_simd_path(saved[3])
+
+
+# ---------------------------------------------------------------------------------------
+# Elementwise
+# ---------------------------------------------------------------------------------------
+SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 1e-30, -1e-30, 1e-45, 88.0, 89.0, -87.0, -104.0, -110.0, 20.0, -20.0,
+                    0.49, 0.5, 0.51, -0.5, 3.4e38, -3.4e38, np.inf, -np.inf, np.nan], np.float32)  # fmt: skip
+
+
+def _values(n, seed=0):
+    x = rand(n, seed=seed, scale=4.0)
+    x[: min(n, SPECIAL.size)] = SPECIAL[: min(n, SPECIAL.size)]
+    return x
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "maximum", "minimum"])
+@pytest.mark.parametrize("n", [1, 7, 33, 129, 1000])
+def test_binary_ops(c, name, n):
+    x, y = _values(n, seed=1), np.roll(_values(n, seed=2), 3)
+    with np.errstate(all="ignore"):
+        want = getattr(nk, name)(x, y)
+        got = getattr(ck, name)(x, y)
+    np.testing.assert_array_equal(got, want)  # IEEE ops: exact, NaNs in the same places
+    assert c == ["mdk_binary"]
+
+
+def test_binary_ops_noncontiguous_inputs_are_made_contiguous(c):
+    x, y = rand(40, 30, seed=1), rand(40, 30, seed=2)
+    got = ck.mul(x.T, y.T)
+    np.testing.assert_array_equal(got, x.T * y.T)
+    assert got.shape == (30, 40) and c == ["mdk_binary"]
+
+
+def test_binary_ops_broadcasting_and_scalars_go_to_numpy(c):
+    x = rand(4, 5)
+    np.testing.assert_array_equal(ck.add(x, rand(5, seed=1)), x + rand(5, seed=1))
+    np.testing.assert_array_equal(ck.mul(x, 2.0), x * 2.0)
+    np.testing.assert_array_equal(ck.sub(x.astype(np.float64), x.astype(np.float64)), np.zeros((4, 5)))
+    assert c == []
+
+
+@pytest.mark.parametrize("name", ["neg", "abs", "sqrt", "exp", "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("n", [1, 17, 65, 1000])
+def test_unary_ops(c, name, n):
+    x = _values(n, seed=n)
+    with np.errstate(all="ignore"):
+        want = getattr(nk, name)(x)
+        got = getattr(ck, name)(x)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    if name in ("neg", "abs", "sqrt", "relu"):
+        np.testing.assert_array_equal(got, want)
+    else:  # our vectorized exp is within ~2 ulp of NumPy's
+        np.testing.assert_allclose(got, want, rtol=4e-7, atol=1e-37)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert c == ["mdk_unary"]
+
+
+def test_exp_accuracy_on_a_dense_sweep(c):
+    x = np.linspace(-104, 89, 200_001, dtype=np.float32)
+    got, want = ck.exp(x), np.exp(x.astype(np.float64))
+    normal = (want > np.finfo(np.float32).tiny) & (want <= np.finfo(np.float32).max)
+    rel = np.abs(got[normal] - want[normal]) / want[normal]
+    assert rel.max() < 3e-7  # ~2.5 ulp
+    small = want <= np.finfo(np.float32).tiny
+    assert np.all(np.abs(got[small] - want[small]) <= 2.0**-149)  # subnormals: within one step
+    assert np.isinf(got[want > np.finfo(np.float32).max]).all()
+
+
+def test_relu_backward(c):
+    g, x = rand(129, seed=1), _values(129, seed=2)
+    np.testing.assert_array_equal(ck.relu_backward(g, x), nk.relu_backward(g, x))
+    assert c == ["mdk_relu_backward"]
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 33), (65, 17), (3, 5, 31)])
+def test_bias_act_forward_backward(c, activation, shape):
+    x, bias, g = rand(*shape, seed=1, scale=3), rand(shape[-1], seed=2), rand(*shape, seed=3)
+    got = ck.bias_act_forward(x, bias, activation)
+    np.testing.assert_allclose(got, nk.bias_act_forward(x, bias, activation), rtol=4e-7, atol=1e-7)
+    np.testing.assert_allclose(ck.bias_act_forward(x, None, activation), nk.bias_act_forward(x, None, activation),
+                               rtol=4e-7, atol=1e-7)  # fmt: skip
+    dz, db = ck.bias_act_backward(g, got, activation)
+    want_dz, want_db = nk.bias_act_backward(g, got, activation)
+    np.testing.assert_allclose(dz, want_dz, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(db, want_db, rtol=1e-5, atol=1e-5)
+    assert c.count("mdk_bias_act_forward") == 2 and "mdk_bias_act_backward" in c
+
+
+# ---------------------------------------------------------------------------------------
+# Reductions and softmax family
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["sum", "max"])
+@pytest.mark.parametrize(
+    "shape,axis",
+    [((1,), None), ((129,), 0), ((17, 33), 1), ((17, 33), 0), ((17, 33), -1), ((17, 33), None), ((3, 7, 65), (1, 2)),
+     ((3, 7, 65), (0, 1)), ((3, 7, 65), 1), ((2, 5000), 1)],
+)  # fmt: skip
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_reductions(c, name, shape, axis, keepdims):
+    x = rand(*shape, seed=len(shape))
+    got = getattr(ck, name)(x, axis=axis, keepdims=keepdims)
+    want = getattr(nk, name)(x, axis=axis, keepdims=keepdims)
+    assert np.shape(got) == np.shape(want) and np.asarray(got).dtype == np.float32
+    if name == "max":
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-5)
+    assert c == [f"mdk_{name}_axis"]
+
+
+def test_reductions_noncontiguous_and_nan(c):
+    x = rand(40, 30, seed=1)
+    np.testing.assert_allclose(ck.sum(x.T, axis=1), x.T.sum(axis=1), rtol=1e-6, atol=1e-6)
+    x[5, 7] = np.nan
+    assert np.isnan(ck.max(x, axis=1)[5]) and not np.isnan(ck.max(x, axis=1)[4])
+    assert np.isnan(ck.max(x, axis=0)[7]) and np.isnan(ck.max(x))
+    np.testing.assert_array_equal(ck.max(x, axis=1), np.max(x, axis=1))
+
+
+def test_sum_of_a_long_row_is_accurate(c):
+    x = np.full(1_000_003, 0.1, np.float32)
+    assert abs(float(ck.sum(x)) - 0.1 * 1_000_003) / (0.1 * 1_000_003) < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (17, 129), (65, 1000), (2, 3, 31)])
+def test_softmax_and_log_softmax(c, shape):
+    x = rand(*shape, seed=1, scale=5)
+    np.testing.assert_allclose(ck.softmax(x), nk.softmax(x), rtol=2e-6, atol=1e-8)
+    np.testing.assert_allclose(ck.log_softmax(x), nk.log_softmax(x), rtol=2e-6, atol=2e-6)
+    x[0, ...] = 1e4  # huge logits must not overflow
+    assert np.isfinite(ck.log_softmax(x)).all()
+    assert c.count("mdk_softmax") == 1 and c.count("mdk_log_softmax") == 2
+
+
+@pytest.mark.parametrize("rows,cols", [(1, 1), (1, 10), (7, 3), (33, 129), (128, 10), (17, 1000)])
+def test_cross_entropy_forward_backward(c, rows, cols):
+    logits = rand(rows, cols, seed=1, scale=4)
+    logits[0, 0] = 80.0  # exp would overflow without the max shift
+    targets = np.random.default_rng(2).integers(0, cols, rows)
+    losses, probs = ck.cross_entropy_forward(logits, targets)
+    want_losses, want_probs = nk.cross_entropy_forward(logits, targets)
+    np.testing.assert_allclose(losses, want_losses, rtol=2e-6, atol=3e-6)
+    np.testing.assert_allclose(probs, want_probs, rtol=3e-6, atol=1e-8)
+    g = rand(rows, seed=3)
+    np.testing.assert_allclose(
+        ck.cross_entropy_backward(probs, targets, g), nk.cross_entropy_backward(probs, targets, g), rtol=1e-6, atol=1e-7
+    )
+    assert c == ["mdk_cross_entropy_forward", "mdk_cross_entropy_backward"]
+
+
+def test_cross_entropy_target_out_of_range_raises(c):
+    with pytest.raises(IndexError, match="out of range"):
+        ck.cross_entropy_forward(rand(4, 3), np.array([0, 1, 3, 2]))
+
+
+# ---------------------------------------------------------------------------------------
+# Convolution helpers and pooling
+# ---------------------------------------------------------------------------------------
+GEOMETRIES = [  # (n, c, h, w, kh, kw, stride, padding)
+    (1, 1, 1, 1, 1, 1, 1, 0),
+    (2, 3, 7, 7, 3, 3, 1, 1),
+    (1, 2, 17, 13, 5, 3, 2, 2),
+    (3, 1, 31, 33, 3, 3, 2, 0),
+    (1, 4, 9, 9, 7, 7, 3, 3),
+    (2, 2, 8, 6, 2, 2, 2, 0),
+]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_im2col_col2im(c, geometry):
+    n, ch, h, w, kh, kw, stride, pad = geometry
+    x = rand(n, ch, h, w, seed=1)
+    cols = ck.im2col(x, kh, kw, stride, pad)
+    np.testing.assert_array_equal(cols, nk.im2col(x, kh, kw, stride, pad))
+    g = rand(*cols.shape, seed=2)
+    np.testing.assert_allclose(
+        ck.col2im(g, x.shape, kh, kw, stride, pad), nk.col2im(g, x.shape, kh, kw, stride, pad), rtol=1e-6, atol=1e-6
+    )
+    assert c == ["mdk_im2col", "mdk_col2im"]
+
+
+def test_im2col_noncontiguous_input(c):
+    x = rand(3, 2, 9, 11, seed=1).transpose(0, 1, 3, 2)
+    np.testing.assert_array_equal(ck.im2col(x, 3, 3, 1, 1), nk.im2col(x, 3, 3, 1, 1))
+    assert c == ["mdk_im2col"]
+
+
+@pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if g[4] == g[5] and g[7] <= g[4] // 2])
+def test_max_pool(c, geometry):
+    n, ch, h, w, k, _, stride, pad = geometry
+    x = np.round(rand(n, ch, h, w, seed=3) * 2) / 2  # many ties: the first maximum must win
+    x.flat[:: max(1, x.size // 5)] = -np.inf
+    out, argmax = ck.max_pool2d_forward(x, k, stride, pad)
+    want_out, want_argmax = nk.max_pool2d_forward(x, k, stride, pad)
+    np.testing.assert_array_equal(out, want_out)
+    np.testing.assert_array_equal(argmax, want_argmax)
+    g = rand(*out.shape, seed=4)
+    np.testing.assert_allclose(
+        ck.max_pool2d_backward(g, argmax, x.shape, k, stride, pad),
+        nk.max_pool2d_backward(g, want_argmax, x.shape, k, stride, pad),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    assert c == ["mdk_max_pool2d_forward", "mdk_max_pool2d_backward"]
+
+
+def test_max_pool_nan_wins_like_numpy(c):
+    x = rand(1, 1, 4, 4, seed=1)
+    x[0, 0, 1, 1] = np.nan
+    out, argmax = ck.max_pool2d_forward(x, 2, 2, 0)
+    want_out, want_argmax = nk.max_pool2d_forward(x, 2, 2, 0)
+    np.testing.assert_array_equal(argmax, want_argmax)
+    np.testing.assert_array_equal(out, want_out)
+
+
+# ---------------------------------------------------------------------------------------
+# Optimizer updates: bit-for-bit the NumPy semantics
+# ---------------------------------------------------------------------------------------
+OPTIMIZERS = {
+    "sgd": ("sgd_update", 1, {"lr": 0.1}),
+    "sgd_momentum_wd": ("sgd_update", 1, {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3}),
+    "sgd_nesterov": ("sgd_update", 1, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+    "adagrad": ("adagrad_update", 1, {"lr": 0.1, "weight_decay": 1e-2}),
+    "rmsprop": ("rmsprop_update", 1, {"lr": 0.01, "alpha": 0.9, "eps": 1e-6}),
+    "adam": ("adam_update", 2, {"lr": 1e-3, "weight_decay": 1e-4}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("n", [1, 33, 1000])
+def test_optimizer_updates_match_numpy_bit_for_bit(c, case, n):
+    kernel, n_state, kwargs = OPTIMIZERS[case]
+    arrays = {}
+    for impl in ("numpy", "c"):
+        param = rand(n, seed=1)
+        state = [np.zeros(n, np.float32) for _ in range(n_state)]
+        for step in range(1, 6):
+            grad = rand(n, seed=10 + step)
+            args = (param, grad, *state, step) if kernel == "adam_update" else (param, grad, *state)
+            getattr(nk if impl == "numpy" else ck, kernel)(*args, **kwargs)
+        arrays[impl] = [param, *state]
+    for want, got in zip(arrays["numpy"], arrays["c"]):
+        np.testing.assert_array_equal(got, want)
+    assert c == [f"mdk_{kernel}"] * 5
+
+
+def test_sgd_without_momentum_accepts_no_velocity(c):
+    p1, p2, g = rand(50, seed=1), rand(50, seed=1), rand(50, seed=2)
+    nk.sgd_update(p1, g, None, 0.1)
+    ck.sgd_update(p2, g, None, 0.1)
+    np.testing.assert_array_equal(p1, p2)
+
+
+def test_optimizer_rejects_noncontiguous_param_and_accepts_noncontiguous_grad(c):
+    param = rand(20, 10, seed=1).T  # a transposed view: C would update the wrong elements
+    with pytest.raises(ValueError, match="adam_update: param .* C-contiguous"):
+        ck.adam_update(param, rand(10, 20), np.zeros((10, 20), np.float32), np.zeros((10, 20), np.float32), 1, 1e-3)
+    with pytest.raises(ValueError, match="sgd_update: state array 0"):
+        ck.sgd_update(rand(10, 20), rand(10, 20), np.zeros((20, 10), np.float32).T, 0.1, momentum=0.9)
+    p1, p2 = rand(10, 20, seed=3), rand(10, 20, seed=3)
+    g = rand(20, 10, seed=4).T
+    nk.sgd_update(p1, g, None, 0.1)
+    ck.sgd_update(p2, g, None, 0.1)
+    np.testing.assert_array_equal(p1, p2)
+
+
+# ---------------------------------------------------------------------------------------
+# 16-bit conversions
+# ---------------------------------------------------------------------------------------
+def _conversion_inputs():
+    """Every half as float32, the midpoints between neighbours (ties round to even), and around them."""
+    halves = np.arange(0, 0x7C00, dtype=np.uint16).view(np.float16).astype(np.float32)
+    mids = (halves[:-1].astype(np.float64) + halves[1:]) / 2
+    m32 = mids.astype(np.float32)
+    edges = [65504, 65519.99, 65520, 1e6, 3e38, np.inf, 1e-8, 2.0**-25, 2.0**-24, 1.5 * 2.0**-24, np.nan]
+    x = np.concatenate([halves, m32, np.nextafter(m32, 0), np.nextafter(m32, 1e9), edges])
+    x = x.astype(np.float32)
+    return np.concatenate([x, -x])
+
+
+def test_float32_to_float16_rounds_like_numpy(c):
+    x = _conversion_inputs()
+    with np.errstate(over="ignore"):
+        got, want = ck.float32_to_float16(x), nk.float32_to_float16(x)
+    assert got.dtype == np.float16
+    nan = np.isnan(want)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got[~nan].view(np.uint16), want[~nan].view(np.uint16))
+    assert c == ["mdk_f32_to_f16"]
+
+
+def test_float16_to_float32_every_half(c):
+    h = np.arange(0, 1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    got, want = ck.float16_to_float32(h), nk.float16_to_float32(h)
+    nan = np.isnan(want)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))
+    assert c == ["mdk_f16_to_f32"]
+
+
+@pytest.mark.parametrize("n", [1, 15, 17, 1000])
+def test_truncated16_roundtrip(c, n):
+    x = _values(n, seed=n)
+    t = ck.float32_to_truncated16(x)
+    np.testing.assert_array_equal(t, nk.float32_to_truncated16(x))
+    np.testing.assert_array_equal(
+        ck.truncated16_to_float32(t).view(np.uint32), nk.truncated16_to_float32(t).view(np.uint32)
+    )
+    assert c == ["mdk_f32_to_trunc16", "mdk_trunc16_to_f32"]
+
+
+# ---------------------------------------------------------------------------------------
+# Dispatch, the GIL, fallbacks
+# ---------------------------------------------------------------------------------------
+def test_every_path_is_reported_and_the_best_is_the_default():
+    assert "scalar" in ck.simd_paths_built() and "scalar" in ck.simd_paths_supported()
+    if X86:
+        assert ck.simd_paths_built() == ["scalar", "avx2", "avx512"]
+    code = "from minidl.backend import c_kernels as ck; print(ck.simd_path())"
+    env = {k: v for k, v in os.environ.items() if k != "MINIDL_SIMD"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ck.simd_paths_supported()[-1]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_minidl_simd_env_forces_the_path(path):
+    code = (
+        "import numpy as np, minidl\n"
+        "from minidl.backend import c_kernels as ck, describe\n"
+        "a = np.random.rand(70, 90).astype(np.float32); b = np.random.rand(90, 50).astype(np.float32)\n"
+        "assert np.allclose(ck.matmul(a, b), a @ b, rtol=1e-4)\n"
+        "print(ck.simd_path(), describe()['simd_path'])\n"
+    )
+    env = dict(os.environ, MINIDL_SIMD=path)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if path in ck.simd_paths_supported():
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == [path, path]
+    else:  # must fail loudly, naming what is missing
+        assert result.returncode != 0
+        assert f"MINIDL_SIMD={path}" in result.stderr
+        assert ("lacks" in result.stderr) or ("not compiled" in result.stderr)
+
+
+def test_minidl_simd_env_rejects_unknown_names():
+    env = dict(os.environ, MINIDL_SIMD="sse9")
+    result = subprocess.run([sys.executable, "-c", "import minidl"], env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "MINIDL_SIMD=sse9" in result.stderr and "unknown SIMD path" in result.stderr
+
+
+def test_set_simd_path_errors():
+    with pytest.raises(ValueError, match="unknown SIMD path"):
+        ck.set_simd_path("mmx")
+    if X86:
+        with pytest.raises(RuntimeError, match="not compiled"):
+            ck.set_simd_path("neon")
+
+
+def test_the_gil_is_released_while_a_kernel_runs():
+    """A Python thread keeps running while another thread is inside a long C GEMM."""
+    a = rand(1024, 1024, seed=1)
+    done = threading.Event()
+    result = {}
+
+    def worker():
+        start = time.perf_counter()
+        for _ in range(3):
+            result["c"] = ck._sgemm(a, a)
+        result["seconds"] = time.perf_counter() - start
+        done.set()
+
+    t = threading.Thread(target=worker)
+    ticks = 0
+    t.start()
+    while not done.is_set():
+        ticks += 1  # pure Python: runs only while the worker does not hold the GIL
+    t.join()
+    # With the GIL held for the whole call this loop would barely run (a few switch intervals).
+    assert ticks > 20_000, f"only {ticks} Python iterations ran during {result['seconds']:.3f}s of GEMM"
+    assert_gemm_close(result["c"], a, a)
+
+
+def test_concurrent_calls_from_threads_are_correct():
+    mats = [(rand(130, 70, seed=i), rand(70, 90, seed=i + 100)) for i in range(4)]
+    results = [None] * 4
+
+    def run(i):
+        for _ in range(5):
+            results[i] = ck._sgemm(*mats[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (a, b), got in zip(mats, results):
+        assert_gemm_close(got, a, b)
+
+
+def test_without_the_built_module_minidl_runs_on_numpy_and_says_so_once():
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['minidl.backend._ckernels'] = None  # as if it was never built\n"
+        "import minidl\n"
+        "from minidl.backend import c_kernels, describe, kernels_name\n"
+        "assert c_kernels.available is False and kernels_name() == 'numpy'\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    info = describe(); describe()\n"
+        "assert len(w) == 1 and 'C kernels are not available' in str(w[0].message), w\n"
+        "assert info['c_kernels'].startswith('not available') and info['simd_path'] is None\n"
+        "try:\n"
+        "    minidl.set_kernels('c')\n"
+        "except RuntimeError as e:\n"
+        "    print('raised:', e)\n"
+        "x = minidl.randn(4, 3, requires_grad=True); (x @ x.T).sum().backward(); print('ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("MINIDL_KERNELS", "MINIDL_SIMD")}
+    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", code], env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "raised: set_kernels: the C kernels are not built" in result.stdout
+    assert result.stdout.strip().endswith("ok") and result.stderr == ""
