@@ -290,7 +290,8 @@ def test_set_grad_enabled_called_as_a_function_switches_the_mode_like_torch():
         minidl.set_grad_enabled(False)
         assert not minidl.is_grad_enabled()
     finally:
-        minidl.autograd._grad_enabled = True  # leave grad mode on for the tests that follow
+        minidl.set_grad_enabled(True)  # leave grad mode on for the tests that follow
+    assert minidl.is_grad_enabled()
 
 
 # ---------------------------------------------------------------------------
