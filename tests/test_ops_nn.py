@@ -345,3 +345,39 @@ def test_binary_cross_entropy_with_logits_is_stable_for_huge_logits():
 def test_loss_errors_name_the_op_and_shapes(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# ---------------------------------------------------------------------------
+# float32 end to end
+# ---------------------------------------------------------------------------
+def _small_cnn(dtype):
+    """conv -> relu -> max_pool -> flatten -> linear -> cross_entropy, with every activation's grad kept."""
+    g = np.random.default_rng(0)
+    x = minidl.tensor(g.standard_normal((2, 2, 6, 6)).astype(dtype))
+    w = minidl.tensor((g.standard_normal((3, 2, 3, 3)) * 0.5).astype(dtype), requires_grad=True)
+    b = minidl.tensor(g.standard_normal(3).astype(dtype), requires_grad=True)
+    fc = minidl.tensor((g.standard_normal((4, 12)) * 0.5).astype(dtype), requires_grad=True)
+    activations = []
+    h = minidl.conv2d(x, w, b, padding=1)
+    activations.append(h)
+    h = minidl.max_pool2d(minidl.relu(h), 3)
+    activations.append(h)
+    logits = minidl.linear(h.flatten(1), fc)
+    activations.append(logits)
+    for a in activations:
+        a.retain_grad()
+    loss = minidl.cross_entropy(logits, np.array([1, 3]))
+    loss.backward()
+    return loss, activations, (w, b, fc)
+
+
+def test_float32_stays_float32_forward_and_backward_and_agrees_with_float64():
+    loss32, acts32, params32 = _small_cnn(np.float32)
+    loss64, _, params64 = _small_cnn(np.float64)
+    assert loss32.dtype == np.float32
+    for a in acts32:
+        assert a.dtype == np.float32 and a.grad.dtype == np.float32  # no silent promotion on the way
+    np.testing.assert_allclose(loss32.item(), loss64.item(), rtol=1e-5)
+    for p32, p64 in zip(params32, params64):
+        assert p32.grad.dtype == np.float32
+        np.testing.assert_allclose(p32.grad.data, p64.grad.data, rtol=1e-4, atol=1e-5)
