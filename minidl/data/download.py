@@ -59,9 +59,10 @@ def download_url(url, destination, checksum=None, timeout=60):
                     for block in iter(lambda: response.read(1 << 20), b""):
                         digest.update(block)
                         out.write(block)
+            except urllib.error.HTTPError as e:
+                raise DownloadError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
             except (urllib.error.URLError, OSError, ValueError) as e:
-                reason = getattr(e, "reason", e)
-                raise DownloadError(f"could not download {url}: {reason}") from None
+                raise DownloadError(f"could not download {url}: {getattr(e, 'reason', e)}") from None
             out.flush()
             os.fsync(out.fileno())
         if expected is not None and digest.hexdigest() != expected:

@@ -13,9 +13,9 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from minidl.autograd import Function, no_grad
+from minidl.autograd import no_grad
+from minidl.nn.hooks import BackwardHookCall
 from minidl.nn.parameter import Parameter
-from minidl.ops.shape import concat, split
 from minidl.tensor import Tensor
 
 # The modules whose forward is running right now, outermost first, as
@@ -39,18 +39,6 @@ class RemovableHandle:
 
 
 _next_hook_key = [0]
-
-
-class _Identity(Function):
-    """y = x, as a node of its own, so a tensor hook on y sees only the gradient that flows through it."""
-
-    is_view = True
-
-    def forward(self, x):
-        return x
-
-    def backward(self, grad):
-        return grad
 
 
 def _add_hook(hooks, hook):
@@ -114,94 +102,17 @@ class Module:
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
-        grad_output_box = None
-        if self._backward_hooks:
-            args, grad_output_box = self._attach_backward_hooks_to_inputs(args)
+        backward_hooks = BackwardHookCall(self, args) if self._backward_hooks else None
+        if backward_hooks is not None:
+            args = backward_hooks.wrap_inputs(args)
         output = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, output)
             if result is not None:
                 output = result
-        if self._backward_hooks:
-            output = self._attach_backward_hooks_to_outputs(output, grad_output_box)
+        if backward_hooks is not None:
+            output = backward_hooks.wrap_outputs(output)
         return output
-
-    # Full backward hooks, built from tensor hooks. The tensors the module receives are
-    # identity views of the caller's tensors, so a hook on them sees exactly the gradient
-    # that flows out of this module (not gradients from other consumers of the same tensor).
-    # When there are several, they are packed into one flat tensor so that a single
-    # tensor hook sees the whole grad_input at once and can replace it (PyTorch uses one
-    # graph node for the same reason). grad_output is collected by hooks on the outputs,
-    # which backward always visits before the inputs.
-    def _attach_backward_hooks_to_inputs(self, args):
-        box = {"grad_output": None, "called": False}
-        positions = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
-        box["n_inputs"] = len(args)
-        box["positions"] = positions
-        if not positions:
-            return args, box
-        tensors = [args[i] for i in positions]
-        if len(tensors) == 1:
-            packed = _Identity.apply(tensors[0])
-            pieces = [packed]
-        else:
-            packed = concat([t.reshape(-1) for t in tensors])
-            flat = split(packed, [t.data.size for t in tensors])
-            pieces = [f.reshape(t.shape) for f, t in zip(flat, tensors)]
-
-        def on_grad_input(grad):
-            grads = [grad] if len(tensors) == 1 else [g.reshape(t.shape) for g, t in zip(split(grad, sizes), tensors)]
-            replaced = self._run_backward_hooks(box, grads)
-            if replaced is None:
-                return None
-            if len(tensors) == 1:
-                return replaced[0]
-            return concat([g.reshape(-1) for g in replaced])
-
-        sizes = [t.data.size for t in tensors]
-        packed.register_hook(on_grad_input)
-        args = list(args)
-        for i, piece in zip(positions, pieces):
-            args[i] = piece
-        return tuple(args), box
-
-    def _attach_backward_hooks_to_outputs(self, output, box):
-        outputs = _flatten_tensors(output)
-        box["grad_output"] = [None] * len(outputs)
-        waiting = [i for i, t in enumerate(outputs) if t.requires_grad]
-        for i in waiting:
-
-            def on_grad_output(grad, i=i):
-                box["grad_output"][i] = grad
-                if not box["positions"] and all(box["grad_output"][j] is not None for j in waiting):
-                    self._run_backward_hooks(box, [])  # no input needs a gradient: call the hooks now
-
-            outputs[i].register_hook(on_grad_output)
-        return output
-
-    def _run_backward_hooks(self, box, grads):
-        """Call every backward hook with (module, grad_input, grad_output); return replaced grads or None."""
-        if box["called"]:
-            return None
-        box["called"] = True
-        full = [None] * box["n_inputs"]
-        for i, g in zip(box["positions"], grads):
-            full[i] = g
-        grad_input, grad_output = tuple(full), tuple(box["grad_output"])
-        replaced = False
-        for hook in list(self._backward_hooks.values()):
-            result = hook(self, grad_input, grad_output)
-            if result is not None:
-                result = tuple(result) if isinstance(result, (tuple, list)) else (result,)
-                if len(result) != len(grad_input):
-                    raise RuntimeError(
-                        f"{type(self).__name__} backward hook returned {len(result)} gradients "
-                        f"for {len(grad_input)} inputs"
-                    )
-                grad_input, replaced = result, True
-        if not replaced:
-            return None
-        return [grad_input[i] for i in box["positions"]]
 
     # --------------------------------------------------------------- hooks
     def register_forward_pre_hook(self, hook):
@@ -215,7 +126,8 @@ class Module:
     def register_full_backward_hook(self, hook):
         """hook(module, grad_input, grad_output) runs when the gradients w.r.t. the module's
         inputs are computed; returning a tuple replaces grad_input. Entries are None for
-        inputs that are not tensors requiring grad."""
+        inputs that are not tensors requiring grad (and outputs that got no gradient).
+        See minidl/nn/hooks.py for how it is built from tensor hooks."""
         return _add_hook(self._backward_hooks, hook)
 
     # -------------------------------------------------------- registration
@@ -448,12 +360,3 @@ class Module:
         if not self._modules:
             return head + "".join(lines) + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
-
-
-def _flatten_tensors(value):
-    """The tensors in a (possibly nested) tuple/list output, in order."""
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _flatten_tensors(v)]
-    return []

@@ -1,0 +1,344 @@
+"""minidl.optim: the lecture's update equations, parameter groups, state, schedules, clipping and averaging."""
+
+import math
+
+import numpy as np
+import pytest
+
+import minidl
+from minidl import nn, optim
+from minidl.optim import lr_scheduler, updates
+
+
+def params_with_grads(*grads):
+    """Parameters starting at 1.0 whose .grad are the given arrays."""
+    params = []
+    for g in grads:
+        p = nn.Parameter(np.ones_like(np.asarray(g, dtype=np.float32)))
+        p.grad = minidl.tensor(np.asarray(g, dtype=np.float32))
+        params.append(p)
+    return params
+
+
+GRADIENTS = [np.array([0.5, -1.0, 2.0], np.float32), np.array([0.1, 0.3, -0.2], np.float32)]
+
+
+@pytest.fixture(params=minidl.available_kernels())
+def kernels(request):
+    """Run the test with every kernel set that is built (the C update kernels must mean the same)."""
+    before = minidl.kernels_name()
+    minidl.set_kernels(request.param)
+    yield request.param
+    minidl.set_kernels(before)
+
+
+def test_sgd_momentum_is_the_lectures_equation(kernels):
+    """g' = μ·g + ∂L;  w' = w - α·g'   with μ = 0.9."""
+    (p,) = params_with_grads(GRADIENTS[0])
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    w, g = np.ones(3), np.zeros(3)
+    for grad in GRADIENTS + GRADIENTS:
+        p.grad = minidl.tensor(grad)
+        opt.step()
+        g = 0.9 * g + grad
+        w = w - 0.1 * g
+        np.testing.assert_allclose(p.data, w, rtol=1e-6, atol=1e-6)
+
+
+def test_adagrad_is_the_lectures_equation(kernels):
+    """n ← n + ∂L²;  w ← w - α/√n·∂L."""
+    (p,) = params_with_grads(GRADIENTS[0])
+    opt = optim.AdaGrad([p], lr=0.5)
+    w, n = np.ones(3), np.zeros(3)
+    for grad in GRADIENTS + GRADIENTS:
+        p.grad = minidl.tensor(grad)
+        opt.step()
+        n = n + grad**2
+        w = w - 0.5 / np.sqrt(n) * grad
+        np.testing.assert_allclose(p.data, w, rtol=1e-5)
+
+
+def test_weight_decay_is_the_gradient_of_an_l2_penalty(kernels):
+    (p,) = params_with_grads(np.zeros(3))
+    optim.SGD([p], lr=0.1, weight_decay=0.5).step()
+    np.testing.assert_allclose(p.data, 1 - 0.1 * 0.5 * 1.0)
+
+
+def test_update_rules_are_plain_array_functions(kernels):
+    """The parameter server calls these on bare arrays: no Tensor, no Module."""
+    param, grad = np.ones(4, np.float32), np.full(4, 2.0, np.float32)
+    velocity = np.zeros(4, np.float32)
+    updates.sgd_update(param, grad, velocity, 0.1, momentum=0.9)
+    np.testing.assert_allclose(param, 0.8)
+    np.testing.assert_allclose(velocity, 2.0)
+    m, v = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    updates.adam_update(param, grad, m, v, 1, 0.01)
+    np.testing.assert_allclose(param, 0.8 - 0.01, rtol=1e-5)  # Adam's first step has size lr
+    sum_sq = np.zeros(4, np.float32)
+    updates.adagrad_update(param, grad, sum_sq, 0.1)
+    np.testing.assert_allclose(sum_sq, 4.0)
+    mean_sq = np.zeros(4, np.float32)
+    updates.rmsprop_update(param, grad, mean_sq, 0.1, alpha=0.9)
+    np.testing.assert_allclose(mean_sq, 0.4, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+        lambda ps: optim.AdaGrad(ps, lr=0.1),
+        lambda ps: optim.RMSProp(ps, lr=0.01),
+        lambda ps: optim.Adam(ps, lr=0.01),
+    ],
+)
+def test_step_bumps_versions_so_a_stale_backward_fails(factory):
+    model = nn.Linear(3, 1)
+    opt = factory(model.parameters())
+    model(minidl.randn(4, 3)).sum().backward()
+    stale_loss = (model(minidl.randn(4, 3)) ** 2).sum()  # recorded with the old weights
+    versions = [p.version for p in model.parameters()]
+    opt.step()
+    assert [p.version for p in model.parameters()] == [v + 1 for v in versions]
+    assert all(p.is_leaf and p.requires_grad and p.grad_fn is None for p in model.parameters())
+    with pytest.raises(RuntimeError, match="modified in place"):
+        stale_loss.backward()
+
+
+def test_step_skips_parameters_without_gradients_and_zero_grad_clears_them():
+    a, b = params_with_grads(GRADIENTS[0], GRADIENTS[1])
+    b.grad = None
+    opt = optim.SGD([a, b], lr=1.0)
+    opt.step()
+    assert np.all(b.data == 1) and not np.all(a.data == 1)
+    opt.zero_grad()
+    assert a.grad is None
+    a.grad = minidl.tensor(GRADIENTS[0])
+    opt.zero_grad(set_to_none=False)
+    assert np.all(a.grad.data == 0)
+
+
+def test_step_with_closure_returns_the_loss():
+    model = nn.Linear(2, 1)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = minidl.randn(8, 2)
+
+    def closure():
+        opt.zero_grad()
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        return loss
+
+    first = opt.step(closure).item()
+    for _ in range(20):
+        last = opt.step(closure).item()
+    assert last < first
+
+
+def test_parameter_groups_have_their_own_learning_rates():
+    a, b = params_with_grads([1.0], [1.0])
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    opt.step()
+    assert a.data[0] == pytest.approx(0.9) and b.data[0] == pytest.approx(0.5)
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
+
+
+def test_optimizer_argument_errors_are_clear():
+    p = nn.Parameter(np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+    with pytest.raises(TypeError, match="unknown hyperparameters \\['mommentum'\\]"):
+        optim.SGD([{"params": [p], "mommentum": 0.9}], lr=0.1)
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        optim.Adam([p], lr=-1)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="leaf"):
+        optim.SGD([p * 2], lr=0.1)
+    with pytest.raises(TypeError, match="iterable"):
+        optim.SGD(p, lr=0.1)
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+        lambda ps: optim.AdaGrad(ps, lr=0.1),
+        lambda ps: optim.RMSProp(ps, lr=0.01),
+        lambda ps: optim.Adam(ps, lr=0.01),
+    ],
+)
+def test_state_dict_resumes_the_same_trajectory(factory):
+    def train(steps, opt, params, start=0):
+        for step in range(start, start + steps):
+            for i, p in enumerate(params):
+                p.grad = minidl.tensor(np.random.default_rng(10 * step + i).standard_normal(p.shape).astype(np.float32))
+            opt.step()
+
+    reference = params_with_grads(np.zeros((2, 3)), np.zeros(3))
+    opt = factory(reference)
+    train(6, opt, reference)
+
+    first = params_with_grads(np.zeros((2, 3)), np.zeros(3))
+    opt_first = factory(first)
+    train(3, opt_first, first)
+    saved_params, saved_state = [p.data.copy() for p in first], opt_first.state_dict()
+    resumed = params_with_grads(np.zeros((2, 3)), np.zeros(3))
+    for p, value in zip(resumed, saved_params):
+        p.data[...] = value
+    opt_resumed = factory(resumed)
+    opt_resumed.load_state_dict(saved_state)
+    train(3, opt_resumed, resumed, start=3)
+    for p, q in zip(reference, resumed):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_load_state_dict_rejects_a_different_model():
+    opt = optim.SGD(params_with_grads(np.zeros(3)), lr=0.1, momentum=0.9)
+    opt.step()
+    other = optim.SGD(params_with_grads(np.zeros(4)), lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="momentum_buffer.*shape \\(3,\\).*shape \\(4,\\)"):
+        other.load_state_dict(opt.state_dict())
+    two = optim.SGD(params_with_grads(np.zeros(3), np.zeros(3)), lr=0.1)
+    with pytest.raises(ValueError, match="1 parameters in the state but 2"):
+        two.load_state_dict(opt.state_dict())
+
+
+# ---------------------------------------------------------------------------
+# Learning-rate schedules
+# ---------------------------------------------------------------------------
+def test_exponential_decay_is_alpha0_e_to_the_minus_beta_t():
+    opt = optim.SGD(params_with_grads([0.0]), lr=0.5)
+    schedule = lr_scheduler.ExponentialLR(opt, beta=0.2)
+    for t in range(6):
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * math.exp(-0.2 * t))
+        schedule.step()
+    with pytest.raises(ValueError, match="exactly one"):
+        lr_scheduler.ExponentialLR(opt, 0.9, beta=0.1)
+
+
+def test_step_and_cosine_schedules():
+    opt = optim.SGD(params_with_grads([0.0]), lr=1.0)
+    step = lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    seen = []
+    for _ in range(5):
+        seen.append(step.get_last_lr()[0])
+        step.step()
+    assert seen == [1.0, 1.0, 0.5, 0.5, 0.25]
+    opt = optim.SGD(params_with_grads([0.0]), lr=1.0)
+    cosine = lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    seen = []
+    for _ in range(5):
+        seen.append(cosine.get_last_lr()[0])
+        cosine.step()
+    assert seen == pytest.approx([1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2, 0.0])
+
+
+def test_scheduler_state_dict_round_trip():
+    opt = optim.SGD(params_with_grads([0.0]), lr=1.0)
+    schedule = lr_scheduler.ExponentialLR(opt, 0.5)
+    for _ in range(3):
+        schedule.step()
+    fresh_opt = optim.SGD(params_with_grads([0.0]), lr=1.0)
+    fresh = lr_scheduler.ExponentialLR(fresh_opt, 0.5)
+    fresh.load_state_dict(schedule.state_dict())
+    assert fresh_opt.param_groups[0]["lr"] == pytest.approx(0.125)
+    fresh.step()
+    assert fresh_opt.param_groups[0]["lr"] == pytest.approx(0.0625)
+
+
+# ---------------------------------------------------------------------------
+# Gradient clipping
+# ---------------------------------------------------------------------------
+def test_clip_grad_norm_scales_to_the_threshold_and_returns_the_original_norm():
+    a, b = params_with_grads([3.0, 0.0], [0.0, 4.0])
+    norm = optim.clip_grad_norm_([a, b], max_norm=1.0)
+    assert norm.item() == pytest.approx(5.0)
+    new_norm = np.sqrt((a.grad.data**2).sum() + (b.grad.data**2).sum())
+    assert new_norm == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(a.grad.data, [0.6, 0.0], rtol=1e-5)  # direction kept
+
+
+def test_clip_grad_norm_leaves_small_gradients_alone_and_supports_inf_norm():
+    (a,) = params_with_grads([0.3, -0.4])
+    assert optim.clip_grad_norm_([a], 1.0).item() == pytest.approx(0.5)
+    np.testing.assert_allclose(a.grad.data, [0.3, -0.4])
+    assert optim.clip_grad_norm_([a], 0.1, norm_type=math.inf).item() == pytest.approx(0.4)
+    np.testing.assert_allclose(a.grad.data, [0.075, -0.1], rtol=1e-5)
+    (c,) = params_with_grads([np.nan, 1.0])
+    with pytest.raises(RuntimeError, match="NaN or inf"):
+        optim.clip_grad_norm_([c], 1.0, error_if_nonfinite=True)
+
+
+def test_clip_grad_value():
+    (a,) = params_with_grads([-3.0, 0.5, 2.0])
+    optim.clip_grad_value_([a], 1.0)
+    np.testing.assert_array_equal(a.grad.data, [-1.0, 0.5, 1.0])
+
+
+# ---------------------------------------------------------------------------
+# Parameter averaging: only for evaluation
+# ---------------------------------------------------------------------------
+def test_polyak_average_is_the_mean_of_the_trajectory_and_only_swapped_in_for_evaluation():
+    model = nn.Linear(2, 1)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    averager = optim.PolyakAverage(model.parameters())
+    seen = []
+    for _ in range(5):
+        model(minidl.randn(4, 2)).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        averager.update()
+        seen.append(model.weight.data.copy())
+    training_weight = model.weight.data.copy()
+    with averager.average_parameters(model):
+        np.testing.assert_allclose(model.weight.data, np.mean(seen, axis=0), rtol=1e-5)
+    np.testing.assert_array_equal(model.weight.data, training_weight)  # training weights are back
+
+
+def test_ema_follows_its_formula_and_restores_weights_after_an_exception():
+    (p,) = params_with_grads([0.0])
+    p.data[...] = 0.0
+    averager = optim.EMA([p], decay=0.5)
+    for value in (4.0, 8.0):
+        p.data[...] = value
+        averager.update()
+    expected = 0.5 * (0.5 * 0.0 + 0.5 * 4.0) + 0.5 * 8.0
+    with pytest.raises(KeyError):
+        with averager.average_parameters():
+            assert p.data[0] == pytest.approx(expected)
+            raise KeyError("evaluation failed")
+    assert p.data[0] == 8.0
+
+
+def test_averager_state_dict_round_trip_and_model_check():
+    model = nn.Linear(2, 2)
+    averager = optim.EMA(model, decay=0.9)
+    model.weight.data[...] = 1.0
+    averager.update()
+    other = optim.EMA(model, decay=0.9)
+    other.load_state_dict(averager.state_dict())
+    assert other.num_updates == 1
+    np.testing.assert_array_equal(other.averages[0], averager.averages[0])
+    with pytest.raises(ValueError, match="does not track"):
+        with averager.average_parameters(nn.Linear(2, 2)):
+            pass
+
+
+def test_momentum_sgd_trains_a_small_network():
+    minidl.manual_seed(0)
+    from minidl import data
+
+    train = data.moons(400, noise=0.1, seed=0)
+    model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(30):
+        for x, y in data.DataLoader(train, batch_size=32, shuffle=True):
+            loss = nn.CrossEntropyLoss()(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    x, y = train.arrays
+    accuracy = (model(minidl.tensor(x)).data.argmax(axis=1) == y).mean()
+    assert accuracy > 0.95

@@ -1,0 +1,381 @@
+"""minidl's layers, losses, optimizers and schedules against PyTorch CPU, with copied weights.
+
+Each test builds the same layer in both frameworks, copies minidl's weights into torch,
+runs forward and backward with the same input and upstream gradient, and compares the
+outputs, the input gradients and every parameter gradient.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import minidl
+from minidl import nn, optim
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)  # the machine is shared; these tensors are tiny anyway
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def to_torch(array, requires_grad=False):
+    return torch.tensor(np.array(array), requires_grad=requires_grad)
+
+
+def copy_parameters(ours, theirs, name_map=lambda name: name):
+    """Copy each of our parameters (and buffers) into the torch module's entry of the same (mapped) name."""
+    their_state = theirs.state_dict()
+    with torch.no_grad():
+        for name, value in ours.state_dict().items():
+            their_state[name_map(name)].copy_(torch.from_numpy(np.array(value.data)))
+
+
+def run_both(ours, theirs, x, upstream_seed=0, name_map=lambda name: name, x_dtype=None):
+    """Forward and backward in both; returns ((our out, our dx), (their out, their dx))."""
+    x_ours = minidl.tensor(x, requires_grad=x.dtype.kind == "f")
+    x_theirs = to_torch(x, requires_grad=x.dtype.kind == "f")
+    out_ours = ours(x_ours)
+    out_theirs = theirs(x_theirs)
+    upstream = np.random.default_rng(upstream_seed).standard_normal(out_ours.shape).astype(out_ours.dtype)
+    out_ours.backward(minidl.tensor(upstream))
+    out_theirs.backward(to_torch(upstream))
+    return (out_ours, x_ours), (out_theirs, x_theirs)
+
+
+def assert_close(ours, theirs, what, rtol=RTOL, atol=ATOL):
+    ours = ours.data if isinstance(ours, minidl.Tensor) else np.asarray(ours)
+    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
+    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} vs torch {theirs.shape}"
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol, err_msg=what)
+
+
+def assert_same_gradients(ours, theirs, name_map=lambda name: name):
+    their_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert_close(p.grad, their_params[name_map(name)].grad, f"gradient of {name}")
+
+
+def check_layer(ours, theirs, x, name_map=lambda name: name):
+    copy_parameters(ours, theirs, name_map)
+    (out, x_ours), (out_t, x_theirs) = run_both(ours, theirs, x, name_map=name_map)
+    assert_close(out, out_t, "output")
+    if x.dtype.kind == "f":
+        assert_close(x_ours.grad, x_theirs.grad, "input gradient")
+    assert_same_gradients(ours, theirs, name_map)
+
+
+def randn(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear(bias):
+    check_layer(nn.Linear(7, 5, bias=bias), torch.nn.Linear(7, 5, bias=bias), randn(4, 7))
+
+
+def test_linear_on_3d_input():
+    check_layer(nn.Linear(6, 3), torch.nn.Linear(6, 3), randn(2, 4, 6))
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 0), (1, 1), (2, 0), (2, 1), (3, 2)])
+def test_conv2d(stride, padding):
+    ours = nn.Conv2d(3, 4, 3, stride=stride, padding=padding)
+    theirs = torch.nn.Conv2d(3, 4, 3, stride=stride, padding=padding)
+    check_layer(ours, theirs, randn(2, 3, 9, 8))
+
+
+def test_conv2d_without_bias_and_1x1_kernel():
+    check_layer(nn.Conv2d(5, 2, 1, bias=False), torch.nn.Conv2d(5, 2, 1, bias=False), randn(3, 5, 4, 4))
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(2, None, 0), (3, 1, 1), (3, 2, 1), (2, 1, 0)])
+def test_max_pool2d(kernel, stride, padding):
+    ours = nn.MaxPool2d(kernel, stride, padding)
+    theirs = torch.nn.MaxPool2d(kernel, stride, padding)
+    check_layer(ours, theirs, randn(2, 3, 7, 6))
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(2, None, 0), (3, 1, 1), (3, 2, 1)])
+def test_avg_pool2d(kernel, stride, padding):
+    ours = nn.AvgPool2d(kernel, stride, padding)
+    theirs = torch.nn.AvgPool2d(kernel, stride, padding)  # count_include_pad=True, as ours
+    check_layer(ours, theirs, randn(2, 3, 7, 6))
+
+
+@pytest.mark.parametrize("activation", ["ReLU", "Tanh", "Sigmoid", "LeakyReLU"])
+def test_activations(activation):
+    check_layer(getattr(nn, activation)(), getattr(torch.nn, activation)(), randn(3, 5))
+
+
+def test_flatten():
+    check_layer(nn.Flatten(), torch.nn.Flatten(), randn(2, 3, 4, 5))
+
+
+def test_embedding_with_repeated_indices():
+    ours, theirs = nn.Embedding(10, 4), torch.nn.Embedding(10, 4)
+    indices = np.array([[1, 2, 2, 9], [0, 1, 1, 1]])
+    check_layer(ours, theirs, indices)
+
+
+# BatchNorm: training mode normalizes with the batch's statistics and moves the running
+# averages; evaluation mode uses the running averages. Both, over several batches.
+@pytest.mark.parametrize(
+    "ours_class,theirs_class,shape",
+    [
+        (nn.BatchNorm1d, torch.nn.BatchNorm1d, (8, 5)),
+        (nn.BatchNorm1d, torch.nn.BatchNorm1d, (6, 5, 3)),
+        (nn.BatchNorm2d, torch.nn.BatchNorm2d, (4, 5, 3, 3)),
+    ],
+)
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batch_norm_train_and_eval(ours_class, theirs_class, shape, momentum):
+    ours, theirs = ours_class(5, momentum=momentum), theirs_class(5, momentum=momentum)
+    with minidl.no_grad():  # non-trivial affine parameters
+        ours.weight.copy_(randn(5, seed=1) + 1)
+        ours.bias.copy_(randn(5, seed=2))
+    copy_parameters(ours, theirs)
+    for step in range(3):
+        x = randn(*shape, seed=10 + step) * 3 + 1
+        (out, x_ours), (out_t, x_theirs) = run_both(ours, theirs, x, upstream_seed=step)
+        assert_close(out, out_t, f"training output, step {step}")
+        assert_close(x_ours.grad, x_theirs.grad, f"input gradient, step {step}")
+        assert_same_gradients(ours, theirs)
+        ours.zero_grad()
+        theirs.zero_grad()
+    assert_close(ours.running_mean, theirs.running_mean, "running mean")
+    assert_close(ours.running_var, theirs.running_var, "running var")
+    assert int(ours.num_batches_tracked.data) == int(theirs.num_batches_tracked) == 3
+    ours.eval()
+    theirs.eval()
+    (out, x_ours), (out_t, x_theirs) = run_both(ours, theirs, randn(*shape, seed=99))
+    assert_close(out, out_t, "evaluation output")
+    assert_close(x_ours.grad, x_theirs.grad, "evaluation input gradient")
+
+
+def test_batch_norm_state_dict_loads_into_torch():
+    ours = nn.BatchNorm2d(3)
+    ours(minidl.tensor(randn(4, 3, 2, 2)))
+    theirs = torch.nn.BatchNorm2d(3)
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v.data)) for k, v in ours.state_dict().items()})
+    assert_close(ours.running_mean, theirs.running_mean, "running mean")
+
+
+# Recurrent layers: our LSTM stores layer d's weights as cells.<d>.weight_ih; torch calls
+# the same matrix weight_ih_l<d>. Same gate order (i, f, g, o), so they copy over directly.
+def recurrent_name(name):
+    _, layer, param = name.split(".")
+    return f"{param}_l{layer}"
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_lstm(batch_first, num_layers):
+    ours = nn.LSTM(3, 4, num_layers=num_layers, batch_first=batch_first)
+    theirs = torch.nn.LSTM(3, 4, num_layers=num_layers, batch_first=batch_first)
+    copy_parameters(ours, theirs, recurrent_name)
+    x = randn(2, 5, 3) if batch_first else randn(5, 2, 3)
+    h0, c0 = randn(num_layers, 2, 4, seed=1), randn(num_layers, 2, 4, seed=2)
+    x_o, h0_o, c0_o = (minidl.tensor(a, requires_grad=True) for a in (x, h0, c0))
+    x_t, h0_t, c0_t = (to_torch(a, requires_grad=True) for a in (x, h0, c0))
+    out, (h, c) = ours(x_o, (h0_o, c0_o))
+    out_t, (h_t, c_t) = theirs(x_t, (h0_t, c0_t))
+    assert_close(out, out_t, "output")
+    assert_close(h, h_t, "h_n")
+    assert_close(c, c_t, "c_n")
+    # A loss that uses every output: the sequence, the last hidden state and the last cell state.
+    g_out, g_h, g_c = (randn(*a.shape, seed=s) for a, s in ((out, 3), (h, 4), (c, 5)))
+    ((out * minidl.tensor(g_out)).sum() + (h * minidl.tensor(g_h)).sum() + (c * minidl.tensor(g_c)).sum()).backward()
+    ((out_t * to_torch(g_out)).sum() + (h_t * to_torch(g_h)).sum() + (c_t * to_torch(g_c)).sum()).backward()
+    for name, ours_t, theirs_t in (("x", x_o, x_t), ("h0", h0_o, h0_t), ("c0", c0_o, c0_t)):
+        assert_close(ours_t.grad, theirs_t.grad, f"gradient of {name}")
+    assert_same_gradients(ours, theirs, recurrent_name)
+
+
+def test_lstm_without_initial_state_starts_from_zeros():
+    ours, theirs = nn.LSTM(3, 4), torch.nn.LSTM(3, 4)
+    copy_parameters(ours, theirs, recurrent_name)
+    (out, x_ours), (out_t, x_theirs) = run_both(lambda x: ours(x)[0], lambda x: theirs(x)[0], randn(6, 2, 3))
+    assert_close(out, out_t, "output")
+    assert_close(x_ours.grad, x_theirs.grad, "input gradient")
+    assert_same_gradients(ours, theirs, recurrent_name)
+
+
+def test_lstm_cell():
+    ours, theirs = nn.LSTMCell(3, 4), torch.nn.LSTMCell(3, 4)
+    copy_parameters(ours, theirs)
+    x, h0, c0 = randn(2, 3), randn(2, 4, seed=1), randn(2, 4, seed=2)
+    h, c = ours(minidl.tensor(x), (minidl.tensor(h0), minidl.tensor(c0)))
+    h_t, c_t = theirs(to_torch(x), (to_torch(h0), to_torch(c0)))
+    assert_close(h, h_t, "h")
+    assert_close(c, c_t, "c")
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn(nonlinearity):
+    ours = nn.RNN(3, 4, num_layers=2, nonlinearity=nonlinearity, batch_first=True)
+    theirs = torch.nn.RNN(3, 4, num_layers=2, nonlinearity=nonlinearity, batch_first=True)
+    copy_parameters(ours, theirs, recurrent_name)
+    x = randn(2, 5, 3)
+    x_o, x_t = minidl.tensor(x, requires_grad=True), to_torch(x, requires_grad=True)
+    out, h = ours(x_o)
+    out_t, h_t = theirs(x_t)
+    assert_close(out, out_t, "output")
+    assert_close(h, h_t, "h_n")
+    g = randn(*out.shape, seed=3)
+    (out * minidl.tensor(g)).sum().backward()
+    (out_t * to_torch(g)).sum().backward()
+    assert_close(x_o.grad, x_t.grad, "input gradient")
+    assert_same_gradients(ours, theirs, recurrent_name)
+
+
+def test_default_initialization_matches_torch_distribution():
+    """Linear/Conv2d start as torch's do: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
+    minidl.manual_seed(0)
+    ours = nn.Linear(400, 300)
+    bound = 1 / math.sqrt(400)
+    for p in (ours.weight, ours.bias):
+        assert np.abs(p.data).max() <= bound
+        assert np.abs(p.data).max() > 0.95 * bound  # fills the interval
+    assert abs(ours.weight.data.std() - bound / math.sqrt(3)) < 0.01 * bound
+    conv = nn.Conv2d(8, 16, 3)
+    assert np.abs(conv.weight.data).max() <= 1 / math.sqrt(8 * 9)
+
+
+# ---------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_loss(reduction):
+    scores, targets = randn(6, 4), np.array([0, 3, 1, 1, 2, -100])
+    s_o, s_t = minidl.tensor(scores, requires_grad=True), to_torch(scores, requires_grad=True)
+    loss = nn.CrossEntropyLoss(reduction=reduction)(s_o, minidl.tensor(targets))
+    loss_t = torch.nn.CrossEntropyLoss(reduction=reduction)(s_t, torch.from_numpy(targets))
+    assert_close(loss, loss_t, "loss")
+    g = randn(*loss.shape, seed=1) if reduction == "none" else np.float32(1.0)
+    loss.backward(minidl.tensor(g) if reduction == "none" else None)
+    loss_t.backward(to_torch(g) if reduction == "none" else None)
+    assert_close(s_o.grad, s_t.grad, "gradient")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_nll_loss(reduction):
+    log_probs = np.log(np.random.default_rng(0).dirichlet(np.ones(5), size=4)).astype(np.float32)
+    targets = np.array([4, 0, 2, 2])
+    x_o, x_t = minidl.tensor(log_probs, requires_grad=True), to_torch(log_probs, requires_grad=True)
+    loss = nn.NLLLoss(reduction=reduction)(x_o, minidl.tensor(targets))
+    loss_t = torch.nn.NLLLoss(reduction=reduction)(x_t, torch.from_numpy(targets))
+    assert_close(loss, loss_t, "loss")
+    loss.backward()
+    loss_t.backward()
+    assert_close(x_o.grad, x_t.grad, "gradient")
+
+
+@pytest.mark.parametrize(
+    "ours_class,theirs_class,targets",
+    [
+        (nn.MSELoss, torch.nn.MSELoss, randn(4, 3, seed=5)),
+        (nn.BCEWithLogitsLoss, torch.nn.BCEWithLogitsLoss, (randn(4, 3, seed=5) > 0).astype(np.float32)),
+        (nn.BCEWithLogitsLoss, torch.nn.BCEWithLogitsLoss, np.random.default_rng(5).random((4, 3), np.float32)),
+    ],
+)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_regression_and_binary_losses(ours_class, theirs_class, targets, reduction):
+    scores = randn(4, 3) * 4
+    s_o, s_t = minidl.tensor(scores, requires_grad=True), to_torch(scores, requires_grad=True)
+    loss = ours_class(reduction=reduction)(s_o, minidl.tensor(targets))
+    loss_t = theirs_class(reduction=reduction)(s_t, to_torch(targets))
+    assert_close(loss, loss_t, "loss")
+    loss.backward()
+    loss_t.backward()
+    assert_close(s_o.grad, s_t.grad, "gradient")
+
+
+# ---------------------------------------------------------------------------
+# Optimizers: a few steps from the same start with the same gradients
+# ---------------------------------------------------------------------------
+OPTIMIZERS = [
+    ("SGD", dict(lr=0.1), optim.SGD, torch.optim.SGD),
+    ("SGD momentum", dict(lr=0.1, momentum=0.9), optim.SGD, torch.optim.SGD),
+    ("SGD nesterov", dict(lr=0.1, momentum=0.9, nesterov=True), optim.SGD, torch.optim.SGD),
+    ("SGD weight decay", dict(lr=0.1, momentum=0.9, weight_decay=0.01), optim.SGD, torch.optim.SGD),
+    ("AdaGrad", dict(lr=0.1), optim.AdaGrad, torch.optim.Adagrad),
+    ("AdaGrad weight decay", dict(lr=0.1, weight_decay=0.1), optim.AdaGrad, torch.optim.Adagrad),
+    ("RMSProp", dict(lr=0.01), optim.RMSProp, torch.optim.RMSprop),
+    ("RMSProp alpha", dict(lr=0.01, alpha=0.9, weight_decay=0.1), optim.RMSProp, torch.optim.RMSprop),
+    ("Adam", dict(lr=0.01), optim.Adam, torch.optim.Adam),
+    ("Adam betas", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1), optim.Adam, torch.optim.Adam),
+]
+
+
+@pytest.mark.parametrize("label,options,ours_class,theirs_class", OPTIMIZERS, ids=[o[0] for o in OPTIMIZERS])
+def test_optimizer_steps(label, options, ours_class, theirs_class):
+    shapes = [(3, 4), (4,)]
+    start = [randn(*s, seed=i) for i, s in enumerate(shapes)]
+    ours = [nn.Parameter(a.copy()) for a in start]
+    theirs = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in start]
+    opt, opt_t = ours_class(ours, **options), theirs_class(theirs, **options)
+    for step in range(4):
+        for i, (p, p_t) in enumerate(zip(ours, theirs)):
+            g = randn(*p.shape, seed=100 * step + i)
+            p.grad = minidl.tensor(g)
+            p_t.grad = to_torch(g)
+        opt.step()
+        opt_t.step()
+        for i, (p, p_t) in enumerate(zip(ours, theirs)):
+            assert_close(p, p_t, f"{label}: parameter {i} after step {step + 1}", rtol=1e-5, atol=1e-6)
+
+
+def test_per_group_learning_rates_match_torch():
+    a, b = randn(3, seed=1), randn(2, seed=2)
+    ours = [nn.Parameter(a.copy()), nn.Parameter(b.copy())]
+    theirs = [torch.nn.Parameter(torch.from_numpy(a.copy())), torch.nn.Parameter(torch.from_numpy(b.copy()))]
+    opt = optim.SGD([{"params": [ours[0]]}, {"params": [ours[1]], "lr": 0.5}], lr=0.1, momentum=0.9)
+    opt_t = torch.optim.SGD([{"params": [theirs[0]]}, {"params": [theirs[1]], "lr": 0.5}], lr=0.1, momentum=0.9)
+    for step in range(3):
+        for p, p_t, seed in zip(ours, theirs, (step, step + 10)):
+            g = randn(*p.shape, seed=seed)
+            p.grad, p_t.grad = minidl.tensor(g), to_torch(g)
+        opt.step()
+        opt_t.step()
+    for p, p_t in zip(ours, theirs):
+        assert_close(p, p_t, "parameter", rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "ours_factory,theirs_factory",
+    [
+        (lambda o: optim.lr_scheduler.ExponentialLR(o, 0.8), lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.8)),
+        (lambda o: optim.lr_scheduler.StepLR(o, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+        (
+            lambda o: optim.lr_scheduler.CosineAnnealingLR(o, 7, eta_min=0.01),
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 7, eta_min=0.01),
+        ),
+    ],
+)
+def test_learning_rate_schedules(ours_factory, theirs_factory):
+    opt = optim.SGD([nn.Parameter(np.zeros(1, np.float32))], lr=0.2)
+    opt_t = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+    sched, sched_t = ours_factory(opt), theirs_factory(opt_t)
+    for epoch in range(7):
+        assert sched.get_last_lr() == pytest.approx(sched_t.get_last_lr(), rel=1e-9, abs=1e-12), f"epoch {epoch}"
+        opt_t.step()  # torch warns if the scheduler steps before the optimizer
+        sched.step()
+        sched_t.step()
+
+
+def test_clip_grad_norm_matches_torch():
+    grads = [randn(3, 4, seed=1) * 5, randn(7, seed=2) * 5]
+    ours = [nn.Parameter(np.zeros_like(g)) for g in grads]
+    theirs = [torch.nn.Parameter(torch.zeros(g.shape)) for g in grads]
+    for p, p_t, g in zip(ours, theirs, grads):
+        p.grad, p_t.grad = minidl.tensor(g), to_torch(g)
+    norm = optim.clip_grad_norm_(ours, 1.0)
+    norm_t = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    assert norm.item() == pytest.approx(norm_t.item(), rel=1e-5)
+    for p, p_t in zip(ours, theirs):
+        assert_close(p.grad, p_t.grad, "clipped gradient")
