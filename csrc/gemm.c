@@ -68,6 +68,8 @@ struct gemm_cfg {
     int64_t kc, mc, nc;    /* cache blocks: KC (L1), MC (L2), NC (L3)         */
     ukr_fn ukr;
     pack_fn pack_a_panel, pack_b_panel;
+    int narrow_nr[2];      /* narrower kernels for the last columns, ascending (0: none) */
+    ukr_fn narrow_ukr[2];
 };
 
 #define MDK_MR_MAX 16
@@ -97,40 +99,70 @@ static void ukr_scalar(int64_t kc, const float *restrict ap, const float *restri
 }
 
 #if MDK_HAVE_X86
-/* AVX2 + FMA: 6 rows x 16 columns = 6 x 2 ymm accumulators (12 of 16 ymm
- * registers), 2 for B, 1 for the broadcast A element. */
+/* Why the kernels below spell out every accumulator with a macro instead of
+ * looping over an array acc[MR][NV]: GCC 12 unrolls such loops but keeps a
+ * copy of the array on the stack, storing every accumulator on every k step
+ * (12-24 extra stores per step: half the speed).  Named variables leave it no
+ * choice.  Check with objdump that the k loop has no (%rsp) accesses. */
+
+/* Epilogue for one vector of a C row: C = acc + (accumulate ? C : bias or 0). */
+#define MDK_STORE_VEC(load, store, add, zero, ci, bias, accumulate, acc, off)                                   \
+    store((ci) + (off), add((accumulate) ? load((ci) + (off)) : (bias) ? load((bias) + (off)) : zero(), acc))
+
+/* AVX2 + FMA: 6 rows x 16 columns = 6 x 2 ymm accumulators (12 of the 16 ymm
+ * registers), 2 for B, 1 for the broadcast A element.  Per k: 2 loads of B,
+ * 6 broadcasts, 12 FMAs. */
 enum { A2_MR = 6, A2_NR = 16 };
+#define A2_ROW(i)                                                                                               \
+    do {                                                                                                        \
+        __m256 a_ = _mm256_broadcast_ss(ap + (i));                                                              \
+        c##i##0 = _mm256_fmadd_ps(a_, b0, c##i##0);                                                             \
+        c##i##1 = _mm256_fmadd_ps(a_, b1, c##i##1);                                                             \
+    } while (0)
+#define A2_STORE(i)                                                                                             \
+    do {                                                                                                        \
+        MDK_STORE_VEC(_mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_setzero_ps, c + (i) * ldc, bias, \
+                      accumulate, c##i##0, 0);                                                                  \
+        MDK_STORE_VEC(_mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_setzero_ps, c + (i) * ldc, bias, \
+                      accumulate, c##i##1, 8);                                                                  \
+    } while (0)
 MDK_TARGET_AVX2 static void ukr_avx2(int64_t kc, const float *restrict ap, const float *restrict bp,
                                      float *restrict c, int64_t ldc, const float *restrict bias, int accumulate)
 {
-    __m256 acc[A2_MR][2];
-    for (int i = 0; i < A2_MR; ++i)
-        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int i = 0; i < A2_MR; ++i)
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int i = 0; i < A2_MR; ++i) /* the C tile is touched only at the end: start pulling it in */
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; ++p) {
-        __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
-        for (int i = 0; i < A2_MR; ++i) {
-            __m256 a = _mm256_broadcast_ss(ap + i);
-            acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
-        }
+        const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+        A2_ROW(0); A2_ROW(1); A2_ROW(2); A2_ROW(3); A2_ROW(4); A2_ROW(5);
         ap += A2_MR;
         bp += A2_NR;
     }
-    __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
-    if (bias && !accumulate) {
-        bias0 = _mm256_loadu_ps(bias);
-        bias1 = _mm256_loadu_ps(bias + 8);
+    A2_STORE(0); A2_STORE(1); A2_STORE(2); A2_STORE(3); A2_STORE(4); A2_STORE(5);
+}
+
+/* AVX2 edge kernel: 6 x 8, for the last 1-8 columns. */
+MDK_TARGET_AVX2 static void ukr_avx2_n8(int64_t kc, const float *restrict ap, const float *restrict bp,
+                                        float *restrict c, int64_t ldc, const float *restrict bias, int accumulate)
+{
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m256 b0 = _mm256_load_ps(bp);
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 0), b0, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 1), b0, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 2), b0, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 3), b0, c3);
+        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 4), b0, c4);
+        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 5), b0, c5);
+        ap += A2_MR;
+        bp += 8;
     }
-    for (int i = 0; i < A2_MR; ++i) {
-        float *ci = c + i * ldc;
-        __m256 c0 = accumulate ? _mm256_loadu_ps(ci) : bias0;
-        __m256 c1 = accumulate ? _mm256_loadu_ps(ci + 8) : bias1;
-        _mm256_storeu_ps(ci, _mm256_add_ps(c0, acc[i][0]));
-        _mm256_storeu_ps(ci + 8, _mm256_add_ps(c1, acc[i][1]));
-    }
+    __m256 rows[6] = {c0, c1, c2, c3, c4, c5};
+    for (int i = 0; i < 6; ++i)
+        MDK_STORE_VEC(_mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_setzero_ps, c + i * ldc, bias,
+                      accumulate, rows[i], 0);
 }
 
 /* AVX-512: 6 rows x 64 columns = 6 x 4 zmm accumulators (24 of 32 zmm
@@ -138,53 +170,72 @@ MDK_TARGET_AVX2 static void ukr_avx2(int64_t kc, const float *restrict ap, const
  * of B, 6 broadcasts of A and 24 FMAs.  We also tried 14x32, 12x32, 8x48 and
  * 7x64 (docs/kernels.md): the taller tiles re-use each B vector more but need
  * 16 loads per 28 FMAs instead of 10 per 24, and on our machine the loads,
- * not the FMAs, were the limit.  The loops over i and v have constant
- * bounds; GCC unrolls them and keeps acc[][] in registers (check with
- * objdump: the k loop has no stack accesses). */
-/* The tile shape can be overridden at compile time (-DA5_MR_DEF=14 -DA5_NV_DEF=2)
- * to repeat the comparison in docs/kernels.md. */
-#ifndef A5_MR_DEF
-#define A5_MR_DEF 6
-#define A5_NV_DEF 4
-#endif
-enum { A5_MR = A5_MR_DEF, A5_NV = A5_NV_DEF, A5_NR = 16 * A5_NV_DEF };
+ * not the FMAs, were the limit. */
+enum { A5_MR = 6, A5_NR = 64 };
+#define A5_ROW(i)                                                                                               \
+    do {                                                                                                        \
+        __m512 a_ = _mm512_set1_ps(ap[i]);                                                                      \
+        c##i##0 = _mm512_fmadd_ps(a_, b0, c##i##0);                                                             \
+        c##i##1 = _mm512_fmadd_ps(a_, b1, c##i##1);                                                             \
+        c##i##2 = _mm512_fmadd_ps(a_, b2, c##i##2);                                                             \
+        c##i##3 = _mm512_fmadd_ps(a_, b3, c##i##3);                                                             \
+    } while (0)
+#define A5_STORE1(i, v)                                                                                         \
+    MDK_STORE_VEC(_mm512_loadu_ps, _mm512_storeu_ps, _mm512_add_ps, _mm512_setzero_ps, c + (i) * ldc, bias,     \
+                  accumulate, c##i##v, 16 * v)
+#define A5_STORE(i)                                                                                             \
+    do {                                                                                                        \
+        A5_STORE1(i, 0);                                                                                        \
+        A5_STORE1(i, 1);                                                                                        \
+        A5_STORE1(i, 2);                                                                                        \
+        A5_STORE1(i, 3);                                                                                        \
+    } while (0)
 MDK_TARGET_AVX512 static void ukr_avx512(int64_t kc, const float *restrict ap, const float *restrict bp,
                                          float *restrict c, int64_t ldc, const float *restrict bias,
                                          int accumulate)
 {
-    __m512 acc[A5_MR][A5_NV];
-    for (int i = 0; i < A5_MR; ++i)
-        for (int v = 0; v < A5_NV; ++v)
-            acc[i][v] = _mm512_setzero_ps();
-    /* The C tile is touched only at the end; start pulling it in now. */
-    for (int i = 0; i < A5_MR; ++i)
-        for (int v = 0; v < A5_NV; ++v)
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    __m512 c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    __m512 c40 = c00, c41 = c00, c42 = c00, c43 = c00, c50 = c00, c51 = c00, c52 = c00, c53 = c00;
+    for (int i = 0; i < A5_MR; ++i) /* the C tile (6 rows x 4 cache lines) is touched only at the end */
+        for (int v = 0; v < 4; ++v)
             _mm_prefetch((const char *)(c + i * ldc + 16 * v), _MM_HINT_T0);
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; ++p) {
-        __m512 b[A5_NV];
-        for (int v = 0; v < A5_NV; ++v)
-            b[v] = _mm512_load_ps(bp + 16 * v);
-        /* A is read MR floats per k: ask for the line ~8 steps ahead so it is in L1 when we get there. */
-        _mm_prefetch((const char *)(ap + 8 * A5_MR), _MM_HINT_T0);
-        for (int i = 0; i < A5_MR; ++i) {
-            __m512 a = _mm512_set1_ps(ap[i]);
-            for (int v = 0; v < A5_NV; ++v)
-                acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
-        }
+        const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+        const __m512 b2 = _mm512_load_ps(bp + 32), b3 = _mm512_load_ps(bp + 48);
+        A5_ROW(0); A5_ROW(1); A5_ROW(2); A5_ROW(3); A5_ROW(4); A5_ROW(5);
         ap += A5_MR;
         bp += A5_NR;
     }
-    for (int i = 0; i < A5_MR; ++i) {
-        float *ci = c + i * ldc;
-        for (int v = 0; v < A5_NV; ++v) {
-            __m512 base = accumulate ? _mm512_loadu_ps(ci + 16 * v)
-                          : bias     ? _mm512_loadu_ps(bias + 16 * v)
-                                     : _mm512_setzero_ps();
-            _mm512_storeu_ps(ci + 16 * v, _mm512_add_ps(base, acc[i][v]));
-        }
-    }
+    A5_STORE(0); A5_STORE(1); A5_STORE(2); A5_STORE(3); A5_STORE(4); A5_STORE(5);
 }
+
+/* AVX-512 edge kernels: 6 x 16 and 6 x 32 for the last columns of C, so a
+ * 784-wide product (12 x 64 + 16) does not compute a 3/4-empty 64-wide tile. */
+#define A5_NARROW(NV)                                                                                           \
+    MDK_TARGET_AVX512 static void ukr_avx512_n##NV(int64_t kc, const float *restrict ap, const float *restrict bp, \
+                                                   float *restrict c, int64_t ldc, const float *restrict bias,   \
+                                                   int accumulate)                                              \
+    {                                                                                                           \
+        __m512 acc[A5_MR][NV / 16];                                                                             \
+        for (int i = 0; i < A5_MR; ++i)                                                                         \
+            for (int v = 0; v < NV / 16; ++v)                                                                   \
+                acc[i][v] = _mm512_setzero_ps();                                                                \
+        for (int64_t p = 0; p < kc; ++p) {                                                                      \
+            for (int i = 0; i < A5_MR; ++i)                                                                     \
+                for (int v = 0; v < NV / 16; ++v)                                                               \
+                    acc[i][v] = _mm512_fmadd_ps(_mm512_set1_ps(ap[i]), _mm512_load_ps(bp + 16 * v), acc[i][v]); \
+            ap += A5_MR;                                                                                        \
+            bp += NV;                                                                                           \
+        }                                                                                                       \
+        for (int i = 0; i < A5_MR; ++i)                                                                         \
+            for (int v = 0; v < NV / 16; ++v)                                                                   \
+                MDK_STORE_VEC(_mm512_loadu_ps, _mm512_storeu_ps, _mm512_add_ps, _mm512_setzero_ps, c + i * ldc, \
+                              bias, accumulate, acc[i][v], 16 * v);                                             \
+    }
+A5_NARROW(16)
+A5_NARROW(32)
 #endif /* MDK_HAVE_X86 */
 
 #if MDK_HAVE_NEON
@@ -238,8 +289,9 @@ static void ukr_neon(int64_t kc, const float *restrict ap, const float *restrict
  * of the time if done one float at a time.
  * ====================================================================== */
 
-/* Any strides: dst[p][i] = src[i*rs + p*cs] for i < len, zero up to width. */
-static void pack_panel_generic(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs, int width,
+/* Any strides: dst[p][i] = src[i*rs + p*cs] for i < len, zero up to width.
+ * (Inlined into a copy compiled for AVX2 below, so its loops use ymm registers there.) */
+static inline void pack_panel_body(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs, int width,
                                float *restrict dst)
 {
     if (len == width && rs == 1) { /* contiguous across the panel: a copy per k step */
@@ -262,7 +314,19 @@ static void pack_panel_generic(int64_t len, int64_t kc, const float *src, int64_
     }
 }
 
+static void pack_panel_generic(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs, int width,
+                               float *restrict dst)
+{
+    pack_panel_body(len, kc, src, rs, cs, width, dst);
+}
+
 #if MDK_HAVE_X86
+MDK_TARGET_AVX2 static void pack_panel_avx2(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
+                                            int width, float *restrict dst)
+{
+    pack_panel_body(len, kc, src, rs, cs, width, dst);
+}
+
 /* Transpose a 16 x 16 block held in 16 zmm registers (row r -> column r):
  * unpack pairs of rows (2x2 blocks), then pairs of pairs (4x4 blocks inside
  * each 128-bit lane), then move 128-bit lanes around in two shuffles. */
@@ -324,10 +388,10 @@ MDK_TARGET_AVX512 static void pack_panel_avx512(int64_t len, int64_t kc, const f
             }
         }
         if (p0 < kc) /* the last kc % 16 steps */
-            pack_panel_generic(len, kc - p0, src + p0, rs, cs, width, dst + p0 * width);
+            pack_panel_body(len, kc - p0, src + p0, rs, cs, width, dst + p0 * width);
         return;
     }
-    pack_panel_generic(len, kc, src, rs, cs, width, dst);
+    pack_panel_body(len, kc, src, rs, cs, width, dst);
 }
 #endif
 
@@ -339,13 +403,29 @@ static void pack_a(const struct gemm_cfg *cfg, int64_t mc, int64_t kc, const flo
         cfg->pack_a_panel(MDK_MIN(cfg->mr, mc - i0), kc, a + i0 * rsa, rsa, csa, cfg->mr, ap + i0 * kc);
 }
 
-/* Bp: ceil(nc/NR) micro-panels of B[0:kc, 0:nc]; a column of B is a "row" of the
- * panel, so the strides swap roles. */
+/* The micro-kernel for a column panel with `cols` <= NR valid columns, and its
+ * width: the full kernel, or a narrower one for the last columns of C. */
+static int panel_kernel(const struct gemm_cfg *cfg, int64_t cols, ukr_fn *ukr)
+{
+    for (int t = 0; t < 2; ++t)
+        if (cfg->narrow_nr[t] != 0 && cols <= cfg->narrow_nr[t]) {
+            *ukr = cfg->narrow_ukr[t];
+            return cfg->narrow_nr[t];
+        }
+    *ukr = cfg->ukr;
+    return cfg->nr;
+}
+
+/* Bp: ceil(nc/NR) micro-panels of B[0:kc, 0:nc] (the last one perhaps narrower);
+ * a column of B is a "row" of the panel, so the strides swap roles. */
 static void pack_b(const struct gemm_cfg *cfg, int64_t kc, int64_t nc, const float *b, int64_t rsb, int64_t csb,
                    float *restrict bp)
 {
-    for (int64_t j0 = 0; j0 < nc; j0 += cfg->nr)
-        cfg->pack_b_panel(MDK_MIN(cfg->nr, nc - j0), kc, b + j0 * csb, csb, rsb, cfg->nr, bp + j0 * kc);
+    for (int64_t j0 = 0; j0 < nc; j0 += cfg->nr) {
+        ukr_fn unused;
+        const int64_t cols = MDK_MIN(cfg->nr, nc - j0);
+        cfg->pack_b_panel(cols, kc, b + j0 * csb, csb, rsb, panel_kernel(cfg, cols, &unused), bp + j0 * kc);
+    }
 }
 
 /* Blocking per path, measured on a Sapphire-Rapids-class core (L1d 48 KiB,
@@ -357,13 +437,13 @@ static void pack_b(const struct gemm_cfg *cfg, int64_t kc, int64_t nc, const flo
  * beat KC = 128/160/192 (fewer passes over C).  NC = 3072 keeps KC x NC
  * (3 MiB) in L3. */
 static struct gemm_cfg cfg_table[MDK_SIMD_COUNT] = {
-    [MDK_SIMD_SCALAR] = {SC_MR, SC_NR, 256, 128, 2048, ukr_scalar, pack_panel_generic, pack_panel_generic},
+    [MDK_SIMD_SCALAR] = {SC_MR, SC_NR, 256, 128, 2048, ukr_scalar, pack_panel_generic, pack_panel_generic, {0, 0}, {NULL, NULL}},
 #if MDK_HAVE_X86
-    [MDK_SIMD_AVX2] = {A2_MR, A2_NR, 256, 144, 3072, ukr_avx2, pack_panel_generic, pack_panel_generic},
-    [MDK_SIMD_AVX512] = {A5_MR, A5_NR, 256, 336, 3072, ukr_avx512, pack_panel_avx512, pack_panel_avx512},
+    [MDK_SIMD_AVX2] = {A2_MR, A2_NR, 256, 144, 3072, ukr_avx2, pack_panel_avx2, pack_panel_avx2, {8, 0}, {ukr_avx2_n8, NULL}},
+    [MDK_SIMD_AVX512] = {A5_MR, A5_NR, 256, 336, 3072, ukr_avx512, pack_panel_avx512, pack_panel_avx512, {16, 32}, {ukr_avx512_n16, ukr_avx512_n32}},
 #endif
 #if MDK_HAVE_NEON
-    [MDK_SIMD_NEON] = {NE_MR, NE_NR, 256, 128, 2048, ukr_neon, pack_panel_generic, pack_panel_generic},
+    [MDK_SIMD_NEON] = {NE_MR, NE_NR, 256, 128, 2048, ukr_neon, pack_panel_generic, pack_panel_generic, {0, 0}, {NULL, NULL}},
 #endif
 };
 
@@ -442,10 +522,12 @@ static void gemm_blocked(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
                 pack_a(cfg, mc, kc, a + ic * rsa + pc * csa, rsa, csa, ap);
                 for (int64_t jr = 0; jr < nc; jr += nr) {               /* 2nd loop */
                     const int64_t cols = MDK_MIN(nr, nc - jr);
+                    ukr_fn ukr;
+                    const int w = panel_kernel(cfg, cols, &ukr); /* NR, or narrower at the edge */
                     const float *bpanel = bp + jr * kc;
                     const float *bias_j = NULL;
                     if (bias && first) {
-                        if (cols == nr) {
+                        if (cols == w) {
                             bias_j = bias + jc + jr;
                         } else {
                             memset(bias_tile, 0, sizeof bias_tile);
@@ -457,16 +539,16 @@ static void gemm_blocked(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
                         const int64_t rows = MDK_MIN(mr, mc - ir);
                         float *cij = c + (ic + ir) * ldc + jc + jr;
                         const float *apanel = ap + ir * kc;
-                        if (rows == mr && cols == nr) {
-                            cfg->ukr(kc, apanel, bpanel, cij, ldc, bias_j, !first);
+                        if (rows == mr && cols == w) {
+                            ukr(kc, apanel, bpanel, cij, ldc, bias_j, !first);
                         } else {
                             /* Edge: run the full tile into scratch, copy the valid part. */
                             if (!first)
                                 for (int64_t i = 0; i < rows; ++i)
-                                    memcpy(tile + i * nr, cij + i * ldc, (size_t)cols * sizeof(float));
-                            cfg->ukr(kc, apanel, bpanel, tile, nr, bias_j, !first);
+                                    memcpy(tile + i * w, cij + i * ldc, (size_t)cols * sizeof(float));
+                            ukr(kc, apanel, bpanel, tile, w, bias_j, !first);
                             for (int64_t i = 0; i < rows; ++i)
-                                memcpy(cij + i * ldc, tile + i * nr, (size_t)cols * sizeof(float));
+                                memcpy(cij + i * ldc, tile + i * w, (size_t)cols * sizeof(float));
                         }
                         if (last && act != MDK_ACT_NONE) /* epilogue while the tile is in L1 */
                             apply_act_rows(cij, ldc, rows, cols, act);
