@@ -429,18 +429,20 @@ static void pack_b(const struct gemm_cfg *cfg, int64_t kc, int64_t nc, const flo
 }
 
 /* Blocking per path, measured on a Sapphire-Rapids-class core (L1d 48 KiB,
- * L2 2 MiB; sweep in docs/kernels.md).  AVX-512: the packed A block
- * MC x KC = 336 x 256 floats = 336 KiB lives in L2; an A micro-panel
- * (6 x 256 x 4 = 6 KiB) stays in L1 while the ukr runs; the B micro-panel
- * (256 x 64 x 4 = 64 KiB) is larger than L1 and streams from L2 -- the
- * hardware prefetcher handles that sequential stream well, and KC = 256 still
- * beat KC = 128/160/192 (fewer passes over C).  NC = 3072 keeps KC x NC
- * (3 MiB) in L3. */
+ * L2 2 MiB; sweeps in docs/kernels.md; blocks are then balanced per problem).
+ *   AVX-512 (6x64): KC = 512, MC = 240.  The packed A block MC x KC
+ *     (480 KiB) lives in L2 and one A micro-panel (6 x 512 x 4 = 12 KiB) in
+ *     L1 while the micro-kernel runs; the B micro-panel (512 x 64 x 4 =
+ *     128 KiB) is bigger than L1 and streams from L2, a sequential stream the
+ *     hardware prefetcher keeps up with.  KC = 384..512 beat 256 by a few
+ *     percent: fewer passes over C.
+ *   AVX2 (6x16): KC = 512, MC = 120: the B micro-panel (32 KiB) fits L1.
+ *   NC = 3072 keeps the packed B block (KC x NC, 6 MiB) in L3. */
 static struct gemm_cfg cfg_table[MDK_SIMD_COUNT] = {
     [MDK_SIMD_SCALAR] = {SC_MR, SC_NR, 256, 128, 2048, ukr_scalar, pack_panel_generic, pack_panel_generic, {0, 0}, {NULL, NULL}},
 #if MDK_HAVE_X86
-    [MDK_SIMD_AVX2] = {A2_MR, A2_NR, 256, 144, 3072, ukr_avx2, pack_panel_avx2, pack_panel_avx2, {8, 0}, {ukr_avx2_n8, NULL}},
-    [MDK_SIMD_AVX512] = {A5_MR, A5_NR, 256, 336, 3072, ukr_avx512, pack_panel_avx512, pack_panel_avx512, {16, 32}, {ukr_avx512_n16, ukr_avx512_n32}},
+    [MDK_SIMD_AVX2] = {A2_MR, A2_NR, 512, 120, 3072, ukr_avx2, pack_panel_avx2, pack_panel_avx2, {8, 0}, {ukr_avx2_n8, NULL}},
+    [MDK_SIMD_AVX512] = {A5_MR, A5_NR, 512, 240, 3072, ukr_avx512, pack_panel_avx512, pack_panel_avx512, {16, 32}, {ukr_avx512_n16, ukr_avx512_n32}},
 #endif
 #if MDK_HAVE_NEON
     [MDK_SIMD_NEON] = {NE_MR, NE_NR, 256, 128, 2048, ukr_neon, pack_panel_generic, pack_panel_generic, {0, 0}, {NULL, NULL}},
@@ -492,6 +494,17 @@ static void apply_act_rows(float *c, int64_t ldc, int64_t rows, int64_t cols, in
         mdk_unary(unary_op[act], c + i * ldc, c + i * ldc, cols);
 }
 
+/* The largest block <= `block` (a multiple of `unit`) that splits `size` into
+ * equal parts. */
+static int64_t balanced_block(int64_t size, int64_t block, int64_t unit)
+{
+    if (size <= block)
+        return MDK_MAX(size, 1);
+    const int64_t parts = (size + block - 1) / block;
+    const int64_t even = (size + parts - 1) / parts;
+    return MDK_MIN(block, (even + unit - 1) / unit * unit);
+}
+
 /* One product with the work buffers already allocated. */
 static void gemm_blocked(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k, const float *a,
                          int64_t rsa, int64_t csa, const float *b, int64_t rsb, int64_t csb, float *c,
@@ -511,14 +524,18 @@ static void gemm_blocked(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
         return;
     }
 
+    /* Equal-sized blocks: k = 784 with KC = 512 runs as 392 + 392, not 512 + 272,
+     * and m = 400 with MC = 336 as 204 + 196, not 336 + 64 (a short last block
+     * pays the packing and loop overheads for little work). */
+    const int64_t kc_step = balanced_block(k, cfg->kc, 1), mc_step = balanced_block(m, cfg->mc, mr);
     for (int64_t jc = 0; jc < n; jc += cfg->nc) {                      /* 5th loop */
         const int64_t nc = MDK_MIN(cfg->nc, n - jc);
-        for (int64_t pc = 0; pc < k; pc += cfg->kc) {                  /* 4th loop */
-            const int64_t kc = MDK_MIN(cfg->kc, k - pc);
+        for (int64_t pc = 0; pc < k; pc += kc_step) {                  /* 4th loop */
+            const int64_t kc = MDK_MIN(kc_step, k - pc);
             const int first = pc == 0, last = pc + kc == k;
             pack_b(cfg, kc, nc, b + pc * rsb + jc * csb, rsb, csb, bp);
-            for (int64_t ic = 0; ic < m; ic += cfg->mc) {              /* 3rd loop */
-                const int64_t mc = MDK_MIN(cfg->mc, m - ic);
+            for (int64_t ic = 0; ic < m; ic += mc_step) {              /* 3rd loop */
+                const int64_t mc = MDK_MIN(mc_step, m - ic);
                 pack_a(cfg, mc, kc, a + ic * rsa + pc * csa, rsa, csa, ap);
                 for (int64_t jr = 0; jr < nc; jr += nr) {               /* 2nd loop */
                     const int64_t cols = MDK_MIN(nr, nc - jr);
