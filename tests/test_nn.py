@@ -239,6 +239,20 @@ def test_full_backward_hook_on_a_module_whose_input_needs_no_grad():
     np.testing.assert_allclose(seen[0][1][0].data, np.ones((4, 2)))
 
 
+def test_full_backward_hook_with_several_outputs_and_no_input_needing_grad():
+    cell = nn.LSTMCell(3, 2)
+    seen = []
+    cell.register_full_backward_hook(lambda m, gi, go: seen.append((gi, go)))
+    h, c = cell(minidl.randn(4, 3))  # data input: only the parameters need gradients
+    (h * 3).sum().backward()
+    assert len(seen) == 1
+    grad_input, grad_output = seen[0]
+    assert grad_input == (None,)
+    np.testing.assert_allclose(grad_output[0].data, np.full((4, 2), 3.0))
+    assert grad_output[1] is None
+    assert cell.weight_ih.grad is not None
+
+
 # ---------------------------------------------------------------------------
 # The module call stack read by the backprop debugger
 # ---------------------------------------------------------------------------
@@ -455,6 +469,31 @@ def test_initializers_draw_from_minidls_seeded_generator():
     a = nn.Linear(3, 3).weight.data.copy()
     minidl.manual_seed(5)
     np.testing.assert_array_equal(nn.Linear(3, 3).weight.data, a)
+
+
+@pytest.mark.parametrize(
+    "make,shape",
+    [
+        (lambda: nn.BatchNorm1d(3), (5, 3)),
+        (lambda: nn.BatchNorm2d(2), (3, 2, 3, 3)),
+        (lambda: nn.Conv2d(2, 3, 3, stride=2, padding=1), (2, 2, 5, 5)),
+        (lambda: nn.LSTM(2, 3, num_layers=2), (4, 2, 2)),
+        (lambda: nn.RNN(2, 3), (4, 2, 2)),
+    ],
+)
+def test_layers_pass_first_and_second_order_gradient_checks(make, shape):
+    from minidl.debug import gradcheck, gradgradcheck
+
+    minidl.manual_seed(0)
+    layer = make().double()
+
+    def run(x):
+        out = layer(x)
+        return out[0] if isinstance(out, tuple) else out
+
+    x = minidl.randn(*shape, dtype=np.float64, requires_grad=True)
+    gradcheck(run, [x])
+    gradgradcheck(run, [x])
 
 
 def test_module_to_double_for_gradcheck():
