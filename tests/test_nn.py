@@ -281,6 +281,15 @@ def test_module_stack_names_the_running_modules_and_is_empty_afterwards():
     assert seen[-1] == ["Probe"]
 
 
+def test_module_stack_names_modules_inside_lists():
+    seen = []
+    lstm = nn.LSTM(2, 3, num_layers=2)
+    lstm.cells[1].register_forward_pre_hook(lambda m, args: seen.append(module_stack[-1][0]))
+    model = nn.Sequential(lstm)
+    model(minidl.randn(3, 1, 2))
+    assert seen == ["Sequential.0.cells.1"] * 3
+
+
 def test_module_stack_is_popped_when_forward_raises():
     with pytest.raises(ValueError):
         nn.Sequential(nn.Linear(2, 2))(minidl.randn(1, 3))

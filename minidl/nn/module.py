@@ -90,12 +90,27 @@ class Module:
 
     def _qualified_name(self):
         """This module's path from the module that was called first, e.g. "Net.features.0"."""
-        if module_stack:
-            parent_name, parent = module_stack[-1]
-            name = self._name_in_parent
-            if name is not None and parent._modules.get(name) is self:
-                return parent_name + "." + name
-        return type(self).__name__
+        if not module_stack:
+            return type(self).__name__
+        parent_name, parent = module_stack[-1]
+        name = self._name_in_parent
+        if name is not None and parent._modules.get(name) is self:
+            return parent_name + "." + name  # the common case: called by its own parent
+        return self._nested_name(parent_name, parent)
+
+    def _nested_name(self, caller_name, caller):
+        """The name of a deeper descendant of the calling module, e.g. an LSTM's cells.0 (a ModuleList
+        item: lists are never called themselves). Searched once per caller, then cached."""
+        cached = self.__dict__.get("_nested_name_cache")
+        if cached is not None and cached[0] == id(caller) and cached[1] == caller_name:
+            return cached[2]
+        name = type(self).__name__  # not found below the caller: a module shared from elsewhere
+        for path, module in caller.named_modules():
+            if module is self and path:
+                name = caller_name + "." + path
+                break
+        object.__setattr__(self, "_nested_name_cache", (id(caller), caller_name, name))
+        return name
 
     def _call_with_hooks(self, args, kwargs):
         for hook in list(self._forward_pre_hooks.values()):
