@@ -174,13 +174,15 @@ def crossover(repeats):
     from minidl.backend import c_kernels as ck
     from minidl.backend import numpy_kernels as nk
 
-    saved = {k: getattr(ck, k) for k in ("MIN_GEMM_FLOPS", "MIN_ELEMENTWISE", "MIN_FUSED", "MIN_CONV")}
+    saved = {
+        k: getattr(ck, k) for k in ("MIN_GEMM_FLOPS", "MIN_ELEMENTWISE", "MIN_FUSED", "MIN_CONV", "MIN_TRANSCENDENTAL")
+    }
     for k in saved:
         setattr(ck, k, 0)
     try:
         with threadpool_limits(1):
             print(f"{'kernel':14s} {'size':>8s} {'NumPy us':>9s} {'C us':>9s} {'ratio':>6s}")
-            for n in (8, 16, 24, 32, 48, 64, 96):
+            for n in (16, 32, 64, 96, 128, 160, 192, 256):
                 a, b = _rand(n, n), _rand(n, n, seed=1)
                 t = _median_times([lambda a=a, b=b: np.matmul(a, b), lambda a=a, b=b: ck.matmul(a, b)], repeats)
                 print(f"{'gemm n^3':14s} {n:8d} {t[0] * 1e6:9.2f} {t[1] * 1e6:9.2f} {t[0] / t[1]:6.2f}")

@@ -46,14 +46,19 @@ _PATHS = {"scalar": 0, "avx2": 1, "avx512": 2, "neon": 3}
 _ACTS = {None: 0, "none": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
 # ---------------------------------------------------------------------------------------
-# Crossovers: below these sizes the NumPy twin is faster (the C call costs a few
-# microseconds of Python + cffi overhead). Measured with benchmarks/bench_kernels.py
-# --crossover on the development machine (see docs/kernels.md); re-measure on yours.
+# Crossovers: below these sizes the NumPy twin is faster (a C call costs ~3-6 us of
+# Python + cffi overhead, and our GEMM packs both operands). Measured with
+# `python benchmarks/bench_kernels.py --crossover` on the development machine (numbers
+# in docs/kernels.md); re-measure on yours.
 # ---------------------------------------------------------------------------------------
-MIN_GEMM_FLOPS = 2 * 48**3  # m*n*k*2: below ~48^3 OpenBLAS's small-matrix path wins
-MIN_ELEMENTWISE = 4096  # plain add/mul/...: NumPy is as fast per element; only the call overhead matters
-MIN_FUSED = 1024  # fused kernels (sigmoid, tanh, bias+act, relu backward, softmax, CE, optimizers)
-MIN_CONV = 1024  # im2col / col2im / pooling, in elements
+MIN_GEMM_FLOPS = 2 * 160**3  # 2*m*n*k: OpenBLAS wins below ~160^3 (its small-matrix path packs less)
+MIN_ELEMENTWISE = 32768  # add/mul/relu/...: same speed per element as NumPy; only the call overhead differs
+MIN_FUSED = 256  # fused kernels (sigmoid, bias+act, relu backward, softmax, CE, optimizers): win from tiny sizes
+MIN_CONV = 256  # im2col / col2im / pooling, in elements
+# NumPy 2.x ships SIMD exp and tanh (SVML-derived, AVX-512) that beat ours standalone
+# (measured 0.4-0.9x), so standalone exp/tanh stay on NumPy; ours pay inside the fused
+# kernels (softmax, cross-entropy, sigmoid, bias+activation, the GEMM epilogue).
+MIN_TRANSCENDENTAL = 1 << 62
 
 
 # ---------------------------------------------------------------------------------------
@@ -140,15 +145,25 @@ def _contig(a):
 
 
 def _strided_ptr(a):
-    """Pointer to element [0, 0, ...] of a possibly strided view (used by the GEMM)."""
+    """Pointer to element [0, 0, ...] of a possibly strided view (used by the GEMM).
+
+    Contiguous arrays and their transposes (the common cases: W and W.T) go through
+    ffi.from_buffer, ~4x cheaper than a.ctypes.data, which serves everything else.
+    """
+    if a.flags.c_contiguous:
+        return ffi.from_buffer("float[]", a)
+    if a.flags.f_contiguous:
+        return ffi.from_buffer("float[]", a.T)  # same first element, C-contiguous view
     return ffi.cast("float *", a.ctypes.data)
 
 
 def _elem_strides(a):
     """Strides in elements, or None if some stride is not a whole number of floats."""
-    if any(s % 4 for s in a.strides):
-        return None
-    return tuple(s // 4 for s in a.strides)
+    strides = a.strides
+    for s in strides:
+        if s % 4:
+            return None
+    return tuple(s // 4 for s in strides)
 
 
 def _require_inplace(kernel, arg, a):
@@ -203,10 +218,10 @@ if available:
     neg = _unary(lib.MDK_UN_NEG, np.negative, "MIN_ELEMENTWISE")
     abs = _unary(lib.MDK_UN_ABS, np.abs, "MIN_ELEMENTWISE")  # noqa: A001
     sqrt = _unary(lib.MDK_UN_SQRT, np.sqrt, "MIN_ELEMENTWISE")
-    exp = _unary(lib.MDK_UN_EXP, np.exp, "MIN_FUSED")
+    exp = _unary(lib.MDK_UN_EXP, np.exp, "MIN_TRANSCENDENTAL")
     relu = _unary(lib.MDK_UN_RELU, _ref.relu, "MIN_ELEMENTWISE")
     sigmoid = _unary(lib.MDK_UN_SIGMOID, _ref.sigmoid, "MIN_FUSED")
-    tanh = _unary(lib.MDK_UN_TANH, np.tanh, "MIN_FUSED")
+    tanh = _unary(lib.MDK_UN_TANH, np.tanh, "MIN_TRANSCENDENTAL")
 
 
 def relu_backward(grad, x):
@@ -299,8 +314,16 @@ def log_softmax(x, axis=-1):
 # ---------------------------------------------------------------------------------------
 # Linear algebra
 # ---------------------------------------------------------------------------------------
-def _gemm_ok(*arrays):
-    return available and _is_f32(*arrays) and all(_elem_strides(a) is not None for a in arrays)
+def _gemm_ok(a, b):
+    return (
+        available
+        and type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and a.dtype == _F32
+        and b.dtype == _F32
+        and _elem_strides(a) is not None
+        and _elem_strides(b) is not None
+    )
 
 
 def _sgemm(a, b, bias=None, act=0):
@@ -308,7 +331,8 @@ def _sgemm(a, b, bias=None, act=0):
     m, k = a.shape
     n = b.shape[1]
     out = np.empty((m, n), _F32)
-    (rsa, csa), (rsb, csb) = _elem_strides(a), _elem_strides(b)
+    rsa, csa = _elem_strides(a)
+    rsb, csb = _elem_strides(b)
     bias_ptr = ffi.NULL if bias is None else _buf(bias)
     rc = lib.mdk_sgemm(m, n, k, _strided_ptr(a), rsa, csa, _strided_ptr(b), rsb, csb, _buf(out), n, bias_ptr, act)
     if rc == lib.MDK_ENOMEM:
@@ -389,7 +413,7 @@ def linear_act(x, weight, bias=None, activation=None):
         or weight.ndim != 2
         or x.shape[1] != weight.shape[1]
         or not _gemm_ok(x, weight)
-        or (bias is not None and not _is_f32(bias))
+        or (bias is not None and (not _is_f32(bias) or bias.shape != (weight.shape[0],)))
         or 2 * x.shape[0] * weight.shape[0] * x.shape[1] < MIN_GEMM_FLOPS
     ):
         return _ref.linear_act(x, weight, bias, activation)
