@@ -47,6 +47,7 @@ def download_url(url, destination, checksum=None, timeout=60):
     """
     import urllib.error  # imported here: urllib.request costs ~20 ms at `import minidl` time
     import urllib.request
+
     directory = os.path.dirname(os.path.abspath(destination))
     os.makedirs(directory, exist_ok=True)
     algorithm, expected = parse_checksum(checksum) if checksum else ("sha256", None)
