@@ -29,3 +29,14 @@ def test_import_minidl_does_not_import_heavy_optional_modules():
     code = "import sys, minidl; print(sorted(m for m in ('mpi4py', 'matplotlib', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_python_example_in_the_readme_runs(tmp_path):
+    blocks = re.findall(r"```python\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert len(blocks) >= 3
+    for i, block in enumerate(blocks):
+        script = tmp_path / f"readme_example_{i}.py"
+        script.write_text(block)
+        env = {**__import__("os").environ, "PYTHONBREAKPOINT": "0", "MPLBACKEND": "Agg"}
+        result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"README example {i} failed:\n{block}\n{result.stderr[-2000:]}"
