@@ -322,10 +322,12 @@ def backward_steps(roots, root_grads, retain_graph=False, create_graph=False, ca
     grads_to_store = []  # (tensor, gradient) for leaves and retain_grad() tensors, written at the end
     done = []
     engine_mode = _GradMode(create_graph)
+    hooks_ran = False
     for index, node in enumerate(topological_order(roots)):
         grad = pending.pop(id(node), None)
         if grad is None:
             continue  # no path from the roots' gradients reaches this tensor
+        hooks_ran = hooks_ran or bool(node._hooks)
         with engine_mode:
             step = _backward_node(node, grad, index, create_graph, capture)
         for observer in backward_observers:
@@ -341,8 +343,9 @@ def backward_steps(roots, root_grads, retain_graph=False, create_graph=False, ca
                     _accumulate(pending, inp, g)
         done.append(step.function)
     with engine_mode:
+        shared = _arrays_that_may_be_shared(grads_to_store, root_grads, hooks_ran)
         for tensor, grad in grads_to_store:
-            store_gradient(tensor, grad, create_graph, capture)
+            store_gradient(tensor, grad, create_graph, capture, owned=id(grad.data) not in shared)
     if not retain_graph:
         for fn in done:
             fn.release()
@@ -393,11 +396,29 @@ def _run_hooks(tensor, grad):
     return grad
 
 
-def store_gradient(tensor, grad, create_graph, capture=None):
+def _arrays_that_may_be_shared(grads_to_store, root_grads, hooks_ran):
+    """ids of gradient arrays that something else may also hold, so .grad must copy them.
+
+    That is: arrays reaching several tensors (a + b hands one gradient to both), the
+    gradients backward started from (the caller may keep them), views, read-only arrays,
+    and everything when a hook or a debugging tool saw the gradients (it may keep them).
+    """
+    if backward_observers or hooks_ran:
+        return {id(g.data) for _, g in grads_to_store}
+    seen, shared = set(), {id(g.data) for g in root_grads}
+    for _, g in grads_to_store:
+        array = g.data
+        if id(array) in seen or array.base is not None or not array.flags.writeable:
+            shared.add(id(array))
+        seen.add(id(array))
+    return shared
+
+
+def store_gradient(tensor, grad, create_graph, capture=None, owned=False):
     """Add a finished gradient to tensor.grad, as PyTorch does (or put it in `capture`, for grad()).
 
-    .grad always owns its buffer: the same gradient object can reach several tensors
-    (a + b hands one gradient to both), so it is copied before anything adds into it.
+    .grad must own its buffer, because later passes add into it in place. A fresh array
+    nobody else holds (`owned`) is taken as it is; anything else is copied first.
     """
     if capture is not None:
         if id(tensor) in capture:
@@ -409,7 +430,8 @@ def store_gradient(tensor, grad, create_graph, capture=None):
         else:
             tensor.grad = grad if grad.grad_fn is not None else _owned_copy(grad, tensor)
     elif tensor.grad is None:
-        tensor.grad = _owned_copy(grad, tensor)
+        owned = owned and not tensor._hooks and grad.data.dtype == tensor.dtype
+        tensor.grad = _Tensor._make(grad.data, device=tensor.device) if owned else _owned_copy(grad, tensor)
     elif tensor.grad.grad_fn is None and tensor.grad.data.flags.writeable:
         tensor.grad.data += grad.data  # repeated backward() accumulates, as in PyTorch
     else:  # .grad came from a create_graph pass (part of a graph, maybe a read-only view)

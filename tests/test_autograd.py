@@ -485,3 +485,28 @@ def test_gradgradcheck_accepts_ops_whose_first_derivative_is_constant():
     # The second derivative of a linear op is 0 everywhere; that must pass, not raise.
     x = f64([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     assert gradgradcheck(lambda t: t.reshape(4) * 2, [x])
+
+
+def test_leaf_grad_never_aliases_a_gradient_someone_else_holds():
+    # .grad may take a fresh gradient buffer without copying; it must never take one that a
+    # hook kept, the caller passed in, or another tensor received, because a later backward
+    # adds into .grad in place.
+    x = f64([1.0, 2.0], requires_grad=True)
+    kept = []
+    y = x + 0.0  # Add's backward passes the incoming gradient on unchanged
+    y.register_hook(lambda g: kept.append(g))
+    y.sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(kept[0].data, [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad.data, [4.0, 4.0])
+
+    start = f64([5.0, 7.0])
+    z = x.detach().requires_grad_()
+    (z + 0.0).backward(start)
+    (z * 2).sum().backward()
+    np.testing.assert_array_equal(start.data, [5.0, 7.0])
+
+    a, b = f64(1.0, requires_grad=True), f64(2.0, requires_grad=True)
+    (a + b).backward()
+    (a * 1.0).backward()
+    assert a.grad.item() == 2.0 and b.grad.item() == 1.0
