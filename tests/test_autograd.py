@@ -495,14 +495,14 @@ def test_leaf_grad_never_aliases_a_gradient_someone_else_holds():
     kept = []
     y = x + 0.0  # Add's backward passes the incoming gradient on unchanged
     y.register_hook(lambda g: kept.append(g))
-    y.sum().backward()
+    (y * 3.0).sum().backward()  # y's gradient is a fresh array, [3, 3]
     (x * 3).sum().backward()
-    np.testing.assert_array_equal(kept[0].data, [1.0, 1.0])
-    np.testing.assert_array_equal(x.grad.data, [4.0, 4.0])
+    np.testing.assert_array_equal(kept[0].data, [3.0, 3.0])
+    np.testing.assert_array_equal(x.grad.data, [6.0, 6.0])
 
     start = f64([5.0, 7.0])
     z = x.detach().requires_grad_()
-    (z + 0.0).backward(start)
+    (z + 0.0).backward(start)  # the gradient passed in reaches z unchanged
     (z * 2).sum().backward()
     np.testing.assert_array_equal(start.data, [5.0, 7.0])
 
