@@ -115,8 +115,8 @@ void mdk_log_softmax(const float *x, float *out, int64_t rows, int64_t cols);
  * the negative of (1 + the first bad row) if a target is out of range.     */
 int64_t mdk_cross_entropy_forward(const float *logits, const int64_t *targets,
                                   float *losses, float *probs, int64_t rows, int64_t cols);
-/* dlogits[r] = (probs[r] - onehot(t[r])) * grad_losses[r]                   */
-void mdk_cross_entropy_backward(const float *probs, const int64_t *targets,
+/* dlogits[r] = (probs[r] - onehot(t[r])) * grad_losses[r]; same return value. */
+int64_t mdk_cross_entropy_backward(const float *probs, const int64_t *targets,
                                 const float *grad_losses, float *dlogits,
                                 int64_t rows, int64_t cols);
 

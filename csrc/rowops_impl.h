@@ -38,18 +38,22 @@ MDK_TARGET static float MDK_FN(row_sum)(const float *x, int64_t n)
 
 MDK_TARGET static float MDK_FN(row_max)(const float *x, int64_t n)
 {
-    float acc[MDK_LANES];
     if (n <= 0) /* the max of nothing: callers (and NumPy) treat this as an error */
         return -(float)HUGE_VAL;
-    for (int l = 0; l < MDK_LANES; ++l)
-        acc[l] = x[0];
+    float best = x[0];
     int64_t i = 0;
-    for (; i + MDK_LANES <= n; i += MDK_LANES)
+    if (n >= MDK_LANES) { /* lanes only pay for long rows; a 10-class row is a short loop */
+        float acc[MDK_LANES];
         for (int l = 0; l < MDK_LANES; ++l)
-            acc[l] = MDK_MAX_NAN(acc[l], x[i + l]);
-    float best = acc[0];
-    for (int l = 1; l < MDK_LANES; ++l)
-        best = MDK_MAX_NAN(best, acc[l]);
+            acc[l] = x[l];
+        for (i = MDK_LANES; i + MDK_LANES <= n; i += MDK_LANES)
+            for (int l = 0; l < MDK_LANES; ++l)
+                acc[l] = MDK_MAX_NAN(acc[l], x[i + l]);
+        for (int w = MDK_LANES / 2; w > 0; w /= 2) /* pairwise, so it vectorizes too */
+            for (int l = 0; l < w; ++l)
+                acc[l] = MDK_MAX_NAN(acc[l], acc[l + w]);
+        best = acc[0];
+    }
     for (; i < n; ++i)
         best = MDK_MAX_NAN(best, x[i]);
     return best;

@@ -59,8 +59,8 @@ int64_t mdk_cross_entropy_forward(const float *logits, const int64_t *targets, f
     MDK_DISPATCH_RET(cross_entropy_forward, (logits, targets, losses, probs, rows, cols));
 }
 
-void mdk_cross_entropy_backward(const float *probs, const int64_t *targets, const float *grad_losses,
-                                float *dlogits, int64_t rows, int64_t cols)
+int64_t mdk_cross_entropy_backward(const float *probs, const int64_t *targets, const float *grad_losses,
+                                   float *dlogits, int64_t rows, int64_t cols)
 {
-    MDK_DISPATCH(cross_entropy_backward, (probs, targets, grad_losses, dlogits, rows, cols));
+    MDK_DISPATCH_RET(cross_entropy_backward, (probs, targets, grad_losses, dlogits, rows, cols));
 }

@@ -64,18 +64,20 @@ MDK_TARGET static int64_t MDK_FN(cross_entropy_forward)(const float *logits, con
     return 0;
 }
 
-MDK_TARGET static void MDK_FN(cross_entropy_backward)(const float *restrict probs, const int64_t *restrict targets,
-                                                      const float *restrict grad_losses, float *restrict dlogits,
-                                                      int64_t rows, int64_t cols)
+MDK_TARGET static int64_t MDK_FN(cross_entropy_backward)(const float *restrict probs,
+                                                         const int64_t *restrict targets,
+                                                         const float *restrict grad_losses, float *restrict dlogits,
+                                                         int64_t rows, int64_t cols)
 {
     for (int64_t r = 0; r < rows; ++r) {
+        if (targets[r] < 0 || targets[r] >= cols)
+            return -(r + 1);
         const float g = grad_losses[r];
         const float *p = probs + r * cols;
         float *d = dlogits + r * cols;
         for (int64_t j = 0; j < cols; ++j)
             d[j] = p[j] * g;
-        const int64_t t = targets[r];
-        if (t >= 0 && t < cols)
-            d[t] = (p[t] - 1.0f) * g;
+        d[targets[r]] = (p[targets[r]] - 1.0f) * g;
     }
+    return 0;
 }

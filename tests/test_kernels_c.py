@@ -392,8 +392,10 @@ def test_cross_entropy_forward_backward(c, rows, cols):
 
 
 def test_cross_entropy_target_out_of_range_raises(c):
-    with pytest.raises(IndexError, match="out of range"):
+    with pytest.raises(IndexError, match="target 3 of row 2 is out of range for 3 classes"):
         ck.cross_entropy_forward(rand(4, 3), np.array([0, 1, 3, 2]))
+    with pytest.raises(IndexError, match="target -1 of row 0 is out of range"):
+        ck.cross_entropy_backward(np.full((4, 3), 1 / 3, np.float32), np.array([-1, 1, 0, 2]), rand(4))
 
 
 # ---------------------------------------------------------------------------------------

@@ -571,11 +571,14 @@ def cross_entropy_backward(probs, targets, grad_losses):
     ):
         return _ref.cross_entropy_backward(probs, targets, grad_losses)
     t = np.ascontiguousarray(targets, dtype=np.int64)
-    if t.size and (t.min() < 0 or t.max() >= probs.shape[1]):
-        return _ref.cross_entropy_backward(probs, targets, grad_losses)  # NumPy's IndexError
     probs, g = _contig(probs), _contig(grad_losses)
     d = np.empty(probs.shape, _F32)
-    lib.mdk_cross_entropy_backward(_buf(probs), _buf(t, "int64_t[]"), _buf(g), _buf(d), *probs.shape)
+    bad = lib.mdk_cross_entropy_backward(_buf(probs), _buf(t, "int64_t[]"), _buf(g), _buf(d), *probs.shape)
+    if bad:
+        row = -bad - 1
+        raise IndexError(
+            f"cross_entropy_backward: target {t[row]} of row {row} is out of range for {probs.shape[1]} classes"
+        )
     return d
 
 
