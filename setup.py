@@ -28,7 +28,12 @@ class optional_build_ext(build_ext):
         except Exception as exc:  # noqa: BLE001
             self._skip(exc)
 
+    _warned = False
+
     def _skip(self, exc):
+        if optional_build_ext._warned:  # a failed compile also fails the later copy step: say it once
+            return
+        optional_build_ext._warned = True
         print(
             f"WARNING: minidl's C kernels could not be built ({type(exc).__name__}: {exc}); "
             "minidl will run on its NumPy kernels. Install a C compiler and reinstall to get them.",
