@@ -64,13 +64,23 @@ def make_builder(module_name=MODULE_NAME, extra_compile_args=(), extra_link_args
 
 ffibuilder = make_builder()
 
+
+def build_in_place():
+    """Compile the module next to c_kernels.py, under the name `pip install -e .` gives it.
+
+    cffi's generated C uses only the stable ABI, and setuptools names the file
+    _ckernels.abi3.so; we use the same name and delete other variants, so a stale
+    build can never shadow a fresh one (Python prefers the cpython-311-... suffix).
+    """
+    tmp = ROOT / "build" / "cffi"
+    built = pathlib.Path(make_builder(absolute_paths=True).compile(tmpdir=str(tmp), verbose=False))
+    backend = ROOT / "minidl" / "backend"
+    for old in backend.glob("_ckernels*.so"):
+        old.unlink()
+    target = backend / ("_ckernels.abi3.so" if sys.platform != "win32" else built.name)
+    built.replace(target)
+    return target
+
+
 if __name__ == "__main__":
-    make_builder(absolute_paths=True).compile(tmpdir=str(ROOT / "build" / "cffi"), verbose=False)
-    # compile() writes the module under tmpdir/minidl/backend/; move it next to this file.
-    built = list((ROOT / "build" / "cffi" / "minidl" / "backend").glob("_ckernels*.so")) + list(
-        (ROOT / "build" / "cffi" / "minidl" / "backend").glob("_ckernels*.pyd")
-    )
-    for path in built:
-        target = ROOT / "minidl" / "backend" / path.name
-        path.replace(target)
-        print(f"built {target}")
+    print(f"built {build_in_place()}")
