@@ -601,27 +601,48 @@ def test_set_simd_path_errors():
             ck.set_simd_path("neon")
 
 
-def test_the_gil_is_released_while_a_kernel_runs():
-    """A Python thread keeps running while another thread is inside a long C GEMM."""
-    a = rand(1024, 1024, seed=1)
+def _python_ticks_during(call, repeats=3):
+    """Run call() in a thread; count main-thread loop iterations in the middle half of each call.
+
+    The edges of each timing window are excluded: the interpreter may switch threads
+    between taking a timestamp and entering the call.
+    """
+    windows = []
     done = threading.Event()
-    result = {}
 
     def worker():
-        start = time.perf_counter()
-        for _ in range(3):
-            result["c"] = ck._sgemm(a, a)
-        result["seconds"] = time.perf_counter() - start
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            windows.append((start, time.perf_counter()))
         done.set()
 
-    t = threading.Thread(target=worker)
-    ticks = 0
-    t.start()
+    stamps = []
+    thread = threading.Thread(target=worker)
+    thread.start()
     while not done.is_set():
-        ticks += 1  # pure Python: runs only while the worker does not hold the GIL
-    t.join()
-    # With the GIL held for the whole call this loop would barely run (a few switch intervals).
-    assert ticks > 20_000, f"only {ticks} Python iterations ran during {result['seconds']:.3f}s of GEMM"
+        stamps.append(time.perf_counter())
+    thread.join()
+    stamps = np.array(stamps)
+    ticks = 0
+    for s, e in windows:
+        quarter = (e - s) / 4
+        ticks += int(((stamps > s + quarter) & (stamps < e - quarter)).sum())
+    return ticks
+
+
+def test_the_gil_is_released_while_a_kernel_runs():
+    """Python code in another thread keeps running while a thread is inside a long C GEMM."""
+    # Calls long enough (tens of ms) that a thread switch at a window's edge (5 ms
+    # switch interval) cannot reach the middle half.
+    a = rand(1536, 1536, seed=1)
+    result = {}
+    inside_c = _python_ticks_during(lambda: result.setdefault("c", ck._sgemm(a, a)))
+    # Control: a C function that holds the GIL (sorting a shuffled list) lets no Python run meanwhile.
+    data = list(np.random.default_rng(0).permutation(400_000))
+    inside_gil_holder = _python_ticks_during(lambda: sorted(data))
+    assert inside_gil_holder < 50, f"the control leaked {inside_gil_holder} ticks: the measurement is broken"
+    assert inside_c > 1000, f"only {inside_c} Python iterations ran while the C GEMM was running"
     assert_gemm_close(result["c"], a, a)
 
 
