@@ -103,7 +103,8 @@ static void ukr_scalar(int64_t kc, const float *restrict ap, const float *restri
  * looping over an array acc[MR][NV]: for the AVX2 kernel GCC 12 unrolled such
  * loops but kept a copy of the array on the stack, storing all 12 accumulators
  * on every k step (half the speed); the AVX-512 kernel written the same way
- * happened to compile cleanly.  Named variables leave the compiler no choice.  Check with objdump that the k loop has no (%rsp) accesses. */
+ * happened to compile cleanly.  Named variables leave the compiler no choice.
+ * Check with objdump that the k loop has no (%rsp) accesses. */
 
 /* Epilogue for one vector of a C row: C = acc + (accumulate ? C : bias or 0). */
 #define MDK_STORE_VEC(load, store, add, zero, ci, bias, accumulate, acc, off)                                   \
