@@ -3,6 +3,7 @@
     python benchmarks/bench_kernels.py            # all tables (a few minutes on a busy machine)
     python benchmarks/bench_kernels.py --quick    # fewer repeats
     python benchmarks/bench_kernels.py --crossover  # sizes where the C kernels start to win
+    python benchmarks/bench_kernels.py --tune     # GEMM cache-block (KC, MC) sweep per SIMD path
 
 GEMM: GFLOP/s of our sgemm beside NumPy's matmul (OpenBLAS) limited to 1 thread, for
 square sizes and the MLP 784-512-512-10 batch-128 forward/backward products. OpenBLAS
@@ -203,6 +204,35 @@ def crossover(repeats):
             setattr(ck, k, v)
 
 
+def tune(repeats):
+    """Sweep the GEMM cache blocks (KC, MC) of each SIMD path against OpenBLAS at 1024^3."""
+    from threadpoolctl import threadpool_limits
+
+    from minidl.backend import c_kernels as ck
+
+    grid = {"avx512": [(256, 240), (384, 240), (512, 240), (512, 480), (768, 120)],
+            "avx2": [(256, 120), (512, 120), (512, 240), (768, 96)],
+            "scalar": [(128, 128), (256, 128)], "neon": [(128, 128), (256, 128), (512, 128)]}  # fmt: skip
+    n = 1024
+    a, b = _rand(n, n), _rand(n, n, seed=1)
+    saved = ck.ffi.new("int64_t[3]")
+    before = ck.simd_path()
+    with threadpool_limits(1):
+        for path in ck.simd_paths_supported():
+            code = ck._PATHS[path]
+            ck.lib.mdk_gemm_get_blocking(code, saved)
+            ck.set_simd_path(path)
+            print(f"{path}: default KC={saved[0]} MC={saved[1]} NC={saved[2]}; ratio = ours / OpenBLAS at {n}^3")
+            try:
+                for kc, mc in grid.get(path, []):
+                    ck.lib.mdk_gemm_set_blocking(code, kc, mc, saved[2])
+                    t_np, t_c = _median_times([lambda: np.matmul(a, b), lambda: ck._sgemm(a, b)], repeats)
+                    print(f"  KC={kc:4d} MC={mc:4d}: {2 * n**3 / t_c / 1e9:6.1f} GFLOP/s  ratio {t_np / t_c:.2f}")
+            finally:
+                ck.lib.mdk_gemm_set_blocking(code, saved[0], saved[1], saved[2])
+    ck.set_simd_path(before)
+
+
 def child(args):
     from minidl.backend import c_kernels as ck
 
@@ -226,6 +256,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--crossover", action="store_true", help="measure the C/NumPy crossover sizes")
+    parser.add_argument("--tune", action="store_true", help="sweep the GEMM cache blocks per SIMD path")
     parser.add_argument("--json", help="append machine-readable results to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--label", default="", help=argparse.SUPPRESS)
@@ -238,6 +269,8 @@ def main():
         return child(args)
     if args.crossover:
         return crossover(args.repeats)
+    if args.tune:
+        return tune(args.repeats)
 
     print(
         f"minidl kernel benchmark on {platform.processor() or platform.machine()}, Python {platform.python_version()}"

@@ -440,13 +440,18 @@ static void pack_b(const struct gemm_cfg *cfg, int64_t kc, int64_t nc, const flo
  *   AVX2 (6x16): KC = 512, MC = 120: the B micro-panel (32 KiB) fits L1.
  *   NC = 3072 keeps the packed B block (KC x NC, 6 MiB) in L3. */
 static struct gemm_cfg cfg_table[MDK_SIMD_COUNT] = {
-    [MDK_SIMD_SCALAR] = {SC_MR, SC_NR, 256, 128, 2048, ukr_scalar, pack_panel_generic, pack_panel_generic, {0, 0}, {NULL, NULL}},
+    /*                 MR     NR     KC   MC   NC    micro-kernel  packers (A, B)     narrow edge kernels */
+    [MDK_SIMD_SCALAR] = {SC_MR, SC_NR, 256, 128, 2048, ukr_scalar, pack_panel_generic, pack_panel_generic,
+                         {0, 0}, {NULL, NULL}},
 #if MDK_HAVE_X86
-    [MDK_SIMD_AVX2] = {A2_MR, A2_NR, 512, 120, 3072, ukr_avx2, pack_panel_avx2, pack_panel_avx2, {8, 0}, {ukr_avx2_n8, NULL}},
-    [MDK_SIMD_AVX512] = {A5_MR, A5_NR, 512, 240, 3072, ukr_avx512, pack_panel_avx512, pack_panel_avx512, {16, 32}, {ukr_avx512_n16, ukr_avx512_n32}},
+    [MDK_SIMD_AVX2] = {A2_MR, A2_NR, 512, 120, 3072, ukr_avx2, pack_panel_avx2, pack_panel_avx2,
+                       {8, 0}, {ukr_avx2_n8, NULL}},
+    [MDK_SIMD_AVX512] = {A5_MR, A5_NR, 512, 240, 3072, ukr_avx512, pack_panel_avx512, pack_panel_avx512,
+                         {16, 32}, {ukr_avx512_n16, ukr_avx512_n32}},
 #endif
 #if MDK_HAVE_NEON
-    [MDK_SIMD_NEON] = {NE_MR, NE_NR, 256, 128, 2048, ukr_neon, pack_panel_generic, pack_panel_generic, {0, 0}, {NULL, NULL}},
+    [MDK_SIMD_NEON] = {NE_MR, NE_NR, 256, 128, 2048, ukr_neon, pack_panel_generic, pack_panel_generic,
+                       {0, 0}, {NULL, NULL}},
 #endif
 };
 
