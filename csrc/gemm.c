@@ -322,9 +322,49 @@ static void pack_panel_generic(int64_t len, int64_t kc, const float *src, int64_
 }
 
 #if MDK_HAVE_X86
+/* Transpose an 8 x 8 block held in 8 ymm registers (row r -> column r). */
+MDK_TARGET_AVX2 static inline void transpose8(__m256 r[8])
+{
+    __m256 t[8], s[8];
+    for (int i = 0; i < 4; ++i) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; ++h) { /* rows 0-3 and rows 4-7 */
+        s[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        s[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
+        s[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        s[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
+    }
+    for (int c = 0; c < 4; ++c) { /* join the 128-bit halves */
+        r[c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x20);
+        r[4 + c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x31);
+    }
+}
+
+/* AVX2 panel packer: the transposing case 8 x 8 floats at a time in registers
+ * (A panels are 6 wide, B panels 16 or 8); everything else as the generic one. */
 MDK_TARGET_AVX2 static void pack_panel_avx2(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
                                             int width, float *restrict dst)
 {
+    if (len == width && cs == 1 && (width % 8 == 0 || width < 8)) {
+        const int groups = width < 8 ? 1 : width / 8, lanes = width < 8 ? width : 8;
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        int64_t p0 = 0;
+        for (; p0 + 8 <= kc; p0 += 8) {
+            for (int g = 0; g < groups; ++g) {
+                __m256 r[8];
+                for (int i = 0; i < 8; ++i)
+                    r[i] = i < lanes ? _mm256_loadu_ps(src + (g * 8 + i) * rs + p0) : _mm256_setzero_ps();
+                transpose8(r);
+                for (int q = 0; q < 8; ++q) /* r[q] = step p0+q, lanes g*8 .. g*8+7 */
+                    _mm256_maskstore_ps(dst + (p0 + q) * width + g * 8, mask, r[q]);
+            }
+        }
+        if (p0 < kc)
+            pack_panel_body(len, kc - p0, src + p0, rs, cs, width, dst + p0 * width);
+        return;
+    }
     pack_panel_body(len, kc, src, rs, cs, width, dst);
 }
 
