@@ -205,6 +205,13 @@ MDK_TARGET_AVX512 static void ukr_avx512(int64_t kc, const float *restrict ap, c
     for (int64_t p = 0; p < kc; ++p) {
         const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
         const __m512 b2 = _mm512_load_ps(bp + 32), b3 = _mm512_load_ps(bp + 48);
+        /* The B micro-panel streams from L2 (see the blocking below): ask for the
+         * 4 lines of the step 8 ahead.  Measured +2-3% at 1024^3 and 2048^3,
+         * close to this machine's noise, never a loss. */
+        _mm_prefetch((const char *)(bp + 8 * A5_NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * A5_NR + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * A5_NR + 32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * A5_NR + 48), _MM_HINT_T0);
         A5_ROW(0); A5_ROW(1); A5_ROW(2); A5_ROW(3); A5_ROW(4); A5_ROW(5);
         ap += A5_MR;
         bp += A5_NR;
