@@ -530,14 +530,40 @@ int mdk_gemm_get_blocking(int path, int64_t out[3])
  * The driver: the five loops
  * ====================================================================== */
 
-static void *aligned_buffer(size_t floats, void **raw)
+/* The packing buffers are a workspace kept for the life of the calling thread
+ * and only ever grown.  Allocating them per call (about 1 MiB for the MLP's
+ * 128x784x512 product) and freeing them again lets glibc hand the pages back
+ * to the system, so the next call pays hundreds of page faults: measured, 20%
+ * of that product's time (75 -> 91 GFLOP/s once the buffers are kept).  One
+ * workspace per thread, because the GIL is released while kernels run. */
+struct workspace {
+    void *raw;     /* what malloc returned */
+    size_t floats; /* usable capacity after 64-byte alignment */
+};
+static __thread struct workspace workspace_a, workspace_b;
+
+static float *workspace_floats(struct workspace *ws, size_t floats)
 {
-    /* C99 has no aligned_alloc: over-allocate and round up to 64 bytes (a
-     * cache line, and the alignment of a zmm load). */
-    *raw = malloc(floats * sizeof(float) + 64);
-    if (*raw == NULL)
-        return NULL;
-    return (void *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63);
+    if (floats > ws->floats) {
+        free(ws->raw);
+        /* C99 has no aligned_alloc: over-allocate and round up to 64 bytes (a
+         * cache line, and the alignment of a zmm load). */
+        ws->raw = malloc(floats * sizeof(float) + 64);
+        ws->floats = ws->raw != NULL ? floats : 0;
+        if (ws->raw == NULL)
+            return NULL;
+    }
+    return (float *)(((uintptr_t)ws->raw + 63) & ~(uintptr_t)63);
+}
+
+/* Give the calling thread's packing buffers back (for tests and long-lived
+ * threads that are done with large products). */
+void mdk_gemm_release_workspace(void)
+{
+    free(workspace_a.raw);
+    free(workspace_b.raw);
+    workspace_a = (struct workspace){NULL, 0};
+    workspace_b = (struct workspace){NULL, 0};
 }
 
 static void apply_act_rows(float *c, int64_t ldc, int64_t rows, int64_t cols, int act)
@@ -629,24 +655,18 @@ static void gemm_blocked(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
     }
 }
 
-/* Allocate the packing buffers for products up to m x n x k (sized to the
- * problem, so small products do not pay for a full NC-wide buffer). */
-static int gemm_buffers(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k, float **ap, float **bp,
-                        void **raw_a, void **raw_b)
+/* The packing buffers for products up to m x n x k (sized to the problem, so
+ * small products do not touch a full NC-wide buffer). */
+static int gemm_buffers(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k, float **ap, float **bp)
 {
     int64_t mc = MDK_MIN(cfg->mc, m), nc = MDK_MIN(cfg->nc, n), kc = MDK_MIN(cfg->kc, k);
     mc = (mc + cfg->mr - 1) / cfg->mr * cfg->mr;
     nc = (nc + cfg->nr - 1) / cfg->nr * cfg->nr;
     if (kc < 1)
         kc = 1;
-    *ap = aligned_buffer((size_t)(mc * kc), raw_a);
-    *bp = aligned_buffer((size_t)(nc * kc), raw_b);
-    if (*ap == NULL || *bp == NULL) {
-        free(*raw_a);
-        free(*raw_b);
-        return MDK_ENOMEM;
-    }
-    return MDK_OK;
+    *ap = workspace_floats(&workspace_a, (size_t)(mc * kc));
+    *bp = workspace_floats(&workspace_b, (size_t)(nc * kc));
+    return (*ap == NULL || *bp == NULL) ? MDK_ENOMEM : MDK_OK;
 }
 
 int mdk_sgemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
@@ -656,13 +676,10 @@ int mdk_sgemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa, int6
         return MDK_OK;
     const struct gemm_cfg *cfg = &cfg_table[mdk_active_path];
     float *ap, *bp;
-    void *raw_a = NULL, *raw_b = NULL;
-    int err = gemm_buffers(cfg, m, n, k, &ap, &bp, &raw_a, &raw_b);
+    int err = gemm_buffers(cfg, m, n, k, &ap, &bp);
     if (err)
         return err;
     gemm_blocked(cfg, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, bias, act, ap, bp);
-    free(raw_a);
-    free(raw_b);
     return MDK_OK;
 }
 
@@ -674,14 +691,11 @@ int mdk_sgemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k, const floa
         return MDK_OK;
     const struct gemm_cfg *cfg = &cfg_table[mdk_active_path];
     float *ap, *bp;
-    void *raw_a = NULL, *raw_b = NULL;
-    int err = gemm_buffers(cfg, m, n, k, &ap, &bp, &raw_a, &raw_b);
+    int err = gemm_buffers(cfg, m, n, k, &ap, &bp);
     if (err)
         return err;
     for (int64_t t = 0; t < batch; ++t)
         gemm_blocked(cfg, m, n, k, a + a_off[t], rsa, csa, b + b_off[t], rsb, csb, c + t * c_stride, ldc, NULL,
                      MDK_ACT_NONE, ap, bp);
-    free(raw_a);
-    free(raw_b);
     return MDK_OK;
 }

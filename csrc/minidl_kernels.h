@@ -67,6 +67,10 @@ int mdk_sgemm(int64_t m, int64_t n, int64_t k,
 int mdk_gemm_set_blocking(int path, int64_t kc, int64_t mc, int64_t nc);
 int mdk_gemm_get_blocking(int path, int64_t out[3]);
 
+/* The packing buffers are kept per thread between products (allocating them
+ * each call costs page faults); this frees the calling thread's buffers.     */
+void mdk_gemm_release_workspace(void);
+
 /* `batch` independent products; item t uses a + a_off[t], b + b_off[t] and
  * writes c + t*c_stride (broadcast batches simply repeat an offset).        */
 int mdk_sgemm_batched(int64_t batch, int64_t m, int64_t n, int64_t k,

@@ -167,6 +167,40 @@ def test_matmul_many_cache_blocks(c, simd):
         lib.mdk_gemm_set_blocking(path, saved[0], saved[1], saved[2])
 
 
+def test_matmul_packing_workspace_is_reused_grown_released_and_per_thread(c):
+    """The packing buffers persist per thread: shrinking, growing and releasing them keep results exact,
+    and threads running products at the same time (the GIL is released) do not share them."""
+    shapes = [(128, 784, 512), (7, 33, 65), (300, 1100, 700), (64, 64, 64)]
+    for m, k, n in shapes:
+        a, b = rand(m, k, seed=m), rand(k, n, seed=n)
+        assert_gemm_close(ck.matmul(a, b), a, b)
+    ck.lib.mdk_gemm_release_workspace()
+    ck.lib.mdk_gemm_release_workspace()  # releasing twice is harmless
+    a, b = rand(129, 257, seed=5), rand(257, 130, seed=6)
+    assert_gemm_close(ck.matmul(a, b), a, b)
+
+    results, errors = {}, []
+
+    def worker(seed):
+        try:
+            for round_ in range(3):
+                m, k, n = 100 + 37 * seed, 300 + 11 * round_, 200 + 13 * seed
+                a, b = rand(m, k, seed=seed), rand(k, n, seed=seed + 50)
+                results[(seed, round_)] = (ck.matmul(a, b), a, b)
+        except Exception as error:  # surfaced below: a thread's exception would otherwise be lost
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 12
+    for got, a, b in results.values():
+        assert_gemm_close(got, a, b)
+
+
 def test_matmul_empty_inner_dimension(c):
     a, b = np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32)
     np.testing.assert_array_equal(ck.matmul(a, b), np.zeros((3, 4), np.float32))

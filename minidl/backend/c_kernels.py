@@ -24,6 +24,8 @@ it at run time (the tests run every kernel on every path this way).
 
 import os
 
+import math
+
 import numpy as np
 
 from minidl.backend import numpy_kernels as _ref
@@ -258,9 +260,9 @@ def _axis_split(shape, axis):
     first, last = axes[0], axes[-1]
     if axes != tuple(range(first, last + 1)):
         return None
-    outer = int(np.prod(shape[:first], dtype=np.int64))
-    n = int(np.prod(shape[first : last + 1], dtype=np.int64))
-    inner = int(np.prod(shape[last + 1 :], dtype=np.int64))
+    outer = math.prod(shape[:first])
+    n = math.prod(shape[first : last + 1])
+    inner = math.prod(shape[last + 1 :])
     kept_shape = tuple(1 if i in axes else d for i, d in enumerate(shape))
     return outer, n, inner, axes, kept_shape
 
