@@ -22,9 +22,8 @@ aarch64) unless MINIDL_SIMD=scalar|avx2|avx512|neon forces one; `set_simd_path()
 it at run time (the tests run every kernel on every path this way).
 """
 
-import os
-
 import math
+import os
 
 import numpy as np
 
