@@ -463,6 +463,9 @@ class Tensor:
     def unsqueeze(self, axis):
         return _ops.unsqueeze(self, axis)
 
+    def contiguous(self):
+        return _ops.contiguous(self)
+
     def flatten(self, start_axis=0, end_axis=-1):
         return _ops.flatten(self, start_axis, end_axis)
 

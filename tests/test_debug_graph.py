@@ -94,7 +94,7 @@ def test_collapsing_modules_draws_one_node_per_layer(tmp_path):
     assert_legible_png(path, figure)
     dot = to_dot(loss, collapse_modules=True)
     assert dot.count("shape=box3d") == 9  # the 8 layers and the loss module
-    assert "Sequential.3: Conv2d\\n5 ops, 2 params (296 weights)" in dot
+    assert "Sequential.3: Conv2d\\n6 ops, 2 params (296 weights)" in dot
 
 
 def test_collapse_by_class_and_by_name():

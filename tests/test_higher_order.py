@@ -184,6 +184,7 @@ OTHER = {
     "reshape": (lambda a: a.reshape(3, -1), lambda: [leaf((2, 3))]),
     "permute": (lambda a: a.permute(2, 0, 1), lambda: [leaf((2, 3, 2))]),
     "transpose": (lambda a: a.T, lambda: [leaf((2, 3))]),
+    "contiguous": (lambda a: a.T.contiguous(), lambda: [leaf((2, 3))]),
     "expand": (lambda a: a.expand(2, 3, 4), lambda: [leaf((3, 1))]),
     "squeeze_unsqueeze": (lambda a: a.squeeze(1).unsqueeze(0), lambda: [leaf((2, 1, 3))]),
     "flatten": (lambda a: a.flatten(1), lambda: [leaf((2, 2, 2))]),

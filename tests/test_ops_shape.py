@@ -366,3 +366,14 @@ def test_views_share_the_version_counter(make_view):
 def test_shape_op_errors_name_the_op_and_shapes(call, error, message):
     with pytest.raises(error, match=message):
         call(minidl.ones(2, 3))
+
+
+def test_contiguous_copies_a_strided_view_into_row_major_order_and_passes_gradients_through():
+    x = leaf((3, 4))
+    view = x.permute(1, 0)
+    assert not view.data.flags.c_contiguous
+    compact = view.contiguous()
+    assert compact.data.flags.c_contiguous
+    np.testing.assert_array_equal(compact.data, x.data.T)
+    assert x.contiguous() is x  # already row-major: nothing to do
+    check_grad(lambda a: a.permute(1, 0).contiguous() * a.T, [x])

@@ -86,7 +86,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     oh, ow = _output_size("conv2d", h, w, kh, kw, stride, padding)
     cols = Im2Col.apply(x, kh=kh, kw=kw, stride=stride, padding=padding)  # (N*OH*OW, C*kh*kw)
     out = linear(cols, weight.reshape(f, c * kh * kw), bias)  # one GEMM: (N*OH*OW, F)
-    return out.reshape(n, oh, ow, f).permute(0, 3, 1, 2)
+    # The GEMM produced channels last (N, OH, OW, F); one copy to NCHW here saves every
+    # following op (ReLU, pooling, the next im2col) from striding through a transposed view.
+    return out.reshape(n, oh, ow, f).permute(0, 3, 1, 2).contiguous()
 
 
 # ---------------------------------------------------------------------------

@@ -60,6 +60,21 @@ class Expand(Function):
         return unbroadcast(grad, x.shape)
 
 
+class Contiguous(Function):
+    """y = x laid out row-major in memory (a copy if x is a strided view);   dx = dy.
+
+    The values do not change, only their order in memory: kernels run fastest on
+    row-major arrays, so an op that produces a transposed view can hand its
+    consumers a compact copy once instead of every consumer striding through it.
+    """
+
+    def forward(self, x):
+        return self.kernels.ascontiguousarray(x)
+
+    def backward(self, grad):
+        return grad
+
+
 class Concat(Function):
     """y = inputs joined along an axis;   each input gets its own slice of dy."""
 
@@ -241,6 +256,13 @@ def flatten(x, start_axis=0, end_axis=-1):
     return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1 :])
 
 
+def contiguous(x):
+    """x itself if it is already row-major in memory, else a row-major copy."""
+    if x.data.flags.c_contiguous:
+        return x
+    return Contiguous.apply(x)
+
+
 def _check_same(op, tensors):
     if not tensors:
         raise ValueError(f"{op}: expected a non-empty sequence of tensors")
@@ -340,6 +362,7 @@ def pad(x, widths, value=0.0):
 
 __all__ = [
     "reshape",
+    "contiguous",
     "permute",
     "transpose",
     "expand",
