@@ -323,25 +323,25 @@ def backward_steps(roots, root_grads, retain_graph=False, create_graph=False, ca
     done = []
     engine_mode = _GradMode(create_graph)
     hooks_ran = False
+    previous = None  # the step yielded last, whose gradients are passed on at the next node
     for index, node in enumerate(topological_order(roots)):
-        grad = pending.pop(id(node), None)
-        if grad is None:
-            continue  # no path from the roots' gradients reaches this tensor
-        hooks_ran = hooks_ran or bool(node._hooks)
         with engine_mode:
+            if previous is not None:
+                _pass_on(previous, pending)
+                previous = None
+            grad = pending.pop(id(node), None)
+            if grad is None:
+                continue  # no path from the roots' gradients reaches this tensor
+            hooks_ran = hooks_ran or bool(node._hooks)
             step = _backward_node(node, grad, index, create_graph, capture)
         for observer in backward_observers:
             observer(step)
         yield step
         if step.function is None or (capture is None and node._retains_grad):
             grads_to_store.append((node, step.grad_output))
-        if step.function is None:
-            continue
-        with engine_mode:
-            for inp, g in zip(step.function.inputs, step.grad_inputs):
-                if g is not None:
-                    _accumulate(pending, inp, g)
-        done.append(step.function)
+        if step.function is not None:
+            done.append(step.function)
+            previous = step
     with engine_mode:
         shared = _arrays_that_may_be_shared(grads_to_store, root_grads, hooks_ran)
         for tensor, grad in grads_to_store:
@@ -349,6 +349,13 @@ def backward_steps(roots, root_grads, retain_graph=False, create_graph=False, ca
     if not retain_graph:
         for fn in done:
             fn.release()
+
+
+def _pass_on(step, pending):
+    """Add the gradients a finished step sends to its inputs to what they have collected so far."""
+    for inp, g in zip(step.function.inputs, step.grad_inputs):
+        if g is not None:
+            _accumulate(pending, inp, g)
 
 
 def _backward_node(node, grad, index, create_graph, capture):

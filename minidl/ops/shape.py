@@ -148,13 +148,16 @@ class Pad(Function):
 # ---------------------------------------------------------------------------
 def reshape(x, *shape):
     shape = _shape_arg(shape)
-    try:
-        target = _resolve_shape(x.shape, shape)
-    except ValueError as e:
-        raise ValueError(f"reshape: cannot reshape {x.shape} ({x.data.size} elements) into {shape}: {e}") from None
-    if target == x.shape:
+    if shape == x.shape:
         return x
-    return Reshape.apply(x, shape=target)
+    try:
+        return Reshape.apply(x, shape=shape)  # NumPy resolves -1 and checks the sizes
+    except (ValueError, TypeError):
+        try:
+            _resolve_shape(x.shape, shape)  # say in our words what is wrong with the shape
+        except ValueError as e:
+            raise ValueError(f"reshape: cannot reshape {x.shape} ({x.data.size} elements) into {shape}: {e}") from None
+        raise
 
 
 def _resolve_shape(old, new):
@@ -193,10 +196,16 @@ def transpose(x, *axes):
         return permute(x, *reversed(range(x.ndim)))
     if len(axes) != 2:
         raise ValueError(f"transpose: give no axes (reverse all) or two axes to swap, got {axes}")
-    a, b = normalize_axis(axes[0], x.ndim, "transpose")[0], normalize_axis(axes[1], x.ndim, "transpose")[0]
-    order = list(range(x.ndim))
+    ndim = x.ndim
+    a, b = axes
+    if type(a) is not int or type(b) is not int or not (-ndim <= a < ndim and -ndim <= b < ndim):
+        a, b = normalize_axis(a, ndim, "transpose")[0], normalize_axis(b, ndim, "transpose")[0]
+    a, b = a % ndim, b % ndim
+    if a == b:
+        return x
+    order = list(range(ndim))
     order[a], order[b] = order[b], order[a]
-    return permute(x, *order)
+    return Permute.apply(x, axes=tuple(order))  # a swap of two valid axes is always a permutation
 
 
 def expand(x, *shape):
