@@ -139,7 +139,7 @@ def test_matmul_awkward_sizes(c, m, k, n):
     assert "mdk_sgemm" in c
 
 
-@pytest.mark.parametrize("kind_a,kind_b", itertools.product(["contig", "T", "sliced", "reversed"], repeat=2))
+@pytest.mark.parametrize("kind_a,kind_b", list(itertools.product(["contig", "T", "sliced", "reversed"], repeat=2)))
 def test_matmul_strided_operands_without_copies(c, kind_a, kind_b):
     a, b = rand(33, 65, seed=3), rand(65, 31, seed=4)
     va, vb = views(a, kind_a), views(b, kind_b)
