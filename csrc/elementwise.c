@@ -10,41 +10,8 @@
 
 #include "mdk_internal.h"
 
-#define MDK_ISA scalar
-#define MDK_TARGET
-#define MDK_ISA_HAS_FMA 0
-#include "elementwise_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-#undef MDK_ISA_HAS_FMA
-
-#if MDK_HAVE_X86
-#define MDK_ISA avx2
-#define MDK_TARGET MDK_TARGET_AVX2
-#define MDK_ISA_HAS_FMA 1
-#include "elementwise_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-#undef MDK_ISA_HAS_FMA
-
-#define MDK_ISA avx512
-#define MDK_TARGET MDK_TARGET_AVX512
-#define MDK_ISA_HAS_FMA 1
-#include "elementwise_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-#undef MDK_ISA_HAS_FMA
-#endif
-
-#if MDK_HAVE_NEON
-#define MDK_ISA neon
-#define MDK_TARGET
-#define MDK_ISA_HAS_FMA 1
-#include "elementwise_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-#undef MDK_ISA_HAS_FMA
-#endif
+#define MDK_IMPL "elementwise_impl.h"
+#include "mdk_per_isa.h"
 
 void mdk_binary(int op, const float *x, const float *y, float *out, int64_t n)
 {

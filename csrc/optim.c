@@ -8,33 +8,8 @@
 
 #include "mdk_internal.h"
 
-#define MDK_ISA scalar
-#define MDK_TARGET
-#include "optim_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-
-#if MDK_HAVE_X86
-#define MDK_ISA avx2
-#define MDK_TARGET MDK_TARGET_AVX2
-#include "optim_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-
-#define MDK_ISA avx512
-#define MDK_TARGET MDK_TARGET_AVX512
-#include "optim_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-#endif
-
-#if MDK_HAVE_NEON
-#define MDK_ISA neon
-#define MDK_TARGET
-#include "optim_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-#endif
+#define MDK_IMPL "optim_impl.h"
+#include "mdk_per_isa.h"
 
 void mdk_sgd_update(float *param, const float *grad, float *velocity, int64_t n, float lr, float momentum,
                     float weight_decay, int nesterov)

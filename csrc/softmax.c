@@ -7,41 +7,8 @@
 
 #include "mdk_internal.h"
 
-#define MDK_ISA scalar
-#define MDK_TARGET
-#define MDK_ISA_HAS_FMA 0
-#include "softmax_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-#undef MDK_ISA_HAS_FMA
-
-#if MDK_HAVE_X86
-#define MDK_ISA avx2
-#define MDK_TARGET MDK_TARGET_AVX2
-#define MDK_ISA_HAS_FMA 1
-#include "softmax_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-#undef MDK_ISA_HAS_FMA
-
-#define MDK_ISA avx512
-#define MDK_TARGET MDK_TARGET_AVX512
-#define MDK_ISA_HAS_FMA 1
-#include "softmax_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-#undef MDK_ISA_HAS_FMA
-#endif
-
-#if MDK_HAVE_NEON
-#define MDK_ISA neon
-#define MDK_TARGET
-#define MDK_ISA_HAS_FMA 1
-#include "softmax_impl.h"
-#undef MDK_ISA
-#undef MDK_TARGET
-#undef MDK_ISA_HAS_FMA
-#endif
+#define MDK_IMPL "softmax_impl.h"
+#include "mdk_per_isa.h"
 
 void mdk_softmax(const float *x, float *out, int64_t rows, int64_t cols)
 {

@@ -15,6 +15,7 @@ db), so they do not support double backward; use the unfused ops for that.
 
 from minidl.autograd import Function
 from minidl.ops._util import pair
+from minidl.ops.linalg import check_linear_args
 
 ACTIVATIONS = (None, "relu", "sigmoid", "tanh")
 
@@ -75,17 +76,9 @@ def linear_act(x, weight, bias=None, activation="relu"):
     if x.ndim > 2 and weight.ndim == 2:
         lead = x.shape[:-1]
         return linear_act(x.reshape(-1, x.shape[-1]), weight, bias, activation).reshape(*lead, weight.shape[0])
-    if x.ndim != 2 or weight.ndim != 2:
-        raise ValueError(f"linear_act: expected input (N, in) and weight (out, in), got {x.shape} and {weight.shape}")
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(
-            f"linear_act: input has {x.shape[1]} features but weight expects {weight.shape[1]} "
-            f"(input {x.shape}, weight {weight.shape})"
-        )
+    check_linear_args("linear_act", x, weight, bias)
     if bias is None:
         return LinearAct.apply(x, weight, activation=activation)
-    if bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear_act: bias shape {bias.shape} does not match weight's {weight.shape[0]} outputs")
     return LinearAct.apply(x, weight, bias, activation=activation)
 
 

@@ -79,23 +79,26 @@ def matmul(a, b):
         raise
 
 
-def linear(x, weight, bias=None):
-    """The fully connected layer: x @ weight.T + bias, for a batch x of shape (N, in_features)."""
+def check_linear_args(op, x, weight, bias):
+    """Check a fully connected layer's input (N, in), weight (out, in) and bias (out,) for `op`."""
     if x.ndim != 2 or weight.ndim != 2:
-        if x.ndim > 2 and weight.ndim == 2:  # (..., in): flatten the leading axes, as nn.Linear allows
-            lead = x.shape[:-1]
-            return linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*lead, weight.shape[0])
-        raise ValueError(f"linear: expected input (N, in) and weight (out, in), got {x.shape} and {weight.shape}")
+        raise ValueError(f"{op}: expected input (N, in) and weight (out, in), got {x.shape} and {weight.shape}")
     if x.shape[1] != weight.shape[1]:
         raise ValueError(
-            f"linear: input has {x.shape[1]} features but weight expects {weight.shape[1]} "
+            f"{op}: input has {x.shape[1]} features but weight expects {weight.shape[1]} "
             f"(input {x.shape}, weight {weight.shape})"
         )
-    if bias is None:
-        return Linear.apply(x, weight)
-    if bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias shape {bias.shape} does not match weight's {weight.shape[0]} outputs")
-    return Linear.apply(x, weight, bias)
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"{op}: bias shape {bias.shape} does not match weight's {weight.shape[0]} outputs")
+
+
+def linear(x, weight, bias=None):
+    """The fully connected layer: x @ weight.T + bias, for a batch x of shape (N, in_features)."""
+    if x.ndim > 2 and weight.ndim == 2:  # (..., in): flatten the leading axes, as nn.Linear allows
+        lead = x.shape[:-1]
+        return linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*lead, weight.shape[0])
+    check_linear_args("linear", x, weight, bias)
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
 __all__ = ["matmul", "linear"]
