@@ -82,6 +82,27 @@ def test_update_rules_are_plain_array_functions(kernels):
     np.testing.assert_allclose(mean_sq, 0.4, rtol=1e-6)
 
 
+def test_parameters_from_transposed_arrays_can_be_stepped(kernels):
+    # The C update kernels work in place on C-contiguous arrays only; a Parameter made from a
+    # transposed view (e.g. weights copied from another layout), or a module converted with
+    # .to(), must still be steppable. Big enough (> 256 elements) for the C path to be taken.
+    start = np.arange(32 * 24, dtype=np.float32).reshape(32, 24) / 100
+    grad = np.linspace(-1, 1, start.size, dtype=np.float32).reshape(24, 32)
+    p = nn.Parameter(start.T)
+    layer = nn.Linear(32, 24)
+    layer.weight.data = np.asfortranarray(start.T)  # e.g. loaded from a column-major source
+    layer.double().float()
+    for param in (p, layer.weight):
+        assert param.data.flags["C_CONTIGUOUS"]
+        param.grad = minidl.tensor(grad)
+        opt = optim.SGD([param], lr=0.1, momentum=0.9)
+        opt.step()
+        opt.step()
+        np.testing.assert_allclose(param.data, start.T - 0.1 * grad - 0.1 * 1.9 * grad, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(start, np.arange(32 * 24, dtype=np.float32).reshape(32, 24) / 100)
+    assert nn.Parameter(np.array(2.0, np.float32)).shape == ()  # a scalar stays a scalar
+
+
 @pytest.mark.parametrize(
     "factory",
     [

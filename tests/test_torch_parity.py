@@ -215,6 +215,28 @@ def test_lstm_cell():
     assert_close(c, c_t, "c")
 
 
+def test_full_backward_hook_runs_on_every_backward_with_fresh_gradients():
+    # Two backward passes through one retained graph: torch calls the hook twice, and the second
+    # call sees only the second pass's grad_output (None for c, which the second loss does not use).
+    ours, theirs = nn.LSTMCell(3, 4), torch.nn.LSTMCell(3, 4)
+    copy_parameters(ours, theirs)
+    seen, seen_t = [], []
+    ours.register_full_backward_hook(lambda m, gi, go: seen.append((gi, go)))
+    theirs.register_full_backward_hook(lambda m, gi, go: seen_t.append((gi, go)))
+    x_o, x_t = minidl.tensor(randn(2, 3), requires_grad=True), to_torch(randn(2, 3), requires_grad=True)
+    (h, c), (h_t, c_t) = ours(x_o), theirs(x_t)
+    (h.sum() + 2 * c.sum()).backward(retain_graph=True)
+    (h_t.sum() + 2 * c_t.sum()).backward(retain_graph=True)
+    h.sum().backward()
+    h_t.sum().backward()
+    assert len(seen) == len(seen_t) == 2
+    for call, ((gi, go), (gi_t, go_t)) in enumerate(zip(seen, seen_t)):
+        assert_close(gi[0], gi_t[0], f"grad_input of call {call}")
+        assert_close(go[0], go_t[0], f"grad_output[0] of call {call}")
+    assert_close(seen[0][1][1], seen_t[0][1][1], "grad_output[1] of the first call")
+    assert seen[1][1][1] is None and seen_t[1][1][1] is None
+
+
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 def test_rnn(nonlinearity):
     ours = nn.RNN(3, 4, num_layers=2, nonlinearity=nonlinearity, batch_first=True)

@@ -17,8 +17,11 @@ from minidl.ops.shape import concat, split
 from minidl.tensor import Tensor
 
 
-class Identity(Function):
-    """y = x as a node of its own: a tensor hook on y sees only the gradient that flows through it."""
+class GradientTap(Function):
+    """y = x as a node of its own: a tensor hook on y sees only the gradient that flows through it.
+
+    (Not nn.Identity, the Module: this is a graph node that only exists to carry a hook.)
+    """
 
     is_view = True
 
@@ -32,7 +35,7 @@ class Identity(Function):
 def _pack(tensors):
     """(packed, pieces): one tensor every gradient flows through, and the tensors as seen after it."""
     if len(tensors) == 1:
-        packed = Identity.apply(tensors[0])
+        packed = GradientTap.apply(tensors[0])
         return packed, [packed]
     packed = concat([t.reshape(-1) for t in tensors])
     flat = split(packed, [t.data.size for t in tensors])
@@ -63,14 +66,18 @@ def _replace_tensors(value, replacements):
 
 
 class BackwardHookCall:
-    """The bookkeeping of one forward call of a module that has full backward hooks."""
+    """The bookkeeping of one forward call of a module that has full backward hooks.
+
+    The hooks run once per backward pass through this call, as in PyTorch: twice after
+    `loss.backward(retain_graph=True); loss.backward()`. grad_output is collected afresh
+    in each pass, so an output that gets no gradient in a pass shows None in that pass.
+    """
 
     def __init__(self, module, args):
         self.module = module
         self.n_args = len(args)
         self.input_positions = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
-        self.grad_output = ()
-        self.called = False
+        self.grad_output = []
 
     def wrap_inputs(self, args):
         """The args the module's forward should see: identity views of the tensors that need grad."""
@@ -108,14 +115,15 @@ class BackwardHookCall:
         return replaced[0] if len(replaced) == 1 else concat([g.reshape(-1) for g in replaced])
 
     def _run(self, grads):
-        """Call every hook with (module, grad_input, grad_output); return the replaced input grads, or None."""
-        if self.called:
-            return None
-        self.called = True
+        """Call every hook with (module, grad_input, grad_output); return the replaced input grads, or None.
+
+        Runs last in a backward pass through this call, so it also clears grad_output for the next pass.
+        """
         grad_input = [None] * self.n_args
         for i, g in zip(self.input_positions, grads):
             grad_input[i] = g
         grad_input, grad_output = tuple(grad_input), tuple(self.grad_output)
+        self.grad_output = [None] * len(self.grad_output)
         replaced = False
         for hook in list(self.module._backward_hooks.values()):
             result = hook(self.module, grad_input, grad_output)

@@ -302,11 +302,14 @@ class Module:
                 p.grad.data[...] = 0
 
     def to(self, dtype):
-        """Convert floating point parameters and buffers to `dtype` in place (e.g. float64 for gradcheck)."""
+        """Convert floating point parameters and buffers to `dtype` in place (e.g. float64 for gradcheck).
+
+        The new arrays are C-contiguous whatever the old layout, so the C update kernels can step them.
+        """
         dtype = np.dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
             if t.data.dtype.kind == "f":
-                t.data = t.data.astype(dtype)
+                t.data = t.data.astype(dtype, order="C")
                 t.grad = None
                 t._bump_version()
         return self
