@@ -110,6 +110,28 @@ def test_bad_input_through_the_real_command(args, expected):
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
 
 
+def write_idx_gz(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def test_a_corrupt_gzip_data_file_is_a_one_line_error(tmp_path):
+    data_dir = tmp_path / "mnist"
+    data_dir.mkdir()
+    for prefix, n in (("train", 8), ("t10k", 4)):
+        write_idx_gz(data_dir / f"{prefix}-images-idx3-ubyte.gz", np.zeros((n, 28, 28)))
+        write_idx_gz(data_dir / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(n))
+    images = data_dir / "train-images-idx3-ubyte.gz"
+    garbled = bytearray(images.read_bytes())
+    garbled[12:40] = bytes(b ^ 0xFF for b in garbled[12:40])  # the gzip header stays valid, the data does not
+    images.write_bytes(bytes(garbled))
+    result = run_cli("train", "--dataset", "mnist", "--data-dir", str(data_dir), "--quiet", "--out", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --dataset mnist: read_idx: cannot read"), result.stderr
+    assert "train-images-idx3-ubyte.gz" in lines[0]
+
+
 @pytest.mark.parametrize(
     "args,expected",
     [

@@ -215,6 +215,14 @@ def idx_bytes(array):
     return header + array.astype(np.uint8).tobytes()
 
 
+def corrupt_gzip(content):
+    """gzip-compress content, then garble the deflate stream (the header stays valid): zlib.error on reading."""
+    compressed = bytearray(gzip.compress(content))
+    for i in range(12, 40):
+        compressed[i] ^= 0xFF
+    return bytes(compressed)
+
+
 def write_fake_mnist(folder, n_train=12, n_test=5, compress=True):
     """Write small files with MNIST's names and format; returns {filename: bytes}."""
     rng = np.random.default_rng(0)
@@ -255,6 +263,9 @@ def test_mnist_errors_name_the_missing_files_and_bad_contents(tmp_path):
     (tmp_path / "short-idx").write_bytes(idx_bytes(np.zeros((3, 2), np.uint8))[:-1])
     with pytest.raises(ValueError, match="has 17 bytes, but its header \\(3, 2\\) needs 18"):
         data.read_idx(tmp_path / "short-idx")
+    (tmp_path / "corrupt.gz").write_bytes(corrupt_gzip(idx_bytes(np.arange(900).reshape(30, 30) % 7)))
+    with pytest.raises(ValueError, match="cannot read .*corrupt.gz: .*decompressing"):
+        data.read_idx(tmp_path / "corrupt.gz")
     with pytest.raises(ValueError, match="kind must be"):
         data.mnist(tmp_path, kind="cifar")
 
@@ -326,3 +337,44 @@ def test_mnist_download_over_http_from_a_local_server(tmp_path, local_http_serve
     assert len(test) == 5
     with pytest.raises(data.DownloadError, match="could not download .*: HTTP 404"):
         data.download_url(url + "missing.gz", tmp_path / "x.gz")
+
+
+class TruncatingHandler(QuietHandler):
+    """Promises 1000 bytes and sends 10, then hangs up: what a dropped connection looks like.
+
+    /chunked sends a chunked response cut off inside a chunk (http.client raises IncompleteRead);
+    any other path gives a Content-Length that is never reached (http.client just stops reading).
+    """
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.send_response(200)
+        if self.path.startswith("/chunked"):
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"3e8\r\n" + b"x" * 10)
+        else:
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+        self.wfile.flush()
+        self.close_connection = True
+
+
+@pytest.mark.parametrize(
+    "path,expected",
+    [("chunked/a.gz", "IncompleteRead"), ("plain/a.gz", "the connection closed after 10 of 1000 bytes")],
+)
+def test_a_truncated_http_response_is_a_clear_error_and_keeps_nothing(tmp_path, path, expected):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TruncatingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{path}"
+        with pytest.raises(data.DownloadError, match=f"could not download {url}: .*{expected}"):
+            data.download_url(url, tmp_path / "out.gz")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert os.listdir(tmp_path) == []

@@ -43,9 +43,12 @@ def download_url(url, destination, checksum=None, timeout=60):
     """Fetch `url` into the file `destination`, verifying `checksum` if given; returns the path.
 
     The data goes to a temporary file in the destination's directory first and is moved into
-    place (os.replace, atomic) only after the checksum matched.
+    place (os.replace, atomic) only after the checksum matched. A response cut short (fewer
+    bytes than its Content-Length, or a broken chunked stream) is an error even without a
+    checksum: http.client stops reading quietly in the first case.
     """
-    import urllib.error  # imported here: urllib.request costs ~20 ms at `import minidl` time
+    import http.client  # imported here: urllib.request costs ~20 ms at `import minidl` time
+    import urllib.error
     import urllib.request
 
     directory = os.path.dirname(os.path.abspath(destination))
@@ -57,13 +60,18 @@ def download_url(url, destination, checksum=None, timeout=60):
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
+                    received = 0
                     for block in iter(lambda: response.read(1 << 20), b""):
                         digest.update(block)
                         out.write(block)
+                        received += len(block)
+                    _check_complete(response, received)  # an OSError: reported with the URL just below
             except urllib.error.HTTPError as e:
                 raise DownloadError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
             except (urllib.error.URLError, OSError, ValueError) as e:
                 raise DownloadError(f"could not download {url}: {getattr(e, 'reason', e)}") from None
+            except http.client.HTTPException as e:  # IncompleteRead, a malformed response...
+                raise DownloadError(f"could not download {url}: {type(e).__name__}: {e}") from None
             out.flush()
             os.fsync(out.fileno())
         if expected is not None and digest.hexdigest() != expected:
@@ -77,3 +85,10 @@ def download_url(url, destination, checksum=None, timeout=60):
             os.remove(temp_path)
         raise
     return destination
+
+
+def _check_complete(response, received):
+    """Raise if the response announced more bytes (Content-Length) than arrived."""
+    announced = response.headers.get("Content-Length")
+    if announced is not None and announced.isdigit() and int(announced) != received:
+        raise DownloadError(f"the connection closed after {received} of {announced} bytes")

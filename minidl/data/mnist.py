@@ -8,6 +8,7 @@ download=True to fetch them (into `root`, or ~/.cache/minidl/<kind>) from `base_
 
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -43,12 +44,16 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 
 def read_idx(path):
-    """Read an IDX file (gzipped if its name ends in .gz) into a NumPy array."""
+    """Read an IDX file (gzipped if its name ends in .gz) into a NumPy array.
+
+    A file that cannot be read becomes a ValueError naming it: a missing or unreadable file
+    (OSError), a truncated gzip stream (EOFError) or a garbled one (zlib.error).
+    """
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise ValueError(f"read_idx: cannot read {path}: {e}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise ValueError(f"read_idx: {path} is not an IDX file (bad magic number {raw[:4].hex()})")
