@@ -44,6 +44,9 @@ RUN_DEFAULTS = {
     "dropout": 0.0,
 }
 DEFAULT_EPOCHS = 15
+# The largest --lr-decay β accepted: β = 50 already shrinks the learning rate e^50 ≈ 5e21-fold
+# per epoch, and past β ≈ 745 e^(-β) underflows to 0 and the schedule stops making sense.
+MAX_LR_DECAY = 50
 
 
 class UsageError(Exception):
@@ -78,7 +81,7 @@ def build_parser():
     how.add_argument("--lr", type=float, help="initial learning rate α₀ (default depends on --optimizer)")
     how.add_argument("--momentum", type=float, help="μ for --optimizer momentum (default: 0.9)")
     how.add_argument("--weight-decay", type=float, help="L2 weight decay ε (default: 0)")
-    how.add_argument("--lr-decay", type=float, help="β in α = α₀·e^(-β·epoch) (default: 0.1; 0 = constant)")
+    how.add_argument("--lr-decay", type=float, help="β in α = α₀·e^(-β·epoch), 0-50 (default: 0.1; 0 = constant)")
     how.add_argument("--clip-grad-norm", type=float, help="clip the gradient norm to this value")
     how.add_argument("--average", choices=("none", "polyak", "ema"), help="evaluate with averaged parameters")
     how.add_argument("--epochs", type=int, help=f"number of epochs (default: {DEFAULT_EPOCHS})")
@@ -109,9 +112,20 @@ def main(argv=None):
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, no permission, a directory in the way: the system's problem, not a bug
+        print(f"error: {_describe_os_error(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _describe_os_error(error):
+    """The file that failed (a rename's target) and why, e.g. "run/checkpoint.npz: Is a directory"."""
+    filename = error.filename2 if error.filename2 is not None else error.filename
+    if filename is None or not error.strerror:
+        return str(error)
+    return f"{filename}: {error.strerror}"
 
 
 # ---------------------------------------------------------------------------
@@ -196,8 +210,11 @@ def _check_settings(s, args):
         (s["batch_size"] >= 1, f"--batch-size must be >= 1, got {s['batch_size']}"),
         (s["lr"] > 0 and math.isfinite(s["lr"]), f"--lr must be a positive number, got {s['lr']}"),
         (0 <= s["momentum"] < 1, f"--momentum must be in [0, 1), got {s['momentum']}"),
-        (s["weight_decay"] >= 0, f"--weight-decay must be >= 0, got {s['weight_decay']}"),
-        (s["lr_decay"] >= 0, f"--lr-decay must be >= 0, got {s['lr_decay']}"),
+        (0 <= s["weight_decay"] < math.inf, f"--weight-decay must be a number >= 0, got {s['weight_decay']}"),
+        (
+            0 <= s["lr_decay"] <= MAX_LR_DECAY,
+            f"--lr-decay must be a number in [0, {MAX_LR_DECAY}], got {s['lr_decay']}",
+        ),
         (s["clip_grad_norm"] is None or s["clip_grad_norm"] > 0, "--clip-grad-norm must be > 0"),
         (s["hidden"] >= 1, f"--hidden must be >= 1, got {s['hidden']}"),
         (0 <= s["dropout"] < 1, f"--dropout must be in [0, 1), got {s['dropout']}"),

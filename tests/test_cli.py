@@ -140,6 +140,10 @@ def test_a_corrupt_gzip_data_file_is_a_one_line_error(tmp_path):
         (["train", "--lr", "-1"], "--lr must be a positive number, got -1.0"),
         (["train", "--lr", "nan"], "--lr must be a positive number"),
         (["train", "--momentum", "1.5"], "--momentum must be in [0, 1)"),
+        (["train", "--lr-decay", "1000"], "--lr-decay must be a number in [0, 50], got 1000.0"),
+        (["train", "--lr-decay", "inf"], "--lr-decay must be a number in [0, 50], got inf"),
+        (["train", "--lr-decay", "nan"], "--lr-decay must be a number in [0, 50], got nan"),
+        (["train", "--weight-decay", "inf"], "--weight-decay must be a number >= 0, got inf"),
         (["train", "--dropout", "1"], "--dropout must be in [0, 1)"),
         (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
         (["train", "--dataset", "mnist"], "--dataset mnist needs --data-dir"),
@@ -173,6 +177,17 @@ def test_bad_resume_and_output_paths_are_one_line_errors(tmp_path, capsys):
     assert main(["train", "--out", str(a_file / "sub"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --out") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("blocked", ["checkpoint.npz", "metrics.json"])
+def test_an_output_file_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys, blocked):
+    out = tmp_path / "run"
+    (out / blocked).mkdir(parents=True)  # a directory where the file should go: IsADirectoryError
+    args = ["train", "--model", "mlp", "--dataset", "moons", "--epochs", "1", "--out", str(out), "--quiet"]
+    assert main(args + ["--no-plot"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Is a directory" in lines[0], lines
+    assert blocked in lines[0]
 
 
 def test_resume_refuses_to_change_the_run(tmp_path, capsys):
