@@ -4,11 +4,12 @@
     info = minidl.load("run/checkpoint.npz", model=model, optimizer=optimizer)   # info["step"]
 
 Inside the .npz: one array per parameter/buffer ("model/<name>"), one per array of optimizer
-or extra state, and a JSON header ("meta") with everything else, so `np.load` can inspect
-it without minidl. The file is written to a temporary file in the same directory, flushed
-to disk, then moved over the old one with os.replace: a crash or a full disk mid-write
-leaves the previous checkpoint intact. Restoring the random state makes a resumed run
-draw the same shuffles and dropout masks as an uninterrupted one.
+or extra state ("arrays/<n>", referred to from the header), and a JSON header ("meta") with
+everything else, so `np.load` can inspect it without minidl. The file is written to a
+temporary file in the same directory, flushed to disk, then moved over the old one with
+os.replace: a crash or a full disk mid-write leaves the previous checkpoint intact.
+Restoring the random state makes a resumed run draw the same shuffles and dropout masks
+as an uninterrupted one.
 """
 
 import json
@@ -31,30 +32,50 @@ class CheckpointError(ValueError):
 # ---------------------------------------------------------------------------
 # Nested state <-> (JSON skeleton, arrays)
 # ---------------------------------------------------------------------------
-def _split_arrays(value, key, arrays):
-    """Replace every array in a nested dict/list by {"__array__": key}, storing the array in `arrays`."""
+_ARRAY = "__array__"  # {"__array__": "arrays/3"} in the JSON stands for the stored array of that name
+
+
+def _split_arrays(value, where, arrays):
+    """Replace every array in a nested dict/list by {"__array__": name}, storing it in `arrays` (only those).
+
+    Arrays are named by a counter ("arrays/0", "arrays/1", ...), not by their path: the paths of
+    {"a/b": x} and {"a": {"b": y}} would both be "a/b". `where` is the path, for error messages only.
+    NumPy scalars become Python numbers; dict keys must be strings (JSON would turn 1 into "1").
+    """
     if isinstance(value, Tensor):
         value = value.data
     if isinstance(value, np.ndarray):
-        arrays[key] = value
-        return {"__array__": key}
+        name = f"arrays/{len(arrays)}"
+        arrays[name] = value
+        return {_ARRAY: name}
     if isinstance(value, dict):
-        return {str(k): _split_arrays(v, f"{key}/{k}", arrays) for k, v in value.items()}
+        return {_check_key(k, where): _split_arrays(v, f"{where}/{k}", arrays) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_split_arrays(v, f"{key}/{i}", arrays) for i, v in enumerate(value)]
+        return [_split_arrays(v, f"{where}/{i}", arrays) for i, v in enumerate(value)]
     if isinstance(value, np.generic):
         return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(
-        f"save: cannot store a {type(value).__name__} at {key!r}; use numbers, strings, arrays, lists, dicts"
+        f"save: cannot store a {type(value).__name__} at {where!r}; use numbers, strings, arrays, lists, dicts"
     )
+
+
+def _check_key(key, where):
+    if not isinstance(key, str):
+        raise TypeError(
+            f"save: dict keys must be strings, got the {type(key).__name__} key {key!r} at {where!r} "
+            "(it would come back as a string)"
+        )
+    if key == _ARRAY:
+        raise TypeError(f"save: the dict key {_ARRAY!r} is reserved for arrays (at {where!r})")
+    return key
 
 
 def _join_arrays(value, arrays):
     if isinstance(value, dict):
-        if set(value) == {"__array__"}:
-            return arrays[value["__array__"]]
+        if set(value) == {_ARRAY}:
+            return arrays[value[_ARRAY]]
         return {k: _join_arrays(v, arrays) for k, v in value.items()}
     if isinstance(value, list):
         return [_join_arrays(v, arrays) for v in value]
@@ -74,20 +95,26 @@ def save(path, model=None, optimizer=None, step=None, extra=None, save_rng=True)
                e.g. a scheduler's or an averager's state_dict and the run's settings
     save_rng   also store minidl's global random generator state (restored by load)
     """
-    arrays = {}
+    arrays, model_arrays = {}, {}  # arrays/<n> for optimizer and extra state; model/<name>
+    step = _split_arrays(step, "step", arrays)  # a NumPy integer becomes a Python int
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "step": step, "model": None, "optimizer": None}
     if model is not None:
         state = model.state_dict() if hasattr(model, "state_dict") else model
         meta["model"] = list(state)
         for name, value in state.items():
-            arrays["model/" + name] = np.asarray(value.data if isinstance(value, Tensor) else value)
+            model_arrays["model/" + name] = np.asarray(value.data if isinstance(value, Tensor) else value)
     if optimizer is not None:
-        meta["optimizer"] = _split_arrays(optimizer.state_dict(), "optimizer", arrays)
+        meta["optimizer"] = _split_arrays(_with_string_keys(optimizer.state_dict()), "optimizer", arrays)
     meta["extra"] = _split_arrays(extra if extra is not None else {}, "extra", arrays)
     meta["rng_state"] = _random.get_rng_state() if save_rng else None
-    arrays["meta"] = np.array(json.dumps(meta))
-    _write_atomically(path, arrays)
+    _write_atomically(path, {**model_arrays, **arrays, "meta": np.array(json.dumps(meta))})
     return path
+
+
+def _with_string_keys(optimizer_state):
+    """An optimizer's state_dict with its parameter indices as strings ("0", "1", ...) for JSON;
+    Optimizer.load_state_dict accepts either."""
+    return {**optimizer_state, "state": {str(k): v for k, v in optimizer_state["state"].items()}}
 
 
 def _write_atomically(path, arrays):
@@ -149,7 +176,7 @@ def read(path):
     if meta["model"] is not None:
         model = {name: arrays["model/" + name] for name in meta["model"]}
     return {
-        "step": meta["step"],
+        "step": _join_arrays(meta["step"], arrays),
         "model": model,
         "optimizer": _join_arrays(meta["optimizer"], arrays) if meta["optimizer"] is not None else None,
         "extra": _join_arrays(meta["extra"], arrays),

@@ -171,3 +171,32 @@ def test_extra_must_be_storable(tmp_path):
     with pytest.raises(TypeError, match="cannot store a object at 'extra/thing'"):
         minidl.save(tmp_path / "c.npz", extra={"thing": object()})
     assert not os.path.exists(tmp_path / "c.npz")
+
+
+def test_arrays_whose_paths_look_alike_are_stored_apart(tmp_path):
+    # "a/b" the key and "a" -> "b" the nesting used to be stored under one name: one overwrote the other.
+    extra = {"a/b": np.ones(2), "a": {"b": np.zeros(2)}, "list": [np.full(1, 3.0)], "list/0": np.full(1, 4.0)}
+    minidl.save(tmp_path / "c.npz", extra=extra)
+    loaded = checkpoint.read(tmp_path / "c.npz")["extra"]
+    np.testing.assert_array_equal(loaded["a/b"], np.ones(2))
+    np.testing.assert_array_equal(loaded["a"]["b"], np.zeros(2))
+    np.testing.assert_array_equal(loaded["list"][0], [3.0])
+    np.testing.assert_array_equal(loaded["list/0"], [4.0])
+
+
+@pytest.mark.parametrize(
+    "extra,where",
+    [({1: "one"}, "'extra'"), ({"outer": {(1, 2): np.ones(1)}}, "'extra/outer'"), ({"x": {"__array__": 0}}, "")],
+)
+def test_dict_keys_must_be_strings_and_not_the_reserved_one(tmp_path, extra, where):
+    with pytest.raises(TypeError, match=f"save: .*key.* at {where}" if where else "save: .*__array__.* is reserved"):
+        minidl.save(tmp_path / "c.npz", extra=extra)
+    assert not os.path.exists(tmp_path / "c.npz")
+
+
+def test_numpy_scalars_are_stored_as_plain_numbers(tmp_path):
+    minidl.save(tmp_path / "c.npz", step=np.int64(3), extra={"lr": np.float32(0.5), "done": np.bool_(True)})
+    info = checkpoint.read(tmp_path / "c.npz")
+    assert info["step"] == 3 and type(info["step"]) is int
+    assert info["extra"] == {"lr": 0.5, "done": True} and type(info["extra"]["done"]) is bool
+
