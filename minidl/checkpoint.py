@@ -122,8 +122,8 @@ def _write_atomically(path, arrays):
     os.makedirs(directory, exist_ok=True)
     fd, temp_path = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
-        os.chmod(temp_path, 0o666 & ~_current_umask())  # mkstemp makes it private; give it normal permissions
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f:  # from here on, leaving the block closes fd whatever happens
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp makes it private; give it normal permissions
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
@@ -135,10 +135,15 @@ def _write_atomically(path, arrays):
     _fsync_directory(directory)
 
 
-def _current_umask():
+def _read_umask():
+    """The process's umask. Reading it means setting it, so this runs once, at import: changing it
+    later, even for an instant, would race with other threads creating files."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def _fsync_directory(directory):

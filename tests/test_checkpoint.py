@@ -200,3 +200,34 @@ def test_numpy_scalars_are_stored_as_plain_numbers(tmp_path):
     assert info["step"] == 3 and type(info["step"]) is int
     assert info["extra"] == {"lr": 0.5, "done": True} and type(info["extra"]["done"]) is bool
 
+
+def open_file_descriptors():
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to count open files")
+def test_a_failing_chmod_closes_the_temporary_file(tmp_path, monkeypatch):
+    def refuse(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(checkpoint.os, "chmod", refuse)
+    monkeypatch.setattr(checkpoint.os, "fchmod", refuse)
+    before = open_file_descriptors()
+    with pytest.raises(PermissionError):
+        minidl.save(tmp_path / "c.npz", model=nn.Linear(2, 2))
+    assert open_file_descriptors() == before
+    assert os.listdir(tmp_path) == []
+
+
+def test_saving_never_changes_the_process_umask(tmp_path, monkeypatch):
+    # os.umask(0) to read the mask would briefly make every other thread create world-writable files.
+    def no_umask_calls(mask):
+        raise AssertionError(f"os.umask({mask:o}) called while saving")
+
+    monkeypatch.setattr(checkpoint.os, "umask", no_umask_calls)
+    minidl.save(tmp_path / "c.npz", model=nn.Linear(2, 2))
+    monkeypatch.undo()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(tmp_path / "c.npz").st_mode & 0o777 == 0o666 & ~mask
+
