@@ -198,6 +198,8 @@ void mdk_max_pool2d_backward(const float *grad, const int64_t *argmax, float *dx
         for (int64_t y = 0; y < oh; ++y)
             for (int64_t xo = 0; xo < ow; ++xo) {
                 const int64_t at = am[y * ow + xo];
+                if (at < 0 || at >= k * k) /* not an offset inside the window: nothing to route */
+                    continue;
                 const int64_t di = use_table ? row_of[at] : at / k, dj = use_table ? col_of[at] : at % k;
                 const int64_t hh = y * stride - pad + di, ww = xo * stride - pad + dj;
                 if (hh >= 0 && hh < h && ww >= 0 && ww < w) /* a padded winner has nowhere to go */

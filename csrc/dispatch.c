@@ -29,7 +29,7 @@ int mdk_simd_built(int path)
 const char *mdk_simd_missing(int path)
 {
 #if MDK_HAVE_X86
-    static char buf[128];
+    static __thread char buf[128]; /* per thread: kernels run with the GIL released */
     const char *need_avx2[] = {"avx2", "fma", "f16c", NULL};
     const char *need_avx512[] = {"avx512f", "avx512dq", "avx512bw", "avx512vl", "avx2", "fma", "f16c", NULL};
     const char **need = path == MDK_SIMD_AVX2 ? need_avx2 : path == MDK_SIMD_AVX512 ? need_avx512 : NULL;

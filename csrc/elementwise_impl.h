@@ -54,10 +54,10 @@ MDK_TARGET static void MDK_FN(unary)(int op, const float *x, float *out, int64_t
 MDK_TARGET static void MDK_FN(relu_backward)(const float *restrict grad, const float *restrict x,
                                              float *restrict out, int64_t n)
 {
-    for (int64_t i = 0; i < n; ++i) {
-        float g = grad[i]; /* load unconditionally: a conditional load would block vectorization */
-        out[i] = x[i] > 0.0f ? g : 0.0f;
-    }
+    /* grad * [x > 0], a multiply like the NumPy twin, not a select: a NaN or inf
+     * gradient at an inactive unit stays NaN (inf * 0), and signs of zero match. */
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = grad[i] * (float)(x[i] > 0.0f);
 }
 
 MDK_TARGET static void MDK_FN(bias_act_forward)(const float *restrict x, const float *restrict bias,
@@ -103,10 +103,8 @@ MDK_TARGET static void MDK_FN(bias_act_backward)(const float *restrict grad, con
         float *d = dz + r * cols;
         switch (act) {
         case MDK_ACT_RELU:
-            for (int64_t j = 0; j < cols; ++j) {
-                float gj = g[j];
-                d[j] = yr[j] > 0.0f ? gj : 0.0f;
-            }
+            for (int64_t j = 0; j < cols; ++j)
+                d[j] = g[j] * (float)(yr[j] > 0.0f); /* as relu_backward: a multiply, like the twin */
             break;
         case MDK_ACT_SIGMOID: for (int64_t j = 0; j < cols; ++j) d[j] = g[j] * (yr[j] * (1.0f - yr[j])); break;
         case MDK_ACT_TANH: for (int64_t j = 0; j < cols; ++j) d[j] = g[j] * (1.0f - yr[j] * yr[j]); break;

@@ -43,6 +43,8 @@
  * (6x16, 12 ymm accumulators), AVX-512 (6x64, 24 zmm accumulators) and NEON
  * (8x12) on aarch64.  The driver below is shared.
  */
+#define _POSIX_C_SOURCE 200809L /* pthread keys under -std=c99 */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "mdk_internal.h"
@@ -404,7 +406,8 @@ MDK_TARGET_AVX512 static inline void transpose16(__m512 r[16])
     }
 }
 
-/* AVX-512 panel packer for widths 14 (A) and 32 (B). */
+/* AVX-512 panel packer: the 6-row A panels, the 64-column B panels and the
+ * narrower edge panels (16 and 32 columns). */
 MDK_TARGET_AVX512 static void pack_panel_avx512(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
                                                 int width, float *restrict dst)
 {
@@ -535,12 +538,44 @@ int mdk_gemm_get_blocking(int path, int64_t out[3])
  * 128x784x512 product) and freeing them again lets glibc hand the pages back
  * to the system, so the next call pays hundreds of page faults: measured, 20%
  * of that product's time (75 -> 91 GFLOP/s once the buffers are kept).  One
- * workspace per thread, because the GIL is released while kernels run. */
+ * workspace per thread, because the GIL is released while kernels run; a
+ * thread-specific key frees it when the thread exits. */
 struct workspace {
     void *raw;     /* what malloc returned */
     size_t floats; /* usable capacity after 64-byte alignment */
 };
-static __thread struct workspace workspace_a, workspace_b;
+struct workspaces {
+    struct workspace a, b; /* packed A block, packed B block */
+};
+static pthread_key_t workspace_key;
+static pthread_once_t workspace_key_once = PTHREAD_ONCE_INIT;
+
+static void free_workspaces(void *p)
+{
+    struct workspaces *w = p;
+    free(w->a.raw);
+    free(w->b.raw);
+    free(w);
+}
+
+static void make_workspace_key(void)
+{
+    (void)pthread_key_create(&workspace_key, free_workspaces);
+}
+
+static struct workspaces *thread_workspaces(void)
+{
+    (void)pthread_once(&workspace_key_once, make_workspace_key);
+    struct workspaces *w = pthread_getspecific(workspace_key);
+    if (w == NULL) {
+        w = calloc(1, sizeof *w);
+        if (w == NULL || pthread_setspecific(workspace_key, w) != 0) {
+            free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
 
 static float *workspace_floats(struct workspace *ws, size_t floats)
 {
@@ -560,10 +595,12 @@ static float *workspace_floats(struct workspace *ws, size_t floats)
  * threads that are done with large products). */
 void mdk_gemm_release_workspace(void)
 {
-    free(workspace_a.raw);
-    free(workspace_b.raw);
-    workspace_a = (struct workspace){NULL, 0};
-    workspace_b = (struct workspace){NULL, 0};
+    (void)pthread_once(&workspace_key_once, make_workspace_key);
+    struct workspaces *w = pthread_getspecific(workspace_key);
+    if (w != NULL) {
+        free_workspaces(w);
+        (void)pthread_setspecific(workspace_key, NULL);
+    }
 }
 
 static void apply_act_rows(float *c, int64_t ldc, int64_t rows, int64_t cols, int act)
@@ -664,8 +701,11 @@ static int gemm_buffers(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_
     nc = (nc + cfg->nr - 1) / cfg->nr * cfg->nr;
     if (kc < 1)
         kc = 1;
-    *ap = workspace_floats(&workspace_a, (size_t)(mc * kc));
-    *bp = workspace_floats(&workspace_b, (size_t)(nc * kc));
+    struct workspaces *w = thread_workspaces();
+    if (w == NULL)
+        return MDK_ENOMEM;
+    *ap = workspace_floats(&w->a, (size_t)(mc * kc));
+    *bp = workspace_floats(&w->b, (size_t)(nc * kc));
     return (*ap == NULL || *bp == NULL) ? MDK_ENOMEM : MDK_OK;
 }
 

@@ -47,6 +47,7 @@ MDK_TARGET static inline float MDK_FN(mdk_expf)(float x)
     float s1 = mdk_u2f((uint32_t)(n1 + 127) << 23);
     float s2 = mdk_u2f((uint32_t)(n2 + 127) << 23);
     float y = p * s1 * s2;
+    y = x < MDK_EXP_LO ? 0.0f : y; /* the clamped value would round up to the smallest subnormal */
     y = x > MDK_EXP_HI ? (float)HUGE_VAL : y;
     return x != x ? x : y; /* NaN in, NaN out */
 }

@@ -152,8 +152,9 @@ class Function:
             result = _Tensor._make(out, fn, version, first.device)
             fn._output_version = result._version
             fn._output_saved_version = result._version[0]
-            for observer in forward_observers:
-                observer(fn, result)
+            if forward_observers:
+                for observer in tuple(forward_observers):  # a copy: an observer may remove itself
+                    observer(fn, result)
             return result
         return _Tensor._make(out, None, version, first.device)
 
@@ -334,8 +335,9 @@ def backward_steps(roots, root_grads, retain_graph=False, create_graph=False, ca
                 continue  # no path from the roots' gradients reaches this tensor
             hooks_ran = hooks_ran or bool(node._hooks)
             step = _backward_node(node, grad, index, create_graph, capture)
-        for observer in backward_observers:
-            observer(step)
+        if backward_observers:
+            for observer in tuple(backward_observers):  # a copy: an observer may remove itself
+                observer(step)
         yield step
         if step.function is None or (capture is None and node._retains_grad):
             grads_to_store.append((node, step.grad_output))

@@ -201,6 +201,32 @@ def test_matmul_packing_workspace_is_reused_grown_released_and_per_thread(c):
         assert_gemm_close(got, a, b)
 
 
+def _resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc to read resident memory")
+def test_matmul_workspace_is_freed_when_a_thread_exits(c):
+    """Each thread's packing buffers (~1.4 MB for a 512^3 product) must go away with the thread."""
+    a, b = rand(512, 512, seed=1), rand(512, 512, seed=2)
+
+    def one_product():
+        ck.matmul(a, b)
+
+    def run_threads(count):
+        for _ in range(count):
+            t = threading.Thread(target=one_product)
+            t.start()
+            t.join()
+
+    run_threads(5)  # let the allocator reach its steady state first
+    before = _resident_bytes()
+    run_threads(60)
+    grown = _resident_bytes() - before
+    assert grown < 30e6, f"resident memory grew by {grown / 1e6:.0f} MB over 60 threads: workspaces leak"
+
+
 def test_matmul_empty_inner_dimension(c):
     a, b = np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32)
     np.testing.assert_array_equal(ck.matmul(a, b), np.zeros((3, 4), np.float32))
@@ -346,6 +372,31 @@ def test_relu_backward(c):
     g, x = rand(129, seed=1), _values(129, seed=2)
     np.testing.assert_array_equal(ck.relu_backward(g, x), nk.relu_backward(g, x))
     assert c == ["mdk_relu_backward"]
+
+
+def _bits(a):
+    return np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+
+
+def test_relu_backward_keeps_nan_inf_and_signed_zeros_like_the_twin(c):
+    """grad * [x > 0]: a NaN or inf gradient at an inactive unit gives NaN, and zeros keep their sign."""
+    g = np.array([np.nan, np.inf, -np.inf, -1.0, 2.0, -0.0, np.nan, -3.0] * 9, np.float32)
+    x = np.array([-1.0, -2.0, 0.0, -5.0, 1.0, 3.0, 4.0, 0.0] * 9, np.float32)
+    with np.errstate(invalid="ignore"):  # inf * 0 = NaN is the point here
+        np.testing.assert_array_equal(_bits(ck.relu_backward(g, x)), _bits(nk.relu_backward(g, x)))
+        dz, _ = ck.bias_act_backward(g.reshape(8, 9), x.reshape(8, 9), "relu")
+        want, _ = nk.bias_act_backward(g.reshape(8, 9), x.reshape(8, 9), "relu")
+    np.testing.assert_array_equal(_bits(dz), _bits(want))
+
+
+def test_exp_of_very_negative_numbers_is_exactly_zero(c):
+    """Below ln(smallest subnormal) e^x rounds to 0, as NumPy's does; masked softmax entries stay 0."""
+    x = np.array([-np.inf, -1e30, -104.0, -110.0, -200.0] * 7, np.float32)
+    np.testing.assert_array_equal(ck.sigmoid(x), nk.sigmoid(x))
+    row = np.array([[0.0, -np.inf, 1.0, -np.inf] * 8], np.float32)
+    probs = ck.softmax(row)
+    assert np.all(probs[row == -np.inf] == 0.0)
+    np.testing.assert_allclose(probs, nk.softmax(row), rtol=1e-6)
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])

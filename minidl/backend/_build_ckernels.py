@@ -23,11 +23,11 @@ MODULE_NAME = "minidl.backend._ckernels"
 
 # No -march=native: SIMD code is selected per function with target attributes and
 # picked at run time, so one build runs on any CPU of the architecture.
-# -std=c99 also turns off FMA contraction (-ffp-contract=off in ISO mode), so every
-# SIMD path rounds exactly like the scalar one outside the GEMM and the sums.
+# -ffp-contract=off: no FMA contraction of a*b+c, so every SIMD path rounds exactly like
+# the scalar one outside the GEMM and the sums (GCC's -std=c99 implies it; clang does not).
 # -fno-math-errno / -fno-trapping-math let the vectorizer if-convert selects and use
 # sqrt instructions; neither changes a result.
-COMPILE_ARGS = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra"]
+COMPILE_ARGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra"]
 
 
 def _header_declarations():
@@ -57,7 +57,7 @@ def make_builder(module_name=MODULE_NAME, extra_compile_args=(), extra_link_args
         include_dirs=[str(CSRC)],
         extra_compile_args=COMPILE_ARGS + list(extra_compile_args),
         extra_link_args=list(extra_link_args),
-        libraries=["m"] if sys.platform != "win32" else [],
+        libraries=["m", "pthread"] if sys.platform != "win32" else [],
     )
     return ffi
 

@@ -90,7 +90,8 @@ def _compare(analytic_grads, numeric_grads, wrt, atol, rtol):
     for i, analytic, numeric in zip(wrt, analytic_grads, numeric_grads):
         checked += analytic.size
         error = np.abs(analytic - numeric)
-        bad = error > atol + rtol * np.abs(numeric)
+        # Written as "not within tolerance" so a NaN on either side counts as a mismatch.
+        bad = ~(error <= atol + rtol * np.abs(numeric))
         for row in np.argwhere(bad):  # (argwhere, unlike nonzero, also handles 0-d arrays)
             index = tuple(int(k) for k in row)
             a, n = float(analytic[index]), float(numeric[index])
@@ -127,7 +128,8 @@ def _check(fn, inputs, eps, atol, rtol, raise_exception, seed, constant_ok, what
     rng = np.random.default_rng(seed)
     with autograd.no_grad():
         directions = [rng.standard_normal(o.shape) for o in _outputs(fn, inputs)]
-    projection = _projection(fn, inputs, directions)
+    with autograd.enable_grad():  # the analytic side needs a graph even if the caller is in no_grad()
+        projection = _projection(fn, inputs, directions)
     if projection is None or not projection.requires_grad:
         if not constant_ok:
             raise ValueError("gradcheck: the output does not depend on any input that requires grad")
