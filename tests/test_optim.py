@@ -226,6 +226,46 @@ def test_load_state_dict_rejects_a_different_model():
         two.load_state_dict(opt.state_dict())
 
 
+def stepped(optimizer_class, **options):
+    """An optimizer over one parameter that has taken one step, so it has per-parameter state."""
+    opt = optimizer_class(params_with_grads(np.zeros(3)), **options)
+    opt.step()
+    return opt
+
+
+def test_load_state_dict_rejects_another_optimizers_state_and_changes_nothing():
+    adam = stepped(optim.Adam, lr=0.01)
+    before = adam.state_dict()
+    with pytest.raises(
+        ValueError, match=r"Adam.load_state_dict: group 0 has hyperparameters \['momentum', 'nesterov'\]"
+    ):
+        adam.load_state_dict(stepped(optim.SGD, lr=0.1, momentum=0.9).state_dict())
+    with pytest.raises(ValueError, match=r"group 0 lacks hyperparameters \['betas', 'eps'\]"):
+        adam.load_state_dict({**before, "param_groups": [{"lr": 0.1, "weight_decay": 0.0, "params": [0]}]})
+    # AdaGrad's hyperparameters lack RMSProp's alpha; and its per-parameter state is not RMSProp's either.
+    rmsprop = stepped(optim.RMSProp, lr=0.01)
+    with pytest.raises(ValueError, match=r"RMSProp.load_state_dict: group 0 lacks hyperparameters \['alpha'\]"):
+        rmsprop.load_state_dict(stepped(optim.AdaGrad, lr=0.1).state_dict())
+    mixed = rmsprop.state_dict()
+    mixed["state"][0] = stepped(optim.AdaGrad, lr=0.1).state_dict()["state"][0]
+    with pytest.raises(ValueError, match=r"parameter 0 has state \['sum'\], but RMSProp keeps \['square_avg'\]"):
+        rmsprop.load_state_dict(mixed)
+    assert rmsprop.param_groups[0]["lr"] == 0.01 and set(rmsprop.state_dict()["state"][0]) == {"square_avg"}
+    after = adam.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    np.testing.assert_array_equal(after["state"][0]["exp_avg"], before["state"][0]["exp_avg"])
+
+
+def test_load_state_dict_checks_the_saved_hyperparameters_before_changing_anything():
+    sgd = stepped(optim.SGD, lr=0.1, momentum=0.9)
+    state = sgd.state_dict()
+    state["param_groups"][0]["momentum"] = 1.5
+    fresh = optim.SGD(params_with_grads(np.zeros(3)), lr=0.2, momentum=0.5)
+    with pytest.raises(ValueError, match=r"SGD.load_state_dict: group 0: SGD: momentum must be in \[0, 1\), got 1.5"):
+        fresh.load_state_dict(state)
+    assert fresh.param_groups[0]["lr"] == 0.2 and fresh.param_groups[0]["momentum"] == 0.5 and not fresh.state
+
+
 # ---------------------------------------------------------------------------
 # Learning-rate schedules
 # ---------------------------------------------------------------------------

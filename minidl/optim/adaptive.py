@@ -20,11 +20,12 @@ def _buffer(state, key, like):
 class AdaGrad(Optimizer):
     """n ← n + ∂L²;  w ← w - α/√n · ∂L. Matches torch.optim.Adagrad (lr_decay=0)."""
 
+    state_keys = ("sum",)
+
     def __init__(self, params, lr=0.01, eps=1e-10, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, eps=eps, weight_decay=weight_decay))
 
     def update(self, param, grad, state, group):
-        state["step"] = state.get("step", 0) + 1
         adagrad_update(param, grad, _buffer(state, "sum", param), group["lr"], group["eps"], group["weight_decay"])
 
 
@@ -33,6 +34,8 @@ Adagrad = AdaGrad  # PyTorch's spelling
 
 class RMSProp(Optimizer):
     """n ← α·n + (1 - α)·∂L²;  w ← w - lr/√n · ∂L. Matches torch.optim.RMSprop (no momentum, not centered)."""
+
+    state_keys = ("square_avg",)
 
     def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay))
@@ -43,7 +46,6 @@ class RMSProp(Optimizer):
             raise ValueError(f"RMSProp: alpha must be in [0, 1), got {group['alpha']}")
 
     def update(self, param, grad, state, group):
-        state["step"] = state.get("step", 0) + 1
         mean_sq = _buffer(state, "square_avg", param)
         rmsprop_update(param, grad, mean_sq, group["lr"], group["alpha"], group["eps"], group["weight_decay"])
 
@@ -53,6 +55,8 @@ RMSprop = RMSProp  # PyTorch's spelling
 
 class Adam(Optimizer):
     """Momentum and a per-parameter scale, bias-corrected (see optim.updates.adam_update). Matches torch.optim.Adam."""
+
+    state_keys = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))

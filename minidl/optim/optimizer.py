@@ -13,7 +13,13 @@ from minidl.tensor import Tensor
 
 
 class Optimizer:
-    """Subclasses set `defaults` (hyperparameters) and implement update(param, grad, state, group)."""
+    """Subclasses set `defaults` (hyperparameters) and implement update(param, grad, state, group).
+
+    `state_keys` names the per-parameter state a subclass keeps ("momentum_buffer", ...), so that
+    load_state_dict can refuse the state of another kind of optimizer; None skips that check.
+    """
+
+    state_keys = None
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -112,43 +118,86 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
-        """Restore hyperparameters and per-parameter state; the groups must have the same sizes and shapes."""
+        """Restore hyperparameters and per-parameter state saved by state_dict().
+
+        The state must come from the same kind of optimizer over parameters of the same shapes:
+        the same number of groups and parameters, the same hyperparameter names (plus a scheduler's
+        "initial_lr"), valid values, and only the per-parameter state this optimizer keeps.
+        Everything is checked before anything changes; the error names what does not match.
+        """
+        groups = self._check_saved_groups(state_dict["param_groups"])
+        params = [p for group in self.param_groups for p in group["params"]]
+        indices = [i for saved in state_dict["param_groups"] for i in saved["params"]]
+        saved_state = {int(k): v for k, v in state_dict["state"].items()}
+        new_state = {}
+        for index, p in zip(indices, params):
+            if index in saved_state:
+                new_state[p] = self._checked_param_state(saved_state[index], index, p)
+        for group, checked in zip(self.param_groups, groups):
+            group.update(checked)
+        self.state = new_state
+
+    def _check_saved_groups(self, saved_groups):
+        """The saved groups' hyperparameters (without "params"), checked against this optimizer's groups."""
         name = type(self).__name__
-        saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"{name}.load_state_dict: the state has {len(saved_groups)} parameter groups, "
                 f"this optimizer has {len(self.param_groups)}"
             )
-        params = []
+        checked = []
         for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
                     f"{name}.load_state_dict: group {i} has {len(saved['params'])} parameters in the state "
                     f"but {len(group['params'])} in this optimizer"
                 )
-            params.extend(zip(saved["params"], group["params"]))
-        new_state = {}
-        saved_state = {int(k): v for k, v in state_dict["state"].items()}
-        for index, p in params:
-            if index not in saved_state:
-                continue
-            entry = {}
-            for key, value in saved_state[index].items():
-                if isinstance(value, np.ndarray) and value.ndim > 0:
-                    if value.shape != p.shape:
-                        raise ValueError(
-                            f"{name}.load_state_dict: state {key!r} of parameter {index} has shape {value.shape}, "
-                            f"but the parameter has shape {p.shape}"
-                        )
-                    value = np.array(value, dtype=p.dtype)  # our own copy, in the parameter's dtype
-                elif isinstance(value, np.ndarray):
-                    value = value.item()
-                entry[key] = value
-            new_state[p] = entry
-        for saved, group in zip(saved_groups, self.param_groups):
-            group.update({k: v for k, v in saved.items() if k != "params"})
-        self.state = new_state
+            checked.append(self._checked_hyperparameters(saved, group, i))
+        return checked
+
+    def _checked_hyperparameters(self, saved, group, i):
+        """Group i's saved hyperparameters: the same names as this optimizer's, with valid values."""
+        name = type(self).__name__
+        hyper = {k: v for k, v in saved.items() if k != "params"}
+        unknown = sorted(set(hyper) - set(self.defaults) - {"initial_lr"})
+        missing = sorted(set(self.defaults) - set(hyper))
+        problems = [f"has hyperparameters {unknown} that {name} does not know"] if unknown else []
+        problems += [f"lacks hyperparameters {missing}"] if missing else []
+        if problems:
+            raise ValueError(
+                f"{name}.load_state_dict: group {i} {' and '.join(problems)}; was the state saved by another "
+                f"optimizer? {name} expects {sorted(self.defaults)}"
+            )
+        for key, default in self.defaults.items():
+            if isinstance(default, tuple):
+                hyper[key] = tuple(hyper[key])  # e.g. Adam's betas, which JSON stores as a list
+        try:
+            self.check_hyperparameters({**group, **hyper})
+        except ValueError as e:
+            raise ValueError(f"{name}.load_state_dict: group {i}: {e}") from None
+        return hyper
+
+    def _checked_param_state(self, saved, index, p):
+        """Our own copy of one parameter's saved state, in its dtype, after checking keys and shapes."""
+        name = type(self).__name__
+        if self.state_keys is not None and not set(saved) <= set(self.state_keys):
+            raise ValueError(
+                f"{name}.load_state_dict: parameter {index} has state {sorted(saved)}, "
+                f"but {name} keeps {sorted(self.state_keys)} (expected a subset); was it saved by another optimizer?"
+            )
+        entry = {}
+        for key, value in saved.items():
+            if isinstance(value, np.ndarray) and value.ndim > 0:
+                if value.shape != p.shape:
+                    raise ValueError(
+                        f"{name}.load_state_dict: state {key!r} of parameter {index} has shape {value.shape}, "
+                        f"but the parameter has shape {p.shape}"
+                    )
+                value = np.array(value, dtype=p.dtype)
+            elif isinstance(value, np.ndarray):
+                value = value.item()
+            entry[key] = value
+        return entry
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]

@@ -18,6 +18,8 @@ class SGD(Optimizer):
     Matches torch.optim.SGD (with dampening=0).
     """
 
+    state_keys = ("momentum_buffer",)
+
     def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
 
