@@ -300,3 +300,17 @@ def test_importing_minidl_debug_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_trace_find_accepts_class_names_and_recorded_call_names():
+    from minidl.debug import record_modules
+
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    with record_modules():
+        y = x.pow(2).sum()
+    with trace() as t:
+        y.backward()
+    assert [r.op for r in t.find("PowScalar")] == ["PowScalar"]
+    assert [r.op for r in t.find("powscalar")] == ["PowScalar"]
+    assert [r.op for r in t.find("pow")] == ["PowScalar"]  # the name it was called by
+    assert t.find("exp") == []

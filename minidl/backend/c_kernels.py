@@ -187,7 +187,11 @@ def _require_inplace(kernel, arg, a):
 # ---------------------------------------------------------------------------------------
 def _binary(op_code, np_fn):
     def kernel(x, y, *args, **kwargs):
-        if args or kwargs or not available or not _is_f32(x, y) or x.shape != y.shape or x.size < MIN_ELEMENTWISE:
+        # Cheapest tests first: most calls on small arrays leave for NumPy after two of them.
+        if (
+            args or kwargs or type(x) is not np.ndarray or type(y) is not np.ndarray
+            or x.size < MIN_ELEMENTWISE or x.shape != y.shape or x.dtype != _F32 or y.dtype != _F32
+        ):  # fmt: skip
             return np_fn(x, y, *args, **kwargs)
         x, y = _contig(x), _contig(y)
         out = np.empty(x.shape, _F32)
@@ -201,7 +205,7 @@ def _binary(op_code, np_fn):
 
 def _unary(op_code, np_fn, threshold_name):
     def kernel(x, *args, **kwargs):
-        if args or kwargs or not available or not _is_f32(x) or x.size < globals()[threshold_name]:
+        if args or kwargs or type(x) is not np.ndarray or x.size < globals()[threshold_name] or x.dtype != _F32:
             return np_fn(x, *args, **kwargs)
         x = _contig(x)
         out = np.empty(x.shape, _F32)
@@ -223,6 +227,8 @@ if available:
     neg = _unary(lib.MDK_UN_NEG, np.negative, "MIN_ELEMENTWISE")
     abs = _unary(lib.MDK_UN_ABS, np.abs, "MIN_ELEMENTWISE")  # noqa: A001
     sqrt = _unary(lib.MDK_UN_SQRT, np.sqrt, "MIN_ELEMENTWISE")
+    # exp and tanh never run in C by default (MIN_TRANSCENDENTAL is effectively infinite: NumPy's
+    # own SIMD versions are faster standalone); the tests lower the threshold to check them.
     exp = _unary(lib.MDK_UN_EXP, np.exp, "MIN_TRANSCENDENTAL")
     relu = _unary(lib.MDK_UN_RELU, _ref.relu, "MIN_ELEMENTWISE")
     sigmoid = _unary(lib.MDK_UN_SIGMOID, _ref.sigmoid, "MIN_FUSED")
@@ -464,17 +470,21 @@ def bias_act_backward(grad, out, activation):
 # ---------------------------------------------------------------------------------------
 # Convolution and pooling
 # ---------------------------------------------------------------------------------------
-def _conv_args_ok(x, kh, kw, stride, padding):
+def _conv_geometry_ok(shape, kh, kw, stride, padding):
+    """Whether the C conv/pool kernels take an (N, C, H, W) image of `shape` with this window."""
     return (
         available
-        and _is_f32(x)
-        and x.ndim == 4
-        and x.size >= MIN_CONV
+        and len(shape) == 4
+        and math.prod(shape) >= MIN_CONV
         and stride >= 1
         and padding >= 0
-        and conv_output_size(x.shape[2], kh, stride, padding) > 0
-        and conv_output_size(x.shape[3], kw, stride, padding) > 0
+        and conv_output_size(shape[2], kh, stride, padding) > 0
+        and conv_output_size(shape[3], kw, stride, padding) > 0
     )
+
+
+def _conv_args_ok(x, kh, kw, stride, padding):
+    return _is_f32(x) and _conv_geometry_ok(x.shape, kh, kw, stride, padding)
 
 
 def im2col(x, kh, kw, stride, padding):
@@ -490,7 +500,7 @@ def im2col(x, kh, kw, stride, padding):
 
 def col2im(cols, x_shape, kh, kw, stride, padding):
     n, c, h, w = x_shape
-    if not _is_f32(cols) or not _conv_args_ok(np.empty((n, c, h, w), _F32), kh, kw, stride, padding):
+    if not _is_f32(cols) or not _conv_geometry_ok(x_shape, kh, kw, stride, padding):
         return _ref.col2im(cols, x_shape, kh, kw, stride, padding)
     oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
     if cols.shape != (n * oh * ow, c * kh * kw):

@@ -69,12 +69,6 @@ class Graph:
             result[u].append(v)
         return result
 
-    def producers(self):
-        result = defaultdict(list)
-        for u, v, _ in sorted(self.edges, key=lambda e: e[2]):
-            result[v].append(u)
-        return result
-
 
 # ----------------------------------------------------------------------------
 # From tensors to a graph of labelled nodes

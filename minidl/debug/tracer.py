@@ -15,6 +15,7 @@ import contextlib
 import numpy as np
 
 from minidl import autograd
+from minidl.debug.provenance import call_name
 from minidl.debug.summary import TensorLabels, format_number, format_shape, op_name, summarize
 
 
@@ -112,9 +113,14 @@ class Trace:
         return [r.op for r in self.records]
 
     def find(self, op):
-        """The records of one op, by class name ("MatMul") or lowercase call name ("matmul")."""
+        """The records of one op: by class name, any case ("PowScalar", "matmul"), or by the name
+        it was called by ("pow") when its call was recorded (inside record_modules or detect_anomaly)."""
         wanted = op.lower().replace("_", "")
-        return [r for r in self.records if r.op.lower() == wanted]
+        return [
+            r
+            for r in self.records
+            if r.op.lower() == wanted or call_name(r.function).lower().replace("_", "") == wanted
+        ]
 
     def label(self, tensor):
         """The name this trace uses for a tensor."""

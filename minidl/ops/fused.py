@@ -61,7 +61,7 @@ class BiasAct(Function):
         return self.kernels.bias_act_forward(x, bias, activation)
 
     def backward(self, grad):
-        self.saved_tensors  # noqa: B018 - raises if the input changed in place since forward
+        # Only the output is needed (act' is written with y); self.output checks it was not changed in place.
         dz, db = self.kernels.bias_act_backward(grad.data, self.output.data, self.activation)
         return dz if self.needs_input_grad[0] else None, db if self.needs_input_grad[1] else None
 
