@@ -40,7 +40,10 @@ extern "C" {
 #define MDK_ENOMEM (-4)        /* a work buffer could not be allocated      */
 
 int mdk_simd_path(void);              /* the path in use                          */
-int mdk_set_simd_path(int path);      /* force a path; MDK_OK or an error code    */
+/* Force a path; MDK_OK or an error code.  Not thread-safe: kernels running in
+ * other threads (the GIL is released during kernels) may see the switch midway.
+ * Call it before starting threads (it exists for MINIDL_SIMD, tests and tuning). */
+int mdk_set_simd_path(int path);
 int mdk_simd_built(int path);         /* 1 if the path was compiled in            */
 int mdk_simd_supported(int path);     /* 1 if built and this CPU can run it       */
 const char *mdk_simd_name(int path);  /* "scalar", "avx2", "avx512", "neon"       */
