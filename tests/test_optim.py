@@ -361,7 +361,7 @@ def test_polyak_average_is_the_mean_of_the_trajectory_and_only_swapped_in_for_ev
 def test_ema_follows_its_formula_and_restores_weights_after_an_exception():
     (p,) = params_with_grads([0.0])
     p.data[...] = 0.0
-    averager = optim.EMA([p], decay=0.5)
+    averager = optim.EMA([p], decay=0.5, warmup=False)
     for value in (4.0, 8.0):
         p.data[...] = value
         averager.update()
@@ -371,6 +371,38 @@ def test_ema_follows_its_formula_and_restores_weights_after_an_exception():
             assert p.data[0] == pytest.approx(expected)
             raise KeyError("evaluation failed")
     assert p.data[0] == 8.0
+
+
+def test_ema_warms_up_its_decay_as_tensorflow_does():
+    # d_n = min(decay, (1 + n) / (10 + n)), n counting this update: d_1 = 2/11, d_2 = 3/12, ...
+    (p,) = params_with_grads([0.0])
+    p.data[...] = 5.0  # the (random) initial weights
+    averager = optim.EMA([p], decay=0.999)
+    p.data[...] = 1.0
+    averager.update()
+    assert averager.averages[0][0] == pytest.approx(2 / 11 * 5.0 + 9 / 11 * 1.0, rel=1e-6)
+    p.data[...] = 2.0
+    averager.update()
+    assert averager.averages[0][0] == pytest.approx(3 / 12 * (2 / 11 * 5.0 + 9 / 11 * 1.0) + 9 / 12 * 2.0, rel=1e-6)
+    late = optim.EMA([p], decay=0.999)
+    late.num_updates = 20000  # long after the warm-up: the plain decay
+    p.data[...] = 3.0
+    late.update()
+    assert late.averages[0][0] == pytest.approx(0.999 * 2.0 + 0.001 * 3.0, rel=1e-6)
+
+
+def test_early_ema_is_close_to_the_current_weights_not_the_initial_ones():
+    minidl.manual_seed(0)
+    model = nn.Linear(8, 4)
+    averager = optim.EMA(model, decay=0.999)
+    trained = [np.full(p.shape, 0.5, np.float32) for p in model.parameters()]
+    for _ in range(5):  # training jumped straight to `trained` and stayed there
+        for p, value in zip(model.parameters(), trained):
+            p.data[...] = value
+        averager.update()
+    # 2/11 · 3/12 · 4/13 · 5/14 · 6/15 ≈ 0.002 of the initial weights remain (0.999^5 ≈ 0.995 without warm-up)
+    for average, value in zip(averager.averages, trained):
+        assert np.abs(average - value).max() < 0.01
 
 
 def test_averager_state_dict_round_trip_and_model_check():

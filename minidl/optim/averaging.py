@@ -22,7 +22,10 @@ from minidl.tensor import Tensor
 
 
 class ParameterAverage:
-    """Base class: the average starts at the current weights; update() folds the new weights in."""
+    """Base class: keeps its own copy of the weights (the average) and update() folds the new weights in.
+
+    The copy starts as the weights given here; each subclass says how much of them survives updates.
+    """
 
     def __init__(self, parameters):
         if isinstance(parameters, Tensor):
@@ -90,24 +93,48 @@ class ParameterAverage:
 
 
 class PolyakAverage(ParameterAverage):
-    """The plain mean of the weights seen at every update(): w̄_n = w̄_{n-1} + (w_n - w̄_{n-1}) / n."""
+    """The plain mean of the weights seen at every update(): w̄_n = w̄_{n-1} + (w_n - w̄_{n-1}) / n.
+
+    The weights given at construction (usually the random initial ones) are not part of the mean:
+    the first update (n = 1) replaces them. Before it, average_parameters() swaps in those weights.
+    """
 
     def blend(self, average, current):
         average += (current - average) / self.num_updates
 
 
 class EMA(ParameterAverage):
-    """Exponential moving average, w̄ ← decay·w̄ + (1 - decay)·w: recent weights count most."""
+    """Exponential moving average, w̄ ← d·w̄ + (1 - d)·w: recent weights count most.
 
-    def __init__(self, parameters, decay=0.999):
+    The average starts at the weights given (usually the random initial ones). With
+    warmup=True (the default) the decay grows with n, the number of updates including this one,
+
+        d_n = min(decay, (1 + n) / (10 + n))        d_1 = 2/11, d_2 = 3/12, ...
+
+    as in TensorFlow's ExponentialMovingAverage given num_updates. Without it (warmup=False,
+    d_n = decay) and decay = 0.999, the average still holds 0.999^1000 ≈ 37% of the random
+    initial weights after 1000 updates, so evaluating it early measures the initialization.
+    With it the first updates mostly take the new weights; d_n reaches 0.999 after ~9000.
+    """
+
+    def __init__(self, parameters, decay=0.999, warmup=True):
         if not 0 < decay < 1:
             raise ValueError(f"EMA: decay must be in (0, 1), got {decay}")
         self.decay = decay
+        self.warmup = warmup
         super().__init__(parameters)
 
+    def current_decay(self):
+        """d_n for the update being applied (num_updates counts it already)."""
+        if not self.warmup:
+            return self.decay
+        n = self.num_updates
+        return min(self.decay, (1 + n) / (10 + n))
+
     def blend(self, average, current):
-        average *= self.decay
-        average += (1 - self.decay) * current
+        decay = self.current_decay()
+        average *= decay
+        average += (1 - decay) * current
 
 
 ExponentialMovingAverage = EMA
