@@ -19,6 +19,7 @@ import tempfile
 import numpy as np
 
 from minidl import random as _random
+from minidl.nn.module import compare_state_dicts
 from minidl.tensor import Tensor
 
 FORMAT = "minidl-checkpoint"
@@ -191,20 +192,14 @@ def read(path):
 
 def check_model_state(path, model, saved):
     """Raise CheckpointError listing every name or shape that differs between `saved` and `model`."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in saved]
-    unexpected = [k for k in saved if k not in own]
-    shapes = [
-        f"{k}: checkpoint {tuple(saved[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in saved and tuple(saved[k].shape) != tuple(own[k].shape)
-    ]
+    missing, unexpected, mismatches = compare_state_dicts(model.state_dict(), saved)
     problems = []
     if missing:
         problems.append(f"missing from the checkpoint: {', '.join(missing)}")
     if unexpected:
         problems.append(f"not in the model: {', '.join(unexpected)}")
-    if shapes:
+    if mismatches:
+        shapes = [f"{k}: checkpoint {theirs} vs model {ours}" for k, ours, theirs in mismatches]
         problems.append(f"shape mismatch: {'; '.join(shapes)}")
     if problems:
         raise CheckpointError(f"checkpoint {path} does not fit {type(model).__name__}: " + " | ".join(problems))

@@ -197,9 +197,9 @@ def resolve_settings(args):
         settings = {**RUN_DEFAULTS, **given}
         if settings["lr"] is None:
             settings["lr"] = DEFAULT_LR[settings["optimizer"]]
-    settings["epochs"] = args.epochs if args.epochs is not None else (
-        resume["extra"]["settings_epochs"] if resume else DEFAULT_EPOCHS
-    )  # fmt: skip
+    if args.epochs is not None:  # the one setting a resumed run may change: train longer (or not)
+        settings["epochs"] = args.epochs
+    settings.setdefault("epochs", DEFAULT_EPOCHS)
     _check_settings(settings, args)
     return settings, resume
 
@@ -433,7 +433,6 @@ def train_command(args):
             return 1
         extra = {
             "settings": settings,
-            "settings_epochs": settings["epochs"],
             "scheduler": scheduler.state_dict(),
             "averager": averager.state_dict() if averager is not None else None,
             "history": history,
@@ -442,7 +441,10 @@ def train_command(args):
         minidl.save(checkpoint_path, model=model, optimizer=optimizer, step=epoch, extra=extra)
 
     seconds = time.perf_counter() - start
-    final_test = _evaluate_maybe_averaged(model, test, averager)
+    if first_epoch <= settings["epochs"]:  # an epoch ran: it ended by measuring these very weights
+        final_test = history["test_accuracy"][-1]
+    else:  # resumed after the last epoch: nothing trained, measure the loaded weights
+        final_test = _evaluate_maybe_averaged(model, test, averager)
     metrics = {
         "test_accuracy": final_test,
         "train_loss": history["train_loss"][-1] if history["train_loss"] else None,

@@ -238,6 +238,30 @@ def test_averaging_clipping_weight_decay_and_dropout_options(tmp_path):
     assert metrics["history"]["lr"] == [0.05, 0.05, 0.05]
 
 
+def test_the_last_epochs_test_accuracy_is_not_computed_twice(tmp_path, monkeypatch):
+    from minidl import cli
+
+    evaluations, real_evaluate = [], cli.evaluate
+
+    def counting_evaluate(*args, **kwargs):
+        evaluations.append(real_evaluate(*args, **kwargs))
+        return evaluations[-1]
+
+    monkeypatch.setattr(cli, "evaluate", counting_evaluate)
+    metrics = train_in_process(tmp_path, "--model", "mlp", "--dataset", "moons", "--epochs", "2")
+    assert len(evaluations) == 2  # once per epoch; the final accuracy is the last epoch's
+    assert metrics["test_accuracy"] == metrics["history"]["test_accuracy"][-1] == evaluations[-1]
+    extra = checkpoint.read(tmp_path / "run" / "checkpoint.npz")["extra"]
+    assert extra["settings"]["epochs"] == 2 and "settings_epochs" not in extra  # stored once
+
+    # Resuming a finished run trains nothing; its accuracy is measured afresh, on the saved weights.
+    evaluations.clear()
+    assert main(["train", "--resume", str(tmp_path / "run" / "checkpoint.npz"), "--quiet", "--no-plot"]) == 0
+    resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(evaluations) == 1 and resumed["test_accuracy"] == metrics["test_accuracy"]
+    assert resumed["epochs"] == 2 and resumed["history"] == metrics["history"]
+
+
 def test_mnist_from_a_data_dir(tmp_path):
     data_dir = tmp_path / "mnist"
     data_dir.mkdir()

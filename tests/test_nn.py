@@ -141,6 +141,18 @@ def test_load_state_dict_names_every_missing_unexpected_and_mismatched_key():
     assert "hidden.weight: expected shape (8, 4), got (8, 5)" in message
 
 
+def test_one_comparison_of_state_dicts_serves_load_state_dict_and_checkpoints():
+    from minidl.nn.module import compare_state_dicts
+
+    state = dict(TwoLayer().state_dict())
+    del state["out.bias"]
+    state["extra"] = minidl.zeros(2)
+    state["hidden.weight"] = np.zeros((8, 5))
+    differences = compare_state_dicts(TwoLayer().state_dict(), state)
+    assert differences.missing_keys == ["out.bias"] and differences.unexpected_keys == ["extra"]
+    assert differences.shape_mismatches == [("hidden.weight", (8, 4), (8, 5))]
+
+
 def test_load_state_dict_non_strict_reports_but_loads_the_rest():
     model = TwoLayer()
     state = {"hidden.bias": np.full(8, 7.0, np.float32), "unknown": np.zeros(1)}

@@ -58,7 +58,6 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.collate_fn = collate_fn
-        self.seed = seed
         self._own_generator = np.random.default_rng(seed) if seed is not None else None
 
     def __len__(self):

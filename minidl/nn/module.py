@@ -25,6 +25,26 @@ from minidl.tensor import Tensor
 module_stack = []
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+StateDictDifferences = namedtuple("StateDictDifferences", ["missing_keys", "unexpected_keys", "shape_mismatches"])
+
+
+def compare_state_dicts(own, other):
+    """How `other` (name -> Tensor or array) differs from `own` (a module's state_dict()).
+
+    missing_keys      names in own that other lacks
+    unexpected_keys   names in other that own lacks
+    shape_mismatches  (name, own shape, other shape) for the names both have with different shapes
+    Module.load_state_dict and minidl.load both check with this, each in its own words.
+    """
+    missing = [k for k in own if k not in other]
+    unexpected = [k for k in other if k not in own]
+    mismatches = []
+    for k, target in own.items():
+        if k in other:
+            shape = tuple(np.shape(other[k].data if isinstance(other[k], Tensor) else other[k]))
+            if shape != tuple(target.shape):
+                mismatches.append((k, tuple(target.shape), shape))
+    return StateDictDifferences(missing, unexpected, mismatches)
 
 
 class RemovableHandle:
@@ -341,21 +361,17 @@ class Module:
         always match. The error lists every problem, not just the first.
         """
         own = self.state_dict()
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        mismatched = []
-        for k, target in own.items():
-            if k in state_dict:
-                source_shape = np.shape(state_dict[k].data if isinstance(state_dict[k], Tensor) else state_dict[k])
-                if source_shape != target.shape:
-                    mismatched.append(f"{k}: expected shape {target.shape}, got {source_shape}")
+        missing, unexpected, mismatches = compare_state_dicts(own, state_dict)
         problems = []
         if strict and missing:
             problems.append(f"missing keys: {missing}")
         if strict and unexpected:
             problems.append(f"unexpected keys: {unexpected}")
-        if mismatched:
-            problems.append("shape mismatch for " + "; ".join(mismatched))
+        if mismatches:
+            problems.append(
+                "shape mismatch for "
+                + "; ".join(f"{k}: expected shape {ours}, got {theirs}" for k, ours, theirs in mismatches)
+            )
         if problems:
             raise KeyError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
         with no_grad():
