@@ -5,7 +5,7 @@ import pytest
 
 import minidl
 from minidl import data, nn, optim
-from minidl.nn.module import module_stack
+from minidl.nn.module import module_stack, named_module_stack
 
 
 class TwoLayer(nn.Module):
@@ -273,7 +273,7 @@ def test_module_stack_names_the_running_modules_and_is_empty_afterwards():
 
     class Probe(nn.Module):
         def forward(self, x):
-            seen.append([name for name, _ in module_stack])
+            seen.append([name for name, _ in named_module_stack()])
             return x
 
     class Net(nn.Module):
@@ -296,10 +296,28 @@ def test_module_stack_names_the_running_modules_and_is_empty_afterwards():
 def test_module_stack_names_modules_inside_lists():
     seen = []
     lstm = nn.LSTM(2, 3, num_layers=2)
-    lstm.cells[1].register_forward_pre_hook(lambda m, args: seen.append(module_stack[-1][0]))
+    lstm.cells[1].register_forward_pre_hook(lambda m, args: seen.append(named_module_stack()[-1][0]))
     model = nn.Sequential(lstm)
     model(minidl.randn(3, 1, 2))
     assert seen == ["Sequential.0.cells.1"] * 3
+
+
+def test_calling_a_module_pushes_the_module_itself_and_names_come_only_when_asked():
+    # Working out "Sequential.0.0" on every call cost more than a small layer's forward.
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append((list(module_stack), named_module_stack()))
+            return x
+
+    probe = Probe()
+    inner = nn.Sequential(probe)
+    outer = nn.Sequential(inner)
+    outer(minidl.randn(1, 2))
+    ((stack, named),) = seen
+    assert len(stack) == 3 and all(a is b for a, b in zip(stack, [outer, inner, probe]))
+    assert [name for name, _ in named] == ["Sequential", "Sequential.0", "Sequential.0.0"]
 
 
 def test_module_stack_is_popped_when_forward_raises():

@@ -3,9 +3,10 @@
 While `record_modules()` (or `detect_anomaly()`) is active, a forward observer tags every
 recorded op with an `Origin`: the first stack frame outside the minidl package (your
 script, notebook cell or test), the op function that was called ("log", "matmul"), and
-the nn modules that were running (read from `minidl.nn.module.module_stack`, onto which
-`Module.__call__` pushes `(qualified name, module)`, e.g. ("Net.features.0", conv)). Graph drawing uses the module path
-to collapse a module into one node; anomaly mode uses the site to say where a NaN was born.
+the nn modules that were running (`minidl.nn.module.named_module_stack()`: the modules that
+`Module.__call__` pushed, with their qualified names, e.g. ("Net.features.0", conv)). Graph drawing
+uses the module path to collapse a module into one node; anomaly mode uses the site to say where a
+NaN was born.
 """
 
 import contextlib
@@ -73,9 +74,10 @@ def is_user_frame(filename):
 
 def _module_stack():
     # Read the nn engineer's stack only if minidl.nn is loaded: without it no module can be running,
-    # and importing it here would make `import minidl.debug` pull in the training layer.
+    # and importing it here would make `import minidl.debug` pull in the training layer. The names
+    # are resolved now, while the modules are running: they depend on who called whom.
     module = sys.modules.get("minidl.nn.module")
-    return getattr(module, "module_stack", None) or ()
+    return module.named_module_stack() if module is not None and module.module_stack else ()
 
 
 def _find_origin(frame):

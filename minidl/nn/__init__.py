@@ -14,7 +14,7 @@ from minidl.nn.conv import AvgPool2d, Conv2d, MaxPool2d
 from minidl.nn.dropout import Dropout
 from minidl.nn.linear import Flatten, Identity, Linear
 from minidl.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
-from minidl.nn.module import Module, RemovableHandle, module_stack
+from minidl.nn.module import Module, RemovableHandle, module_stack, named_module_stack
 from minidl.nn.normalization import BatchNorm1d, BatchNorm2d
 from minidl.nn.parameter import Parameter
 from minidl.nn.recurrent import LSTM, RNN, LSTMCell, RNNCell
@@ -25,6 +25,7 @@ __all__ = [
     "Parameter",
     "RemovableHandle",
     "module_stack",
+    "named_module_stack",
     "Sequential",
     "ModuleList",
     "Linear",

@@ -6,7 +6,8 @@ any of them to an attribute registers it, which is how `parameters()`, `state_di
 and the readable `repr` tree find everything.
 
 Calling a module runs `forward` and, around it, the hooks and the module call stack
-(`module_stack`) that the backprop debugger reads to say which layer created an op.
+(`module_stack`, named by `named_module_stack()`) that the backprop debugger reads to say
+which layer created an op.
 """
 
 from collections import OrderedDict, namedtuple
@@ -18,11 +19,31 @@ from minidl.nn.hooks import BackwardHookCall
 from minidl.nn.parameter import Parameter
 from minidl.tensor import Tensor
 
-# The modules whose forward is running right now, outermost first, as
-# (qualified name, module) pairs: ("Net", net), ("Net.features", seq), ("Net.features.0", conv).
-# The root is named by its class; children by the attribute path from it.
-# Tools like the backprop debugger read the top entry to tag the ops being recorded.
+# The modules whose forward is running right now, outermost first: [net, seq, conv].
+# Module.__call__ pushes the module itself, which costs next to nothing; the names
+# ("Net", "Net.features", "Net.features.0") are worked out by named_module_stack() only
+# when a tool asks, e.g. the backprop debugger tagging the ops it records. A stand-in for
+# a module may push a (name, object) pair of its own instead.
 module_stack = []
+
+
+def named_module_stack():
+    """The running modules as (qualified name, module) pairs, outermost first:
+    [("Net", net), ("Net.features", seq), ("Net.features.0", conv)].
+
+    The root is named by its class, each other module by its path from the module below it
+    on the stack (usually its own parent: "Net" + "." + "features").
+    """
+    named = []
+    for entry in module_stack:
+        if isinstance(entry, tuple):  # a stand-in that named itself
+            named.append(entry)
+        elif not named:
+            named.append((type(entry).__name__, entry))
+        else:
+            named.append((entry._name_below(*named[-1]), entry))
+    return named
+
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 StateDictDifferences = namedtuple("StateDictDifferences", ["missing_keys", "unexpected_keys", "shape_mismatches"])
@@ -100,7 +121,7 @@ class Module:
 
     # ------------------------------------------------------------- calling
     def __call__(self, *args, **kwargs):
-        module_stack.append((self._qualified_name(), self))
+        module_stack.append(self)  # named only if someone asks: see named_module_stack()
         try:
             if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
                 return self._call_with_hooks(args, kwargs)
@@ -108,15 +129,13 @@ class Module:
         finally:
             module_stack.pop()
 
-    def _qualified_name(self):
-        """This module's path from the module that was called first, e.g. "Net.features.0"."""
-        if not module_stack:
-            return type(self).__name__
-        parent_name, parent = module_stack[-1]
+    def _name_below(self, caller_name, caller):
+        """This module's qualified name when called by `caller` (named caller_name), e.g. "Net.features.0"."""
         name = self._name_in_parent
-        if name is not None and parent._modules.get(name) is self:
-            return parent_name + "." + name  # the common case: called by its own parent
-        return self._nested_name(parent_name, parent)
+        caller_children = getattr(caller, "_modules", None)
+        if name is not None and caller_children is not None and caller_children.get(name) is self:
+            return caller_name + "." + name  # the common case: called by its own parent
+        return self._nested_name(caller_name, caller)
 
     def _nested_name(self, caller_name, caller):
         """The name of a deeper descendant of the calling module, e.g. an LSTM's cells.0 (a ModuleList
@@ -125,7 +144,7 @@ class Module:
         if cached is not None and cached[0] == id(caller) and cached[1] == caller_name:
             return cached[2]
         name = type(self).__name__  # not found below the caller: a module shared from elsewhere
-        for path, module in caller.named_modules():
+        for path, module in getattr(caller, "named_modules", list)():
             if module is self and path:
                 name = caller_name + "." + path
                 break

@@ -159,12 +159,13 @@ class RNN(_Recurrent):
 
     def forward(self, x, h0=None):
         x = self._time_major(x)
+        cells = list(self.cells)  # once, not a ModuleList lookup per step
         h = [None if h0 is None else h0[d] for d in range(self.num_layers)]
         outputs = []
         for t in range(x.shape[0]):
             for d in range(self.num_layers):
                 layer_input = x[t] if d == 0 else self._layer_input(h[d - 1], d)
-                h[d] = self.cells[d](layer_input, h[d])
+                h[d] = cells[d](layer_input, h[d])
             outputs.append(h[-1])
         return self._output(outputs), ops.stack(h, axis=0)
 
@@ -189,6 +190,7 @@ class LSTM(_Recurrent):
 
     def forward(self, x, state=None):
         x = self._time_major(x)
+        cells = list(self.cells)  # once, not a ModuleList lookup per step
         if state is None:
             m = [None] * self.num_layers
             c = [None] * self.num_layers
@@ -201,6 +203,6 @@ class LSTM(_Recurrent):
             for d in range(self.num_layers):
                 layer_input = x[i] if d == 0 else self._layer_input(m[d - 1], d)
                 prev = None if m[d] is None else (m[d], c[d])
-                m[d], c[d] = self.cells[d](layer_input, prev)
+                m[d], c[d] = cells[d](layer_input, prev)
             outputs.append(m[-1])
         return self._output(outputs), (ops.stack(m, axis=0), ops.stack(c, axis=0))
