@@ -247,9 +247,13 @@ class Module:
         object.__setattr__(self, name, tensor)
 
     def add_module(self, name, module):
+        """Register `module` as the child `name` (or None: a declared but empty slot), like setattr."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
-        setattr(self, name, module) if module is not None else self._register_none_module(name)
+        if module is not None:
+            setattr(self, name, module)
+        else:
+            self._register_none_module(name)
 
     def _register_none_module(self, name):
         self._forget(name)

@@ -18,7 +18,7 @@ def _buffer(state, key, like):
 
 
 class AdaGrad(Optimizer):
-    """n ← n + ∂L²;  w ← w - α/√n · ∂L. Matches torch.optim.Adagrad (lr_decay=0)."""
+    """n ← n + ∂L²;  w ← w - α/(√n + eps) · ∂L. Matches torch.optim.Adagrad (lr_decay=0)."""
 
     state_keys = ("sum",)
 
@@ -33,7 +33,7 @@ Adagrad = AdaGrad  # PyTorch's spelling
 
 
 class RMSProp(Optimizer):
-    """n ← α·n + (1 - α)·∂L²;  w ← w - lr/√n · ∂L. Matches torch.optim.RMSprop (no momentum, not centered)."""
+    """n ← α·n + (1 - α)·∂L²;  w ← w - lr/(√n + eps) · ∂L. Matches torch.optim.RMSprop (no momentum, not centered)."""
 
     state_keys = ("square_avg",)
 

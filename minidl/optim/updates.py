@@ -26,7 +26,7 @@ def adagrad_update(param, grad, sum_sq, lr, eps=1e-10, weight_decay=0.0):
     """AdaGrad, learning-rate decay applied adaptively, per parameter:
 
     n ← n + ∂L²
-    w ← w - α/√n · ∂L       (eps keeps the division finite)
+    w ← w - α/(√n + eps) · ∂L       (eps, added to √n, keeps the division finite)
     """
     get_kernels().adagrad_update(param, grad, sum_sq, lr, eps=eps, weight_decay=weight_decay)
 
@@ -35,7 +35,7 @@ def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=
     """RMSProp: AdaGrad with a leaky history, so the step size does not shrink forever:
 
     n ← α·n + (1 - α)·∂L²
-    w ← w - lr/√n · ∂L
+    w ← w - lr/(√n + eps) · ∂L      (eps is added to √n, not to n, as in PyTorch)
     """
     get_kernels().rmsprop_update(param, grad, mean_sq, lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
 
