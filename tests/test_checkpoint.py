@@ -230,4 +230,3 @@ def test_saving_never_changes_the_process_umask(tmp_path, monkeypatch):
     mask = os.umask(0)
     os.umask(mask)
     assert os.stat(tmp_path / "c.npz").st_mode & 0o777 == 0o666 & ~mask
-
