@@ -199,3 +199,33 @@ def test_spacing_projection_is_the_exact_least_squares_solution():
     assert project_with_spacing([0.0, 0.0, 0.0], [10.0, 10.0]) == [-10.0, 0.0, 10.0]
     assert project_with_spacing([0.0, 100.0], [10.0]) == [0.0, 100.0]  # already far enough apart
     assert project_with_spacing([5.0, 0.0, 50.0], [10.0, 10.0]) == [-2.5, 7.5, 50.0]
+
+
+def test_a_module_called_twice_with_ops_between_collapses_into_one_node_per_call(tmp_path):
+    """An RNN-style cell reused at each step: collapsing by module object would make a node feed itself."""
+
+    class Cell(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    class Unrolled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = Cell()
+
+        def forward(self, x):
+            h = self.cell(x).tanh()  # an op of the outer module between the two calls
+            return self.cell(h).tanh().sum()
+
+    model = Unrolled()
+    with record_modules():
+        loss = model(minidl.randn(2, 3))
+    dot = to_dot(loss, collapse_modules=True)
+    assert dot.count("shape=box3d") == 2  # one node per call of the cell
+    path = tmp_path / "unrolled.png"
+    draw_graph(loss, path, collapse_modules=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -227,7 +227,10 @@ def _group_of(origin, collapse, collapse_children):
             depth = 0
     if depth is None:
         return None
-    key = ("module", tuple(id(m) for _, m in modules[: depth + 1]))
+    # One node per *call*: a cell used at every time step, with other ops between the calls, would
+    # otherwise become one node feeding itself (a cycle no layered layout can draw).
+    calls = origin.calls or tuple(id(m) for _, m in modules)
+    key = ("module", calls[: depth + 1])
     name, module = modules[depth]
     return key, str(name), module
 
@@ -340,6 +343,11 @@ def _topological(graph):
             indegree[c] -= 1
             if indegree[c] == 0:
                 ready.append(c)
+    if len(order) != len(graph.nodes):
+        raise ValueError(
+            f"draw_graph: the graph has a cycle ({len(graph.nodes) - len(order)} nodes on it), "
+            "so it cannot be drawn in layers"
+        )
     return order
 
 

@@ -52,14 +52,17 @@ class Origin:
     call      the name of the minidl function whose body applied the op ("log", "conv2d")
     modules   ((qualified name, module), ...) from the outermost to the innermost running module,
               e.g. (("Net", net), ("Net.features", seq), ("Net.features.0", conv))
+    calls     one number per entry of `modules`, telling apart calls of the same module: an RNN cell
+              called at every time step runs as a different call each time
     """
 
-    __slots__ = ("site", "call", "modules")
+    __slots__ = ("site", "call", "modules", "calls")
 
-    def __init__(self, site, call, modules):
+    def __init__(self, site, call, modules, calls=()):
         self.site = site
         self.call = call
         self.modules = modules
+        self.calls = calls
 
     @property
     def module_path(self):
@@ -93,12 +96,42 @@ def _find_origin(frame):
     return call, None
 
 
+class _CallCounter:
+    """Numbers module calls as ops are recorded.
+
+    A module that was not at the same depth of the stack when the previous op was recorded has
+    been called anew. (Two calls with no op of an outer module between them look like one call;
+    that is harmless: a collapsed node then covers both, with no edge leaving and re-entering it.)
+    """
+
+    def __init__(self):
+        self.previous = []  # [(id(module), call number)] for the stack at the previous op
+        self.count = 0
+
+    def calls(self, modules):
+        current = []
+        same_call = True  # once one depth is a new call, every deeper one is too
+        for depth, (_, module) in enumerate(modules):
+            same_call = same_call and depth < len(self.previous) and self.previous[depth][0] == id(module)
+            if same_call:
+                current.append(self.previous[depth])
+            else:
+                self.count += 1
+                current.append((id(module), self.count))
+        self.previous = current
+        return tuple(number for _, number in current)
+
+
+_call_counter = _CallCounter()
+
+
 def record(function):
     """Tag `function` with its Origin (once) and return it. Called from forward observers."""
     origin = _origins.get(function)
     if origin is None:
         call, site = _find_origin(sys._getframe(1))
-        origin = Origin(site, call, tuple(_module_stack()))
+        modules = tuple(_module_stack())
+        origin = Origin(site, call, modules, _call_counter.calls(modules))
         _origins[function] = origin
         if origin.modules:
             _name_parameters(function.inputs, *origin.modules[-1])
