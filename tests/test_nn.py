@@ -541,3 +541,17 @@ def test_module_to_double_for_gradcheck():
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
     assert all(p.dtype == np.float64 for p in model.parameters())
     gradcheck(lambda x: model(x), [minidl.randn(2, 3, dtype=np.float64, requires_grad=True)])
+
+
+def test_containers_check_appended_modules_and_slice_like_their_python_counterparts():
+    seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    with pytest.raises(TypeError, match="Sequential: can only hold Modules, got int"):
+        seq.append(3)
+    tail = seq[1:]
+    assert isinstance(tail, nn.Sequential) and list(tail._modules) == ["1", "2"]  # names kept
+    modules = nn.ModuleList([nn.ReLU(), nn.Tanh(), nn.Sigmoid()])
+    with pytest.raises(TypeError, match="ModuleList: can only hold Modules"):
+        modules.append("relu")
+    part = modules[1:]
+    assert isinstance(part, nn.ModuleList) and list(part._modules) == ["0", "1"]  # renumbered
+    assert isinstance(part[0], nn.Tanh) and len(part) == 2

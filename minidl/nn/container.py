@@ -9,7 +9,28 @@ from collections import OrderedDict
 from minidl.nn.module import Module
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What both containers share: children in order, appended, counted, iterated and indexed."""
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: can only hold Modules, got {type(module).__name__}")
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self._from_items(list(self._modules.items())[index])
+        return list(self._modules.values())[index]
+
+
+class Sequential(_ModuleSequence):
     """Chain modules: Sequential(a, b, c)(x) == c(b(a(x))). Also accepts an OrderedDict of named modules."""
 
     def __init__(self, *modules):
@@ -28,23 +49,12 @@ class Sequential(Module):
             x = module(x)
         return x
 
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Sequential(OrderedDict(list(self._modules.items())[index]))
-        return list(self._modules.values())[index]
+    @staticmethod
+    def _from_items(items):
+        return Sequential(OrderedDict(items))  # a slice keeps its children's names
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules whose parameters belong to the owner (a plain Python list would hide them)."""
 
     def __init__(self, modules=()):
@@ -52,23 +62,9 @@ class ModuleList(Module):
         for module in modules:
             self.append(module)
 
-    def append(self, module):
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList: can only hold Modules, got {type(module).__name__}")
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        values = list(self._modules.values())
-        if isinstance(index, slice):
-            return ModuleList(values[index])
-        return values[index]
+    @staticmethod
+    def _from_items(items):
+        return ModuleList(module for _, module in items)  # a slice renumbers from 0, like a list
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList has no forward: iterate over it and call its modules")
