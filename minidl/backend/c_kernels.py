@@ -304,22 +304,24 @@ def _last_axis(x, axis):
     return axis in (-1, x.ndim - 1) and x.ndim >= 1 and x.shape[-1] > 0
 
 
-def softmax(x, axis=-1):
-    if not available or not _is_f32(x) or x.size < MIN_FUSED or not _last_axis(x, axis):
-        return _ref.softmax(x, axis=axis)
-    x = _contig(x)
-    out = np.empty(x.shape, _F32)
-    lib.mdk_softmax(_buf(x), _buf(out), x.size // x.shape[-1], x.shape[-1])
-    return out
+def _row_kernel(c_name, ref_fn):
+    """A row-wise kernel (softmax, log-softmax) over the last axis in C; NumPy otherwise."""
+
+    def kernel(x, axis=-1):
+        if not available or not _is_f32(x) or x.size < MIN_FUSED or not _last_axis(x, axis):
+            return ref_fn(x, axis=axis)
+        x = _contig(x)
+        out = np.empty(x.shape, _F32)
+        getattr(lib, c_name)(_buf(x), _buf(out), x.size // x.shape[-1], x.shape[-1])
+        return out
+
+    kernel.__name__ = ref_fn.__name__
+    kernel.__doc__ = f"{ref_fn.__name__} over the last axis of a float32 array in C; NumPy otherwise."
+    return kernel
 
 
-def log_softmax(x, axis=-1):
-    if not available or not _is_f32(x) or x.size < MIN_FUSED or not _last_axis(x, axis):
-        return _ref.log_softmax(x, axis=axis)
-    x = _contig(x)
-    out = np.empty(x.shape, _F32)
-    lib.mdk_log_softmax(_buf(x), _buf(out), x.size // x.shape[-1], x.shape[-1])
-    return out
+softmax = _row_kernel("mdk_softmax", _ref.softmax)
+log_softmax = _row_kernel("mdk_log_softmax", _ref.log_softmax)
 
 
 # ---------------------------------------------------------------------------------------
