@@ -70,6 +70,16 @@ int mdk_sgemm(int64_t m, int64_t n, int64_t k,
 int mdk_gemm_set_blocking(int path, int64_t kc, int64_t mc, int64_t nc);
 int mdk_gemm_get_blocking(int path, int64_t out[3]);
 
+/* Shape-specialized strategies, all on by default; each applies only where
+ * it measured faster (gemm.c says when).  For tests and benchmarks, which
+ * force each on and off: returns the previous set.  Not thread-safe.
+ *   A_IN_PLACE: read A in place instead of packing it (few column panels)
+ *   SWAP:       compute C^T = B^T A^T for small m and a transposed B        */
+#define MDK_GEMM_A_IN_PLACE 1
+#define MDK_GEMM_SWAP 2
+#define MDK_GEMM_ALL 3
+int mdk_gemm_set_strategies(int strategies);
+
 /* The packing buffers are kept per thread between products (allocating them
  * each call costs page faults); this frees the calling thread's buffers.     */
 void mdk_gemm_release_workspace(void);
