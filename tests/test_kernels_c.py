@@ -91,7 +91,15 @@ def simd(request):
 @pytest.fixture
 def c(simd, monkeypatch):
     """c_kernels with every size threshold at 0 and C calls recorded (returns the call list)."""
-    for name in ("MIN_GEMM_FLOPS", "MIN_ELEMENTWISE", "MIN_FUSED", "MIN_CONV", "MIN_TRANSCENDENTAL", "MIN_REDUCE"):
+    for name in (
+        "MIN_GEMM_FLOPS",
+        "MIN_LINEAR_FLOPS",
+        "MIN_ELEMENTWISE",
+        "MIN_FUSED",
+        "MIN_CONV",
+        "MIN_TRANSCENDENTAL",
+        "MIN_REDUCE",
+    ):
         monkeypatch.setattr(ck, name, 0)
     if _ALT is not None:
         monkeypatch.setattr(ck, "ffi", _ALT.ffi)

@@ -32,6 +32,10 @@ from minidl.backend.numpy_kernels import *  # noqa: F403 - the contract: every p
 from minidl.backend.numpy_kernels import conv_output_size
 
 name = "c"
+# nn.Sequential runs Linear + ReLU/Sigmoid/Tanh as one op here: the GEMM applies the
+# bias and activation to each tile while it is in cache, and backward computes dz and
+# the bias gradient in one pass (see minidl/nn/container.py).
+fuse_layers = True
 
 try:
     from minidl.backend._ckernels import ffi, lib
@@ -53,6 +57,10 @@ _ACTS = {None: 0, "none": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 # in docs/kernels.md); re-measure on yours.
 # ---------------------------------------------------------------------------------------
 MIN_GEMM_FLOPS = 2 * 160**3  # 2*m*n*k: OpenBLAS wins below ~160^3 (its small-matrix path packs less)
+# A linear layer's x @ W.T + b is cheaper for us than for NumPy, which runs the product
+# and then a second pass for the bias: C wins from ~1 MFLOP (measured, numpy/C time:
+# 128x512 -> 10 outputs 1.0, 64x128 -> 64 1.2, 16x512 -> 128 2.0; 64x32 -> 10 0.7).
+MIN_LINEAR_FLOPS = 1_000_000
 MIN_ELEMENTWISE = 32768  # add/mul/relu/...: same speed per element as NumPy; only the call overhead differs
 MIN_FUSED = 256  # fused kernels (sigmoid, bias+act, relu backward, softmax, CE, optimizers): win from tiny sizes
 MIN_CONV = 256  # im2col / col2im / pooling, in elements
@@ -426,7 +434,7 @@ def linear_act(x, weight, bias=None, activation=None):
         or x.shape[1] != weight.shape[1]
         or not _gemm_ok(x, weight)
         or (bias is not None and (not _is_f32(bias) or bias.shape != (weight.shape[0],)))
-        or 2 * x.shape[0] * weight.shape[0] * x.shape[1] < MIN_GEMM_FLOPS
+        or 2 * x.shape[0] * weight.shape[0] * x.shape[1] < MIN_LINEAR_FLOPS
     ):
         return _ref.linear_act(x, weight, bias, activation)
     if bias is not None:
