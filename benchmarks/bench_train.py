@@ -146,6 +146,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7, help="samples per measurement (median is reported)")
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds per sample")
     parser.add_argument("--kernels", default=",".join(minidl.available_kernels()), help="comma-separated kernel sets")
+    parser.add_argument("--cases", default="mlp,cnn", help="comma-separated: mlp, cnn")
     args = parser.parse_args(argv)
     try:
         import torch
@@ -169,7 +170,10 @@ def main(argv=None):
         )
         print(header)
         print("-" * len(header))
+        wanted = {c.strip().lower() for c in args.cases.split(",")}
         for label, make_ours, make_theirs, shape, batch in CASES:
+            if label.split()[0].lower() not in wanted:
+                continue
             for kernels in kernel_sets:
                 ours, theirs, difference = run_case(
                     torch, label, make_ours, make_theirs, shape, batch, kernels, args.repeats, args.min_time

@@ -26,3 +26,11 @@ def _isolated_random_state():
     state = minidl.random.get_rng_state()
     yield
     minidl.random.set_rng_state(state)
+
+
+@pytest.fixture
+def kernel_set():
+    """A function that switches the cpu kernel set ("numpy" or "c") for one test; the original comes back after."""
+    before = minidl.backend.kernels_name()
+    yield minidl.backend.set_kernels
+    minidl.backend.set_kernels(before)

@@ -28,9 +28,11 @@ def lecture_network(seed=0):
     return {"X": X, "Y": Y, "W": W, "B": B, "H0": H0, "H1": H1, "loss": loss}
 
 
-def two_layer_mlp(seed=0):
+def two_layer_mlp(seed=0, fuse_layers=False):
+    """Loss of Linear-ReLU-Linear; by default with the layers kept apart, so every op is a node."""
     minidl.manual_seed(seed)
     model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    model.fuse_layers = fuse_layers
     x = minidl.randn(6, 5)
     targets = minidl.tensor([0, 1, 2, 1, 0, 2])
     loss = nn.CrossEntropyLoss()(model(x), targets)
@@ -155,9 +157,20 @@ def test_stepper_yields_one_step_per_op_node_by_default():
     model, loss = two_layer_mlp()
     expected = len(op_nodes(loss))
     steps = list(step_backward(loss))
-    assert len(steps) == expected == 6  # Linear, ReLU, Linear, CrossEntropy, Sum, Div (the mean)
+    assert len(steps) == expected == 4  # Linear, ReLU, Linear, CrossEntropy (with its mean)
     assert all(not s.is_leaf for s in steps)
     assert [s.number for s in steps] == list(range(expected))
+
+
+def test_stepper_shows_a_fused_linear_relu_as_one_step_on_the_c_kernels(kernel_set):
+    """nn.Sequential fuses Linear + ReLU on kernels that prefer it; the debugger shows the fused node."""
+    kernel_set("c")
+    _, fused_loss = two_layer_mlp(fuse_layers=True)
+    assert [s.function.name for s in step_backward(fused_loss)] == ["CrossEntropy", "Linear", "LinearAct"]
+    kernel_set("numpy")  # the reference kernels never fuse: every op stays visible
+    _, loss = two_layer_mlp(fuse_layers=True)
+    assert [s.function.name for s in step_backward(loss)] == ["CrossEntropy", "Linear", "ReLU", "Linear"]
+    np.testing.assert_allclose(fused_loss.item(), loss.item(), rtol=1e-5)
 
 
 def test_stepper_with_leaves_adds_one_step_per_leaf_that_requires_grad():

@@ -10,6 +10,10 @@ differentiated.
 import numpy as np
 
 name = "numpy"
+# Whether nn.Sequential should run a Linear and the activation after it as one fused op
+# (ops.linear_act). Not here: on the reference kernels every op stays a node of its own,
+# so a student stepping through backprop sees Linear, then ReLU.
+fuse_layers = False
 
 # --------------------------------------------------------------------------
 # Elementwise

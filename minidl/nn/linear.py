@@ -10,7 +10,7 @@ import numpy as np
 
 from minidl import ops
 from minidl.nn import init
-from minidl.nn.module import Module
+from minidl.nn.module import Module, module_stack
 from minidl.nn.parameter import Parameter
 
 
@@ -45,6 +45,16 @@ class Linear(Module):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input of shape (..., {self.in_features}), got {x.shape}")
         return ops.linear(x, self.weight, self.bias)
+
+    def forward_fused(self, x, activation):
+        """activation(self(x)) as one op (ops.linear_act); nn.Sequential calls it for Linear + activation."""
+        module_stack.append(self)  # provenance sees the Linear, as for a normal call
+        try:
+            if x.shape[-1] != self.in_features:
+                raise ValueError(f"{self!r}: expected input of shape (..., {self.in_features}), got {x.shape}")
+            return ops.linear_act(x, self.weight, self.bias, activation)
+        finally:
+            module_stack.pop()
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

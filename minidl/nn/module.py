@@ -123,11 +123,14 @@ class Module:
     def __call__(self, *args, **kwargs):
         module_stack.append(self)  # named only if someone asks: see named_module_stack()
         try:
-            if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            if self._has_hooks():
                 return self._call_with_hooks(args, kwargs)
             return self.forward(*args, **kwargs)
         finally:
             module_stack.pop()
+
+    def _has_hooks(self):
+        return bool(self._forward_pre_hooks or self._forward_hooks or self._backward_hooks)
 
     def _name_below(self, caller_name, caller):
         """This module's qualified name when called by `caller` (named caller_name), e.g. "Net.features.0"."""

@@ -7,15 +7,17 @@ of these modules, wrapped by a function that checks its arguments:
     linalg       matmul, linear
     shape        reshape, transpose, indexing, concat, pad ...
     nn           conv2d, pooling, embedding, dropout, losses
+    fused        linear_act and bias_act: a layer and its activation as one node
 """
 
 from minidl.ops._util import unbroadcast
 from minidl.ops.elementwise import *  # noqa: F403
+from minidl.ops.fused import *  # noqa: F403
 from minidl.ops.linalg import *  # noqa: F403
 from minidl.ops.nn import *  # noqa: F403
 from minidl.ops.reduce import *  # noqa: F403
 from minidl.ops.shape import *  # noqa: F403
 
 __all__ = ["unbroadcast"]
-for _module in ("elementwise", "linalg", "nn", "reduce", "shape"):
+for _module in ("elementwise", "fused", "linalg", "nn", "reduce", "shape"):
     __all__ += __import__(f"minidl.ops.{_module}", fromlist=["__all__"]).__all__

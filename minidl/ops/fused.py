@@ -9,11 +9,14 @@ the bias and apply the activation while each tile of the product is still in cac
     dz = dy * act'(z)  written with y:  relu' = [y > 0],  sigmoid' = y (1 - y),  tanh' = 1 - y²
     dx = dz W,   dW = dzᵀ x,   db = sum of dz over the batch
 
-These backward passes work on raw arrays through the kernels (one fused pass for dz and
-db), so they do not support double backward; use the unfused ops for that.
+LinearAct's backward works on raw arrays through the kernels (one fused pass for dz and
+db) in a plain backward(); under create_graph=True it builds the same formulas from
+differentiable ops instead, so it can be differentiated again (nn.Sequential fuses
+Linear + activation pairs, and a gradient penalty must still work through them).
+BiasAct's backward is raw arrays only: no double backward.
 """
 
-from minidl.autograd import Function
+from minidl.autograd import Function, is_grad_enabled
 from minidl.ops._util import pair
 from minidl.ops.linalg import check_linear_args
 
@@ -31,13 +34,13 @@ class LinearAct(Function):
     dz = dy * act'(y);  dx = dz W,  dW = dzᵀ x,  db = Σ_n dz
     """
 
-    supports_double_backward = False
-
     def forward(self, x, weight, bias=None, activation=None):
         self.activation = activation
         return self.kernels.linear_act(x, weight, bias, activation)
 
     def backward(self, grad):
+        if is_grad_enabled():  # create_graph=True: record the backward so it can be differentiated
+            return self._differentiable_backward(grad)
         x, weight = self.saved_tensors[:2]
         k = self.kernels
         dz, db = k.bias_act_backward(grad.data, self.output.data, self.activation)
@@ -46,6 +49,24 @@ class LinearAct(Function):
         if len(self.inputs) == 2:
             return grad_x, grad_w
         return grad_x, grad_w, db if self.needs_input_grad[2] else None
+
+    def _differentiable_backward(self, grad):
+        """The same formulas from Tensor ops; y = self.output stays attached to this node."""
+        x, weight = self.saved_tensors[:2]
+        y = self.output
+        if self.activation == "relu":
+            dz = grad * (y > 0)
+        elif self.activation == "sigmoid":
+            dz = grad * y * (1 - y)
+        elif self.activation == "tanh":
+            dz = grad * (1 - y * y)
+        else:
+            dz = grad
+        grad_x = dz @ weight if self.needs_input_grad[0] else None
+        grad_w = dz.transpose(-1, -2) @ x if self.needs_input_grad[1] else None
+        if len(self.inputs) == 2:
+            return grad_x, grad_w
+        return grad_x, grad_w, dz.sum(axis=0) if self.needs_input_grad[2] else None
 
 
 class BiasAct(Function):

@@ -5,7 +5,7 @@ For Y = A·B, the lecture's rule ∂W = ∂H·Xᵀ generalizes to
 with batch dimensions broadcast (and summed back by unbroadcast).
 """
 
-from minidl.autograd import Function
+from minidl.autograd import Function, is_grad_enabled
 from minidl.ops._util import pair, unbroadcast
 
 
@@ -62,12 +62,24 @@ class Linear(Function):
 
     def backward(self, grad):
         x, weight = self.saved_tensors[:2]
+        if not is_grad_enabled():
+            return self._backward_arrays(grad.data, x.data, weight.data)
+        # create_graph=True: the same formulas as Tensor ops, so they can be differentiated again
         grad_x = grad @ weight if self.needs_input_grad[0] else None
         grad_w = grad.transpose(-1, -2) @ x if self.needs_input_grad[1] else None
         if len(self.inputs) == 2:
             return grad_x, grad_w
         grad_b = grad.sum(axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b
+
+    def _backward_arrays(self, grad, x, weight):
+        """A plain backward(): the formulas straight on the arrays (no graph nodes to build)."""
+        k = self.kernels
+        grad_x = k.matmul(grad, weight) if self.needs_input_grad[0] else None
+        grad_w = k.matmul(grad.T, x) if self.needs_input_grad[1] else None  # grad.T is a view: no copy
+        if len(self.inputs) == 2:
+            return grad_x, grad_w
+        return grad_x, grad_w, k.sum(grad, axis=0) if self.needs_input_grad[2] else None
 
 
 def matmul(a, b):

@@ -212,6 +212,7 @@ def _reduce_loss(losses, reduction, op, count=None):
 
 
 def _check_targets(op, logits, targets, ignore_index):
+    """(targets as int64, valid) where valid masks the rows that count, or is None when all do."""
     if logits.ndim != 2:
         raise ValueError(f"{op}: expected scores of shape (N, C), got {logits.shape}")
     t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
@@ -219,6 +220,10 @@ def _check_targets(op, logits, targets, ignore_index):
         raise TypeError(f"{op}: targets must be integer class indices, got dtype {t.dtype}")
     if t.shape != (logits.shape[0],):
         raise ValueError(f"{op}: scores {logits.shape} need targets of shape ({logits.shape[0]},), got {t.shape}")
+    if t.size:  # the usual case, settled by two reductions: every target in range, none ignored
+        lo, hi = t.min(), t.max()
+        if 0 <= lo and hi < logits.shape[1] and not lo <= ignore_index <= hi:
+            return t.astype(np.int64, copy=False), None
     valid = t != ignore_index
     if np.any((t[valid] < 0) | (t[valid] >= logits.shape[1])):
         bad = t[valid][(t[valid] < 0) | (t[valid] >= logits.shape[1])][0]
@@ -227,23 +232,36 @@ def _check_targets(op, logits, targets, ignore_index):
 
 
 class CrossEntropy(Function):
-    """Per-row loss -log softmax(z)[target], fused: dz = softmax(z) - onehot(target).
+    """Loss -log softmax(z)[target] per row, then its mean or sum; fused: dz = softmax(z) - onehot(target).
 
     Fusing the log-softmax with the loss avoids computing log of a tiny probability
-    and gives the famously simple gradient.
+    and gives the famously simple gradient. The reduction is part of the op too, so a
+    training step's loss is one node (not CrossEntropy, Sum, Div): backward hands each
+    row d loss / d loss_row = 1/count (mean) or 1 (sum) times the incoming gradient.
+    Rows that do not count (valid False) get no loss and no gradient.
     """
 
     supports_double_backward = False
 
-    def forward(self, logits, targets, valid):
-        self.targets = np.where(valid, targets, 0)
-        self.valid = valid
+    def forward(self, logits, targets, valid, reduction):
+        self.valid, self.reduction = valid, reduction
+        self.targets = targets if valid is None else np.where(valid, targets, 0)
         losses, self.probs = self.kernels.cross_entropy_forward(logits, self.targets)
-        return np.where(valid, losses, 0).astype(logits.dtype, copy=False)
+        if valid is not None:
+            losses = np.where(valid, losses, 0).astype(logits.dtype, copy=False)
+        if reduction == "none":
+            return losses
+        self.count = len(losses) if valid is None else max(int(valid.sum()), 1)
+        total = self.kernels.sum(losses)
+        return np.asarray(total / self.count if reduction == "mean" else total, dtype=logits.dtype)
 
     def backward(self, grad):
-        grad_rows = np.where(self.valid, grad.data, 0).astype(self.probs.dtype, copy=False)
-        return self.kernels.cross_entropy_backward(self.probs, self.targets, grad_rows)
+        g = grad.data
+        if self.reduction != "none":  # every row's loss entered the total with weight 1 (sum) or 1/count
+            g = np.full(len(self.targets), g / self.count if self.reduction == "mean" else g, self.probs.dtype)
+        if self.valid is not None:
+            g = np.where(self.valid, g, 0)
+        return self.kernels.cross_entropy_backward(self.probs, self.targets, g.astype(self.probs.dtype, copy=False))
 
 
 def cross_entropy(logits, targets, reduction="mean", ignore_index=-100):
@@ -251,14 +269,17 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=-100):
 
     Rows whose target equals ignore_index contribute nothing (and do not count in the mean).
     """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     t, valid = _check_targets("cross_entropy", logits, targets, ignore_index)
-    losses = CrossEntropy.apply(logits, targets=t, valid=valid)
-    return _reduce_loss(losses, reduction, "cross_entropy", count=max(int(valid.sum()), 1))
+    return CrossEntropy.apply(logits, targets=t, valid=valid, reduction=reduction)
 
 
 def nll_loss(log_probs, targets, reduction="mean", ignore_index=-100):
     """Negative log likelihood of integer targets under log-probabilities (N, C)."""
     t, valid = _check_targets("nll_loss", log_probs, targets, ignore_index)
+    if valid is None:
+        valid = np.ones(len(t), dtype=bool)
     rows = np.arange(log_probs.shape[0])
     picked = getitem(log_probs, (rows, np.where(valid, t, 0)))
     losses = -picked * constant(valid.astype(log_probs.dtype))

@@ -1,0 +1,185 @@
+"""Layer fusion and the fast paths of a training step: same numbers, fewer graph nodes.
+
+- nn.Sequential runs Linear + ReLU/Sigmoid/Tanh as one LinearAct op on the C kernels,
+  and keeps them apart on the NumPy kernels, under hooks, under debugging tools that
+  watch the forward pass, and when told (fuse_layers = False).
+- LinearAct and Linear compute their backward on raw arrays in a plain backward() and
+  from Tensor ops under create_graph=True, so both are twice differentiable.
+- cross_entropy folds its mean/sum into the op: one node, same values and gradients.
+"""
+
+import numpy as np
+import pytest
+from core_helpers import leaf
+
+import minidl
+from minidl import nn
+from minidl.debug import gradcheck, gradgradcheck, record_modules
+
+ACTIVATIONS = [(nn.ReLU, "relu"), (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh")]
+
+
+def graph_ops(tensor):
+    """Names of the ops in the graph below `tensor`, outputs first (a plain DFS over grad_fn)."""
+    names, seen, stack = [], set(), [tensor]
+    while stack:
+        t = stack.pop()
+        fn = t.grad_fn
+        if fn is None or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        names.append(fn.name)
+        stack.extend(fn.inputs)
+    return names
+
+
+def mlp(activation_module, fuse_layers=True, seed=0):
+    minidl.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(7, 33), activation_module(), nn.Linear(33, 5))
+    model.fuse_layers = fuse_layers
+    return model
+
+
+def step_results(model, x, y):
+    """Loss, output and every parameter's gradient after one forward/backward."""
+    for p in model.parameters():
+        p.grad = None
+    out = model(x)
+    loss = minidl.cross_entropy(out, y)
+    loss.backward()
+    return loss.item(), out.data.copy(), [p.grad.data.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize(("module", "name"), ACTIVATIONS)
+def test_sequential_fuses_linear_and_activation_on_c_kernels_with_the_same_results(kernel_set, module, name):
+    kernel_set("c")
+    rng = np.random.default_rng(0)
+    x = minidl.tensor(rng.standard_normal((13, 7)).astype(np.float32))
+    y = rng.integers(0, 5, 13)
+    fused, separate = mlp(module), mlp(module, fuse_layers=False)
+    assert "LinearAct" in graph_ops(fused(x)) and name.capitalize() not in graph_ops(fused(x))
+    assert "LinearAct" not in graph_ops(separate(x))
+    want_loss, want_out, want_grads = step_results(separate, x, y)
+    got_loss, got_out, got_grads = step_results(fused, x, y)
+    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
+    np.testing.assert_allclose(got_out, want_out, rtol=1e-5, atol=1e-6)
+    for got, want in zip(got_grads, want_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_numpy_kernels_never_fuse(kernel_set):
+    kernel_set("numpy")
+    assert graph_ops(mlp(nn.ReLU)(minidl.randn(4, 7))) == ["Linear", "ReLU", "Linear"]
+
+
+def test_fusion_steps_aside_for_hooks_and_forward_watchers(kernel_set):
+    kernel_set("c")
+    x = minidl.randn(4, 7)
+    model = mlp(nn.ReLU)
+    assert graph_ops(model(x)) == ["Linear", "LinearAct"]
+    seen = []
+    handle = model[1].register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    assert graph_ops(model(x)) == ["Linear", "ReLU", "Linear"] and seen == [(4, 33)]  # the hook ran
+    handle.remove()
+    handle = model[0].register_forward_pre_hook(lambda module, inputs: None)
+    assert "ReLU" in graph_ops(model(x))
+    handle.remove()
+    with record_modules():  # provenance for draw_graph watches every op: keep them all
+        assert graph_ops(model(x)) == ["Linear", "ReLU", "Linear"]
+    assert graph_ops(model(x)) == ["Linear", "LinearAct"]
+
+
+def test_only_linear_then_activation_pairs_fuse(kernel_set):
+    kernel_set("c")
+    minidl.manual_seed(0)
+    model = nn.Sequential(nn.ReLU(), nn.Linear(6, 6), nn.LeakyReLU(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 2))
+    x = minidl.randn(3, 6, requires_grad=True)
+    assert graph_ops(model(x)) == ["Linear", "LinearAct", "LeakyReLU", "Linear", "ReLU"]
+
+
+def test_a_fused_layer_still_checks_its_input():
+    with pytest.raises(ValueError, match=r"Linear\(in_features=7.*expected input of shape \(\.\.\., 7\)"):
+        mlp(nn.ReLU)(minidl.randn(4, 8))
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("kernels", ["numpy", "c"])
+def test_linear_act_is_twice_differentiable(kernel_set, kernels, activation):
+    """create_graph=True builds LinearAct's backward from Tensor ops (a gradient penalty works through it)."""
+    kernel_set(kernels)
+    away = 0.05 if activation == "relu" else 0.0  # keep pre-activations off relu's kink
+    x, w, b = leaf((3, 4), seed=1), leaf((5, 4), seed=2), leaf((5,), seed=3, away_from_zero=away)
+
+    def f(x, w, b):
+        return minidl.linear_act(x, w, b, activation)
+
+    assert gradcheck(f, [x, w, b])
+    assert gradgradcheck(f, [x, w, b])
+    assert gradgradcheck(lambda x, w: minidl.linear_act(x, w, None, activation), [x, w])
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "c"])
+def test_linear_backward_paths_agree_and_are_twice_differentiable(kernel_set, kernels):
+    """The plain backward() (raw arrays) and the create_graph one (Tensor ops) give the same gradients."""
+    kernel_set(kernels)
+    x, w, b = leaf((6, 4), seed=1), leaf((3, 4), seed=2), leaf((3,), seed=3)
+    g = np.random.default_rng(4).standard_normal((6, 3))
+    plain = minidl.grad(minidl.linear(x, w, b), [x, w, b], [g])
+    recorded = minidl.grad(minidl.linear(x, w, b), [x, w, b], [g], create_graph=True)
+    assert all(p.grad_fn is None for p in plain)
+    assert recorded[0].grad_fn is not None and recorded[1].grad_fn is not None  # db = sum(g) is constant
+    for p, r in zip(plain, recorded):
+        np.testing.assert_allclose(p.data, r.data, rtol=1e-12)
+    assert gradgradcheck(minidl.linear, [x, w, b])
+    only_w = minidl.grad(minidl.linear(x.detach(), w), [w], [g])  # no bias, no input gradient
+    np.testing.assert_allclose(only_w[0].data, g.T @ x.data)
+
+
+def test_gradient_penalty_through_a_fused_sequential(kernel_set):
+    """d/dW of |dL/dx|^2 through Linear+Tanh: fused (C) and separate layers agree."""
+    kernel_set("c")
+    results = []
+    for fuse in (True, False):
+        model = mlp(nn.Tanh, fuse_layers=fuse)
+        for p in model.parameters():
+            p.data = p.data.astype(np.float64)
+        x = leaf((4, 7), seed=5)
+        (gx,) = minidl.grad(model(x).sum(), [x], create_graph=True)
+        (gx * gx).sum().backward()
+        results.append([None if p.grad is None else p.grad.data.copy() for p in model.parameters()])
+    assert results[0][-1] is None and results[1][-1] is None  # dL/dx does not depend on the last bias
+    for fused, separate in zip(results[0][:-1], results[1][:-1]):
+        np.testing.assert_allclose(fused, separate, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_reduction_is_one_node_with_the_same_values(reduction):
+    logits = leaf((6, 4), seed=1)
+    targets = np.array([0, 3, 1, 1, 2, 0])
+    loss = minidl.cross_entropy(logits, targets, reduction=reduction)
+    assert graph_ops(loss) == ["CrossEntropy"]
+    z = logits.data
+    rows = -(z[np.arange(6), targets] - np.log(np.exp(z).sum(axis=1)))
+    want = {"mean": rows.mean(), "sum": rows.sum(), "none": rows}[reduction]
+    np.testing.assert_allclose(loss.data, want, rtol=1e-12)
+    assert gradcheck(lambda t: minidl.cross_entropy(t, targets, reduction=reduction), [logits])
+
+
+def test_cross_entropy_ignored_rows_take_no_part_in_loss_or_gradient():
+    logits = leaf((5, 3), seed=1)
+    targets = np.array([2, -100, 0, -100, 1])
+    kept = np.array([0, 2, 4])
+    loss = minidl.cross_entropy(logits, targets)
+    reference = minidl.cross_entropy(logits[kept], targets[kept])
+    np.testing.assert_allclose(loss.item(), reference.item(), rtol=1e-12)
+    (g,) = minidl.grad(loss, [logits])
+    (g_ref,) = minidl.grad(reference, [logits])
+    np.testing.assert_allclose(g.data, g_ref.data, rtol=1e-12)
+    assert not g.data[[1, 3]].any()
+    assert minidl.cross_entropy(logits, np.full(5, -100)).item() == 0  # nothing counts: 0, not NaN
+    with pytest.raises(IndexError, match="cross_entropy: target 3 is out of range for 3 classes"):
+        minidl.cross_entropy(logits, np.array([0, 1, 2, 3, 0]))
+    with pytest.raises(IndexError, match="target -1 is out of range"):
+        minidl.cross_entropy(logits, np.array([0, -1, 2, 1, 0]))
+    with pytest.raises(ValueError, match="cross_entropy: reduction must be"):
+        minidl.cross_entropy(logits, np.zeros(5, int), reduction="avg")
