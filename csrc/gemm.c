@@ -60,9 +60,11 @@
  *     accumulate ? C + A.Bp : A.Bp + bias      (bias: NR floats or NULL)
  * A is MR rows x kc, element (i, p) at a[i*rsa + p*csa]: a packed micro-panel
  * (rsa = 1, csa = MR) or the rows of the caller's matrix read in place (see
- * "Packing A, or not" below).  Bp is always a packed micro-panel. */
+ * "Packing A, or not" below).  B is kc x NR with row stride ldb: a packed
+ * micro-panel (ldb = its width) or, 64-byte aligned, B itself ("Packing B,
+ * or not"). */
 typedef void (*ukr_fn)(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa, const float *restrict bp,
-                       float *restrict c, int64_t ldc, const float *restrict bias, int accumulate);
+                       int64_t ldb, float *restrict c, int64_t ldc, const float *restrict bias, int accumulate);
 
 /* Pack one micro-panel: MR rows of A (or NR columns of B) x kc steps. */
 typedef void (*pack_fn)(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs, int width,
@@ -88,7 +90,7 @@ struct gemm_cfg {
  * easiest to read; the compiler may still use SSE2 for it. */
 enum { SC_MR = 4, SC_NR = 8 };
 static void ukr_scalar(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa, const float *restrict bp,
-                       float *restrict c, int64_t ldc, const float *restrict bias, int accumulate)
+                       int64_t ldb, float *restrict c, int64_t ldc, const float *restrict bias, int accumulate)
 {
     float acc[SC_MR][SC_NR] = {{0}};
     for (int64_t p = 0; p < kc; ++p) {
@@ -96,7 +98,7 @@ static void ukr_scalar(int64_t kc, const float *restrict a, int64_t rsa, int64_t
             for (int j = 0; j < SC_NR; ++j)
                 acc[i][j] += a[i * rsa] * bp[j];
         a += csa;
-        bp += SC_NR;
+        bp += ldb;
     }
     for (int i = 0; i < SC_MR; ++i)
         for (int j = 0; j < SC_NR; ++j)
@@ -133,7 +135,7 @@ enum { A2_MR = 6, A2_NR = 16 };
                       accumulate, c##i##1, 8);                                                                  \
     } while (0)
 MDK_TARGET_AVX2 static void ukr_avx2(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
-                                     const float *restrict bp, float *restrict c, int64_t ldc,
+                                     const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
                                      const float *restrict bias, int accumulate)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -145,14 +147,14 @@ MDK_TARGET_AVX2 static void ukr_avx2(int64_t kc, const float *restrict a, int64_
         const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
         A2_ROW(0); A2_ROW(1); A2_ROW(2); A2_ROW(3); A2_ROW(4); A2_ROW(5);
         a += csa;
-        bp += A2_NR;
+        bp += ldb;
     }
     A2_STORE(0); A2_STORE(1); A2_STORE(2); A2_STORE(3); A2_STORE(4); A2_STORE(5);
 }
 
 /* AVX2 edge kernel: 6 x 8, for the last 1-8 columns. */
 MDK_TARGET_AVX2 static void ukr_avx2_n8(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
-                                        const float *restrict bp, float *restrict c, int64_t ldc,
+                                        const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
                                         const float *restrict bias, int accumulate)
 {
     __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
@@ -165,7 +167,7 @@ MDK_TARGET_AVX2 static void ukr_avx2_n8(int64_t kc, const float *restrict a, int
         c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4 * rsa), b0, c4);
         c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5 * rsa), b0, c5);
         a += csa;
-        bp += 8;
+        bp += ldb;
     }
     __m256 rows[6] = {c0, c1, c2, c3, c4, c5};
     for (int i = 0; i < 6; ++i)
@@ -199,7 +201,7 @@ enum { A5_MR = 6, A5_NR = 64 };
         A5_STORE1(i, 3);                                                                                        \
     } while (0)
 MDK_TARGET_AVX512 static void ukr_avx512(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
-                                         const float *restrict bp, float *restrict c, int64_t ldc,
+                                         const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
                                          const float *restrict bias, int accumulate)
 {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
@@ -215,13 +217,13 @@ MDK_TARGET_AVX512 static void ukr_avx512(int64_t kc, const float *restrict a, in
         /* The B micro-panel streams from L2 (see the blocking below): ask for the
          * 4 lines of the step 8 ahead.  Measured +2-3% at 1024^3 and 2048^3,
          * close to this machine's noise, never a loss. */
-        _mm_prefetch((const char *)(bp + 8 * A5_NR), _MM_HINT_T0);
-        _mm_prefetch((const char *)(bp + 8 * A5_NR + 16), _MM_HINT_T0);
-        _mm_prefetch((const char *)(bp + 8 * A5_NR + 32), _MM_HINT_T0);
-        _mm_prefetch((const char *)(bp + 8 * A5_NR + 48), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * ldb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * ldb + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * ldb + 32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * ldb + 48), _MM_HINT_T0);
         A5_ROW(0); A5_ROW(1); A5_ROW(2); A5_ROW(3); A5_ROW(4); A5_ROW(5);
         a += csa;
-        bp += A5_NR;
+        bp += ldb;
     }
     A5_STORE(0); A5_STORE(1); A5_STORE(2); A5_STORE(3); A5_STORE(4); A5_STORE(5);
 }
@@ -230,8 +232,8 @@ MDK_TARGET_AVX512 static void ukr_avx512(int64_t kc, const float *restrict a, in
  * 784-wide product (12 x 64 + 16) does not compute a 3/4-empty 64-wide tile. */
 #define A5_NARROW(NV)                                                                                           \
     MDK_TARGET_AVX512 static void ukr_avx512_n##NV(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,  \
-                                                   const float *restrict bp, float *restrict c, int64_t ldc,    \
-                                                   const float *restrict bias, int accumulate)                  \
+                                                   const float *restrict bp, int64_t ldb, float *restrict c,    \
+                                                   int64_t ldc, const float *restrict bias, int accumulate)     \
     {                                                                                                           \
         __m512 acc[A5_MR][NV / 16];                                                                             \
         for (int i = 0; i < A5_MR; ++i)                                                                         \
@@ -242,7 +244,7 @@ MDK_TARGET_AVX512 static void ukr_avx512(int64_t kc, const float *restrict a, in
                 for (int v = 0; v < NV / 16; ++v)                                                               \
                     acc[i][v] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * rsa]), _mm512_load_ps(bp + 16 * v), acc[i][v]); \
             a += csa;                                                                                           \
-            bp += NV;                                                                                           \
+            bp += ldb;                                                                                          \
         }                                                                                                       \
         for (int i = 0; i < A5_MR; ++i)                                                                         \
             for (int v = 0; v < NV / 16; ++v)                                                                   \
@@ -257,7 +259,7 @@ A5_NARROW(32)
 /* NEON: 8 rows x 12 columns = 8 x 3 q-register accumulators (24 of 32). */
 enum { NE_MR = 8, NE_NR = 12 };
 static void ukr_neon(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa, const float *restrict bp,
-                     float *restrict c, int64_t ldc, const float *restrict bias, int accumulate)
+                     int64_t ldb, float *restrict c, int64_t ldc, const float *restrict bias, int accumulate)
 {
     float32x4_t acc[NE_MR][3];
     for (int i = 0; i < NE_MR; ++i)
@@ -271,7 +273,7 @@ static void ukr_neon(int64_t kc, const float *restrict a, int64_t rsa, int64_t c
             acc[i][2] = vfmaq_f32(acc[i][2], ai, b2);
         }
         a += csa;
-        bp += NE_NR;
+        bp += ldb;
     }
     for (int i = 0; i < NE_MR; ++i) {
         float *ci = c + i * ldc;
@@ -639,12 +641,32 @@ int mdk_gemm_set_strategies(int strategies)
  * C; when C has only one or two such column panels (a linear layer with few
  * outputs, say), the copy costs about as much as the product it serves, and
  * the micro-kernel can broadcast A's elements from the matrix itself just as
- * well, as long as one of A's strides is 1 (measured: 1.7x on 128x10x512, no
- * gain at n >= 512, and 0.6x for a transposed 1024x1024 A, where every k step
- * lands on a new page). */
-static int a_in_place(const struct gemm_cfg *cfg, int64_t n, int64_t rsa, int64_t csa)
+ * well, as long as one of A's strides is 1 (measured: 1.7x on 128x10x512).
+ * A row-major A (MR rows = MR sequential streams) reads well in place up to
+ * medium sizes too: 1.25x on 128x512x512 with B also in place, 1.03-1.05x at
+ * 256 and 512 rows, 0.99x at 1024 and 0.95x at 2048.  A transposed A with
+ * many columns is the bad case (0.6x at 1024x1024: every k step lands on a
+ * new page), so it is packed unless C is narrow. */
+static int a_in_place(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t rsa, int64_t csa)
 {
-    return (gemm_strategies & MDK_GEMM_A_IN_PLACE) && n <= 2 * cfg->nr && (rsa == 1 || csa == 1);
+    if (!(gemm_strategies & MDK_GEMM_A_IN_PLACE))
+        return 0;
+    return (n <= 2 * cfg->nr && (rsa == 1 || csa == 1)) || (csa == 1 && m <= 512);
+}
+
+/* Packing B, or not.  For few rows of C (a batch of 128, say) each packed B
+ * micro-panel serves only m/MR micro-kernel calls, and copying B costs 15-20%
+ * of the product (dX = dY W in a linear layer's backward).  A row-major B can
+ * be read in place instead, one row of NR floats per k step -- when its rows
+ * are 64-byte aligned: with NumPy's usual 16-byte offset every vector load
+ * splits across two cache lines and the gain is gone.  minidl allocates
+ * parameters aligned for this (Parameter.empty).  Measured with aligned rows
+ * (AVX-512, n = k = 512): 1.15x at m = 128, 1.06x at 256, 0.98x at 512; and
+ * 1.0x unaligned. */
+static int b_in_place(int64_t m, const float *b, int64_t rsb, int64_t csb)
+{
+    return (gemm_strategies & MDK_GEMM_B_IN_PLACE) && csb == 1 && m <= 256 && rsb % 16 == 0 &&
+           (uintptr_t)b % 64 == 0;
 }
 
 /* One product with the work buffers already allocated. */
@@ -670,13 +692,19 @@ static void gemm_blocked(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
      * and m = 400 with MC = 336 as 204 + 196, not 336 + 64 (a short last block
      * pays the packing and loop overheads for little work). */
     const int64_t kc_step = balanced_block(k, cfg->kc, 1), mc_step = balanced_block(m, cfg->mc, mr);
-    const int direct_a = a_in_place(cfg, n, rsa, csa);
+    const int direct_a = a_in_place(cfg, m, n, rsa, csa);
+    const int direct_b = b_in_place(m, b, rsb, csb);
     for (int64_t jc = 0; jc < n; jc += cfg->nc) {                      /* 5th loop */
         const int64_t nc = MDK_MIN(cfg->nc, n - jc);
         for (int64_t pc = 0; pc < k; pc += kc_step) {                  /* 4th loop */
             const int64_t kc = MDK_MIN(kc_step, k - pc);
             const int first = pc == 0, last = pc + kc == k;
-            pack_b(cfg, kc, nc, b + pc * rsb + jc * csb, rsb, csb, bp);
+            const float *b_block = b + pc * rsb + jc * csb;
+            const int64_t full_cols = nc / nr * nr; /* columns in whole micro-panels */
+            if (!direct_b)
+                pack_b(cfg, kc, nc, b_block, rsb, csb, bp);
+            else if (full_cols < nc) /* only the partial last micro-panel needs a zero-padded copy */
+                pack_b(cfg, kc, nc - full_cols, b_block + full_cols, rsb, csb, bp + full_cols * kc);
             for (int64_t ic = 0; ic < m; ic += mc_step) {              /* 3rd loop */
                 const int64_t mc = MDK_MIN(mc_step, m - ic);
                 const float *a_block = a + ic * rsa + pc * csa;
@@ -689,7 +717,13 @@ static void gemm_blocked(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
                     const int64_t cols = MDK_MIN(nr, nc - jr);
                     ukr_fn ukr;
                     const int w = panel_kernel(cfg, cols, &ukr); /* NR, or narrower at the edge */
+                    /* B: the packed micro-panel, or B in place for a whole NR-wide panel. */
                     const float *bpanel = bp + jr * kc;
+                    int64_t ldb = w;
+                    if (direct_b && cols == nr) {
+                        bpanel = b_block + jr;
+                        ldb = rsb;
+                    }
                     const float *bias_j = NULL;
                     if (bias && first) {
                         if (cols == w) {
@@ -716,13 +750,13 @@ static void gemm_blocked(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
                             }
                         }
                         if (rows == mr && cols == w) {
-                            ukr(kc, apanel, ars, acs, bpanel, cij, ldc, bias_j, !first);
+                            ukr(kc, apanel, ars, acs, bpanel, ldb, cij, ldc, bias_j, !first);
                         } else {
                             /* Edge: run the full tile into scratch, copy the valid part. */
                             if (!first)
                                 for (int64_t i = 0; i < rows; ++i)
                                     memcpy(tile + i * w, cij + i * ldc, (size_t)cols * sizeof(float));
-                            ukr(kc, apanel, ars, acs, bpanel, tile, w, bias_j, !first);
+                            ukr(kc, apanel, ars, acs, bpanel, ldb, tile, w, bias_j, !first);
                             for (int64_t i = 0; i < rows; ++i)
                                 memcpy(cij + i * ldc, tile + i * w, (size_t)cols * sizeof(float));
                         }

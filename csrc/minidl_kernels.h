@@ -74,10 +74,12 @@ int mdk_gemm_get_blocking(int path, int64_t out[3]);
  * it measured faster (gemm.c says when).  For tests and benchmarks, which
  * force each on and off: returns the previous set.  Not thread-safe.
  *   A_IN_PLACE: read A in place instead of packing it (few column panels)
- *   SWAP:       compute C^T = B^T A^T for small m and a transposed B        */
+ *   SWAP:       compute C^T = B^T A^T for small m and a transposed B
+ *   B_IN_PLACE: read a 64-byte-aligned row-major B in place (small m)       */
 #define MDK_GEMM_A_IN_PLACE 1
 #define MDK_GEMM_SWAP 2
-#define MDK_GEMM_ALL 3
+#define MDK_GEMM_B_IN_PLACE 4
+#define MDK_GEMM_ALL 7
 int mdk_gemm_set_strategies(int strategies);
 
 /* The packing buffers are kept per thread between products (allocating them

@@ -1,6 +1,6 @@
 """The GEMM's shape-specialized strategies (csrc/gemm.c) give the right answer, on and off.
 
-mdk_sgemm has two routes besides the plain BLIS loops, switched by mdk_gemm_set_strategies():
+mdk_sgemm has three routes besides the plain BLIS loops, switched by mdk_gemm_set_strategies():
 
   A_IN_PLACE  when C has at most two column micro-panels (n <= 2*NR) and one of A's strides is 1,
               the micro-kernel reads A from the caller's matrix instead of a packed copy; only the
@@ -8,15 +8,27 @@ mdk_sgemm has two routes besides the plain BLIS loops, switched by mdk_gemm_set_
   SWAP        for x @ W.T (B transposed: rsb == 1, csb != 1) with a row-major A, m <= 2*NR and
               m < n, it computes C^T = B^T A^T into a workspace and stores it transposed, adding the
               bias and applying the activation on the way (store_transposed, 16 x 16 blocks).
+  B_IN_PLACE  when B is row-major (csb == 1) with rows a multiple of 16 floats apart and its first
+              element 64-byte aligned (as minidl's parameters are: nn.parameter.aligned_empty), and
+              m <= 256, the micro-kernel reads B's whole NR-wide column panels from the caller's
+              matrix (row stride rsb) instead of a packed copy; only a partial last column panel (n not
+              a multiple of NR) is packed, zero-padded. The kernels load B with aligned vector loads, so
+              the alignment is part of the condition, not a hint.
 
 Every test runs on each SIMD path this CPU supports, forced in turn, and most of them under each
-strategy set (none, A_IN_PLACE, SWAP, all), against a float64 NumPy reference. The shapes sit on
-both sides of each threshold: n around 2*NR, m around multiples of MR (partial micro-panels) and of
-16 (store_transposed's blocks), k past KC, A row-major, transposed, with reversed rows or with no
-unit stride (which must fall back to packing). MR, NR and KC are read from the build, and each test
-asserts that its cases really reach the routes it is about (a Python mirror of a_in_place() and
-swap_pays()). The direct calls write C with a row stride wider than n into NaN-filled memory, so a
-skipped row or column, or a store outside C, cannot pass unnoticed.
+strategy set (none, A_IN_PLACE, SWAP, B_IN_PLACE, all), against a float64 NumPy reference. The shapes
+sit on both sides of each threshold: n around NR and 2*NR, m around multiples of MR (partial
+micro-panels), of 16 (store_transposed's blocks) and 256, k past KC, A row-major, transposed, with
+reversed rows or with no unit stride (which must fall back to packing), B aligned or 4, 16 or 32
+bytes off, its rows 16*j floats apart or not, reversed or broadcast. MR, NR and KC are read from the
+build, and each test asserts that its cases really reach the routes it is about (a Python mirror of
+a_in_place(), swap_pays() and b_in_place(); the last is checked against the C code itself by a
+product written over its own B, whose result shows whether B was read in place). The direct calls
+write C with a row stride wider than n into NaN-filled memory, so a skipped row or column, or a store
+outside C, cannot pass unnoticed; and B sits in NaN-filled memory too (a spare row before and after
+it, NaN columns past its width), so a read outside B that reaches C shows. Where B is placed is
+deterministic: 16 bytes past a 64-byte boundary (NumPy's usual offset: packed) unless a test asks for
+it aligned.
 
 The strategy set (back to all) and the SIMD path are restored after every test. As in
 tests/test_kernels_c.py, MINIDL_TEST_CKERNELS_MODULE=/path/to/module.so runs the file against
@@ -38,13 +50,14 @@ from hypothesis import strategies as st
 
 from minidl.backend import c_kernels as ck
 from minidl.backend import numpy_kernels as nk
+from minidl.nn.parameter import aligned_empty
 
 pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: {ck.unavailable_reason}")
 
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 PATHS = ["scalar", "avx2", "avx512"] if X86 else ["scalar", "neon"]
-A_IN_PLACE, SWAP, ALL = 1, 2, 3  # MDK_GEMM_* in csrc/minidl_kernels.h (checked below)
-STRATEGY_SETS = {"none": 0, "a_in_place": A_IN_PLACE, "swap": SWAP, "all": ALL}
+A_IN_PLACE, SWAP, B_IN_PLACE, ALL = 1, 2, 4, 7  # MDK_GEMM_* in csrc/minidl_kernels.h (checked below)
+STRATEGY_SETS = {"none": 0, "a_in_place": A_IN_PLACE, "swap": SWAP, "b_in_place": B_IN_PLACE, "all": ALL}
 ACTIVATIONS = [None, "relu", "sigmoid", "tanh"]
 
 
@@ -146,9 +159,9 @@ def strides(x):
 
 
 def reads_a_in_place(tile, a, n):
-    """gemm.c a_in_place(): few column panels and a unit stride in A."""
+    """gemm.c a_in_place(): few column panels and a unit stride in A, or a row-major A of at most 512 rows."""
     rsa, csa = strides(a)
-    return n <= 2 * tile.nr and (rsa == 1 or csa == 1)
+    return (n <= 2 * tile.nr and (rsa == 1 or csa == 1)) or (csa == 1 and a.shape[0] <= 512)
 
 
 def swaps(tile, a, b):
@@ -156,6 +169,38 @@ def swaps(tile, a, b):
     (m, _), n = a.shape, b.shape[1]
     (_, csa), (rsb, csb) = strides(a), strides(b)
     return rsb == 1 and csb != 1 and csa == 1 and m <= 2 * tile.nr and m < n
+
+
+def b_in_place_blockers(a, b):
+    """What keeps gemm.c b_in_place() from reading B in place (for an unswapped product): empty if nothing.
+    (Then the whole NR-wide column panels are read in place; a partial last one is still packed.)"""
+    m, (rsb, csb) = a.shape[0], strides(b)
+    conditions = {"csb != 1": csb == 1, "rsb % 16": rsb % 16 == 0, "misaligned": b.ctypes.data % 64 == 0}
+    conditions["m > 256"] = m <= 256
+    return {why for why, holds in conditions.items() if not holds}
+
+
+def reads_b_in_place(a, b):
+    return not b_in_place_blockers(a, b)
+
+
+def round16(n):
+    return -(-n // 16) * 16
+
+
+def placed(x, offset=0, row=None):
+    """x (k, n) copied into fresh memory from aligned_empty: its first element `offset` bytes past a 64-byte
+    boundary, its rows `row` floats apart (default n). The memory around it -- more than a row before and
+    after, and the columns past n -- is NaN, so a read outside x that reaches C shows."""
+    k, n = x.shape
+    row = n if row is None else row
+    lead = round16(row) + offset // 4  # a spare row or more, rounded to 64 bytes, then the offset
+    memory = aligned_empty(lead + (k + 1) * row)
+    memory[...] = np.nan
+    view = memory[lead : lead + k * row].reshape(k, row)[:, :n]
+    view[...] = x
+    assert view.ctypes.data % 64 == offset and strides(view) == (row, 1)
+    return view
 
 
 def pointer(x):
@@ -191,16 +236,27 @@ class Product:
 
 
 @functools.cache
-def operands(m, k, n, w_layout=False):
-    """Read-only x (m, k), B (k, n) -- row-major, or W.T for a row-major W (n, k) -- and bias (n,),
-    with their Product: made once per shape, shared by every path and strategy set."""
+def _values(m, k, n, w_layout):
     rng = np.random.default_rng([m, k, n])
     x = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((n, k)).astype(np.float32).T if w_layout else rng.standard_normal((k, n)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
+    return x, b, bias, Product(x, b)
+
+
+@functools.cache
+def operands(m, k, n, w_layout=False, b_offset=16, b_row=None):
+    """Read-only x (m, k), B (k, n) and bias (n,), with their Product: made once per shape and placement of B,
+    shared by every path and strategy set. B is W.T for a row-major W (n, k) if w_layout; otherwise row-major,
+    placed() b_offset bytes past a 64-byte boundary with rows b_row floats apart (default n): by default 16
+    bytes off, as NumPy's allocations usually are, so it is packed; b_offset=0 and rows a multiple of 16
+    floats apart read it in place (m <= 256)."""
+    x, b, bias, product = _values(m, k, n, w_layout)
+    if not w_layout:
+        b = placed(b, b_offset, b_row)
     for array in (x, b, bias):
         array.flags.writeable = False
-    return x, b, bias, Product(x, b)
+    return x, b, bias, product
 
 
 def assert_matches(got, product, bias=None, activation=None, what=""):
@@ -226,13 +282,16 @@ def assert_matches(got, product, bias=None, activation=None, what=""):
 # The strategy switch
 # ---------------------------------------------------------------------------------------
 def test_set_strategies_returns_the_previous_set_and_masks_unknown_bits(lib):
-    assert (lib.MDK_GEMM_A_IN_PLACE, lib.MDK_GEMM_SWAP, lib.MDK_GEMM_ALL) == (A_IN_PLACE, SWAP, ALL)
+    flags = (lib.MDK_GEMM_A_IN_PLACE, lib.MDK_GEMM_SWAP, lib.MDK_GEMM_B_IN_PLACE, lib.MDK_GEMM_ALL)
+    assert flags == (A_IN_PLACE, SWAP, B_IN_PLACE, ALL)
+    assert ALL == A_IN_PLACE | SWAP | B_IN_PLACE  # ALL is every strategy, and nothing else
     assert lib.mdk_gemm_set_strategies(0xFF) == ALL  # the default, and what every test here restores
     assert lib.mdk_gemm_set_strategies(0) == ALL  # 0xFF was kept as its known bits only
-    assert lib.mdk_gemm_set_strategies(A_IN_PLACE) == 0
-    assert lib.mdk_gemm_set_strategies(SWAP | 4) == A_IN_PLACE
-    assert lib.mdk_gemm_set_strategies(-1) == SWAP
-    assert lib.mdk_gemm_set_strategies(4) == ALL
+    assert lib.mdk_gemm_set_strategies(B_IN_PLACE) == 0
+    assert lib.mdk_gemm_set_strategies(SWAP | 8) == B_IN_PLACE
+    assert lib.mdk_gemm_set_strategies(A_IN_PLACE | B_IN_PLACE | 16) == SWAP  # 8 was dropped
+    assert lib.mdk_gemm_set_strategies(-1) == A_IN_PLACE | B_IN_PLACE  # 16 was dropped
+    assert lib.mdk_gemm_set_strategies(8) == ALL  # -1 kept as the known bits
     assert lib.mdk_gemm_set_strategies(ALL) == 0
 
 
@@ -246,16 +305,21 @@ A_LAYOUTS = ["row-major", "transposed", "reversed rows", "strided"]
 
 
 def test_a_in_place_matches_numpy(simd, strategies):
-    """Every (m, n) pair, k cycling through K_A, A in each layout; B row-major (so no swap)."""
+    """Every (m, n) pair, k cycling through K_A, A in each layout; B row-major (so no swap), and 64-byte
+    aligned in every other case (then read in place as well where n is a multiple of 16 and at least NR)."""
     routes = set()
     n_values = sorted(set(N_A) | {2 * simd.nr + 1})
     for (i, m), (j, n) in itertools.product(enumerate(M_A), enumerate(n_values)):
         k = K_A[(i + j) % len(K_A)]  # along the diagonals: every m and every n meets every k
-        a, b, _, product = operands(m, k, n)
+        b_offset = 0 if (i + j) % 2 else 16  # (i + j) % 2 and % 5 are independent: aligned B meets every k
+        a, b, _, product = operands(m, k, n, b_offset=b_offset)
         for kind in A_LAYOUTS:
             va = layout(a, kind)
-            assert_matches(gemm(va, b), product, what=f"{simd.path} {m}x{k} @ {k}x{n}, A {kind}")
+            what = f"{simd.path} {m}x{k} @ {k}x{n}, A {kind}, B {b_offset} bytes past 64"
+            assert_matches(gemm(va, b), product, what=what)
             assert not swaps(simd, va, b)
+            if reads_b_in_place(va, b) and n >= simd.nr:
+                routes.add("B in place, A in place" if reads_a_in_place(simd, va, n) else "B in place, A packed")
             if not reads_a_in_place(simd, va, n):
                 routes.add("A packed: n > 2*NR" if n > 2 * simd.nr else "A packed: no unit stride")
                 continue
@@ -274,6 +338,8 @@ def test_a_in_place_matches_numpy(simd, strategies):
         "A in place, whole panels then a packed one",
         "A in place, several KC slices",
         "A in place, negative row stride",
+        "B in place, A in place",
+        "B in place, A packed",
     }
 
 
@@ -291,6 +357,200 @@ def test_a_in_place_in_batched_products(simd, strategies):
         scale = np.matmul(np.abs(a.astype(np.float64)), np.abs(b.astype(np.float64)))
         assert got.shape == want.shape
         assert (np.abs(got - want) <= 2e-6 * np.sqrt(a.shape[-1]) * scale).all(), f"{a.shape} @ {b.shape}"
+
+
+# ---------------------------------------------------------------------------------------
+# B read in place
+# ---------------------------------------------------------------------------------------
+M_B = [1, 5, 6, 7, 128, 256]  # around MR = 4 / 6 / 8, up to b_in_place()'s m <= 256
+K_B = [1, 7, 129, 513]  # 513 crosses KC (256 or 512)
+
+
+def b_widths(tile):
+    """n around NR: only a partial panel (packed), one whole panel, whole panels then a partial one."""
+    return [tile.nr - 1, tile.nr, tile.nr + 1, 2 * tile.nr, 3 * tile.nr + 5, 200]
+
+
+def test_b_in_place_matches_numpy(simd, strategies):
+    """Every (m, n) pair, k cycling through K_B, A in each layout in turn; B 64-byte aligned with rows 16*j
+    floats apart (all of its memory, or a column slice of wider rows), plain and with a bias and activation."""
+    routes = set()
+    for (i, m), (j, n) in itertools.product(enumerate(M_B), enumerate(b_widths(simd))):
+        k = K_B[(i + j) % len(K_B)]  # along the diagonals: every m and every n meets every k ...
+        kind = A_LAYOUTS[(2 * i + j) % len(A_LAYOUTS)]  # ... and every k every A layout
+        row = round16(n) + 16 * ((i + j) % 2)  # B all of its rows where n % 16 == 0, else a column slice
+        a, b, bias, product = operands(m, k, n, b_offset=0, b_row=row)
+        va = layout(a, kind)
+        what = f"{simd.path} {m}x{k} @ {k}x{n}, A {kind}, B aligned, rows {row} apart"
+        assert reads_b_in_place(va, b) and not swaps(simd, va, b), what
+        assert_matches(gemm(va, b), product, what=what)
+        variant = (i + 2 * j) % (2 * len(ACTIVATIONS))  # every activation with and without a bias
+        activation, with_bias = ACTIVATIONS[variant % len(ACTIVATIONS)], variant < len(ACTIVATIONS)
+        vbias = bias if with_bias else None
+        got = ck._sgemm(va, b, vbias, ck._ACTS[activation])
+        assert_matches(got, product, vbias, activation, f"{what}, c_kernels._sgemm, bias {with_bias}, {activation}")
+        if n < simd.nr:
+            routes.add("n < NR: B's one partial panel packed")
+            continue
+        routes.add("B in place, whole panels only" if n % simd.nr == 0 else "B in place, then a packed partial panel")
+        routes.add("B in place, B contiguous" if row == n else "B in place, B a column slice")
+        routes.add("B in place, A in place" if reads_a_in_place(simd, va, n) else "B in place, A packed")
+        if m % simd.mr:
+            routes.add("B in place, partial row panels (edge tiles)")
+        if k > simd.kc:
+            routes.add("B in place, several KC slices")
+        if k == 1:
+            routes.add("B in place, k = 1")
+        if m == 256:
+            routes.add("B in place, m = 256")
+    assert routes == {
+        "n < NR: B's one partial panel packed",
+        "B in place, whole panels only",
+        "B in place, then a packed partial panel",
+        "B in place, B contiguous",
+        "B in place, B a column slice",
+        "B in place, A in place",
+        "B in place, A packed",
+        "B in place, partial row panels (edge tiles)",
+        "B in place, several KC slices",
+        "B in place, k = 1",
+        "B in place, m = 256",
+    }
+
+
+def c_columns_read_in_place(b):
+    """Which columns of B mdk_sgemm really reads in place, seen from outside: C = ones(k, k) @ B written
+    over B itself (m = k, ldc = rsb: row i of C is row i of B). Packed, a column is copied before C is
+    written (k <= KC and n <= NC: one block), so every row of C is B's column sum, exactly (B holds small
+    integers). Read in place, the row panels after the first read rows of B that the first has already
+    overwritten with sums, bigger than the values there (all >= 1), so the column's sums come out bigger.
+    (Call with KC >= k.)"""
+    k, n = b.shape
+    rsb, csb = strides(b)
+    assert csb == 1 and rsb >= n and k > 8 and (b >= 1).all()  # more than one row panel (MR <= 8)
+    sums = np.array(b).sum(axis=0)
+    ones = np.ones((k, k), np.float32)
+    rc = _K.lib.mdk_sgemm(k, n, k, pointer(ones), k, 1, pointer(b), rsb, 1, pointer(b), rsb, _K.ffi.NULL, 0)
+    assert rc == 0
+    return (b != sums).any(axis=0)
+
+
+def test_c_code_reads_b_in_place_exactly_where_the_mirror_says(simd, strategies, lib):
+    """The route itself, observed (c_columns_read_in_place) rather than modelled: B's whole NR-wide panels
+    are read in place when the strategy is on and b_in_place() holds -- aligned, rows 16*j floats apart,
+    m <= 256 -- and never a partial last panel; all of B is packed when a condition fails: m = 257, rows
+    16*j + 8 apart, B 4, 16 or 32 bytes off. This checks reads_b_in_place(), the mirror the other tests'
+    route checks rely on, against the C code."""
+    nr, code = simd.nr, ck._PATHS[simd.path]
+    saved = _K.ffi.new("int64_t[3]")
+    assert lib.mdk_gemm_get_blocking(code, saved) == 0
+    try:
+        assert lib.mdk_gemm_set_blocking(code, 1024, saved[1], saved[2]) == 0  # one KC block up to k = 1024
+        cases = [  # (k = m, n, offset in bytes, row stride)
+            (64, 2 * nr + 5, 0, round16(2 * nr + 5)),
+            (33, nr, 0, round16(nr)),
+            (256, nr + 1, 0, round16(nr + 1) + 16),
+            (257, nr + 1, 0, round16(nr + 1) + 16),
+            (64, nr + 1, 0, round16(nr + 1) + 8),
+            (64, 2 * nr, 4, round16(2 * nr)),
+            (64, 2 * nr, 16, round16(2 * nr)),
+            (64, 2 * nr, 32, round16(2 * nr)),
+        ]
+        seen = collections.Counter()
+        for k, n, offset, row in cases:
+            values = np.random.default_rng([k, n, offset]).integers(1, 4, (k, n)).astype(np.float32)
+            b = placed(values, offset, row)
+            blockers = b_in_place_blockers(np.empty((k, k), np.float32), b)
+            expected = bool(strategies & B_IN_PLACE) and not blockers
+            want = np.arange(n) < (n // nr * nr if expected else 0)  # whole panels only
+            got = c_columns_read_in_place(b)
+            what = f"{simd.path} strategies {strategies}: k = m = {k}, n = {n}, B {offset} bytes off, rows {row} apart"
+            assert np.array_equal(got, want), (
+                f"{what}: columns {np.flatnonzero(got).tolist()} read in place, expected the first {want.sum()} "
+                f"(blockers: {blockers or 'none'})"
+            )
+            seen[expected] += 1
+        assert seen[False] >= 4 and seen[True] == (3 if strategies & B_IN_PLACE else 0)
+    finally:
+        lib.mdk_gemm_set_blocking(code, saved[0], saved[1], saved[2])
+
+
+def test_b_in_place_with_negative_and_zero_row_strides(simd, strategies):
+    """B read bottom-up (rsb = -16*j, B[0, 0] aligned) or one aligned row repeated down k (rsb = 0) qualifies
+    too: the micro-kernel steps through B by rsb, whatever its sign."""
+    nr = simd.nr
+    for m, k, n in [(7, 129, 2 * nr + 3), (128, 513, nr), (6, 9, 3 * nr + 5)]:
+        x, values = rand(m, k, seed=m), rand(k, n, seed=n)
+        bias = rand(n, seed=k)
+        cases = {
+            "reversed rows": placed(values[::-1], row=round16(n))[::-1],
+            "one row broadcast": np.broadcast_to(placed(values[:1], row=round16(n) + 16)[0], (k, n)),
+        }
+        for name, b in cases.items():
+            what = f"{simd.path} {m}x{k} @ {k}x{n}, B {name}, strides {strides(b)}"
+            assert reads_b_in_place(x, b) and strides(b)[0] in (-round16(n), 0), what
+            product = Product(x, b)
+            assert_matches(gemm(x, b), product, what=what)
+            assert_matches(ck._sgemm(x, b, bias, ck._ACTS["sigmoid"]), product, bias, "sigmoid", f"{what}, bias")
+
+
+def test_b_packed_where_b_in_place_does_not_apply(simd, strategies):
+    """Each condition of b_in_place() broken on its own (B otherwise aligned, rows 16*j floats apart, m <= 256):
+    B is packed as before, and the product is right. A misaligned B read in place would meet the kernels'
+    aligned vector loads; B with csb != 1 read in place would be the wrong numbers."""
+    nr = simd.nr
+
+    def spread(v):  # every other column of aligned rows (csb = 2), NaN between
+        wide = np.full((v.shape[0], 2 * v.shape[1]), np.nan, np.float32)
+        wide[:, ::2] = v
+        return placed(wide, row=round16(wide.shape[1]))[:, ::2]
+
+    def rows16(offset):  # B's values `offset` bytes past a 64-byte boundary, rows 16*j floats apart
+        return lambda v: placed(v, offset, round16(v.shape[1]))
+
+    cases = [  # (what, m, k, n, B from its values (k, n), what keeps it from being read in place)
+        ("n = 17, all of its rows: 17 floats apart", 7, 129, 17, placed, {"rsb % 16"}),
+        ("rows 16*j + 8 floats apart", 6, 33, 2 * nr, lambda v: placed(v, row=round16(2 * nr) + 8), {"rsb % 16"}),
+        ("4 bytes off 64", 5, 129, 2 * nr + 1, rows16(4), {"misaligned"}),
+        ("16 bytes off 64 (NumPy's usual)", 128, 513, 3 * nr + 5, rows16(16), {"misaligned"}),
+        ("32 bytes off 64 (enough for AVX2's loads)", 6, 7, 200, rows16(32), {"misaligned"}),
+        ("m = 257", 257, 129, 2 * nr, rows16(0), {"m > 256"}),
+        ("every other column: csb = 2", 6, 33, nr + 1, spread, {"csb != 1"}),
+        ("W.T of an aligned W: rsb = 1", 7, 128, 200, lambda v: placed(v.T.copy()).T, {"csb != 1", "rsb % 16"}),
+        ("W.T, m > 2*NR (no swap)", 2 * nr + 1, 128, nr + 1, lambda v: placed(v.T.copy()).T, {"csb != 1", "rsb % 16"}),
+    ]
+    for case, (name, m, k, n, make_b, blockers) in enumerate(cases):
+        x, values, bias = rand(m, k, seed=case), rand(k, n, seed=100 + case), rand(n, seed=200 + case)
+        b = make_b(values)
+        what = f"{simd.path} {m}x{k} @ {k}x{n}, B {name}, strides {strides(b)}, {b.ctypes.data % 64} bytes past 64"
+        assert np.array_equal(b, values) and b_in_place_blockers(x, b) == blockers, what
+        product = Product(x, b)
+        assert_matches(gemm(x, b), product, what=what)
+        assert_matches(ck._sgemm(x, b, bias, ck._ACTS["relu"]), product, bias, "relu", f"{what}, bias, relu")
+
+
+def test_b_in_place_in_batched_products(simd, strategies):
+    """mdk_sgemm_batched decides per matrix of B: one aligned B shared by the batch is read in place for every
+    product; in a stack whose second matrix starts 32 bytes past a 64-byte boundary only the first one is."""
+    nr = simd.nr
+    k, n = 33, 2 * nr + 5
+    row = round16(n)
+    shared = placed(rand(k, n, seed=1), row=row)
+    memory = aligned_empty(2 * k * row + 8)
+    memory[...] = np.nan
+    stack = np.lib.stride_tricks.as_strided(memory, (2, k, n), ((k * row + 8) * 4, row * 4, 4))
+    stack[...] = rand(2, k, n, seed=2)
+    cases = [(rand(3, 7, k, seed=3), shared), (rand(2, k, 129, seed=4).transpose(0, 2, 1), shared)]
+    cases += [(rand(2, 6, k, seed=5), stack)]
+    one_matrix = cases[0][0][0]
+    assert reads_b_in_place(one_matrix, shared) and reads_b_in_place(one_matrix, stack[0])
+    assert b_in_place_blockers(one_matrix, stack[1]) == {"misaligned"}
+    for a, b in cases:
+        got = ck.matmul(a, b)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        want, scale = np.matmul(a64, b64), np.matmul(np.abs(a64), np.abs(b64))
+        assert got.shape == want.shape
+        assert (np.abs(got - want) <= 2e-6 * np.sqrt(k) * scale).all(), f"{simd.path} {a.shape} @ {b.shape}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -359,25 +619,32 @@ def test_swap_boundaries_and_strided_operands(simd, strategies):
 def test_every_strategy_set_gives_the_same_result(simd, lib):
     """Same shapes under each set: within float32 rounding of the set-0 result (with no bias or k <= KC
     the operations and their order are the same, and the results measure bit-identical)."""
-    nr2 = 2 * simd.nr
-    cases = [  # (m, k, n, A layout, B = W.T?, bias?, activation)
-        (7, 513, 10, "row-major", False, False, None),
-        (7, 129, nr2, "transposed", False, True, "relu"),
-        (13, 31, nr2 + 1, "row-major", False, True, None),
-        (129, 33, 65, "row-major", True, True, "sigmoid"),
-        (7, 513, 200, "row-major", True, True, "tanh"),
-        (5, 31, 129, "reversed rows", True, False, None),
-        (min(127, nr2), 129, 512, "row-major", True, True, "relu"),
+    nr, nr2 = simd.nr, 2 * simd.nr
+    cases = [  # (m, k, n, A layout, B: row-major (16 bytes off 64), W.T or aligned, bias?, activation)
+        (7, 513, 10, "row-major", "row-major", False, None),
+        (7, 129, nr2, "transposed", "row-major", True, "relu"),
+        (13, 31, nr2 + 1, "row-major", "row-major", True, None),
+        (129, 33, 65, "row-major", "W.T", True, "sigmoid"),
+        (7, 513, 200, "row-major", "W.T", True, "tanh"),
+        (5, 31, 129, "reversed rows", "W.T", False, None),
+        (min(127, nr2), 129, 512, "row-major", "W.T", True, "relu"),
+        (7, 129, nr2, "transposed", "aligned", True, "relu"),  # A and B in place
+        (128, 513, 3 * nr + 5, "row-major", "aligned", True, "tanh"),
+        (256, 33, nr, "strided", "aligned", False, None),
+        (6, 7, 200, "row-major", "aligned", True, "sigmoid"),
     ]
-    for m, k, n, kind, w_t, with_bias, activation in cases:
-        a, b, bias, product = operands(m, k, n, w_layout=w_t)
+    for m, k, n, kind, b_kind, with_bias, activation in cases:
+        aligned = b_kind == "aligned"  # then with rows 16*j floats apart
+        b_offset, b_row = (0, round16(n)) if aligned else (16, None)
+        a, b, bias, product = operands(m, k, n, w_layout=b_kind == "W.T", b_offset=b_offset, b_row=b_row)
         a, bias = layout(a, kind), bias if with_bias else None
+        assert reads_b_in_place(a, b) == aligned
         results = {}
         for name, strategy_set in STRATEGY_SETS.items():
             lib.mdk_gemm_set_strategies(strategy_set)
             results[name] = gemm(a, b, bias, activation)
         lib.mdk_gemm_set_strategies(ALL)
-        what = f"{simd.path} {m}x{k}x{n} A {kind} B^T {w_t} bias {with_bias} {activation}"
+        what = f"{simd.path} {m}x{k}x{n} A {kind} B {b_kind} bias {with_bias} {activation}"
         assert_matches(results["none"], product, bias, activation, what)
         scale = product.scale + (0 if bias is None else np.abs(bias))
         for name, got in results.items():
@@ -390,7 +657,8 @@ def test_every_strategy_set_gives_the_same_result(simd, lib):
 # ---------------------------------------------------------------------------------------
 def test_strategies_across_tiny_cache_blocks(simd, strategies, lib):
     """KC = 5, MC = 13 (rounded up to MR), NC = NR: A in place at every pc offset and in several row
-    blocks, each ending in a partial panel; the swapped product split over many blocks too."""
+    blocks, each ending in a partial panel; B in place at every (pc, jc) offset, the last column block a
+    packed partial panel; the swapped product split over many blocks too."""
     code = ck._PATHS[simd.path]
     saved = _K.ffi.new("int64_t[3]")
     assert lib.mdk_gemm_get_blocking(code, saved) == 0
@@ -402,6 +670,11 @@ def test_strategies_across_tiny_cache_blocks(simd, strategies, lib):
             for kind in ("row-major", "transposed"):
                 assert reads_a_in_place(simd, layout(a, kind), n)
                 assert_matches(gemm(layout(a, kind), b), product, what=f"{simd.path} tiny blocks {m}x{k}x{n} {kind}")
+        for m, k, n in [(29, 23, 3 * nr + 5), (7, 17, 2 * nr)]:
+            a, b, bias, product = operands(m, k, n, b_offset=0, b_row=round16(n))
+            assert reads_b_in_place(a, b)
+            what = f"{simd.path} tiny blocks, B in place, {m}x{k}x{n}"
+            assert_matches(gemm(a, b, bias, "tanh"), product, bias, "tanh", what)
         for m, k, n in [(11, 23, 3 * nr + 5), (2 * nr, 9, 2 * nr + 7)]:
             x, wt, bias, product = operands(m, k, n, w_layout=True)
             assert swaps(simd, x, wt)
@@ -422,11 +695,11 @@ def test_strategies_across_tiny_cache_blocks(simd, strategies, lib):
     data=st.data(),
     k=st.integers(1, 600),
     a_kind=st.sampled_from(A_LAYOUTS),
-    w_t=st.booleans(),
+    b_kind=st.sampled_from(["W.T", "16 bytes off", "aligned", "aligned, rows 16*j apart", "4 bytes off, rows 16*j"]),
     with_bias=st.booleans(),
     activation=st.sampled_from(ACTIVATIONS),
 )
-def test_random_shapes_near_the_thresholds(path, strategy_set, data, k, a_kind, w_t, with_bias, activation):
+def test_random_shapes_near_the_thresholds(path, strategy_set, data, k, a_kind, b_kind, with_bias, activation):
     if path not in ck.simd_paths_supported():
         return  # the fixture tests report the skip with its reason
     lib = _K.lib
@@ -437,9 +710,12 @@ def test_random_shapes_near_the_thresholds(path, strategy_set, data, k, a_kind, 
         m = data.draw(st.integers(1, 2 * tile.nr + 2), label="m")
         n = data.draw(st.integers(1, 2 * tile.nr + 2) | st.integers(2 * tile.nr - 2, 4 * tile.nr), label="n")
         lib.mdk_gemm_set_strategies(strategy_set)
-        a, b, bias, product = operands(m, k, n, w_layout=w_t)
+        b_offset = 4 if b_kind.startswith("4") else 16 if b_kind.startswith("16") else 0
+        b_row = round16(n) if "16*j" in b_kind else None
+        a, b, bias, product = operands(m, k, n, w_layout=b_kind == "W.T", b_offset=b_offset, b_row=b_row)
         a, bias = layout(a, a_kind), bias if with_bias else None
-        assert_matches(gemm(a, b, bias, activation), product, bias, activation, f"{path} {m}x{k}x{n} A {a_kind}")
+        what = f"{path} {m}x{k}x{n} A {a_kind} B {b_kind}"
+        assert_matches(gemm(a, b, bias, activation), product, bias, activation, what)
     finally:
         lib.mdk_gemm_set_strategies(ALL)
         lib.mdk_set_simd_path(before)

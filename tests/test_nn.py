@@ -555,3 +555,18 @@ def test_containers_check_appended_modules_and_slice_like_their_python_counterpa
     part = modules[1:]
     assert isinstance(part, nn.ModuleList) and list(part._modules) == ["0", "1"]  # renumbered
     assert isinstance(part[0], nn.Tanh) and len(part) == 2
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: nn.Embedding(-1, 4), "Embedding: num_embeddings must be a positive integer, got -1"),
+        (lambda: nn.Embedding(10, 0), "Embedding: embedding_dim must be a positive integer, got 0"),
+        (lambda: nn.RNNCell(3, -2), "RNNCell: hidden_size must be a positive integer, got -2"),
+        (lambda: nn.LSTMCell(2.5, 4), "LSTMCell: input_size must be a positive integer, got 2.5"),
+        (lambda: nn.Conv2d(0, 4, 3), "Conv2d: in_channels must be a positive integer, got 0"),
+    ],
+)
+def test_layers_reject_sizes_that_are_not_positive_integers(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -12,7 +12,7 @@ import numpy as np
 from minidl import ops
 from minidl.nn import init
 from minidl.nn.module import Module
-from minidl.nn.parameter import Parameter
+from minidl.nn.parameter import Parameter, check_sizes
 
 
 def _square(value, name, layer):
@@ -31,6 +31,7 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, dtype=np.float32):
+        check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels)
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -38,8 +39,8 @@ class Conv2d(Module):
         self.stride = _square(stride, "stride", "Conv2d")
         self.padding = _square(padding, "padding", "Conv2d")
         k = self.kernel_size
-        self.weight = Parameter(np.empty((out_channels, in_channels, k, k), dtype=dtype))
-        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
+        self.weight = Parameter.empty((out_channels, in_channels, k, k), dtype=dtype)
+        self.bias = Parameter.empty(out_channels, dtype=dtype) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self):

@@ -31,8 +31,8 @@ class Linear(Module):
             )
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None
+        self.weight = Parameter.empty((out_features, in_features), dtype=dtype)
+        self.bias = Parameter.empty(out_features, dtype=dtype) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self):

@@ -15,7 +15,7 @@ from minidl import ops
 from minidl.nn import init
 from minidl.nn.container import ModuleList
 from minidl.nn.module import Module
-from minidl.nn.parameter import Parameter
+from minidl.nn.parameter import Parameter, check_sizes
 from minidl.tensor import Tensor
 
 
@@ -28,14 +28,15 @@ class _CellBase(Module):
     gates = 1
 
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32):
+        check_sizes(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
         rows = self.gates * hidden_size
-        self.weight_ih = Parameter(np.empty((rows, input_size), dtype=dtype))
-        self.weight_hh = Parameter(np.empty((rows, hidden_size), dtype=dtype))
-        self.bias_ih = Parameter(np.empty(rows, dtype=dtype)) if bias else None
-        self.bias_hh = Parameter(np.empty(rows, dtype=dtype)) if bias else None
+        self.weight_ih = Parameter.empty((rows, input_size), dtype=dtype)
+        self.weight_hh = Parameter.empty((rows, hidden_size), dtype=dtype)
+        self.bias_ih = Parameter.empty(rows, dtype=dtype) if bias else None
+        self.bias_hh = Parameter.empty(rows, dtype=dtype) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self):

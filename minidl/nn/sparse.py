@@ -10,7 +10,7 @@ import numpy as np
 from minidl import ops
 from minidl.nn import init
 from minidl.nn.module import Module
-from minidl.nn.parameter import Parameter
+from minidl.nn.parameter import Parameter, check_sizes
 
 
 class Embedding(Module):
@@ -21,10 +21,11 @@ class Embedding(Module):
     """
 
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32):
+        check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
-        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
+        self.weight = Parameter.empty((num_embeddings, embedding_dim), dtype=dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
