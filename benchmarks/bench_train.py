@@ -1,6 +1,6 @@
 """Training-step throughput: minidl beside PyTorch CPU, both on one thread, measured in the same run.
 
-    python benchmarks/bench_train.py [--repeats 7] [--min-time 0.3] [--kernels numpy,c]
+    python benchmarks/bench_train.py [--repeats 7] [--min-time 0.3] [--kernels numpy,c,c-unfused] [--cases mlp,cnn]
 
 One step = zero_grad, forward, cross-entropy loss, backward, SGD step, for
   - an MLP 784-512-512-10 (ReLU), batch 128, and
@@ -8,9 +8,11 @@ One step = zero_grad, forward, cross-entropy loss, backward, SGD step, for
 Both frameworks start from the same weights and see the same batch (the first step's
 losses are compared, so we know they compute the same thing). minidl runs with each
 kernel set that is built ("numpy": the reference kernels on NumPy/OpenBLAS; "c": the C
-SIMD kernels). OpenBLAS is limited to 1 thread with threadpoolctl, PyTorch with
-torch.set_num_threads(1). Each number is the median of --repeats samples; samples of the
-two frameworks are interleaved so a noisy neighbour slows both.
+SIMD kernels, where nn.Sequential fuses each Linear with the activation after it;
+"c-unfused": the same with that fusion turned off, every op its own node). OpenBLAS is
+limited to 1 thread with threadpoolctl, PyTorch with torch.set_num_threads(1). Each
+number is the median of --repeats samples; samples of the two frameworks are
+interleaved so a noisy neighbour slows both.
 ratio = minidl samples/s / PyTorch samples/s (> 1: minidl is faster).
 """
 
@@ -101,9 +103,11 @@ def median_seconds(steps, repeats, min_time):
 
 
 def run_case(torch, label, make_ours, make_theirs, input_shape, batch, kernels, repeats, min_time):
-    minidl.set_kernels(kernels)
+    kernel_set, _, variant = kernels.partition("-")  # "c-unfused": the C kernels with layer fusion off
+    minidl.set_kernels(kernel_set)
     minidl.manual_seed(0)
     ours = make_ours()
+    ours.fuse_layers = variant != "unfused"
     theirs = make_theirs(torch)
     with torch.no_grad():  # same starting weights in both
         for (_, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
@@ -145,7 +149,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="samples per measurement (median is reported)")
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds per sample")
-    parser.add_argument("--kernels", default=",".join(minidl.available_kernels()), help="comma-separated kernel sets")
+    default_sets = minidl.available_kernels() + (["c-unfused"] if "c" in minidl.available_kernels() else [])
+    parser.add_argument(
+        "--kernels",
+        default=",".join(default_sets),
+        help="comma-separated kernel sets: numpy, c, c-unfused (C kernels, nn.Sequential layer fusion off)",
+    )
     parser.add_argument("--cases", default="mlp,cnn", help="comma-separated: mlp, cnn")
     args = parser.parse_args(argv)
     try:
@@ -156,7 +165,7 @@ def main(argv=None):
         return 1
     torch.set_num_threads(1)
     kernel_sets = [k for k in args.kernels.split(",") if k]
-    missing = [k for k in kernel_sets if k not in minidl.available_kernels()]
+    missing = [k for k in kernel_sets if k.partition("-")[0] not in minidl.available_kernels()]
     if missing:
         print(f"kernel sets not available here: {missing}", file=sys.stderr)
         return 1
@@ -165,9 +174,8 @@ def main(argv=None):
         for line in describe_machine(torch):
             print(line)
         print(f"one training step (forward, backward, SGD); median of {args.repeats} samples of >= {args.min_time}s\n")
-        header = (
-            f"{'case':34} {'kernels':8} {'minidl samples/s':>17} {'PyTorch samples/s':>18} {'ratio':>7} {'|Δ loss|':>9}"
-        )
+        header = f"{'case':34} {'kernels':10} {'minidl samples/s':>17} {'PyTorch samples/s':>18} {'ratio':>7}"
+        header += f" {'|Δ loss|':>9}"
         print(header)
         print("-" * len(header))
         wanted = {c.strip().lower() for c in args.cases.split(",")}
@@ -178,7 +186,7 @@ def main(argv=None):
                 ours, theirs, difference = run_case(
                     torch, label, make_ours, make_theirs, shape, batch, kernels, args.repeats, args.min_time
                 )
-                print(f"{label:34} {kernels:8} {ours:17.0f} {theirs:18.0f} {ours / theirs:7.2f} {difference:9.1e}")
+                print(f"{label:34} {kernels:10} {ours:17.0f} {theirs:18.0f} {ours / theirs:7.2f} {difference:9.1e}")
     return 0
 
 
