@@ -57,7 +57,8 @@ def test_sequential_fuses_linear_and_activation_on_c_kernels_with_the_same_resul
     x = minidl.tensor(rng.standard_normal((13, 7)).astype(np.float32))
     y = rng.integers(0, 5, 13)
     fused, separate = mlp(module), mlp(module, fuse_layers=False)
-    assert "LinearAct" in graph_ops(fused(x)) and name.capitalize() not in graph_ops(fused(x))
+    assert "LinearAct" in graph_ops(fused(x)) and module.__name__ not in graph_ops(fused(x))  # ReLU, Sigmoid, Tanh
+    assert module.__name__ in graph_ops(separate(x))
     assert "LinearAct" not in graph_ops(separate(x))
     want_loss, want_out, want_grads = step_results(separate, x, y)
     got_loss, got_out, got_grads = step_results(fused, x, y)
@@ -183,3 +184,49 @@ def test_cross_entropy_ignored_rows_take_no_part_in_loss_or_gradient():
         minidl.cross_entropy(logits, np.array([0, -1, 2, 1, 0]))
     with pytest.raises(ValueError, match="cross_entropy: reduction must be"):
         minidl.cross_entropy(logits, np.zeros(5, int), reduction="avg")
+
+
+@pytest.mark.parametrize(("module", "name"), ACTIVATIONS)
+def test_sequential_fuses_conv2d_and_activation_with_the_same_results(kernel_set, module, name):
+    kernel_set("c")
+    rng = np.random.default_rng(1)
+    x = minidl.tensor(rng.standard_normal((3, 2, 9, 9)).astype(np.float32))
+    y = rng.integers(0, 4, 3)
+    results = []
+    for fuse in (True, False):
+        minidl.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(2, 5, 3, padding=1), module(), nn.Flatten(), nn.Linear(5 * 81, 4))
+        model.fuse_layers = fuse
+        out = model(x)
+        ops = graph_ops(out)
+        assert ("LinearAct" in ops) == fuse and (module.__name__ in ops) != fuse
+        results.append(step_results(model, x, y))
+    (want_loss, want_out, want_grads), (got_loss, got_out, got_grads) = results[1], results[0]
+    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
+    np.testing.assert_allclose(got_out, want_out, rtol=1e-5, atol=1e-6)
+    for got, want in zip(got_grads, want_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "c"])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_conv2d_with_activation_gradchecks(kernel_set, kernels, activation):
+    kernel_set(kernels)
+    x = leaf((2, 2, 5, 5), seed=1)
+    w = leaf((3, 2, 3, 3), seed=2)
+    b = leaf((3,), seed=3, away_from_zero=0.05 if activation == "relu" else 0.0)
+
+    def f(x, w, b):
+        return minidl.conv2d(x, w, b, padding=1, activation=activation)
+
+    want = minidl.conv2d(x, w, b, padding=1)
+    act = {"relu": minidl.relu, "sigmoid": minidl.sigmoid, "tanh": minidl.tanh}[activation]
+    np.testing.assert_allclose(f(x, w, b).data, act(want).data, rtol=1e-12)
+    assert gradcheck(f, [x, w, b])
+
+
+def test_a_fused_conv2d_still_checks_its_input(kernel_set):
+    kernel_set("c")
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU())
+    with pytest.raises(ValueError, match=r"Conv2d\(2, 3.*expected input \(N, 2, H, W\), got shape \(1, 3, 5, 5\)"):
+        model(minidl.randn(1, 3, 5, 5))

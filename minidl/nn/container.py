@@ -9,10 +9,9 @@ from collections import OrderedDict
 from minidl import autograd
 from minidl.backend import active_kernels
 from minidl.nn.activation import ReLU, Sigmoid, Tanh
-from minidl.nn.linear import Linear
-from minidl.nn.module import Module
+from minidl.nn.module import FusableLayer, Module
 
-# The activation modules a Linear can absorb, and the name ops.linear_act knows them by.
+# The activation modules a Linear or Conv2d can absorb, and the name ops.linear_act knows them by.
 _FUSABLE_ACTIVATIONS = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
 
 
@@ -41,7 +40,7 @@ class Sequential(_ModuleSequence):
     """Chain modules: Sequential(a, b, c)(x) == c(b(a(x))). Also accepts an OrderedDict of named modules.
 
     Layer fusion: on kernels that prefer it (the C kernels; never the NumPy reference
-    kernels), a Linear followed by a ReLU, Sigmoid or Tanh runs as ONE op,
+    kernels), a Linear or Conv2d followed by a ReLU, Sigmoid or Tanh runs as ONE op,
     ops.linear_act: the bias and activation are applied inside the GEMM and backward
     makes one pass for the activation's derivative and the bias gradient. The result is
     the same; the graph has one node (LinearAct) where it would have had Linear and ReLU.
@@ -89,7 +88,7 @@ class Sequential(_ModuleSequence):
 
 def _fusable_activation(module, following):
     """linear_act's name for `following` if (module, following) can run as one fused op, else None."""
-    if type(module) is not Linear or module._has_hooks() or following._has_hooks():
+    if not isinstance(module, FusableLayer) or module._has_hooks() or following._has_hooks():
         return None
     return _FUSABLE_ACTIVATIONS.get(type(following))
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from minidl import ops
 from minidl.nn import init
-from minidl.nn.module import Module
+from minidl.nn.module import FusableLayer, Module
 from minidl.nn.parameter import Parameter, check_sizes
 
 
@@ -23,7 +23,7 @@ def _square(value, name, layer):
     return int(value)
 
 
-class Conv2d(Module):
+class Conv2d(FusableLayer):
     """(N, C_in, H, W) -> (N, C_out, OH, OW) with OH = (H + 2·padding - kernel_size) // stride + 1.
 
     weight: (C_out, C_in, k, k), bias: (C_out,). Initialized like PyTorch (kaiming_uniform_ with
@@ -49,10 +49,10 @@ class Conv2d(Module):
             bound = 1 / math.sqrt(self.in_channels * self.kernel_size**2)
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x):
+    def forward_with(self, x, activation):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r}: expected input (N, {self.in_channels}, H, W), got shape {x.shape}")
-        return ops.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        return ops.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding, activation=activation)
 
     def extra_repr(self):
         k, s = self.kernel_size, self.stride

@@ -10,11 +10,11 @@ import numpy as np
 
 from minidl import ops
 from minidl.nn import init
-from minidl.nn.module import Module, module_stack
+from minidl.nn.module import FusableLayer, Module
 from minidl.nn.parameter import Parameter
 
 
-class Linear(Module):
+class Linear(FusableLayer):
     """y = x Wᵀ + b, with W of shape (out_features, in_features).
 
     Backward (computed by the autodiff core): dX = dY·W, dW = dYᵀ·X, db = sum of dY over the batch.
@@ -41,20 +41,12 @@ class Linear(Module):
             bound = 1 / math.sqrt(self.in_features)
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x):
+    def forward_with(self, x, activation):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input of shape (..., {self.in_features}), got {x.shape}")
-        return ops.linear(x, self.weight, self.bias)
-
-    def forward_fused(self, x, activation):
-        """activation(self(x)) as one op (ops.linear_act); nn.Sequential calls it for Linear + activation."""
-        module_stack.append(self)  # provenance sees the Linear, as for a normal call
-        try:
-            if x.shape[-1] != self.in_features:
-                raise ValueError(f"{self!r}: expected input of shape (..., {self.in_features}), got {x.shape}")
-            return ops.linear_act(x, self.weight, self.bias, activation)
-        finally:
-            module_stack.pop()
+        if activation is None:
+            return ops.linear(x, self.weight, self.bias)
+        return ops.linear_act(x, self.weight, self.bias, activation)  # nn.Sequential's layer fusion
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

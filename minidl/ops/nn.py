@@ -10,6 +10,7 @@ from minidl import random as _random
 from minidl.autograd import Function
 from minidl.ops._util import constant
 from minidl.ops.elementwise import sigmoid
+from minidl.ops.fused import linear_act
 from minidl.ops.linalg import linear
 from minidl.ops.shape import getitem
 from minidl.tensor import Tensor
@@ -64,10 +65,12 @@ class Col2Im(Function):
         return Im2Col.apply(grad, kh=kh, kw=kw, stride=stride, padding=padding)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
+def conv2d(x, weight, bias=None, stride=1, padding=0, activation=None):
     """2-D convolution (cross-correlation, as in every DL framework), NCHW layout.
 
     x: (N, C, H, W); weight: (F, C, kh, kw); bias: (F,) or None -> (N, F, OH, OW).
+    activation ("relu", "sigmoid", "tanh" or None) is applied in the same GEMM as the bias
+    (ops.linear_act): what nn.Sequential uses to fuse a Conv2d with the ReLU after it.
     """
     stride = _pair_of_ints(stride, "stride", "conv2d")
     padding = _pair_of_ints(padding, "padding", "conv2d")
@@ -85,7 +88,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
         raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
     oh, ow = _output_size("conv2d", h, w, kh, kw, stride, padding)
     cols = Im2Col.apply(x, kh=kh, kw=kw, stride=stride, padding=padding)  # (N*OH*OW, C*kh*kw)
-    out = linear(cols, weight.reshape(f, c * kh * kw), bias)  # one GEMM: (N*OH*OW, F)
+    flat_weight = weight.reshape(f, c * kh * kw)
+    if activation is None:
+        out = linear(cols, flat_weight, bias)  # one GEMM: (N*OH*OW, F)
+    else:
+        out = linear_act(cols, flat_weight, bias, activation)  # the same GEMM, activation in its epilogue
     # The GEMM produced channels last (N, OH, OW, F); one copy to NCHW here saves every
     # following op (ReLU, pooling, the next im2col) from striding through a transposed view.
     return out.reshape(n, oh, ow, f).permute(0, 3, 1, 2).contiguous()
