@@ -8,7 +8,9 @@ MINIDL_KERNELS environment variable. This layer knows nothing of Tensor.
 
 import os
 
-from minidl.backend import numpy_kernels
+from minidl.backend import memory, numpy_kernels
+
+memory.tune_malloc()  # keep freed activations for reuse (see memory.py; MINIDL_MALLOC_TUNING=0 to skip)
 
 _KERNEL_SETS = {"numpy": numpy_kernels}
 # device -> kernel set; ops look kernels up here on every call, so switching is instant.
@@ -99,6 +101,7 @@ def describe():
         "simd_paths_supported": [],
         "c_kernels": "built",
         "cuda_available": False,
+        "malloc_tuned": memory.tuned,
     }
     if c_module is not None:
         info["simd_path"] = c_module.simd_path()
