@@ -140,6 +140,9 @@ int64_t mdk_cross_entropy_backward(const float *probs, const int64_t *targets,
                                 int64_t rows, int64_t cols);
 
 /* ---- convolution helpers and pooling (conv.c), NCHW ---------------------- */
+/* dst[b][j][i] = src[b][i][j]: `batch` row-major rows x cols matrices, each
+ * transposed (NHWC <-> NCHW is this with rows = H*W, cols = C or back).     */
+void mdk_transpose_batched(const float *src, float *dst, int64_t batch, int64_t rows, int64_t cols);
 void mdk_im2col(const float *x, float *cols, int64_t n, int64_t c, int64_t h, int64_t w,
                 int64_t kh, int64_t kw, int64_t stride, int64_t pad);
 void mdk_col2im(const float *cols, float *x, int64_t n, int64_t c, int64_t h, int64_t w,

@@ -523,6 +523,36 @@ def test_im2col_noncontiguous_input(c):
     assert c == ["mdk_im2col"]
 
 
+@pytest.mark.parametrize(
+    ("n", "h", "w", "ch"), [(2, 1, 2, 3), (2, 3, 5, 7), (3, 17, 1, 33), (2, 31, 33, 16), (5, 7, 9, 65)]
+)
+def test_nhwc_nchw_copies_run_in_c_and_match_numpy(c, n, h, w, ch):
+    """conv2d's permute(...).contiguous() and its backward's reshape: a batched transpose in C (every path)."""
+    nhwc = rand(n, h, w, ch, seed=1)
+    to_nchw = nhwc.transpose(0, 3, 1, 2)  # a view: the copy is a transpose per image
+    got = ck.ascontiguousarray(to_nchw)
+    np.testing.assert_array_equal(got, np.ascontiguousarray(to_nchw))
+    assert got.flags.c_contiguous
+    nchw = rand(n, ch, h, w, seed=2)
+    back = nchw.transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(ck.reshape(back, (n * h * w, ch)), back.reshape(n * h * w, ch))
+    np.testing.assert_array_equal(ck.ascontiguousarray(back), np.ascontiguousarray(back))
+    assert c == ["mdk_transpose_batched"] * 3
+
+
+def test_reshape_stays_a_view_where_numpy_makes_one(c):
+    back = rand(2, 3, 4, 5, seed=1).transpose(0, 2, 3, 1)
+    view = ck.reshape(back, (2, 4, 5, 3, 1))  # splitting off a unit axis needs no copy
+    assert np.shares_memory(view, back) and c == []
+    one_image = rand(1, 3, 4, 5, seed=2).transpose(0, 2, 3, 1)  # with one image, H and W merge: a view
+    assert np.shares_memory(ck.reshape(one_image, (20, 3)), one_image) and c == []
+    for other in (rand(2, 3, 4, 5).transpose(0, 2, 1, 3), rand(2, 3, 4, 5)[:, ::2], rand(3, 4, 5).transpose(2, 0, 1)):
+        np.testing.assert_array_equal(ck.ascontiguousarray(other), np.ascontiguousarray(other))  # other layouts
+        np.testing.assert_array_equal(ck.reshape(other, (-1,)), other.reshape(-1))
+    assert c == []  # ... go to NumPy
+    np.testing.assert_array_equal(ck.ascontiguousarray([[1.0, 2.0]]), [[1.0, 2.0]])  # and non-arrays too
+
+
 @pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if g[4] == g[5] and g[7] <= g[4] // 2])
 def test_max_pool(c, geometry):
     n, ch, h, w, k, _, stride, pad = geometry

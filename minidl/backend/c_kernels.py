@@ -497,6 +497,58 @@ def _conv_args_ok(x, kh, kw, stride, padding):
     return _is_f32(x) and _conv_geometry_ok(x.shape, kh, kw, stride, padding)
 
 
+def _batched_transpose(x):
+    """(batch, rows, cols) if x (4-D) reads a row-major (batch, rows, cols) array as its per-batch transpose.
+
+    Two layouts are recognised: the NHWC -> NCHW view (N, C, H, W) of an (N, H*W, C) array,
+    and the NCHW -> NHWC view (N, H, W, C) of an (N, C, H*W) array -- what conv2d's
+    permute(...).contiguous() and its backward copy.
+    """
+    n, p, q, r = x.shape
+    it = x.itemsize
+    if x.strides == (p * q * r * it, it, r * p * it, p * it):  # (N, P, Q, R) of (N, Q*R, P)
+        return n, q * r, p
+    if x.strides == (p * q * r * it, q * it, it, p * q * it):  # (N, P, Q, R) of (N, R, P*Q)
+        return n, r, p * q
+    return None
+
+
+def _transposed_copy(x):
+    """A contiguous copy of x through mdk_transpose_batched, or None if x is not such a view."""
+    if not available or type(x) is not np.ndarray or x.ndim != 4 or x.dtype != _F32 or x.size < MIN_CONV:
+        return None
+    split = _batched_transpose(x)
+    if split is None or x.flags.c_contiguous:
+        return None
+    out = np.empty(x.shape, _F32)
+    lib.mdk_transpose_batched(_strided_ptr(x), _buf(out), *split)
+    return out
+
+
+def ascontiguousarray(x, *args, **kwargs):
+    """np.ascontiguousarray; a transposed float32 activation (NHWC <-> NCHW) is copied in C, in blocks."""
+    if not args and not kwargs:
+        out = _transposed_copy(x)
+        if out is not None:
+            return out
+    return np.ascontiguousarray(x, *args, **kwargs)
+
+
+def reshape(x, shape):
+    """x.reshape(shape); when that needs a copy of a transposed activation, the copy is made in C.
+
+    Only when NumPy itself would copy: a reshape NumPy can do as a view stays a view.
+    """
+    if type(x) is np.ndarray and not x.flags.c_contiguous and x.ndim == 4 and _batched_transpose(x) is not None:
+        try:
+            return np.reshape(x, shape, copy=False)
+        except ValueError:  # NumPy would copy
+            out = _transposed_copy(x)
+            if out is not None:
+                return out.reshape(shape)
+    return x.reshape(shape)
+
+
 def im2col(x, kh, kw, stride, padding):
     if not _conv_args_ok(x, kh, kw, stride, padding):
         return _ref.im2col(x, kh, kw, stride, padding)
