@@ -1,7 +1,7 @@
 /*
  * conv.c -- the memory-movement kernels of convolution and pooling (NCHW):
- * im2col / col2im, max-pool forward / backward, and the batched transpose
- * that moves activations between NHWC (what the GEMM produces) and NCHW.
+ * im2col / col2im and max-pool forward / backward.  (The NHWC <-> NCHW
+ * copies are mdk_transpose_batched, in gemm.c beside the register transposes.)
  *
  * There is no arithmetic to vectorize here worth speaking of; the cost is
  * moving data.  NumPy's versions build strided window views and then copy or
@@ -206,27 +206,5 @@ void mdk_max_pool2d_backward(const float *grad, const int64_t *argmax, float *dx
                 if (hh >= 0 && hh < h && ww >= 0 && ww < w) /* a padded winner has nowhere to go */
                     d[hh * w + ww] += g[y * ow + xo];
             }
-    }
-}
-
-/* Batched transpose, 16 x 16 blocks: both the 16 source rows read and the 16
- * destination rows written stay in L1 while a block is moved, so neither side
- * strides through memory a float at a time (NumPy's copy of a permuted view
- * walks the destination in order and the source with a stride of C floats). */
-enum { TRANSPOSE_BLOCK = 16 };
-void mdk_transpose_batched(const float *src, float *dst, int64_t batch, int64_t rows, int64_t cols)
-{
-    for (int64_t b = 0; b < batch; ++b) {
-        const float *s = src + b * rows * cols;
-        float *d = dst + b * rows * cols;
-        for (int64_t i0 = 0; i0 < rows; i0 += TRANSPOSE_BLOCK) {
-            const int64_t i1 = i0 + TRANSPOSE_BLOCK < rows ? i0 + TRANSPOSE_BLOCK : rows;
-            for (int64_t j0 = 0; j0 < cols; j0 += TRANSPOSE_BLOCK) {
-                const int64_t j1 = j0 + TRANSPOSE_BLOCK < cols ? j0 + TRANSPOSE_BLOCK : cols;
-                for (int64_t j = j0; j < j1; ++j)
-                    for (int64_t i = i0; i < i1; ++i)
-                        d[j * rows + i] = s[i * cols + j];
-            }
-        }
     }
 }

@@ -452,6 +452,67 @@ MDK_TARGET_AVX512 static void pack_panel_avx512(int64_t len, int64_t kc, const f
 }
 #endif
 
+/* ========================================================================
+ * Transposes: dst (cols x rows, leading dimension ldd) = src (rows x cols,
+ * leading dimension lds) transposed.  For store_transposed below and for
+ * mdk_transpose_batched (conv2d's NHWC <-> NCHW copies).  Whole 16 x 16 (or
+ * 8 x 8) blocks go through the register transposes above: 16 row loads, 16
+ * row stores; the edges one float at a time.
+ * ====================================================================== */
+static void transpose_scalar(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t rows, int64_t cols)
+{
+    for (int64_t i0 = 0; i0 < rows; i0 += 16) /* 16 x 16 blocks: both sides stay in a few cache lines */
+        for (int64_t j0 = 0; j0 < cols; j0 += 16)
+            for (int64_t j = j0; j < MDK_MIN(j0 + 16, cols); ++j)
+                for (int64_t i = i0; i < MDK_MIN(i0 + 16, rows); ++i)
+                    dst[j * ldd + i] = src[i * lds + j];
+}
+
+#if MDK_HAVE_X86
+/* One transpose per path, V x V blocks in registers (V = 16 floats for AVX-512, 8 for AVX2). */
+#define MDK_TRANSPOSE_SIMD(name, target, V, vec, load, store, transpose)                                        \
+    target static void name(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t rows, int64_t cols) \
+    {                                                                                                           \
+        const int64_t rows_v = rows / V * V, cols_v = cols / V * V;                                             \
+        for (int64_t i0 = 0; i0 < rows_v; i0 += V)                                                              \
+            for (int64_t j0 = 0; j0 < cols_v; j0 += V) {                                                        \
+                vec r[V];                                                                                       \
+                for (int i = 0; i < V; ++i)                                                                     \
+                    r[i] = load(src + (i0 + i) * lds + j0);                                                     \
+                transpose(r); /* r[j] = column j0 + j of the block = row j0 + j of dst */                      \
+                for (int j = 0; j < V; ++j)                                                                     \
+                    store(dst + (j0 + j) * ldd + i0, r[j]);                                                     \
+            }                                                                                                   \
+        if (cols_v < cols) /* the last columns of every row */                                                  \
+            transpose_scalar(src + cols_v, lds, dst + cols_v * ldd, ldd, rows, cols - cols_v);                  \
+        if (rows_v < rows) /* the last rows, over the whole columns already done */                            \
+            transpose_scalar(src + rows_v * lds, lds, dst + rows_v, ldd, rows - rows_v, cols_v);                \
+    }
+MDK_TRANSPOSE_SIMD(transpose_avx512, MDK_TARGET_AVX512, 16, __m512, _mm512_loadu_ps, _mm512_storeu_ps, transpose16)
+MDK_TRANSPOSE_SIMD(transpose_avx2, MDK_TARGET_AVX2, 8, __m256, _mm256_loadu_ps, _mm256_storeu_ps, transpose8)
+#endif
+
+static void transpose(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t rows, int64_t cols)
+{
+#if MDK_HAVE_X86
+    if (mdk_active_path == MDK_SIMD_AVX512) {
+        transpose_avx512(src, lds, dst, ldd, rows, cols);
+        return;
+    }
+    if (mdk_active_path == MDK_SIMD_AVX2) {
+        transpose_avx2(src, lds, dst, ldd, rows, cols);
+        return;
+    }
+#endif
+    transpose_scalar(src, lds, dst, ldd, rows, cols);
+}
+
+void mdk_transpose_batched(const float *src, float *dst, int64_t batch, int64_t rows, int64_t cols)
+{
+    for (int64_t b = 0; b < batch; ++b)
+        transpose(src + b * rows * cols, cols, dst + b * rows * cols, rows, rows, cols);
+}
+
 /* Ap: ceil(mc/MR) micro-panels of A[0:mc, 0:kc]. */
 static void pack_a(const struct gemm_cfg *cfg, int64_t mc, int64_t kc, const float *a, int64_t rsa, int64_t csa,
                    float *restrict ap)
@@ -803,20 +864,19 @@ static int swap_pays(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t c
            m * n <= SWAP_MAX_FLOATS;
 }
 
-/* C[i][j] = act(T[j][i] + bias[j]) for T (n x m, row-major): 16 x 16 blocks, so
- * both the reads of T and the writes of C stay within a few cache lines. */
+/* C[i][j] = act(T[j][i] + bias[j]) for T (n x m, row-major), 16 rows of C at a
+ * time so the bias and activation pass finds them in L1. */
 static void store_transposed(const float *t, int64_t m, int64_t n, float *c, int64_t ldc, const float *bias, int act)
 {
     for (int64_t i0 = 0; i0 < m; i0 += 16) {
-        const int64_t i1 = MDK_MIN(i0 + 16, m);
-        for (int64_t j0 = 0; j0 < n; j0 += 16) {
-            const int64_t j1 = MDK_MIN(j0 + 16, n);
-            for (int64_t i = i0; i < i1; ++i)
-                for (int64_t j = j0; j < j1; ++j)
-                    c[i * ldc + j] = t[j * m + i] + (bias ? bias[j] : 0.0f);
-        }
+        const int64_t rows = MDK_MIN(16, m - i0);
+        transpose(t + i0, m, c + i0 * ldc, ldc, n, rows); /* T[:, i0:i0+rows] -> C[i0:i0+rows, :] */
+        if (bias)
+            for (int64_t i = i0; i < i0 + rows; ++i)
+                for (int64_t j = 0; j < n; ++j)
+                    c[i * ldc + j] += bias[j];
         if (act != MDK_ACT_NONE)
-            apply_act_rows(c + i0 * ldc, ldc, i1 - i0, n, act);
+            apply_act_rows(c + i0 * ldc, ldc, rows, n, act);
     }
 }
 
