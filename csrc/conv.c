@@ -24,70 +24,82 @@ static int64_t out_size(int64_t size, int64_t k, int64_t stride, int64_t pad)
     return (size + 2 * pad - k) / stride + 1;
 }
 
+/* Both walk one output row (b, y) at a time: its block of cols, OW rows of
+ * C*kh*kw floats, stays in L1 while every (channel, i, j) of the window fills
+ * (or reads) one column of it, OW floats apart, from one image row read
+ * left to right.  The first version went window by window, copying kw = 3
+ * floats at a time, and spent its time in loop overhead (measured, CNN conv2
+ * 64x16x14x14 in a C harness: im2col 5.7 -> 4.5 ms, col2im about the same; 1.7-2.5x
+ * when the columns fit in L2, as for one image or conv1 64x1x28x28). */
+/* The output columns xo in [lo, hi) whose window column j lands inside a row of
+ * width w (0 <= xo*stride - pad + j < w); lo = hi when there are none. */
+static void inside_range(int64_t ow, int64_t w, int64_t j, int64_t stride, int64_t pad, int64_t *lo, int64_t *hi)
+{
+    const int64_t first = pad - j; /* xo*stride >= pad - j */
+    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+    const int64_t last = w - 1 + pad - j; /* xo*stride <= w - 1 + pad - j */
+    *hi = last < 0 ? 0 : MDK_MIN(ow, last / stride + 1);
+    if (*lo > ow)
+        *lo = ow;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
 void mdk_im2col(const float *x, float *cols, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                 int64_t stride, int64_t pad)
 {
     const int64_t oh = out_size(h, kh, stride, pad), ow = out_size(w, kw, stride, pad);
-    float *dst = cols;
+    const int64_t k = c * kh * kw; /* floats per row of cols */
     for (int64_t b = 0; b < n; ++b)
-        for (int64_t y = 0; y < oh; ++y)
-            for (int64_t xo = 0; xo < ow; ++xo) {
-                const int64_t w0 = xo * stride - pad;
-                const int inside_w = w0 >= 0 && w0 + kw <= w; /* no column padding in this window */
-                for (int64_t ch = 0; ch < c; ++ch) {
-                    const float *img = x + (b * c + ch) * h * w;
-                    for (int64_t i = 0; i < kh; ++i) {
-                        const int64_t hh = y * stride - pad + i;
-                        if (hh < 0 || hh >= h) {
-                            for (int64_t j = 0; j < kw; ++j)
-                                *dst++ = 0.0f;
-                            continue;
-                        }
-                        const float *src = img + hh * w + w0;
-                        if (inside_w) {
-                            for (int64_t j = 0; j < kw; ++j)
-                                *dst++ = src[j];
-                        } else {
-                            for (int64_t j = 0; j < kw; ++j)
-                                *dst++ = (w0 + j >= 0 && w0 + j < w) ? src[j] : 0.0f;
-                        }
+        for (int64_t y = 0; y < oh; ++y) {
+            float *block = cols + (b * oh + y) * ow * k;
+            for (int64_t ch = 0; ch < c; ++ch)
+                for (int64_t i = 0; i < kh; ++i) {
+                    const int64_t hh = y * stride - pad + i;
+                    const float *row = x + ((b * c + ch) * h + hh) * w;
+                    for (int64_t j = 0; j < kw; ++j) {
+                        float *dst = block + (ch * kh + i) * kw + j;
+                        int64_t lo, hi; /* xo in [lo, hi) reads inside the image row */
+                        inside_range(ow, w, j, stride, pad, &lo, &hi);
+                        if (hh < 0 || hh >= h)
+                            lo = hi = ow;
+                        for (int64_t xo = 0; xo < lo; ++xo)
+                            dst[xo * k] = 0.0f;
+                        const float *src = row + lo * stride - pad + j;
+                        for (int64_t xo = lo; xo < hi; ++xo) /* the hot loop: no tests */
+                            dst[xo * k] = src[(xo - lo) * stride];
+                        for (int64_t xo = hi; xo < ow; ++xo)
+                            dst[xo * k] = 0.0f;
                     }
                 }
-            }
+        }
 }
 
 void mdk_col2im(const float *cols, float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                 int64_t stride, int64_t pad)
 {
     const int64_t oh = out_size(h, kh, stride, pad), ow = out_size(w, kw, stride, pad);
+    const int64_t k = c * kh * kw;
     memset(x, 0, (size_t)(n * c * h * w) * sizeof(float));
-    const float *src = cols;
     for (int64_t b = 0; b < n; ++b)
-        for (int64_t y = 0; y < oh; ++y)
-            for (int64_t xo = 0; xo < ow; ++xo) {
-                const int64_t w0 = xo * stride - pad;
-                const int inside_w = w0 >= 0 && w0 + kw <= w;
-                for (int64_t ch = 0; ch < c; ++ch) {
-                    float *img = x + (b * c + ch) * h * w;
-                    for (int64_t i = 0; i < kh; ++i) {
-                        const int64_t hh = y * stride - pad + i;
-                        if (hh < 0 || hh >= h) { /* this row of the window lies in the padding */
-                            src += kw;
-                            continue;
-                        }
-                        float *row = img + hh * w + w0;
-                        if (inside_w) {
-                            for (int64_t j = 0; j < kw; ++j)
-                                row[j] += src[j];
-                        } else {
-                            for (int64_t j = 0; j < kw; ++j)
-                                if (w0 + j >= 0 && w0 + j < w)
-                                    row[j] += src[j];
-                        }
-                        src += kw;
+        for (int64_t y = 0; y < oh; ++y) {
+            const float *block = cols + (b * oh + y) * ow * k;
+            for (int64_t ch = 0; ch < c; ++ch)
+                for (int64_t i = 0; i < kh; ++i) {
+                    const int64_t hh = y * stride - pad + i;
+                    if (hh < 0 || hh >= h) /* this row of the windows lies in the padding */
+                        continue;
+                    float *row = x + ((b * c + ch) * h + hh) * w;
+                    for (int64_t j = 0; j < kw; ++j) {
+                        const float *src = block + (ch * kh + i) * kw + j;
+                        int64_t lo, hi;
+                        inside_range(ow, w, j, stride, pad, &lo, &hi);
+                        float *dst = row + lo * stride - pad + j;
+                        for (int64_t xo = lo; xo < hi; ++xo)
+                            dst[(xo - lo) * stride] += src[xo * k];
                     }
                 }
-            }
+        }
 }
 
 /* argmax[o] is the offset i*k + j of the winner inside its k x k window,
