@@ -723,7 +723,9 @@ static int a_in_place(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t 
  * splits across two cache lines and the gain is gone.  minidl allocates
  * parameters aligned for this (Parameter.empty).  Measured with aligned rows
  * (AVX-512, n = k = 512): 1.15x at m = 128, 1.06x at 256, 0.98x at 512; and
- * 1.0x unaligned. */
+ * 1.0x unaligned.  Only b itself is checked: later blocks stay aligned because
+ * rsb is a multiple of 16 floats and NC a multiple of NR (64 or 16 on x86; the
+ * NEON and scalar kernels load unaligned anyway). */
 static int b_in_place(int64_t m, const float *b, int64_t rsb, int64_t csb)
 {
     return (gemm_strategies & MDK_GEMM_B_IN_PLACE) && csb == 1 && m <= 256 && rsb % 16 == 0 &&
