@@ -237,7 +237,7 @@ def test_load_state_dict_rejects_another_optimizers_state_and_changes_nothing():
     adam = stepped(optim.Adam, lr=0.01)
     before = adam.state_dict()
     with pytest.raises(
-        ValueError, match=r"Adam.load_state_dict: group 0 has hyperparameters \['momentum', 'nesterov'\]"
+        ValueError, match=r"Adam.load_state_dict: group 0 has hyperparameters \['dampening', 'momentum', 'nesterov'\]"
     ):
         adam.load_state_dict(stepped(optim.SGD, lr=0.1, momentum=0.9).state_dict())
     with pytest.raises(ValueError, match=r"group 0 lacks hyperparameters \['betas', 'eps'\]"):
@@ -248,7 +248,9 @@ def test_load_state_dict_rejects_another_optimizers_state_and_changes_nothing():
         rmsprop.load_state_dict(stepped(optim.AdaGrad, lr=0.1).state_dict())
     mixed = rmsprop.state_dict()
     mixed["state"][0] = stepped(optim.AdaGrad, lr=0.1).state_dict()["state"][0]
-    with pytest.raises(ValueError, match=r"parameter 0 has state \['sum'\], but RMSProp keeps \['square_avg'\]"):
+    with pytest.raises(
+        ValueError, match=r"parameter 0 has state \['sum'\], but RMSProp keeps \['grad_avg', 'square_avg'\]"
+    ):
         rmsprop.load_state_dict(mixed)
     assert rmsprop.param_groups[0]["lr"] == 0.01 and set(rmsprop.state_dict()["state"][0]) == {"square_avg"}
     after = adam.state_dict()
@@ -435,3 +437,46 @@ def test_momentum_sgd_trains_a_small_network():
     x, y = train.arrays
     accuracy = (model(minidl.tensor(x)).data.argmax(axis=1) == y).mean()
     assert accuracy > 0.95
+
+
+def test_sgd_dampening_is_checked():
+    p = [minidl.nn.Parameter(np.zeros(2, np.float32))]
+    with pytest.raises(ValueError, match=r"SGD: dampening must be in \[0, 1\], got 1.5"):
+        optim.SGD(p, momentum=0.9, dampening=1.5)
+    with pytest.raises(ValueError, match="SGD: nesterov=True needs dampening 0"):
+        optim.SGD(p, momentum=0.9, nesterov=True, dampening=0.1)
+
+
+def test_amsgrad_and_centered_state_round_trips():
+    """The extra buffers (max_exp_avg_sq, grad_avg) are saved and restored like the others."""
+    for make in (lambda ps: optim.Adam(ps, lr=0.1, amsgrad=True), lambda ps: optim.RMSProp(ps, centered=True)):
+        p = minidl.nn.Parameter(np.ones(3, np.float32))
+        opt = make([p])
+        p.grad = minidl.tensor(np.array([1.0, -2.0, 3.0], np.float32))
+        opt.step()
+        state = opt.state_dict()
+        q = minidl.nn.Parameter(p.data.copy())
+        again = make([q])
+        again.load_state_dict(state)
+        for other in (opt, again):
+            (param,) = other.param_groups[0]["params"]
+            param.grad = minidl.tensor(np.array([0.5, 0.5, -1.0], np.float32))
+            other.step()
+        np.testing.assert_array_equal(p.data, q.data)
+        assert set(state["state"][0]) & {"max_exp_avg_sq", "grad_avg"}
+
+
+def test_state_saved_before_the_newer_options_still_loads():
+    """Session-1 checkpoints have no dampening / amsgrad / centered: they load as those options off."""
+    for make, option in ((lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), "dampening"),
+                         (lambda ps: optim.Adam(ps, lr=0.1), "amsgrad"),
+                         (lambda ps: optim.RMSProp(ps), "centered")):  # fmt: skip
+        p = minidl.nn.Parameter(np.ones(3, np.float32))
+        opt = make([p])
+        p.grad = minidl.tensor(np.ones(3, np.float32))
+        opt.step()
+        old = opt.state_dict()
+        del old["param_groups"][0][option]
+        fresh = make([minidl.nn.Parameter(np.ones(3, np.float32))])
+        fresh.load_state_dict(old)
+        assert not fresh.param_groups[0][option]

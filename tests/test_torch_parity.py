@@ -331,6 +331,22 @@ OPTIMIZERS = [
     ("RMSProp alpha", dict(lr=0.01, alpha=0.9, weight_decay=0.1), optim.RMSProp, torch.optim.RMSprop),
     ("Adam", dict(lr=0.01), optim.Adam, torch.optim.Adam),
     ("Adam betas", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1), optim.Adam, torch.optim.Adam),
+    ("SGD dampening", dict(lr=0.1, momentum=0.9, dampening=0.3), optim.SGD, torch.optim.SGD),
+    ("SGD dampening decay", dict(lr=0.1, momentum=0.5, dampening=1.0, weight_decay=0.1), optim.SGD, torch.optim.SGD),
+    ("RMSProp centered", dict(lr=0.01, centered=True), optim.RMSProp, torch.optim.RMSprop),
+    (
+        "RMSProp centered decay",
+        dict(lr=0.01, alpha=0.9, centered=True, weight_decay=0.1),
+        optim.RMSProp,
+        torch.optim.RMSprop,
+    ),
+    ("Adam amsgrad", dict(lr=0.01, amsgrad=True), optim.Adam, torch.optim.Adam),
+    (
+        "Adam amsgrad decay",
+        dict(lr=0.01, betas=(0.8, 0.9), amsgrad=True, weight_decay=0.1),
+        optim.Adam,
+        torch.optim.Adam,
+    ),
 ]
 
 

@@ -681,10 +681,10 @@ def _update_in_c(kernel, param, grad, *state):
     return True
 
 
-def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
-    """g' = mu*g + dL;  w' = w - lr*g'  (the lecture's momentum), in place."""
-    if not _update_in_c("sgd_update", param, grad, velocity if momentum else None):
-        return _ref.sgd_update(param, grad, velocity, lr, momentum, weight_decay, nesterov)
+def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False, dampening=0.0):
+    """g' = mu*g + dL;  w' = w - lr*g'  (the lecture's momentum), in place. (Dampening: the NumPy twin.)"""
+    if (momentum and dampening) or not _update_in_c("sgd_update", param, grad, velocity if momentum else None):
+        return _ref.sgd_update(param, grad, velocity, lr, momentum, weight_decay, nesterov, dampening)
     grad = _contig(grad)
     v = _buf(velocity) if momentum else ffi.NULL
     lib.mdk_sgd_update(
@@ -700,10 +700,10 @@ def adagrad_update(param, grad, sum_sq, lr, eps=1e-10, weight_decay=0.0):
     lib.mdk_adagrad_update(_buf(param), _buf(grad), _buf(sum_sq), param.size, _f32(lr), _f32(eps), _f32(weight_decay))
 
 
-def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
-    """n <- alpha*n + (1-alpha)*dL^2;  w <- w - lr/sqrt(n) * dL, in place."""
-    if not _update_in_c("rmsprop_update", param, grad, mean_sq):
-        return _ref.rmsprop_update(param, grad, mean_sq, lr, alpha, eps, weight_decay)
+def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, mean=None):
+    """n <- alpha*n + (1-alpha)*dL^2;  w <- w - lr/sqrt(n) * dL, in place. (Centered: the NumPy twin.)"""
+    if mean is not None or not _update_in_c("rmsprop_update", param, grad, mean_sq):
+        return _ref.rmsprop_update(param, grad, mean_sq, lr, alpha, eps, weight_decay, mean)
     grad = _contig(grad)
     lib.mdk_rmsprop_update(
         _buf(param),
@@ -718,10 +718,10 @@ def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=
     )
 
 
-def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-    """Adam with bias correction; `step` counts from 1. In place."""
-    if not _update_in_c("adam_update", param, grad, m, v):
-        return _ref.adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay)
+def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, max_v=None):
+    """Adam with bias correction; `step` counts from 1. In place. (AMSGrad: the NumPy twin.)"""
+    if max_v is not None or not _update_in_c("adam_update", param, grad, m, v):
+        return _ref.adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, max_v)
     grad = _contig(grad)
     lib.mdk_adam_update(
         _buf(param),

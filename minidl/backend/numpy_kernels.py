@@ -272,8 +272,8 @@ def cross_entropy_backward(probs, targets, grad_losses):
 # --------------------------------------------------------------------------
 # Optimizer updates (in place, on parameter arrays; shared by optim and servers)
 # --------------------------------------------------------------------------
-def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
-    """g' = mu*g + dL;  w' = w - lr*g'  (the lecture's momentum), in place.
+def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False, dampening=0.0):
+    """g' = mu*g + (1 - dampening)*dL;  w' = w - lr*g'  (the lecture's momentum), in place.
 
     `velocity` may be None when momentum is 0.
     """
@@ -281,7 +281,7 @@ def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nester
         grad = grad + weight_decay * param
     if momentum:
         velocity *= momentum
-        velocity += grad
+        velocity += (1 - dampening) * grad if dampening else grad
         step = grad + momentum * velocity if nesterov else velocity
     else:
         step = grad
@@ -296,25 +296,39 @@ def adagrad_update(param, grad, sum_sq, lr, eps=1e-10, weight_decay=0.0):
     param -= lr * grad / (np.sqrt(sum_sq) + eps)
 
 
-def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
-    """n <- alpha*n + (1-alpha)*dL^2;  w <- w - lr/sqrt(n) * dL, in place."""
+def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, mean=None):
+    """n <- alpha*n + (1-alpha)*dL^2;  w <- w - lr/sqrt(n) * dL, in place.
+
+    Centered (mean given): m <- alpha*m + (1-alpha)*dL and the scale is sqrt(n - m^2), the
+    gradient's variance instead of its raw second moment.
+    """
     if weight_decay:
         grad = grad + weight_decay * param
     mean_sq *= alpha
     mean_sq += (1 - alpha) * grad * grad
-    param -= lr * grad / (np.sqrt(mean_sq) + eps)
+    if mean is None:
+        param -= lr * grad / (np.sqrt(mean_sq) + eps)
+        return
+    mean *= alpha
+    mean += (1 - alpha) * grad
+    param -= lr * grad / (np.sqrt(mean_sq - mean * mean) + eps)
 
 
-def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-    """Adam with bias correction; `step` counts from 1. In place."""
+def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, max_v=None):
+    """Adam with bias correction; `step` counts from 1. In place.
+
+    AMSGrad (max_v given): the scale uses the largest v seen so far, so it never shrinks.
+    """
     if weight_decay:
         grad = grad + weight_decay * param
     m *= beta1
     m += (1 - beta1) * grad
     v *= beta2
     v += (1 - beta2) * grad * grad
+    if max_v is not None:
+        np.maximum(max_v, v, out=max_v)
     m_hat = m / (1 - beta1**step)
-    v_hat = v / (1 - beta2**step)
+    v_hat = (v if max_v is None else max_v) / (1 - beta2**step)
     param -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 

@@ -33,12 +33,16 @@ Adagrad = AdaGrad  # PyTorch's spelling
 
 
 class RMSProp(Optimizer):
-    """n ← α·n + (1 - α)·∂L²;  w ← w - lr/(√n + eps) · ∂L. Matches torch.optim.RMSprop (no momentum, not centered)."""
+    """n ← α·n + (1 - α)·∂L²;  w ← w - lr/(√n + eps) · ∂L. Matches torch.optim.RMSprop (no momentum).
 
-    state_keys = ("square_avg",)
+    centered=True divides by √(n - m²) with m the running mean of ∂L (see optim.updates.rmsprop_update).
+    """
 
-    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay))
+    state_keys = ("square_avg", "grad_avg")
+    added_hyperparameters = {"centered": False}
+
+    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, centered=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, centered=centered))
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
@@ -47,19 +51,24 @@ class RMSProp(Optimizer):
 
     def update(self, param, grad, state, group):
         mean_sq = _buffer(state, "square_avg", param)
-        rmsprop_update(param, grad, mean_sq, group["lr"], group["alpha"], group["eps"], group["weight_decay"])
+        mean = _buffer(state, "grad_avg", param) if group.get("centered") else None
+        rmsprop_update(param, grad, mean_sq, group["lr"], group["alpha"], group["eps"], group["weight_decay"], mean)
 
 
 RMSprop = RMSProp  # PyTorch's spelling
 
 
 class Adam(Optimizer):
-    """Momentum and a per-parameter scale, bias-corrected (see optim.updates.adam_update). Matches torch.optim.Adam."""
+    """Momentum and a per-parameter scale, bias-corrected (see optim.updates.adam_update). Matches torch.optim.Adam.
 
-    state_keys = ("step", "exp_avg", "exp_avg_sq")
+    amsgrad=True scales by the largest second moment seen so far (AMSGrad).
+    """
 
-    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+    state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    added_hyperparameters = {"amsgrad": False}
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
@@ -71,5 +80,6 @@ class Adam(Optimizer):
         state["step"] = step = state.get("step", 0) + 1
         m = _buffer(state, "exp_avg", param)
         v = _buffer(state, "exp_avg_sq", param)
+        max_v = _buffer(state, "max_exp_avg_sq", param) if group.get("amsgrad") else None
         beta1, beta2 = group["betas"]
-        adam_update(param, grad, m, v, step, group["lr"], beta1, beta2, group["eps"], group["weight_decay"])
+        adam_update(param, grad, m, v, step, group["lr"], beta1, beta2, group["eps"], group["weight_decay"], max_v)

@@ -20,6 +20,9 @@ class Optimizer:
     """
 
     state_keys = None
+    # Options added after the first release, with the value that means "off": a state saved
+    # before they existed loads as if they were off.
+    added_hyperparameters = {}
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -159,6 +162,8 @@ class Optimizer:
         """Group i's saved hyperparameters: the same names as this optimizer's, with valid values."""
         name = type(self).__name__
         hyper = {k: v for k, v in saved.items() if k != "params"}
+        for key, value in self.added_hyperparameters.items():  # state saved before these options existed
+            hyper.setdefault(key, value)
         unknown = sorted(set(hyper) - set(self.defaults) - {"initial_lr"})
         missing = sorted(set(self.defaults) - set(hyper))
         problems = [f"has hyperparameters {unknown} that {name} does not know"] if unknown else []

@@ -15,13 +15,17 @@ class SGD(Optimizer):
 
     nesterov=True uses the look-ahead step ∂L + μ·g'. weight_decay=ε adds ε·w to ∂L (L2
     regularization, the lecture's "L(ȳ, y) + ε|w|²" up to a factor 2 folded into ε).
-    Matches torch.optim.SGD (with dampening=0).
+    dampening d scales the gradient's share of the velocity from the second step on (the
+    first step starts the velocity at ∂L, as PyTorch does). Matches torch.optim.SGD.
     """
 
     state_keys = ("momentum_buffer",)
+    added_hyperparameters = {"dampening": 0.0}
 
-    def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0, nesterov=False):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
+    def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0, nesterov=False, dampening=0.0):
+        super().__init__(
+            params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=dampening)
+        )
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
@@ -29,11 +33,18 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: momentum must be in [0, 1), got {group['momentum']}")
         if group["nesterov"] and group["momentum"] == 0:
             raise ValueError("SGD: nesterov=True needs a momentum > 0")
+        if not 0 <= group.get("dampening", 0.0) <= 1:
+            raise ValueError(f"SGD: dampening must be in [0, 1], got {group['dampening']}")
+        if group["nesterov"] and group.get("dampening", 0.0):
+            raise ValueError("SGD: nesterov=True needs dampening 0")
 
     def update(self, param, grad, state, group):
         velocity = None
+        dampening = group.get("dampening", 0.0)
         if group["momentum"]:
             velocity = state.get("momentum_buffer")
             if velocity is None:
                 velocity = state["momentum_buffer"] = np.zeros_like(param)
-        sgd_update(param, grad, velocity, group["lr"], group["momentum"], group["weight_decay"], group["nesterov"])
+                dampening = 0.0  # the first step sets the velocity to the whole gradient
+        momentum, decay, nesterov = group["momentum"], group["weight_decay"], group["nesterov"]
+        sgd_update(param, grad, velocity, group["lr"], momentum, decay, nesterov, dampening)

@@ -10,16 +10,19 @@ minidl/backend/numpy_kernels.py are the readable definitions.
 from minidl.backend import get_kernels
 
 
-def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False, dampening=0.0):
     """SGD, with the lecture's momentum (μ = 0.9 is the usual choice):
 
-        g' = μ·g + ∂L          (velocity, kept between steps; may be None when μ = 0)
+        g' = μ·g + (1 - d)·∂L  (velocity, kept between steps; may be None when μ = 0)
         w' = w - α·g'
 
     nesterov=True steps with ∂L + μ·g' instead (a look-ahead). weight_decay ε adds ε·w to
-    ∂L: the gradient of the L2 penalty (ε/2)|w|², the lecture's weight decay.
+    ∂L: the gradient of the L2 penalty (ε/2)|w|², the lecture's weight decay. dampening d
+    scales the new gradient's share of the velocity (0, the default, is plain momentum).
     """
-    get_kernels().sgd_update(param, grad, velocity, lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    get_kernels().sgd_update(
+        param, grad, velocity, lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=dampening
+    )
 
 
 def adagrad_update(param, grad, sum_sq, lr, eps=1e-10, weight_decay=0.0):
@@ -31,20 +34,28 @@ def adagrad_update(param, grad, sum_sq, lr, eps=1e-10, weight_decay=0.0):
     get_kernels().adagrad_update(param, grad, sum_sq, lr, eps=eps, weight_decay=weight_decay)
 
 
-def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
+def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, mean=None):
     """RMSProp: AdaGrad with a leaky history, so the step size does not shrink forever:
 
     n ← α·n + (1 - α)·∂L²
     w ← w - lr/(√n + eps) · ∂L      (eps is added to √n, not to n, as in PyTorch)
+
+    Centered (pass a `mean` buffer): m ← α·m + (1 - α)·∂L and the scale is √(n - m²), an
+    estimate of the gradient's variance rather than its raw second moment.
     """
-    get_kernels().rmsprop_update(param, grad, mean_sq, lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
+    get_kernels().rmsprop_update(param, grad, mean_sq, lr, alpha=alpha, eps=eps, weight_decay=weight_decay, mean=mean)
 
 
-def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, max_v=None):
     """Adam: momentum (m) plus an RMSProp-style scale (v), both bias-corrected; step counts from 1.
 
     m ← β1·m + (1 - β1)·∂L          m̂ = m / (1 - β1^step)
     v ← β2·v + (1 - β2)·∂L²         v̂ = v / (1 - β2^step)
     w ← w - lr · m̂ / (√v̂ + eps)
+
+    AMSGrad (pass a `max_v` buffer): v̂ uses max(v) over all steps so far, so a weight's
+    step size never grows back after a large gradient.
     """
-    get_kernels().adam_update(param, grad, m, v, step, lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+    get_kernels().adam_update(
+        param, grad, m, v, step, lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, max_v=max_v
+    )
