@@ -32,7 +32,7 @@ from minidl.backend.numpy_kernels import *  # noqa: F403 - the contract: every p
 from minidl.backend.numpy_kernels import conv_output_size
 
 name = "c"
-# nn.Sequential runs Linear + ReLU/Sigmoid/Tanh as one op here: the GEMM applies the
+# nn.Sequential runs Linear or Conv2d + ReLU/Sigmoid/Tanh as one op here: the GEMM applies the
 # bias and activation to each tile while it is in cache, and backward computes dz and
 # the bias gradient in one pass (see minidl/nn/container.py).
 fuse_layers = True
@@ -513,13 +513,22 @@ def _batched_transpose(x):
     return None
 
 
-def _transposed_copy(x):
-    """A contiguous copy of x through mdk_transpose_batched, or None if x is not such a view."""
-    if not available or type(x) is not np.ndarray or x.ndim != 4 or x.dtype != _F32 or x.size < MIN_CONV:
+def _transpose_split(x):
+    """_batched_transpose(x) for a big enough float32 view the C copy can take; None otherwise."""
+    if (
+        not available
+        or type(x) is not np.ndarray
+        or x.ndim != 4
+        or x.dtype != _F32
+        or x.size < MIN_CONV
+        or x.flags.c_contiguous
+    ):
         return None
-    split = _batched_transpose(x)
-    if split is None or x.flags.c_contiguous:
-        return None
+    return _batched_transpose(x)
+
+
+def _transposed_copy(x, split):
+    """A contiguous copy of x, given its _transpose_split."""
     out = np.empty(x.shape, _F32)
     lib.mdk_transpose_batched(_strided_ptr(x), _buf(out), *split)
     return out
@@ -527,10 +536,9 @@ def _transposed_copy(x):
 
 def ascontiguousarray(x, *args, **kwargs):
     """np.ascontiguousarray; a transposed float32 activation (NHWC <-> NCHW) is copied in C, in blocks."""
-    if not args and not kwargs:
-        out = _transposed_copy(x)
-        if out is not None:
-            return out
+    split = None if args or kwargs else _transpose_split(x)
+    if split is not None:
+        return _transposed_copy(x, split)
     return np.ascontiguousarray(x, *args, **kwargs)
 
 
@@ -539,13 +547,12 @@ def reshape(x, shape):
 
     Only when NumPy itself would copy: a reshape NumPy can do as a view stays a view.
     """
-    if type(x) is np.ndarray and not x.flags.c_contiguous and x.ndim == 4 and _batched_transpose(x) is not None:
+    split = _transpose_split(x)
+    if split is not None:
         try:
             return np.reshape(x, shape, copy=False)
         except ValueError:  # NumPy would copy
-            out = _transposed_copy(x)
-            if out is not None:
-                return out.reshape(shape)
+            return _transposed_copy(x, split).reshape(shape)
     return x.reshape(shape)
 
 

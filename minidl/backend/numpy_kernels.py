@@ -10,7 +10,7 @@ differentiated.
 import numpy as np
 
 name = "numpy"
-# Whether nn.Sequential should run a Linear and the activation after it as one fused op
+# Whether nn.Sequential should run a Linear or Conv2d and the activation after it as one fused op
 # (ops.linear_act). Not here: on the reference kernels every op stays a node of its own,
 # so a student stepping through backprop sees Linear, then ReLU.
 fuse_layers = False

@@ -78,7 +78,7 @@ class Sequential(_ModuleSequence):
                 i += 1
             else:
                 x = module.forward_fused(x, activation)
-                i += 2  # the activation module ran inside the Linear
+                i += 2  # the activation module ran inside the Linear or Conv2d
         return x
 
     @staticmethod

@@ -18,7 +18,7 @@ BiasAct's backward is raw arrays only: no double backward.
 
 from minidl.autograd import Function, is_grad_enabled
 from minidl.ops._util import pair
-from minidl.ops.linalg import check_linear_args
+from minidl.ops.linalg import check_linear_args, linear_gradients
 
 ACTIVATIONS = (None, "relu", "sigmoid", "tanh")
 
@@ -39,34 +39,22 @@ class LinearAct(Function):
         return self.kernels.linear_act(x, weight, bias, activation)
 
     def backward(self, grad):
+        x, weight = self.saved_tensors[:2]
         if is_grad_enabled():  # create_graph=True: record the backward so it can be differentiated
-            return self._differentiable_backward(grad)
-        x, weight = self.saved_tensors[:2]
-        k = self.kernels
-        dz, db = k.bias_act_backward(grad.data, self.output.data, self.activation)
-        grad_x = k.matmul(dz, weight.data) if self.needs_input_grad[0] else None
-        grad_w = k.matmul(dz.T, x.data) if self.needs_input_grad[1] else None  # dzᵀ is a view: no copy
-        if len(self.inputs) == 2:
-            return grad_x, grad_w
-        return grad_x, grad_w, db if self.needs_input_grad[2] else None
+            return linear_gradients(self, self._dz(grad), x, weight)
+        dz, db = self.kernels.bias_act_backward(grad.data, self.output.data, self.activation)  # one pass
+        return linear_gradients(self, dz, x.data, weight.data, db)
 
-    def _differentiable_backward(self, grad):
-        """The same formulas from Tensor ops; y = self.output stays attached to this node."""
-        x, weight = self.saved_tensors[:2]
+    def _dz(self, grad):
+        """dz = dy * act'(y) from Tensor ops; y = self.output stays attached to this node."""
         y = self.output
         if self.activation == "relu":
-            dz = grad * (y > 0)
-        elif self.activation == "sigmoid":
-            dz = grad * y * (1 - y)
-        elif self.activation == "tanh":
-            dz = grad * (1 - y * y)
-        else:
-            dz = grad
-        grad_x = dz @ weight if self.needs_input_grad[0] else None
-        grad_w = dz.transpose(-1, -2) @ x if self.needs_input_grad[1] else None
-        if len(self.inputs) == 2:
-            return grad_x, grad_w
-        return grad_x, grad_w, dz.sum(axis=0) if self.needs_input_grad[2] else None
+            return grad * (y > 0)
+        if self.activation == "sigmoid":
+            return grad * y * (1 - y)
+        if self.activation == "tanh":
+            return grad * (1 - y * y)
+        return grad
 
 
 class BiasAct(Function):

@@ -5,6 +5,10 @@ For Y = A·B, the lecture's rule ∂W = ∂H·Xᵀ generalizes to
 with batch dimensions broadcast (and summed back by unbroadcast).
 """
 
+import operator
+
+import numpy as np
+
 from minidl.autograd import Function, is_grad_enabled
 from minidl.ops._util import pair, unbroadcast
 
@@ -62,24 +66,31 @@ class Linear(Function):
 
     def backward(self, grad):
         x, weight = self.saved_tensors[:2]
-        if not is_grad_enabled():
-            return self._backward_arrays(grad.data, x.data, weight.data)
-        # create_graph=True: the same formulas as Tensor ops, so they can be differentiated again
-        grad_x = grad @ weight if self.needs_input_grad[0] else None
-        grad_w = grad.transpose(-1, -2) @ x if self.needs_input_grad[1] else None
-        if len(self.inputs) == 2:
-            return grad_x, grad_w
-        grad_b = grad.sum(axis=0) if self.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b
+        if is_grad_enabled():  # create_graph=True: as Tensor ops, so they can be differentiated again
+            return linear_gradients(self, grad, x, weight)
+        return linear_gradients(self, grad.data, x.data, weight.data)
 
-    def _backward_arrays(self, grad, x, weight):
-        """A plain backward(): the formulas straight on the arrays (no graph nodes to build)."""
-        k = self.kernels
-        grad_x = k.matmul(grad, weight) if self.needs_input_grad[0] else None
-        grad_w = k.matmul(grad.T, x) if self.needs_input_grad[1] else None  # grad.T is a view: no copy
-        if len(self.inputs) == 2:
-            return grad_x, grad_w
-        return grad_x, grad_w, k.sum(grad, axis=0) if self.needs_input_grad[2] else None
+
+def linear_gradients(fn, dz, x, weight, db=None):
+    """What a linear layer's node `fn` sends back, given dz = dL/d(x Wᵀ + b):
+
+        dX = dz W,   dW = dzᵀ X,   db = Σ_n dz      (each only if fn.needs_input_grad says so)
+
+    Tensors in, Tensors out: a recorded backward (create_graph=True), differentiable again.
+    Arrays in, arrays out through fn.kernels: a plain backward() with no graph nodes to build.
+    db may be given when already computed (LinearAct gets it from its fused pass).
+    Shared by Linear and ops.fused.LinearAct.
+    """
+    arrays = isinstance(dz, np.ndarray)
+    need = fn.needs_input_grad
+    mm = fn.kernels.matmul if arrays else operator.matmul
+    grad_x = mm(dz, weight) if need[0] else None
+    grad_w = mm(dz.T if arrays else dz.transpose(-1, -2), x) if need[1] else None  # dz.T is a view: no copy
+    if len(fn.inputs) == 2:
+        return grad_x, grad_w
+    if need[2] and db is None:
+        db = fn.kernels.sum(dz, axis=0) if arrays else dz.sum(axis=0)
+    return grad_x, grad_w, db if need[2] else None
 
 
 def matmul(a, b):
@@ -113,4 +124,4 @@ def linear(x, weight, bias=None):
     return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
-__all__ = ["matmul", "linear"]
+__all__ = ["matmul", "linear"]  # linear_gradients is for ops.fused, not users
