@@ -168,7 +168,7 @@ def environment_error_line(error, importing=False):
     if not isinstance(error, (RuntimeError, ValueError)):
         return None
     message = " ".join(str(error).split())
-    for variable, valid in ENVIRONMENT_VALUES.items():
+    for variable in ENVIRONMENT_VALUES:
         if message.startswith(f"{variable}="):
             reason = message.split(":", 1)[1].strip() if ":" in message else message
             return _environment_line(variable, reason)
@@ -310,7 +310,9 @@ def info_command(args):
     import minidl
     from minidl import backend
 
-    facts = dict(backend.describe())
+    with warnings.catch_warnings():  # describe() also warns when the C kernels are missing: said once below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        facts = dict(backend.describe())
     print(f"minidl {minidl.__version__} (python {platform.python_version()}, numpy {np.__version__}, "
           f"{platform.machine()})")  # fmt: skip
     print(f"kernels in use: {facts.pop('active_kernels')} (available: {', '.join(facts.pop('available_kernels'))})")
@@ -318,7 +320,7 @@ def info_command(args):
     simd = facts.pop("simd_path", None)
     built, supported = facts.pop("simd_paths_built", []), facts.pop("simd_paths_supported", [])
     if simd:
-        print(f"SIMD path: {simd} (built: {', '.join(built) or '-'}; this CPU runs: {', '.join(supported) or '-'})")
+        print(f"C kernels: SIMD path {simd} (built: {', '.join(built) or '-'}; this CPU runs: {', '.join(supported) or '-'})")
     else:
         print(f"C kernels: {c_kernels}")
     if "malloc_tuned" in facts:

@@ -1,6 +1,10 @@
 """The `minidl` command: the default job's accuracy, exact resume after SIGKILL, every option, and clean errors.
 
-The main-job tests run the real console script in a subprocess. Timings are never asserted.
+Also the command's guidance (issue 9): exit codes, one-line messages naming flags and
+environment variables, no empty run folders, Ctrl-C's resume command, resuming a finished
+run, `--quiet`, progress off a terminal and the divergence advice. The library underneath,
+minidl.training, has its own tests (tests/test_training.py). The main-job tests run the real
+console script in a subprocess. Timings are never asserted.
 """
 
 import gzip

@@ -41,7 +41,6 @@ CHECKSUMS = {
 }
 
 
-
 class MissingFilesError(FileNotFoundError):
     """`root` lacks some of the IDX files and download=False.
 
