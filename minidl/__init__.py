@@ -45,7 +45,16 @@ from minidl.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
 __version__ = "0.1.0"
 
-# The training stack (issue 3): layers, optimizers, data, checkpoints; and `minidl train` as a
-# library, minidl.training (fit, the model recipes, plots; matplotlib only when plotting).
+# The training stack: layers, optimizers, data, checkpoints; and `minidl train` as a library,
+# minidl.training (fit, the model recipes, plots; matplotlib only when plotting).
 from minidl import data, nn, optim, training  # noqa: E402
 from minidl.checkpoint import load, save  # noqa: E402
+
+
+def __getattr__(name):
+    """`minidl.debug` without `import minidl.debug`: the debugger is imported on first use."""
+    if name == "debug":
+        import importlib
+
+        return importlib.import_module("minidl.debug")
+    raise AttributeError(f"module 'minidl' has no attribute {name!r}")
