@@ -181,7 +181,10 @@ def _environment_line(variable, reason):
     for function in ("set_simd_path:", "set_kernels:"):  # the API function that raised: not the user's concern
         reason = reason.removeprefix(function).strip()
     value = os.environ.get(variable, "")
-    return f"error: {variable}={value}: {reason.rstrip('.')}. Valid values: {ENVIRONMENT_VALUES[variable]}."
+    line = f"error: {variable}={value}: {reason.rstrip('.')}"
+    if "valid values" in reason.lower() or "expected one of" in reason:
+        return line + "."  # the backend listed them already
+    return f"{line}. Valid values: {ENVIRONMENT_VALUES[variable]}."
 
 
 def _started_as_command():
@@ -320,7 +323,8 @@ def info_command(args):
     simd = facts.pop("simd_path", None)
     built, supported = facts.pop("simd_paths_built", []), facts.pop("simd_paths_supported", [])
     if simd:
-        print(f"C kernels: SIMD path {simd} (built: {', '.join(built) or '-'}; this CPU runs: {', '.join(supported) or '-'})")
+        built, supported = ", ".join(built) or "-", ", ".join(supported) or "-"
+        print(f"C kernels: SIMD path {simd} (built: {built}; this CPU runs: {supported})")
     else:
         print(f"C kernels: {c_kernels}")
     if "malloc_tuned" in facts:

@@ -10,6 +10,7 @@ console script in a subprocess. Timings are never asserted.
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -354,8 +355,9 @@ def test_a_bad_kernel_environment_variable_is_one_line_naming_it_and_its_valid_v
     assert result.returncode == 2
     line = one_error_line(result.stderr)
     assert line.startswith(f"error: {variable}={value}: ")
-    valid = ["numpy", "c", "auto"] if variable == "MINIDL_KERNELS" else ["scalar", "avx2", "avx512", "neon", "auto"]
-    assert all(v in line.split("Valid values:")[1] for v in valid), line
+    valid = ["numpy", "c", "auto"] if variable == "MINIDL_KERNELS" else ["scalar", "avx2", "avx512", "neon"]
+    named = line.split(f"{variable}={value}: ", 1)[1]
+    assert all(re.search(rf"\b{v}\b", named) for v in valid), line
     # A program importing minidl still gets the exception itself.
     program = subprocess.run(
         [sys.executable, "-c", "import minidl"], capture_output=True, text=True, env={**os.environ, variable: value}

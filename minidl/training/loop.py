@@ -149,24 +149,11 @@ def _test_accuracy(net, model, dataset, averager):
 def apply_fusion(model, fuse=True):
     """The network fit() runs: `model` with each Linear/Conv2d + ReLU/Sigmoid/Tanh as one op (fuse=True).
 
-    Fusion changes how the forward pass runs, not what is learned: the fused network must
-    share the model's Parameters, so the optimizer, averager and checkpoint use `model`.
+    Fusion changes how the forward pass runs, not what is learned: nn.fuse shares the
+    model's Parameters and buffers, so the optimizer, averager and checkpoint use `model`
+    (its state_dict keys are the same either way) while the forward passes go through this.
     """
-    fuse_layers = getattr(nn, "fuse", None)
-    if fuse_layers is None:
-        # minidl.nn.fuse(model) is on its way (issue 10); until then nn.Sequential fuses by
-        # itself on the C kernels, and fuse=False asks each Sequential not to.
-        if not fuse:
-            for module in model.modules():
-                if isinstance(module, nn.Sequential):
-                    module.fuse_layers = False
-        return model
-    if not fuse:
-        return model
-    net = fuse_layers(model)
-    if {id(p) for p in net.parameters()} != {id(p) for p in model.parameters()}:
-        raise RuntimeError("apply_fusion: nn.fuse(model) must share the model's Parameters, not copy them")
-    return net
+    return nn.fuse(model) if fuse else model
 
 
 # ---------------------------------------------------------------------------
