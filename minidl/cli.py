@@ -158,12 +158,11 @@ def _show_warning_line(message, category, filename, lineno, file=None, line=None
 # ---------------------------------------------------------------------------
 # Bad MINIDL_KERNELS / MINIDL_SIMD values
 # ---------------------------------------------------------------------------
-def environment_error_line(error, importing=False):
+def environment_error_line(error):
     """One line for an error caused by MINIDL_KERNELS or MINIDL_SIMD, or None if it is not one.
 
-    The backend raises a RuntimeError or ValueError whose message starts with "MINIDL_SIMD=" or
-    "MINIDL_KERNELS=". While minidl is being imported (importing=True), an error from
-    set_kernels with MINIDL_KERNELS set is one too (the backend calls set_kernels with it).
+    The backend raises a RuntimeError or ValueError whose message starts with "MINIDL_SIMD="
+    or "MINIDL_KERNELS=" when it cannot use the value (at import, where it reads them).
     """
     if not isinstance(error, (RuntimeError, ValueError)):
         return None
@@ -172,8 +171,6 @@ def environment_error_line(error, importing=False):
         if message.startswith(f"{variable}="):
             reason = message.split(":", 1)[1].strip() if ":" in message else message
             return _environment_line(variable, reason)
-    if importing and os.environ.get("MINIDL_KERNELS", "").strip() and message.startswith("set_kernels:"):
-        return _environment_line("MINIDL_KERNELS", message)
     return None
 
 
@@ -199,7 +196,7 @@ def exit_on_environment_error(error):
     """Called by minidl/__init__.py when importing minidl failed. For the `minidl` command, a bad
     MINIDL_KERNELS / MINIDL_SIMD value becomes one line and exit status 2; otherwise this returns
     and the import error goes on to the program that imported minidl."""
-    line = environment_error_line(error, importing=True)
+    line = environment_error_line(error)
     if line is not None and _started_as_command():
         print(line, file=sys.stderr)
         raise SystemExit(2)

@@ -190,7 +190,7 @@ def fit(
     data_dir, download, mirror
                where the MNIST / Fashion-MNIST files are; download=True fetches missing ones from
                `mirror` (default: recipes.default_mirror(dataset)) into data_dir (default: the cache)
-    fuse       run each Linear/Conv2d + activation as one fused op (same numbers, faster)
+    fuse       run each Linear/Conv2d + activation as one fused op (the same function, faster)
     progress   True: a ProgressBar on stderr; or a Callback
     callbacks  more Callbacks (progress.Callback hooks)
     plot       write training_curves.png into `out`
