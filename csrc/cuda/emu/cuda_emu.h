@@ -130,10 +130,10 @@ uint64_t warp_exchange(uint64_t value, int src_lane);  // one shuffle step, see 
 }  // namespace mdc_emu
 
 /* The built-in variables: macros asking the scheduler about the running fiber. */
-#define threadIdx (::mdc_emu::current.thread->idx)
-#define blockIdx (::mdc_emu::current.block->idx)
-#define blockDim (::mdc_emu::current.launch->block)
-#define gridDim (::mdc_emu::current.launch->grid)
+#define threadIdx (mdc_emu::current.thread->idx)
+#define blockIdx (mdc_emu::current.block->idx)
+#define blockDim (mdc_emu::current.launch->block)
+#define gridDim (mdc_emu::current.launch->grid)
 #define warpSize 32
 
 /* ---- barriers -------------------------------------------------------------------- */

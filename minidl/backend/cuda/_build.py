@@ -37,7 +37,7 @@ ARCHS = ("80", "90")
 
 # -ffp-contract=off: no fused multiply-add contraction, so the emulator rounds like NumPy.
 EMULATED_ARGS = ["-std=c++17", "-O2", "-ffp-contract=off", "-fno-strict-aliasing", "-Wall", "-Wextra"]
-DEBUG_ARGS = ["-std=c++17", "-O0", "-g", "-ffp-contract=off", "-fno-strict-aliasing"]
+DEBUG_ARGS = ["-std=c++17", "-O0", "-g3", "-ffp-contract=off", "-fno-strict-aliasing"]
 NVCC_ARGS = ["-O3", "-std=c++17", "-Xcompiler", "-fPIC"]
 
 
@@ -133,6 +133,65 @@ def compile_cuda_objects(out_dir, nvcc=None, archs=ARCHS, verbose=False):
         subprocess.run(cmd, check=True, capture_output=not verbose)
         objects.append(obj)
     return objects
+
+
+def ptxas_usage(archs=ARCHS, nvcc=None, sources=None, workers=2):
+    """Compile every kernel for each sm_<arch> with `-Xptxas -v`; {(arch, file, kernel): usage dict}.
+
+    usage: registers, shared (static __shared__ bytes), stack, spill_stores, spill_loads.
+    Only device code is compiled (-fatbin, all archs in one nvcc call per file).
+    """
+    import concurrent.futures
+    import re
+    import tempfile
+
+    nvcc = nvcc or find_nvcc()
+    if nvcc is None:
+        raise RuntimeError("nvcc not found")
+    sources = list(sources or kernel_sources())
+
+    def one(src):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [nvcc, "-fatbin", "-O3", "-std=c++17", "-Xptxas", "-v", "-I", str(CUDA_SRC)]
+            for arch in archs:
+                cmd += ["-gencode", f"arch=compute_{arch},code=sm_{arch}"]
+            cmd += [str(src), "-o", str(pathlib.Path(tmp) / "out.fatbin")]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"nvcc failed on {src.name}:\n{done.stderr}")
+        return src.name, done.stderr
+
+    usage = {}
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for name, log in pool.map(one, sources):
+            kernel = None
+            for line in log.splitlines():
+                entry = re.search(r"Compiling entry function '(\w+)' for 'sm_(\d+)'", line)
+                if entry:
+                    kernel = (entry.group(2), name, _demangle(entry.group(1)))
+                    usage[kernel] = {"registers": 0, "shared": 0, "stack": 0, "spill_stores": 0, "spill_loads": 0}
+                    continue
+                if kernel is None:
+                    continue
+                u = usage[kernel]
+                frame = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
+                if frame:
+                    u["stack"], u["spill_stores"], u["spill_loads"] = map(int, frame.groups())
+                used = re.search(r"Used (\d+) registers", line)
+                if used:
+                    u["registers"] = int(used.group(1))
+                    smem = re.search(r"(\d+) bytes smem", line)
+                    u["shared"] = int(smem.group(1)) if smem else 0
+    return usage
+
+
+def _demangle(symbol):
+    """'_Z11sgemm_naiveiii...' -> 'sgemm_naive' (c++filt when available, else the raw symbol)."""
+    try:
+        out = subprocess.run(["c++filt", symbol], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return symbol
+    return out.split("(")[0].replace("void ", "")
 
 
 def real_builder(objects, nvcc=None, module_name=REAL_MODULE):
