@@ -97,7 +97,8 @@ def main():
             vendor_s = median_seconds(vendor[1](a, b), repeat)
             print(f"{m:>4} x {k:>4} x {n:>4} {'vendor':>14} {vendor_s * 1e3:>10.3f} {flops / vendor_s / 1e9:>9.1f}")
         for stage in kernels.GEMM_STAGES:
-            def run(stage=stage):
+
+            def run(stage=stage, da=da, db=db):
                 kernels.matmul(da, db, stage=stage)
                 runtime.synchronize()
 

@@ -145,9 +145,23 @@ def info_command():
         print(f"  {key}: {value}")
     for line in _blas_lines():
         print(line)
-    cuda = backend.describe().get("cuda_available", False)
-    print(f"CUDA available: {'yes' if cuda else 'no'}")
+    for line in _cuda_lines():
+        print(line)
     return 0
+
+
+def _cuda_lines():
+    """Which CUDA build is active (real / emulated / none), the device and what was compiled."""
+    import warnings
+
+    from minidl.backend.cuda import runtime
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", runtime.CudaEmulatorWarning)  # the reason is printed below
+        info = runtime.describe()
+    lines = [f"CUDA: {info.pop('cuda')}"]
+    lines += [f"  {key.removeprefix('cuda_')}: {value}" for key, value in info.items()]
+    return lines
 
 
 def _blas_lines():

@@ -88,7 +88,10 @@ def test_info_reports_versions_kernels_blas_and_cuda():
     assert "minidl 0.1.0" in result.stdout
     assert "kernels in use:" in result.stdout and "numpy" in result.stdout
     assert "BLAS:" in result.stdout
-    assert "CUDA available: no" in result.stdout
+    cuda = [line for line in result.stdout.splitlines() if line.startswith("CUDA: ")]
+    assert len(cuda) == 1 and cuda[0].split(": ", 1)[1].split()[0] in ("real", "emulated", "not")
+    if "CUDA: emulated" in result.stdout:
+        assert "device: emulated" in result.stdout and "compiled_for: emulated" in result.stdout
 
 
 # ---------------------------------------------------------------------------

@@ -41,7 +41,9 @@ def test_gemm_batched_broadcast_and_degenerate(stage):
     check_product(host(ck.matmul(dev(a), dev(b), stage=stage)), a, b)
     b2 = rng.standard_normal((2, 9, 20)).astype(np.float32)
     check_product(host(ck.matmul(dev(a), dev(b2), stage=stage)), a, b2)
-    np.testing.assert_array_equal(host(ck.matmul(dev(np.ones((4, 0))), dev(np.ones((0, 3))), stage=stage)), np.zeros((4, 3)))
+    np.testing.assert_array_equal(
+        host(ck.matmul(dev(np.ones((4, 0))), dev(np.ones((0, 3))), stage=stage)), np.zeros((4, 3))
+    )
     assert host(ck.matmul(dev(np.ones((0, 5))), dev(np.ones((5, 3))), stage=stage)).shape == (0, 3)
 
 

@@ -8,9 +8,9 @@ The launchers are called directly (cffi underneath), on the emulator here and in
 
 import numpy as np
 import pytest
+from cuda_helpers import EPS32, dev, host, load_or_skip
 
 from minidl.backend import numpy_kernels as nk
-from cuda_helpers import EPS32, dev, host, load_or_skip
 
 load_or_skip()
 
@@ -48,7 +48,9 @@ def test_views_transpose_slice_broadcast_reshape():
     np.testing.assert_array_equal(host(d[1:, ::2, -1]), a[1:, ::2, -1])
     np.testing.assert_array_equal(host(d[..., None, 2]), a[..., None, 2])
     np.testing.assert_array_equal(host(d.T.reshape(-1, 8)), a.T.reshape(-1, 8))
-    np.testing.assert_array_equal(host(dev(a[0, :, :1]).broadcast_to((3, 6, 5))), np.broadcast_to(a[0, :, :1], (3, 6, 5)))
+    np.testing.assert_array_equal(
+        host(dev(a[0, :, :1]).broadcast_to((3, 6, 5))), np.broadcast_to(a[0, :, :1], (3, 6, 5))
+    )
     with pytest.raises(ValueError, match="cannot broadcast"):
         d.broadcast_to((4, 6, 4))
     with pytest.raises(IndexError, match="out of bounds"):
@@ -152,9 +154,7 @@ def test_leaky_relu_clip_where_and_comparisons():
         assert got.dtype == np.bool_
         np.testing.assert_array_equal(got, getattr(nk, op)(x, np.where(x > 0, x, y)))
     cond = x > 0
-    np.testing.assert_array_equal(
-        host(ck.where(dev(cond, np.bool_), dev(x), dev(y[:1]))), nk.where(cond, x, y[:1])
-    )
+    np.testing.assert_array_equal(host(ck.where(dev(cond, np.bool_), dev(x), dev(y[:1]))), nk.where(cond, x, y[:1]))
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -234,7 +234,9 @@ def test_softmax_and_log_softmax(shape, axis):
     # exp within a few ulp, the row sum within cols*eps: relative error (cols + 8) eps, twice (both sides)
     np.testing.assert_allclose(host(ck.softmax(dev(x), axis)), nk.softmax(x, axis), rtol=2 * (cols + 8) * EPS32)
     scale = np.abs(nk.log_softmax(x, axis)) + 1
-    assert np.all(np.abs(host(ck.log_softmax(dev(x), axis)) - nk.log_softmax(x, axis)) <= 2 * (cols + 8) * EPS32 * scale)
+    assert np.all(
+        np.abs(host(ck.log_softmax(dev(x), axis)) - nk.log_softmax(x, axis)) <= 2 * (cols + 8) * EPS32 * scale
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -272,7 +274,9 @@ def test_getitem_and_scatter_add_rows():
     np.testing.assert_array_equal(host(ck.getitem(dev(x), d_idx)), nk.getitem(x, idx))
     v = randn(6, 5)
     # repeated index 3 adds two values: a float sum of two terms, exact in any order
-    np.testing.assert_array_equal(host(ck.scatter_add((33, 5), d_idx, dev(v))), nk.scatter_add((33, 5), idx, v, np.float32))
+    np.testing.assert_array_equal(
+        host(ck.scatter_add((33, 5), d_idx, dev(v))), nk.scatter_add((33, 5), idx, v, np.float32)
+    )
     np.testing.assert_array_equal(host(ck.getitem(dev(x), (slice(1, 9, 2),))), x[1:9:2])
     with pytest.raises(IndexError, match="out of bounds for 33 rows"):
         ck.getitem(dev(x), dev([1, 33], np.int64))
@@ -293,7 +297,9 @@ def test_im2col_col2im(shape, k, stride, pad):
     np.testing.assert_array_equal(host(cols), want)
     g = randn(*want.shape)
     # each pixel sums its windows in the twin's order (offset i, then j): exact
-    np.testing.assert_array_equal(host(ck.col2im(dev(g), shape, k, k, stride, pad)), nk.col2im(g, shape, k, k, stride, pad))
+    np.testing.assert_array_equal(
+        host(ck.col2im(dev(g), shape, k, k, stride, pad)), nk.col2im(g, shape, k, k, stride, pad)
+    )
 
 
 @pytest.mark.parametrize("shape, k, stride, pad", [c for c in CONV_CASES if c[1] <= 3])

@@ -32,7 +32,7 @@ def test_every_kernel_compiles_for_sm80_and_sm90_without_spills():
         compiled = {(f, k.split("<")[0]) for a, f, k in usage if a == arch}
         missing = declared_kernels() - compiled
         assert not missing, f"sm_{arch}: ptxas reported nothing for {sorted(missing)}"
-    for (arch, src, kernel), u in usage.items():
+    for (arch, _src, kernel), u in usage.items():
         assert u["spill_stores"] == 0 and u["spill_loads"] == 0, f"{kernel} spills registers on sm_{arch}: {u}"
         assert 0 < u["registers"] <= 255
         assert u["shared"] <= 48 * 1024, f"{kernel} needs more static shared memory than a block may have"

@@ -62,7 +62,9 @@ def kernel_sources():
 
 
 def _emulated_sources():
-    return [CUDA_SRC / "emu" / "cuda_emu.cpp"] + [CUDA_SRC / "emu" / "units" / (p.stem + ".cpp") for p in kernel_sources()]
+    return [CUDA_SRC / "emu" / "cuda_emu.cpp"] + [
+        CUDA_SRC / "emu" / "units" / (p.stem + ".cpp") for p in kernel_sources()
+    ]
 
 
 def _rel(paths, absolute):
@@ -236,8 +238,24 @@ def build_real(verbose=False):
     return _install(built, "_cuda_real")
 
 
-# setup.py's cffi_modules entry: the emulated build (only needs a C++ compiler).
+# setup.py's cffi_modules entries: the emulated build (only needs a C++ compiler) and, where
+# nvcc and the static CUDA runtime are found, the real one. setup.py runs nvcc into
+# REAL_OBJECT_DIR (compile_cuda_objects) before it links `real_ffibuilder`.
 ffibuilder = emulated_builder()
+REAL_OBJECT_DIR = pathlib.Path("build") / "cuda_real" / "obj"
+
+
+def _real_ffibuilder_or_none():
+    nvcc = find_nvcc()
+    if nvcc is None:
+        return None
+    try:
+        return real_builder([REAL_OBJECT_DIR / (p.stem + ".o") for p in kernel_sources()], nvcc)
+    except RuntimeError:  # nvcc without the static runtime: no real build
+        return None
+
+
+real_ffibuilder = _real_ffibuilder_or_none()
 
 
 def main(argv):

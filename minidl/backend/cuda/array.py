@@ -51,8 +51,10 @@ def contiguous_strides(shape):
 def _check_dtype(dtype, what):
     dtype = np.dtype(dtype)
     if dtype not in DTYPES:
-        raise TypeError(f"{what}: dtype {dtype} is not supported on the cuda device (supported: "
-                        f"{', '.join(str(d) for d in DTYPES)}); convert with .astype(np.float32) first")
+        raise TypeError(
+            f"{what}: dtype {dtype} is not supported on the cuda device (supported: "
+            f"{', '.join(str(d) for d in DTYPES)}); convert with .astype(np.float32) first"
+        )
     return dtype
 
 

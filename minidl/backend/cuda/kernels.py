@@ -209,7 +209,9 @@ def bias_act_forward(x, bias, activation):
     if bias is not None:
         bias = _contig(bias, "bias_act_forward", "bias")
         if bias.shape != x.shape[-1:]:
-            raise ValueError(f"bias_act_forward: bias {bias.shape} does not match x {x.shape} (expected {x.shape[-1:]})")
+            raise ValueError(
+                f"bias_act_forward: bias {bias.shape} does not match x {x.shape} (expected {x.shape[-1:]})"
+            )
     out = DeviceArray.empty(x.shape, F32)
     cols = x.shape[-1]
     rows = x.size // cols if cols else 0
@@ -275,10 +277,14 @@ def concatenate(arrays, axis=0):
     first = arrays[0]
     axis = axis % first.ndim
     for a in arrays:
-        if a.ndim != first.ndim or a.dtype != first.dtype or any(
-            a.shape[d] != first.shape[d] for d in range(first.ndim) if d != axis
+        if (
+            a.ndim != first.ndim
+            or a.dtype != first.dtype
+            or any(a.shape[d] != first.shape[d] for d in range(first.ndim) if d != axis)
         ):
-            raise ValueError(f"concatenate: {a.shape} {a.dtype} does not fit {first.shape} {first.dtype} on axis {axis}")
+            raise ValueError(
+                f"concatenate: {a.shape} {a.dtype} does not fit {first.shape} {first.dtype} on axis {axis}"
+            )
     shape = list(first.shape)
     shape[axis] = builtins.sum(a.shape[axis] for a in arrays)  # sum is the kernel here
     out = DeviceArray.empty(shape, first.dtype)
@@ -335,7 +341,9 @@ def getitem(x, index):
     bad = runtime.ffi().new("int64_t *")
     rc = _lib().mdc_index_select(x._ptr(), rows, row_size, idx._ptr("int64_t *"), idx.size, out._ptr(), bad)
     if rc == _lib().MDC_EBAD_INDEX:
-        raise IndexError(f"getitem: index {idx[bad[0]].to_numpy()} at position {bad[0]} is out of bounds for {rows} rows")
+        raise IndexError(
+            f"getitem: index {idx[bad[0]].to_numpy()} at position {bad[0]} is out of bounds for {rows} rows"
+        )
     _run(rc, "getitem")
     return out
 
@@ -780,4 +788,3 @@ def truncated16_to_float32(x):
 
 def synchronize():
     runtime.synchronize()
-
