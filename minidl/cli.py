@@ -327,15 +327,30 @@ def info_command(args):
     if "malloc_tuned" in facts:
         tuned = "yes" if facts.pop("malloc_tuned") else "no"
         print(f"malloc keeps freed memory for reuse: {tuned} (MINIDL_MALLOC_TUNING=0 turns it off)")
-    cuda = facts.pop("cuda_available", False)
+    facts.pop("cuda_available", None)  # the CUDA build speaks for itself below
     for key, value in facts.items():  # anything the backend reports that is not shown above
         if isinstance(value, (list, tuple)):
             value = ", ".join(map(str, value)) or "-"
         print(f"{key.replace('_', ' ')}: {value}")
     for line in _blas_lines():
         print(line)
-    print(f"CUDA available: {'yes' if cuda else 'no'}")
+    for line in _cuda_lines():
+        print(line)
     return 0
+
+
+def _cuda_lines():
+    """Which CUDA build is active (real / emulated / none), the device and what was compiled."""
+    import warnings
+
+    from minidl.backend.cuda import runtime
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", runtime.CudaEmulatorWarning)  # the reason is printed below
+        info = runtime.describe()
+    lines = [f"CUDA: {info.pop('cuda')}"]
+    lines += [f"  {key.removeprefix('cuda_')}: {value}" for key, value in info.items()]
+    return lines
 
 
 def _blas_lines():

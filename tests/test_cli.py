@@ -97,8 +97,11 @@ def test_info_reports_versions_kernels_blas_and_cuda_each_once():
     assert lines[0].startswith("minidl 0.1.0 (python ")
     assert "kernels in use:" in result.stdout and "numpy" in result.stdout
     assert "BLAS:" in result.stdout
-    assert "CUDA available: no" in result.stdout
-    for fact in ("kernels in use", "CUDA", "malloc", "SIMD path", "active_kernels", "cuda_available"):
+    cuda = [line for line in lines if line.startswith("CUDA: ")]
+    assert len(cuda) == 1 and cuda[0].split(": ", 1)[1].split()[0] in ("real", "emulated", "not")
+    if "CUDA: emulated" in result.stdout:
+        assert "device: emulated" in result.stdout and "compiled_for: emulated" in result.stdout
+    for fact in ("kernels in use", "CUDA:", "malloc", "SIMD path", "active_kernels", "cuda_available"):
         assert sum(fact.lower() in line.lower() for line in lines) <= 1, (fact, lines)
     assert len(set(lines)) == len(lines)
 
