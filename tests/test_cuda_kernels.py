@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from cuda_helpers import EPS32, dev, host, load_or_skip
 
-from minidl.backend import numpy_kernels as nk
+from minidl.backend import reference_kernels as nk
 
 load_or_skip()
 
@@ -161,7 +161,7 @@ def test_leaky_relu_clip_where_and_comparisons():
 def test_relu_backward(n):
     g, x = randn(n), randn(n)
     x[0] = 0.0
-    np.testing.assert_array_equal(host(ck.relu_backward(dev(g), dev(x))), nk.relu_backward(g, x))
+    np.testing.assert_array_equal(host(ck.relu_backward(dev(g), dev(x))), g * (x > 0))  # the mask of ReLU's backward
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
@@ -169,16 +169,23 @@ def test_relu_backward(n):
 def test_bias_act(activation, rows, cols):
     x, b, g = randn(rows, cols), randn(cols), randn(rows, cols)
     out = ck.bias_act_forward(dev(x), dev(b), activation)
-    want = nk.bias_act_forward(x, b, activation)
+    want = _bias_act_forward(x, b, activation)
     np.testing.assert_allclose(host(out), want, rtol=8 * EPS32, atol=1e-7)  # exp/tanh: a few ulp
     dz, db = ck.bias_act_backward(dev(g), dev(want), activation)
-    want_dz, want_db = nk.bias_act_backward(g, want, activation)
+    want_dz = g if activation is None else nk.act_backward(g, want, activation)
+    want_db = want_dz.sum(axis=0)
     np.testing.assert_array_equal(host(dz), want_dz)  # products of the same float32 values: exact
     # dbias: a column sum, ours in row order, NumPy's pairwise: each within rows*eps*sum|dz|
     bound = 2 * rows * EPS32 * np.abs(want_dz).sum(axis=0)
     assert np.all(np.abs(host(db) - want_db) <= bound + 1e-30)
     np.testing.assert_allclose(host(ck.bias_act_forward(dev(x), None, activation)),
-                               nk.bias_act_forward(x, None, activation), rtol=8 * EPS32, atol=1e-7)  # fmt: skip
+                               _bias_act_forward(x, None, activation), rtol=8 * EPS32, atol=1e-7)  # fmt: skip
+
+
+def _bias_act_forward(x, b, activation):
+    """The reference for the bias + activation kernel: act(x + b) with the reference kernels."""
+    z = x if b is None else x + b
+    return z if activation is None else getattr(nk, activation)(z)
 
 
 # ---------------------------------------------------------------------------------------
@@ -292,32 +299,34 @@ CONV_CASES = [((1, 1, 1, 1), 1, 1, 0), ((2, 3, 7, 5), 3, 1, 1), ((2, 2, 9, 9), 3
 @pytest.mark.parametrize("shape, k, stride, pad", CONV_CASES)
 def test_im2col_col2im(shape, k, stride, pad):
     x = randn(*shape)
+    window = ((k, k), (stride, stride), (pad, pad))  # the reference takes (h, w) pairs
     cols = ck.im2col(dev(x), k, k, stride, pad)
-    want = nk.im2col(x, k, k, stride, pad)
+    want = nk.im2col(x, *window)
     np.testing.assert_array_equal(host(cols), want)
     g = randn(*want.shape)
     # each pixel sums its windows in the twin's order (offset i, then j): exact
     np.testing.assert_array_equal(
-        host(ck.col2im(dev(g), shape, k, k, stride, pad)), nk.col2im(g, shape, k, k, stride, pad)
+        host(ck.col2im(dev(g), shape, k, k, stride, pad)), nk.col2im(g, shape, *window)
     )
 
 
 @pytest.mark.parametrize("shape, k, stride, pad", [c for c in CONV_CASES if c[1] <= 3])
 def test_pooling(shape, k, stride, pad):
     x = np.round(randn(*shape), 1)  # ties inside windows
+    window = ((k, k), (stride, stride), (pad, pad))  # the reference takes (h, w) pairs
     out, arg = ck.max_pool2d_forward(dev(x), k, stride, pad)
-    want_out, want_arg = nk.max_pool2d_forward(x, k, stride, pad)
+    want_out, want_arg = nk.max_pool2d_forward(x, *window)
     np.testing.assert_array_equal(host(out), want_out)
     np.testing.assert_array_equal(host(arg), want_arg)
     g = randn(*want_out.shape)
     dx = ck.max_pool2d_backward(dev(g), arg, shape, k, stride, pad)
-    np.testing.assert_array_equal(host(dx), nk.max_pool2d_backward(g, want_arg, shape, k, stride, pad))
+    np.testing.assert_array_equal(host(dx), nk.max_pool2d_backward(g, want_arg, shape, *window))
     # average: a sum of k*k terms (NumPy's pairwise, ours sequential), then / k*k
     avg = host(ck.avg_pool2d_forward(dev(x), k, stride, pad))
-    want_avg = nk.avg_pool2d_forward(x, k, stride, pad)
+    want_avg = nk.avg_pool2d_forward(x, *window)
     assert np.all(np.abs(avg - want_avg) <= 2 * k * k * EPS32 * np.abs(x).max() + 1e-30)
     np.testing.assert_array_equal(
-        host(ck.avg_pool2d_backward(dev(g), shape, k, stride, pad)), nk.avg_pool2d_backward(g, shape, k, stride, pad)
+        host(ck.avg_pool2d_backward(dev(g), shape, k, stride, pad)), nk.avg_pool2d_backward(g, shape, *window)
     )
 
 
