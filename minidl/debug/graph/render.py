@@ -109,11 +109,11 @@ def draw_graph(
 def _default_title(graph):
     ops = sum(1 for n in graph.nodes.values() if n.kind == "op")
     modules = [n for n in graph.nodes.values() if n.kind == "module"]
-    what = count_of(ops, "op")
+    parts = [count_of(ops, "op")] if ops or not modules else []
     if modules:
         inside = count_of(sum(n.op_count for n in modules), "op")
-        what += f" and {count_of(len(modules), 'collapsed module')} ({inside} inside)"
-    return f"computation graph: {what}\narrows follow the forward pass; backward runs from the bottom up"
+        parts.append(f"{count_of(len(modules), 'collapsed module')} ({inside} inside)")
+    return f"computation graph: {' and '.join(parts)}\narrows follow the forward pass; backward runs from the bottom up"
 
 
 def _spread_edge_ends(layout):
