@@ -18,8 +18,10 @@ so a tensor has the same name in each of them. The rule, first match wins:
    the same script names the same tensors the same way every time, and each iteration of a
    training loop gets the same names.
 
-The first tool to name a tensor names its whole graph that way; the names stick to the tensors
-for as long as they live, so the tools agree whatever order they are used in.
+Each tool first names the whole graph below the tensor it was given, that way; the names
+stick to the tensors for as long as they live, so the tools agree whatever order they are used
+in. (Looking at a part of a graph first, say explain(h) before tracing the loss, numbers that
+part on its own; the rest of the graph is numbered around it later.)
 """
 
 import sys
