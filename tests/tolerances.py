@@ -1,0 +1,169 @@
+"""Test tolerances derived from floating-point error bounds, for tests that compare two computations.
+
+Two results can differ only by what rounding allows, and how much that is depends on the
+operation, not on what happened to pass on one machine. Every function here turns a
+standard error bound (Higham, "Accuracy and Stability of Numerical Algorithms", ch. 2-4)
+into an absolute tolerance, elementwise, so a test holds on any x86-64 or aarch64 machine,
+BLAS (OpenBLAS kernels, MKL, Accelerate) and SIMD path (scalar, AVX2, AVX-512, NEON), and
+still fails for a real bug: a wrong index, a missing term or a wrong formula is off by the
+size of the terms themselves, orders of magnitude above k·eps of them.
+
+Notation: eps = np.finfo(dtype).eps, the spacing of floats at 1.0 (2^-52 float64, 2^-23
+float32, 2^-10 float16); each basic operation (+ - * / sqrt, FMA) rounds with relative
+error at most u = eps/2.
+
+The rules:
+- Dot products, matrix products, sums (matmul_atol, linear_atol, sum_atol): a sum of k
+  products computed in ANY order (sequential, pairwise, blocked, split over SIMD lanes or
+  threads, with or without FMA) is within gamma_k · sum_i |a_i b_i| of the exact value, where
+  gamma_k = k·u / (1 - k·u) ≈ k·eps/2. We allow k·eps·sum|a_i b_i| per result (twice gamma_k:
+  room for the extra rounding of a bias add, a dtype conversion, and gamma_k's denominator),
+  so two libraries' results are within 2·k·eps·sum|a_i b_i| of each other: SAFETY = 2 is
+  that "two results" factor. The bound is relative to sum|a_i b_i|, not to the result: an
+  output near zero (cancellation) can differ by many of its own ulps between libraries, and
+  that is not an error. Against an exact (float64) reference only one side rounds:
+  `results=1` halves the tolerance.
+- Transcendental functions (transcendental_rtol): each library is within a few ulps of the
+  correctly rounded value, but NumPy (its own AVX2/AVX-512 code or SVML-derived kernels,
+  documented up to ~3.9 ulp for float32 log), PyTorch (SLEEF, 1 ulp for its u10 variants,
+  plus its own formulas for sigmoid etc.) and our SIMD code (Cephes-style polynomials plus
+  a division for sigmoid/tanh, ~2.5 ulp) use different approximations, so they disagree in
+  the last bits. TRANSCENDENTAL_ULPS = 4 per library; an ulp of y is at most eps·|y|.
+- 16-bit conversions: float32 -> float16 rounds to nearest even, a function of the input
+  bits alone (IEEE 754), so every implementation must agree exactly; float16 -> float32 and
+  truncation to 16 bits are exact. Compare bits, never with a tolerance. A float16 value is
+  within half an ulp of its float32 source: half_ulp_float16() says how much that is.
+- Chains of operations (chain_atol): a whole layer, a training step, a few optimizer or
+  recurrent steps. Rounding errors of successive stages add, each carried forward by the
+  Lipschitz constant of what follows; the activations and losses used here (relu, sigmoid
+  (1/4), tanh, softmax, log-softmax, cross-entropy) have constants <= 1, so a chain's
+  error budget is the sum of its stages' budgets in units of eps: k for a length-k
+  reduction, TRANSCENDENTAL_ULPS for a transcendental, 1 per basic elementwise op, and
+  over T iterations of a non-expanding step, T times one step's budget. The budget is
+  relative to the magnitude of the terms, which a chain does not expose; we use the largest
+  |value| of the compared array times sqrt(fan_in) (for terms of random sign, a length-k
+  sum is sqrt(k) times smaller than the sum of its terms' magnitudes). The one thing no
+  bound covers is a kink: a relu input within rounding of 0 can switch its gradient on or
+  off; the tests keep away from that by their seeded data, and say so where it matters.
+"""
+
+import math
+
+import numpy as np
+
+SAFETY = 2  # two results, each within k·eps·sum|terms| of the exact value (see above)
+TRANSCENDENTAL_ULPS = 4  # per library: NumPy's float32 SIMD log is documented at 3.83 ulp, the worst of the three
+
+
+def eps(dtype):
+    """Machine epsilon of `dtype`: 2^-52 for float64, 2^-23 for float32, 2^-10 for float16."""
+    return float(np.finfo(np.dtype(dtype)).eps)
+
+
+def _dtype_of(*arrays, dtype=None):
+    """The precision the computation ran in: the given dtype, else the widest float input."""
+    if dtype is not None:
+        return np.dtype(dtype)
+    floats = [np.asarray(a).dtype for a in arrays if a is not None and np.asarray(a).dtype.kind == "f"]
+    return np.result_type(*floats) if floats else np.dtype(np.float64)
+
+
+def _abs64(a):
+    return np.abs(np.asarray(a, dtype=np.float64))
+
+
+def matmul_atol(a, b, *, dtype=None, extra_terms=0, results=2):
+    """Elementwise tolerance for np.matmul(a, b) (any batch dims, 1-D operands) computed two ways.
+
+    SAFETY/2 · results · (k + extra_terms) · eps · (|a| @ |b|), with k the inner dimension;
+    extra_terms counts additions folded into the same result (a bias, an accumulate).
+    results=1 when the other side is an exact (float64 of float32 inputs) reference.
+    """
+    k = np.shape(a)[-1] + extra_terms
+    scale = np.matmul(_abs64(a), _abs64(b))
+    return SAFETY / 2 * results * k * eps(_dtype_of(a, b, dtype=dtype)) * scale
+
+
+def linear_atol(x, weight, bias=None, *, dtype=None, results=2):
+    """Tolerance for x @ weight.T + bias (a linear layer): the length-`in` dot product plus the bias add."""
+    scale = np.matmul(_abs64(x), _abs64(weight).swapaxes(-1, -2))
+    if bias is not None:
+        scale = scale + _abs64(bias)
+    k = np.shape(x)[-1] + (bias is not None)
+    return SAFETY / 2 * results * k * eps(_dtype_of(x, weight, bias, dtype=dtype)) * scale
+
+
+def sum_atol(x, axis=None, keepdims=False, *, dtype=None, results=2):
+    """Tolerance for x.sum(axis) computed two ways (any order): SAFETY · n · eps · sum|x|, n the count summed."""
+    x = np.asarray(x)
+    n = x.size if axis is None else math.prod(np.shape(x)[a] for a in np.atleast_1d(axis))
+    scale = np.sum(_abs64(x), axis=axis, keepdims=keepdims)
+    return SAFETY / 2 * results * max(n, 1) * eps(_dtype_of(x, dtype=dtype)) * scale
+
+
+def transcendental_rtol(dtype, *, libraries=2, extra_ulps=0):
+    """Relative tolerance for exp/log/tanh/sigmoid/sin/... computed by `libraries` different libraries.
+
+    libraries=1 when the other side is exact (a float64 reference for float32 results).
+    extra_ulps adds the basic operations around the call (e.g. 1 - tanh², a division).
+    """
+    return (libraries * TRANSCENDENTAL_ULPS + extra_ulps) * eps(dtype)
+
+
+def ulps(count, dtype):
+    """`count` ulps, as a relative tolerance (an ulp of y is at most eps·|y| for normal y)."""
+    return count * eps(dtype)
+
+
+def half_ulp_float16(x):
+    """The most that rounding float32 x to float16 (nearest even) may change it: half an ulp of float16.
+
+    For normal halves that is 2^-11 relative; below the smallest normal half (2^-14) the
+    spacing is fixed at 2^-24, so the bound is 2^-25 absolute.
+    """
+    x = _abs64(x)
+    return np.maximum(x * 2.0**-11, 2.0**-25)
+
+
+def chain_atol(expected, *, budget, fan_in=1, dtype=None, results=2):
+    """Tolerance for a chain of ops (a layer, a training step, T iterations) computed two ways.
+
+    SAFETY/2 · results · budget · eps · sqrt(fan_in) · max|expected|, one number for the whole
+    array (results=1 against a float64 reference of a float32 chain: only one side rounds).
+    `budget` is the chain's rounding budget in units of eps (sum of reduction lengths,
+    TRANSCENDENTAL_ULPS per transcendental, 1 per elementwise op, times the number of
+    iterations); `fan_in` is the longest reduction, whose terms are up to sqrt(fan_in) larger
+    than their sum. Say in the test how the budget was counted.
+    """
+    expected = _abs64(expected)
+    scale = float(expected.max()) if expected.size else 0.0
+    return SAFETY / 2 * results * budget * eps(_dtype_of(expected, dtype=dtype)) * math.sqrt(fan_in) * scale
+
+
+def assert_within(actual, expected, atol, what="", rtol=0.0):
+    """Assert |actual - expected| <= atol + rtol·|expected| elementwise; on failure name the worst element.
+
+    atol may be an array (from the bounds above) or a number. NaNs must match NaNs and
+    infinities must match exactly. The message gives the worst element's index, both values,
+    the difference, the bound and their ratio, so a failure says how far past the bound it is.
+    """
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != expected {expected.shape}"
+    a64, e64 = actual.astype(np.float64), expected.astype(np.float64)
+    bound = np.broadcast_to(np.asarray(atol, dtype=np.float64) + rtol * np.abs(e64), a64.shape)
+    same_special = (np.isnan(a64) & np.isnan(e64)) | (np.isinf(e64) & (a64 == e64))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same_special, 0.0, np.abs(a64 - e64))
+    bad = ~(diff <= bound)  # NaN differences are failures
+    if not bad.any():
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(bound > 0, diff / bound, np.inf)
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.ndim else ()
+    raise AssertionError(
+        f"{what + ': ' if what else ''}{int(bad.sum())} of {bad.size} elements differ by more than the bound; "
+        f"worst at index {tuple(int(i) for i in worst)}: got {float(a64[worst])!r}, expected {float(e64[worst])!r}, "
+        f"|difference| {diff[worst]:.3e} > bound {bound[worst]:.3e} (ratio {ratio[worst]:.3g})"
+    )
