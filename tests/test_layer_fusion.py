@@ -11,9 +11,11 @@
 import numpy as np
 import pytest
 from core_helpers import leaf
+from tolerances import assert_within, cross_entropy_atol, linear_act_backward_atol, linear_act_forward_atol
 
 import minidl
 from minidl import nn
+from minidl.backend import numpy_kernels
 from minidl.debug import gradcheck, gradgradcheck, record_modules
 
 ACTIVATIONS = [(nn.ReLU, "relu"), (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh")]
@@ -40,6 +42,28 @@ def mlp(activation_module, fuse_layers=True, seed=0):
     return model
 
 
+def step_tolerances(x, y, activation, w1, b1, w2, b2, image=None):
+    """How far two runs of step_results (fused, separate) may be apart: tolerances.py's chain rule
+    through layer 1 (act(x W1ᵀ + b1)), layer 2, the cross-entropy and both layers' backward.
+
+    image=(N, C_out, positions): layer 1 is a convolution run as a product of its im2col rows x
+    (N·positions, C·kh·kw), whose output Flatten reads as (N, C_out·positions).
+    """
+    h, _, h_atol = linear_act_forward_atol(x, w1, b1, activation)
+    if image is not None:  # (N·P, C_out) rows -> (N, C_out·P), as Flatten sees them: exact copies
+        n, c_out, positions = image
+        h, h_atol = (a.reshape(n, positions, c_out).transpose(0, 2, 1).reshape(n, -1) for a in (h, h_atol))
+    logits, _, logits_atol = linear_act_forward_atol(h, w2, b2, None, x_atol=h_atol)
+    _, loss_atol, dlogits, dlogits_atol = cross_entropy_atol(logits, y, logits_atol=logits_atol)
+    top = linear_act_backward_atol(h, w2, b2, None, dlogits, x_atol=h_atol, grad_atol=dlogits_atol)
+    dh, dh_atol = top["x"]
+    if image is not None:
+        dh, dh_atol = (a.reshape(n, c_out, positions).transpose(0, 2, 1).reshape(-1, c_out) for a in (dh, dh_atol))
+    bottom = linear_act_backward_atol(x, w1, b1, activation, dh, grad_atol=dh_atol)
+    grads = [bottom["weight"][1], bottom["bias"][1], top["weight"][1], top["bias"][1]]
+    return loss_atol, logits_atol, grads
+
+
 def step_results(model, x, y):
     """Loss, output and every parameter's gradient after one forward/backward."""
     for p in model.parameters():
@@ -62,10 +86,11 @@ def test_sequential_fuses_linear_and_activation_on_c_kernels_with_the_same_resul
     assert "LinearAct" not in graph_ops(separate(x))
     want_loss, want_out, want_grads = step_results(separate, x, y)
     got_loss, got_out, got_grads = step_results(fused, x, y)
-    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
-    np.testing.assert_allclose(got_out, want_out, rtol=1e-5, atol=1e-6)
-    for got, want in zip(got_grads, want_grads):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    loss_atol, out_atol, grad_atols = step_tolerances(x.data, y, name, *(p.data for p in separate.parameters()))
+    assert_within(got_loss, want_loss, loss_atol, "loss")
+    assert_within(got_out, want_out, out_atol, "output")
+    for got, want, atol, (pname, _) in zip(got_grads, want_grads, grad_atols, separate.named_parameters()):
+        assert_within(got, want, atol.reshape(want.shape), f"gradient of {pname}")
 
 
 def test_numpy_kernels_never_fuse(kernel_set):
@@ -202,10 +227,15 @@ def test_sequential_fuses_conv2d_and_activation_with_the_same_results(kernel_set
         assert ("LinearAct" in ops) == fuse and (module.__name__ in ops) != fuse
         results.append(step_results(model, x, y))
     (want_loss, want_out, want_grads), (got_loss, got_out, got_grads) = results[1], results[0]
-    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
-    np.testing.assert_allclose(got_out, want_out, rtol=1e-5, atol=1e-6)
-    for got, want in zip(got_grads, want_grads):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    conv_w, conv_b, fc_w, fc_b = (p.data for p in model.parameters())
+    cols = numpy_kernels.im2col(x.data, 3, 3, 1, 1)  # the convolution as the product it is: (3·81, 2·9) rows
+    loss_atol, out_atol, grad_atols = step_tolerances(
+        cols, y, name, conv_w.reshape(5, -1), conv_b, fc_w, fc_b, image=(3, 5, 81)
+    )
+    assert_within(got_loss, want_loss, loss_atol, "loss")
+    assert_within(got_out, want_out, out_atol, "output")
+    for got, want, atol in zip(got_grads, want_grads, grad_atols):
+        assert_within(got, want, atol.reshape(want.shape), "gradient")
 
 
 @pytest.mark.parametrize("kernels", ["numpy", "c"])
