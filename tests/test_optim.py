@@ -173,6 +173,7 @@ def test_parameter_groups_have_their_own_learning_rates():
     a, b = params_with_grads([1.0], [1.0])
     opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
     opt.step()
+    # float32: 1 - 0.1f rounds once (pytest.approx's 1e-6 is 8 float32 ulps); 1 - 0.5 is exact.
     assert a.data[0] == pytest.approx(0.9) and b.data[0] == pytest.approx(0.5)
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
 
@@ -289,7 +290,7 @@ def test_exponential_decay_is_alpha0_e_to_the_minus_beta_t():
     opt = optim.SGD(params_with_grads([0.0]), lr=0.5)
     schedule = lr_scheduler.ExponentialLR(opt, beta=0.2)
     for t in range(6):
-        assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * math.exp(-0.2 * t))
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * math.exp(-0.2 * t))  # float64, a few roundings
         schedule.step()
     with pytest.raises(ValueError, match="exactly one"):
         lr_scheduler.ExponentialLR(opt, 0.9, beta=0.1)
@@ -331,7 +332,7 @@ def test_scheduler_state_dict_round_trip():
 def test_clip_grad_norm_scales_to_the_threshold_and_returns_the_original_norm():
     a, b = params_with_grads([3.0, 0.0], [0.0, 4.0])
     norm = optim.clip_grad_norm_([a, b], max_norm=1.0)
-    assert norm.item() == pytest.approx(5.0)
+    assert norm.item() == pytest.approx(5.0)  # sqrt(9 + 16): exact
     new_norm = np.sqrt((a.grad.data**2).sum() + (b.grad.data**2).sum())
     # The coefficient is max_norm / (norm + 1e-6), as torch's: 2e-7 short of exact by design, plus
     # a few float32 roundings; 1e-5 covers both.
@@ -341,7 +342,7 @@ def test_clip_grad_norm_scales_to_the_threshold_and_returns_the_original_norm():
 
 def test_clip_grad_norm_leaves_small_gradients_alone_and_supports_inf_norm():
     (a,) = params_with_grads([0.3, -0.4])
-    assert optim.clip_grad_norm_([a], 1.0).item() == pytest.approx(0.5)
+    assert optim.clip_grad_norm_([a], 1.0).item() == pytest.approx(0.5)  # float32 0.3 and 0.4: a few ulps (8 allowed)
     np.testing.assert_allclose(a.grad.data, [0.3, -0.4])
     assert optim.clip_grad_norm_([a], 0.1, norm_type=math.inf).item() == pytest.approx(0.4)
     np.testing.assert_allclose(a.grad.data, [0.075, -0.1], rtol=1e-5)  # 0.1 / (0.4 + 1e-6): 2.5e-6 short
