@@ -69,7 +69,9 @@ int main(void) {
             /* |tanh| <= 1, and each path is within 2·4 + 1 ulps of it (tests/tolerances.py): two paths
              * within twice that of 1, 2.1e-6 (the code is the same, only FMA differs). */
             err = 0; for (int i = 0; i < k*n; ++i) err = fmax(err, fabs(c0[i] - c1[i]));
-            if (err > 2 * (2 * 4 + 1) * 1.1920928955078125e-7) { printf("FAIL tanh %s err %g\n", mdk_simd_name(path), err); fails++; }
+            if (err > 2 * (2 * 4 + 1) * 1.1920928955078125e-7) {
+                printf("FAIL tanh %s err %g\n", mdk_simd_name(path), err); fails++;
+            }
         }
         free(a); free(b); free(bias); free(c0); free(c1);
     }

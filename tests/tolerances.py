@@ -128,11 +128,6 @@ def transcendental_rtol(dtype, *, libraries=2, extra_ulps=0):
     return (libraries * TRANSCENDENTAL_ULPS + extra_ulps) * eps(dtype)
 
 
-def ulps(count, dtype):
-    """`count` ulps, as a relative tolerance (an ulp of y is at most eps·|y| for normal y)."""
-    return count * eps(dtype)
-
-
 def half_ulp_float16(x):
     """The most that rounding float32 x to float16 (nearest even) may change it: half an ulp of float16.
 
