@@ -784,7 +784,8 @@ def test_minidl_simd_env_forces_the_path(path):
 
 
 def test_minidl_simd_env_rejects_unknown_names():
-    env = dict(os.environ, MINIDL_SIMD="sse9")
+    # Without MINIDL_KERNELS from the caller's shell: =numpy would never load the C kernels, so never read MINIDL_SIMD.
+    env = {k: v for k, v in os.environ.items() if k != "MINIDL_KERNELS"} | {"MINIDL_SIMD": "sse9"}
     result = subprocess.run([sys.executable, "-c", "import minidl"], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "MINIDL_SIMD=sse9" in result.stderr and "unknown SIMD path" in result.stderr
 
