@@ -305,9 +305,7 @@ def test_im2col_col2im(shape, k, stride, pad):
     np.testing.assert_array_equal(host(cols), want)
     g = randn(*want.shape)
     # each pixel sums its windows in the twin's order (offset i, then j): exact
-    np.testing.assert_array_equal(
-        host(ck.col2im(dev(g), shape, k, k, stride, pad)), nk.col2im(g, shape, *window)
-    )
+    np.testing.assert_array_equal(host(ck.col2im(dev(g), shape, k, k, stride, pad)), nk.col2im(g, shape, *window))
 
 
 @pytest.mark.parametrize("shape, k, stride, pad", [c for c in CONV_CASES if c[1] <= 3])
