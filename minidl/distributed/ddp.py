@@ -1,0 +1,200 @@
+"""Synchronous data parallelism: DistributedDataParallel averages every rank's gradients.
+
+"Run K batches in parallel and aggregate": every rank holds the whole model, computes the
+gradient of its own shard of the batch, and the ranks average their gradients before each
+optimizer step, so every rank applies the same update and the replicas stay identical:
+
+    ∂W = (1/N) Σ_r ∂W_r        (N ranks, ∂W_r the mean gradient of rank r's b examples)
+
+which is the mean gradient of the whole N·b batch. The lecture's second key idea, "overlap
+computation and data transfer", is how it is done: gradients are copied into a few large
+buckets (last layers first, in the order backward produces them), and a bucket's
+non-blocking allreduce starts as soon as its last gradient arrives, while backward is still
+computing the gradients of earlier layers. `synchronize()` waits for the rest and writes the
+averaged gradients into `.grad`, so the optimizer step runs as usual:
+
+    model = DistributedDataParallel(model)            # parameters broadcast from rank 0
+    loss = loss_fn(model(x), y); optimizer.zero_grad(); loss.backward()
+    model.synchronize(); optimizer.step()
+
+With compression 'fp16' or 'trunc16' each bucket is sent in 16 bits (MPI cannot add our
+16-bit formats, so the compressed buckets are all-gathered and added in float32, in rank
+order, on every rank: the same bits everywhere).
+"""
+
+import numpy as np
+
+from minidl.distributed.collectives import broadcast_parameters, make_buckets
+from minidl.distributed.comm import world
+from minidl.distributed.compression import get_compressor
+from minidl.nn.module import Module
+from minidl.tensor import Tensor
+
+
+class _Bucket:
+    """One fused buffer: the gradients of `indices`, one after another."""
+
+    def __init__(self, indices, sizes):
+        self.indices = indices
+        self.offsets = {}
+        offset = 0
+        for i in indices:
+            self.offsets[i] = (offset, offset + sizes[i])
+            offset += sizes[i]
+        self.buffer = np.zeros(offset, np.float32)
+        self.filled = set()
+        self.request = None
+        self.gathered = None  # compressed mode: every rank's 16-bit bucket
+
+    @property
+    def full(self):
+        return len(self.filled) == len(self.indices)
+
+    def reset(self):
+        self.filled.clear()
+        self.request = None
+        self.gathered = None
+
+
+class DistributedDataParallel(Module):
+    """Wrap a model so that its gradients are averaged over all ranks (see the module docstring).
+
+    comm            a Communicator (default: all ranks)
+    bucket_cap_mb   size of a fused gradient bucket, in MiB of float32 (PyTorch's default is 25;
+                    small models want small buckets, or nothing overlaps)
+    compression     'none', 'fp16' or 'trunc16' for the gradient transfer
+    overlap         True: start each bucket's allreduce from the gradient hooks during backward;
+                    False: communicate everything in synchronize(), after backward
+    """
+
+    def __init__(self, module, comm=None, bucket_cap_mb=1.0, compression="none", overlap=True):
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(f"DistributedDataParallel: expected a Module, got {type(module).__name__}")
+        if bucket_cap_mb <= 0:
+            raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be > 0, got {bucket_cap_mb}")
+        self.module = module
+        self.comm = comm if comm is not None else world()
+        self.codec = get_compressor(compression)
+        self.overlap = overlap
+        self._params = [p for p in module.parameters() if p.requires_grad]
+        if not self._params:
+            raise ValueError("DistributedDataParallel: the module has no parameters that require grad")
+        for p in self._params:
+            if p.dtype != np.float32:
+                raise TypeError(f"DistributedDataParallel: parameters must be float32, got {p.dtype} {p.shape}")
+        sizes = [p.data.size for p in self._params]
+        backward_order = list(reversed(range(len(sizes))))  # backward reaches the last layers first
+        cap = max(1, int(bucket_cap_mb * 2**20) // 4)
+        groups = make_buckets([sizes[i] for i in backward_order], cap)
+        self._buckets = [_Bucket([backward_order[j] for j in group], sizes) for group in groups]
+        self._bucket_of = {i: b for b in self._buckets for i in b.indices}
+        self._previous = {}  # parameter index -> .grad before this backward (gradient accumulation)
+        self._next_launch = 0
+        self.steps = 0
+        self._grad_hook_handles = [p.register_hook(self._make_hook(i)) for i, p in enumerate(self._params)] if overlap else []
+        broadcast_parameters(self._params, self.comm)
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    # ------------------------------------------------------------ during backward
+    def _make_hook(self, index):
+        def hook(grad):
+            self._collect(index, grad.data, from_hook=True)
+            self._launch_full_buckets()
+            self._make_progress()
+            return None  # the local gradient goes into .grad as usual; synchronize() replaces it
+
+        return hook
+
+    def _collect(self, index, grad, from_hook):
+        bucket = self._bucket_of[index]
+        start, end = bucket.offsets[index]
+        if index in bucket.filled:  # a second backward before synchronize(): accumulate
+            bucket.buffer[start:end] += grad.reshape(-1)
+            return
+        param = self._params[index]
+        if from_hook and param.grad is not None and index not in self._previous:
+            self._previous[index] = param.grad.data.copy()  # accumulated before; added back after averaging
+        bucket.buffer[start:end] = grad.reshape(-1)
+        bucket.filled.add(index)
+
+    def _launch_full_buckets(self):
+        # MPI needs every rank to start its collectives in the same order: buckets go in index
+        # order, each as soon as it and all buckets before it are full.
+        while self._next_launch < len(self._buckets) and self._buckets[self._next_launch].full:
+            self._launch(self._buckets[self._next_launch])
+            self._next_launch += 1
+
+    def _launch(self, bucket):
+        if self._next_launch == 0:
+            self.comm.arrive(self.steps)  # so a timed-out wait can name the ranks that never came
+        if self.codec.name == "none":
+            bucket.request = self.comm.iallreduce(bucket.buffer)
+        else:
+            wire = self.codec.encode(bucket.buffer).view(np.uint16)
+            bucket.gathered = np.empty((self.comm.size, wire.size), np.uint16)
+            bucket.request = self.comm.iallgather(wire, bucket.gathered)
+            bucket.wire = wire  # keep the send buffer alive until the request completes
+
+    def _make_progress(self):
+        # MPI advances a non-blocking collective only inside MPI calls: test the ones in flight.
+        pending = [b.request for b in self._buckets[: self._next_launch]]
+        if pending:
+            self.comm.MPI.Request.Testall(pending)
+
+    # ------------------------------------------------------------ after backward
+    def synchronize(self):
+        """Finish every bucket's allreduce and write the averaged gradients into each parameter's .grad."""
+        for bucket in self._buckets:
+            for i in bucket.indices:
+                if i in bucket.filled:
+                    continue
+                param = self._params[i]
+                if not self.overlap and param.grad is not None:  # .grad as it is, accumulation included
+                    self._collect(i, param.grad.data, from_hook=False)
+                else:  # no gradient reached this parameter in this step: it contributes zeros
+                    start, end = bucket.offsets[i]
+                    bucket.buffer[start:end] = 0
+                    bucket.filled.add(i)
+                    if param.grad is not None:
+                        self._previous.setdefault(i, param.grad.data.copy())
+        self._launch_full_buckets()
+        self.comm.wait_all([b.request for b in self._buckets], f"gradient allreduce of step {self.steps}")
+        scale = np.float32(1.0 / self.comm.size)
+        for bucket in self._buckets:
+            if bucket.gathered is not None:  # add the ranks' 16-bit buckets in float32, in rank order
+                wire_dtype = self.codec.wire_dtype
+                bucket.buffer[...] = self.codec.decode(bucket.gathered[0].view(wire_dtype))
+                for row in bucket.gathered[1:]:
+                    bucket.buffer += self.codec.decode(row.view(wire_dtype))
+            bucket.buffer *= scale
+            for i in bucket.indices:
+                self._write_grad(i, bucket)
+            bucket.reset()
+        self._previous.clear()
+        self._next_launch = 0
+        self.steps += 1
+
+    def _write_grad(self, index, bucket):
+        param = self._params[index]
+        start, end = bucket.offsets[index]
+        value = bucket.buffer[start:end].reshape(param.shape)
+        previous = self._previous.get(index)
+        if previous is not None:
+            value = previous + value
+        if param.grad is not None and param.grad.grad_fn is None and param.grad.data.flags.writeable:
+            param.grad.data[...] = value
+        else:
+            param.grad = Tensor(np.array(value, dtype=np.float32))
+
+    @property
+    def bytes_sent(self):
+        return self.comm.bytes_sent
+
+    def extra_repr(self):
+        return (
+            f"ranks={self.comm.size}, buckets={len(self._buckets)}, compression={self.codec.name}, "
+            f"overlap={self.overlap}"
+        )
