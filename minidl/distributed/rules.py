@@ -251,6 +251,8 @@ class ServerRules:
             self.dropped += 1
             self.dropped_by_worker[worker] += 1
             return PushResult(False, True, None, self._release())
+        if worker in self._pushed_this_step:
+            raise ValueError(f"push: worker {worker} pushed twice for version {version} (backup mode needs n_push = 1)")
         if self._sum is None:
             self._sum = [np.array(g, dtype=np.float32) for g in grads]
         else:
