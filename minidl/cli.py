@@ -1,4 +1,4 @@
-"""The `minidl` command: `minidl train` (the main job) and `minidl info`.
+"""The `minidl` command: `minidl train` (the main job), `minidl launch` and `minidl info`.
 
 `minidl train` trains a small CNN on the built-in digits by default: a progress bar with
 running loss and accuracy, the test accuracy at the end, and in --out a checkpoint after
@@ -93,6 +93,16 @@ def build_parser():
     run.add_argument("--kernels", choices=("numpy", "c"), help="kernel set (default: c when built, else numpy)")
     run.add_argument("--no-plot", action="store_true", help="do not write training_curves.png")
     run.add_argument("--quiet", action="store_true", help="no progress bars or summary, only errors")
+    distributed_driver().add_arguments(train)
+
+    launch = commands.add_parser(
+        "launch",
+        help="run a minidl command on N MPI ranks (mpiexec from this environment, or srun under Slurm)",
+        description="Start `minidl COMMAND ...` on N ranks, e.g. minidl launch -n 4 -- train --distributed sync",
+    )
+    launch.add_argument("-n", "--ranks", type=int, required=True, help="number of ranks (processes)")
+    launch.add_argument("--launcher", choices=("mpiexec", "srun"), help="default: srun inside Slurm, else mpiexec")
+    launch.add_argument("program", nargs=argparse.REMAINDER, help="the minidl command line to run, after --")
 
     commands.add_parser("info", help="versions, kernels, SIMD path, BLAS and CUDA availability")
     return parser
@@ -107,6 +117,8 @@ def main(argv=None):
             return train_command(args)
         if args.command == "info":
             return info_command()
+        if args.command == "launch":
+            return launch_command(args)
         parser.print_help(sys.stderr)
         return 2
     except UsageError as e:
@@ -126,6 +138,43 @@ def _describe_os_error(error):
     if filename is None or not error.strerror:
         return str(error)
     return f"{filename}: {error.strerror}"
+
+
+# ---------------------------------------------------------------------------
+# minidl launch, and train --distributed (the logic lives in minidl.distributed)
+# ---------------------------------------------------------------------------
+def distributed_driver():
+    from minidl.distributed import driver  # imports no MPI: that happens when a job starts
+
+    return driver
+
+
+def launch_command(args):
+    from minidl.distributed import launch
+
+    program = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if not program:
+        raise UsageError("launch: give the command to run after --, e.g. minidl launch -n 4 -- train --distributed sync")
+    try:
+        return launch.launch(args.ranks, program, args.launcher)
+    except launch.LaunchError as e:
+        raise UsageError(str(e)) from None
+
+
+def train_distributed(args, settings):
+    """`minidl train --distributed MODE`: hand the run to minidl.distributed's driver, on every rank."""
+    driver = distributed_driver()
+    recipe = driver.Recipe(
+        load_datasets=lambda s: load_datasets(s, args),
+        build_model=build_model,
+        build_optimizer=build_optimizer,
+        evaluate=evaluate,
+        progress_bar=None if args.quiet else _progress_bar_factory(),
+        plot=plot_training_curves,
+    )
+    out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else _default_out_dir())
+    options = driver.distributed_options(args)
+    return driver.run(settings, options, recipe, out, resume=args.resume, quiet=args.quiet, no_plot=args.no_plot)
 
 
 # ---------------------------------------------------------------------------
@@ -380,6 +429,8 @@ def train_command(args):
             minidl.set_kernels(args.kernels)
         except (RuntimeError, ValueError) as e:
             raise UsageError(f"--kernels {args.kernels}: {e}") from None
+    if args.distributed:
+        return train_distributed(args, settings)
     out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else _default_out_dir())
     try:
         os.makedirs(out, exist_ok=True)

@@ -102,6 +102,14 @@ class Communicator:
 
         self._poll(lambda: self.MPI.Request.Testall(requests), message)
 
+    def wait_until(self, test, what, peers=None):
+        """Call test() (which may start or advance MPI requests) until it returns True, with the timeout."""
+
+        def message(waited):
+            return f"rank {self.rank}: {what} did not complete after {waited:.1f} s; {self._describe_missing(peers)}"
+
+        self._poll(test, message)
+
     def _poll(self, test, message):
         poll(test, self.timeout, message)
 

@@ -17,14 +17,17 @@ averaged gradients into `.grad`, so the optimizer step runs as usual:
     loss = loss_fn(model(x), y); optimizer.zero_grad(); loss.backward()
     model.synchronize(); optimizer.step()
 
-With compression 'fp16' or 'trunc16' each bucket is sent in 16 bits (MPI cannot add our
-16-bit formats, so the compressed buckets are all-gathered and added in float32, in rank
-order, on every rank: the same bits everywhere).
+With compression 'fp16' or 'trunc16' each bucket is sent in 16 bits. MPI cannot add our 16-bit
+formats, so the allreduce is done as its two halves with MPI's non-blocking collectives, like
+the ring: a reduce-scatter (an alltoall of the 16-bit chunks; rank r adds up chunk r in
+float32) and an allgather of the finished chunks, again in 16 bits. Each rank sends
+2·(N-1)/N·2 bytes a value, half of the float32 allreduce, and every rank decodes the very
+same bits, so the replicas stay identical.
 """
 
 import numpy as np
 
-from minidl.distributed.collectives import broadcast_parameters, make_buckets
+from minidl.distributed.collectives import broadcast_parameters, make_buckets, ring_allreduce
 from minidl.distributed.comm import world
 from minidl.distributed.compression import get_compressor
 from minidl.nn.module import Module
@@ -32,19 +35,19 @@ from minidl.tensor import Tensor
 
 
 class _Bucket:
-    """One fused buffer: the gradients of `indices`, one after another."""
+    """One fused buffer: the gradients of `indices`, one after another (padded to a multiple of N)."""
 
-    def __init__(self, indices, sizes):
+    def __init__(self, indices, sizes, ranks):
         self.indices = indices
         self.offsets = {}
         offset = 0
         for i in indices:
             self.offsets[i] = (offset, offset + sizes[i])
             offset += sizes[i]
-        self.buffer = np.zeros(offset, np.float32)
+        self.chunk = -(-offset // ranks)  # compressed mode: rank r reduces values [r·chunk, (r+1)·chunk)
+        self.buffer = np.zeros(self.chunk * ranks, np.float32)
         self.filled = set()
-        self.request = None
-        self.gathered = None  # compressed mode: every rank's 16-bit bucket
+        self.reset()
 
     @property
     def full(self):
@@ -52,8 +55,9 @@ class _Bucket:
 
     def reset(self):
         self.filled.clear()
-        self.request = None
-        self.gathered = None
+        self.request = None  # the allreduce, or (compressed) the reduce-scatter
+        self.gather_request = None  # compressed: the allgather of the reduced chunks
+        self.keep = None  # send and receive buffers, alive until their requests complete
 
 
 class DistributedDataParallel(Module):
@@ -65,18 +69,23 @@ class DistributedDataParallel(Module):
     compression     'none', 'fp16' or 'trunc16' for the gradient transfer
     overlap         True: start each bucket's allreduce from the gradient hooks during backward;
                     False: communicate everything in synchronize(), after backward
+    algorithm       'mpi' (MPI's non-blocking allreduce) or 'ring' (the ring allreduce of
+                    minidl.distributed.collectives, blocking, so run in synchronize(): no overlap)
     """
 
-    def __init__(self, module, comm=None, bucket_cap_mb=1.0, compression="none", overlap=True):
+    def __init__(self, module, comm=None, bucket_cap_mb=1.0, compression="none", overlap=True, algorithm="mpi"):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel: expected a Module, got {type(module).__name__}")
         if bucket_cap_mb <= 0:
             raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be > 0, got {bucket_cap_mb}")
+        if algorithm not in ("mpi", "ring"):
+            raise ValueError(f"DistributedDataParallel: algorithm must be 'mpi' or 'ring', got {algorithm!r}")
         self.module = module
         self.comm = comm if comm is not None else world()
         self.codec = get_compressor(compression)
-        self.overlap = overlap
+        self.algorithm = algorithm
+        self.overlap = overlap and algorithm == "mpi"
         self._params = [p for p in module.parameters() if p.requires_grad]
         if not self._params:
             raise ValueError("DistributedDataParallel: the module has no parameters that require grad")
@@ -87,12 +96,17 @@ class DistributedDataParallel(Module):
         backward_order = list(reversed(range(len(sizes))))  # backward reaches the last layers first
         cap = max(1, int(bucket_cap_mb * 2**20) // 4)
         groups = make_buckets([sizes[i] for i in backward_order], cap)
-        self._buckets = [_Bucket([backward_order[j] for j in group], sizes) for group in groups]
+        self._buckets = [_Bucket([backward_order[j] for j in group], sizes, self.comm.size) for group in groups]
         self._bucket_of = {i: b for b in self._buckets for i in b.indices}
         self._previous = {}  # parameter index -> .grad before this backward (gradient accumulation)
         self._next_launch = 0
+        self._next_gather = 0  # compressed mode: buckets whose allgather has started
+        # Compressed mode starts each bucket's allgather when its reduce-scatter ends, which happens
+        # at different moments on different ranks; on a communicator of their own the allgathers
+        # keep one order (bucket order) on every rank, as MPI requires.
+        self._gather_comm = self.comm.comm.Dup() if self.codec.name != "none" and algorithm == "mpi" else None
         self.steps = 0
-        self._grad_hook_handles = [p.register_hook(self._make_hook(i)) for i, p in enumerate(self._params)] if overlap else []
+        self._grad_hook_handles = [p.register_hook(self._make_hook(i)) for i, p in enumerate(self._params)] if self.overlap else []
         broadcast_parameters(self._params, self.comm)
 
     def forward(self, *args, **kwargs):
@@ -130,17 +144,45 @@ class DistributedDataParallel(Module):
     def _launch(self, bucket):
         if self._next_launch == 0:
             self.comm.arrive(self.steps)  # so a timed-out wait can name the ranks that never came
+        if self.algorithm == "ring":  # blocking: sums the bucket in place, 16-bit hops if compressed
+            ring_allreduce(bucket.buffer, self.comm, compression=self.codec)
+            return
         if self.codec.name == "none":
             bucket.request = self.comm.iallreduce(bucket.buffer)
-        else:
-            wire = self.codec.encode(bucket.buffer).view(np.uint16)
-            bucket.gathered = np.empty((self.comm.size, wire.size), np.uint16)
-            bucket.request = self.comm.iallgather(wire, bucket.gathered)
-            bucket.wire = wire  # keep the send buffer alive until the request completes
+            return
+        # Reduce-scatter: row r of `chunks` (16-bit) goes to rank r, which adds up what it receives.
+        n = self.comm.size
+        chunks = self.codec.encode(bucket.buffer).view(np.uint16).reshape(n, bucket.chunk)
+        received = np.empty_like(chunks)
+        self.comm.bytes_sent += chunks[0].nbytes * (n - 1)
+        bucket.request = self.comm.comm.Ialltoall(chunks, received)
+        bucket.keep = (chunks, received)
+
+    def _start_gathers(self):
+        """Compressed mode: for each bucket whose reduce-scatter is done, in order, start its allgather."""
+        n, wire_dtype = self.comm.size, self.codec.wire_dtype
+        while self._next_gather < self._next_launch:
+            bucket = self._buckets[self._next_gather]
+            if not bucket.request.Test():
+                return False
+            _, received = bucket.keep
+            total = self.codec.decode(received[0].view(wire_dtype))
+            for row in received[1:]:  # float32 sums, in rank order: the same on every rank
+                total += self.codec.decode(row.view(wire_dtype))
+            mine = self.codec.encode(total).view(np.uint16)
+            gathered = np.empty((n, bucket.chunk), np.uint16)
+            self.comm.bytes_sent += mine.nbytes * (n - 1)
+            bucket.gather_request = self._gather_comm.Iallgather(mine, gathered)
+            bucket.keep = (mine, gathered)
+            self._next_gather += 1
+        return True
 
     def _make_progress(self):
         # MPI advances a non-blocking collective only inside MPI calls: test the ones in flight.
+        if self._gather_comm is not None:
+            self._start_gathers()
         pending = [b.request for b in self._buckets[: self._next_launch]]
+        pending += [b.gather_request for b in self._buckets[: self._next_gather]]
         if pending:
             self.comm.MPI.Request.Testall(pending)
 
@@ -161,20 +203,23 @@ class DistributedDataParallel(Module):
                     if param.grad is not None:
                         self._previous.setdefault(i, param.grad.data.copy())
         self._launch_full_buckets()
-        self.comm.wait_all([b.request for b in self._buckets], f"gradient allreduce of step {self.steps}")
+        what = f"gradient allreduce of step {self.steps}"
+        if self._gather_comm is not None:
+            self.comm.wait_until(self._start_gathers, what + " (reduce-scatter)")
+            self.comm.wait_all([b.gather_request for b in self._buckets], what + " (allgather)")
+        else:
+            self.comm.wait_all([b.request for b in self._buckets], what)
         scale = np.float32(1.0 / self.comm.size)
         for bucket in self._buckets:
-            if bucket.gathered is not None:  # add the ranks' 16-bit buckets in float32, in rank order
-                wire_dtype = self.codec.wire_dtype
-                bucket.buffer[...] = self.codec.decode(bucket.gathered[0].view(wire_dtype))
-                for row in bucket.gathered[1:]:
-                    bucket.buffer += self.codec.decode(row.view(wire_dtype))
+            if bucket.gather_request is not None:  # the finished 16-bit chunks of every rank, decoded
+                _, gathered = bucket.keep
+                bucket.buffer[...] = self.codec.decode(gathered.reshape(-1).view(self.codec.wire_dtype))
             bucket.buffer *= scale
             for i in bucket.indices:
                 self._write_grad(i, bucket)
             bucket.reset()
         self._previous.clear()
-        self._next_launch = 0
+        self._next_launch = self._next_gather = 0
         self.steps += 1
 
     def _write_grad(self, index, bucket):

@@ -13,13 +13,15 @@ A server answers pulls and applies pushed gradients with minidl.optim's update f
 *Which* gradient is applied, *when*, and how stale it was are decided by
 minidl.distributed.rules.ServerRules (no MPI in it); this module only moves bytes.
 
-Messages are one buffer each, a 32-byte header of four int64 and a payload (the parameters
+Messages are one buffer each, a 48-byte header of six int64 and a payload (the parameters
 or gradients of the server's shard, possibly 16-bit compressed):
 
-    PULL    worker -> server   [worker, 0, 0, 0]
-    PARAMS  server -> worker   [version, done, 0, 0] + parameters
-    PUSH    worker -> server   [worker, version, steps, 0] + gradients
-    LEAVE   worker -> server   [worker, 0, 0, 0]
+    PULL    worker -> server   [worker]
+    PARAMS  server -> worker   [version, done] + parameters
+    PUSH    worker -> server   [worker, version, examples, correct, loss sum (float64 bits)] + gradients
+    LEAVE   worker -> server   [worker]
+
+(examples, correct and the loss sum describe the batches behind the gradient, for the progress bar.)
 
 A server never blocks on one worker: it answers whoever sends something, so in async and
 backup mode a slow or hung worker cannot stall training. When the rules make a pull wait
@@ -37,21 +39,22 @@ from minidl.distributed.compression import get_compressor
 from minidl.distributed.rules import shard_parameters
 
 TAG_PULL, TAG_PARAMS, TAG_PUSH, TAG_LEAVE, TAG_SNAPSHOT = 101, 102, 103, 104, 105
-HEADER_BYTES = 32
+HEADER_SLOTS = 6
+HEADER_BYTES = 8 * HEADER_SLOTS
 
 
 def pack(header, payload=None):
-    """One message: four int64 header values, then the payload's bytes."""
+    """One message: HEADER_SLOTS int64 header values (zero-padded), then the payload's bytes."""
     size = 0 if payload is None else payload.nbytes
     message = np.empty(HEADER_BYTES + size, np.uint8)
-    message[:HEADER_BYTES].view(np.int64)[:] = list(header) + [0] * (4 - len(header))
+    message[:HEADER_BYTES].view(np.int64)[:] = list(header) + [0] * (HEADER_SLOTS - len(header))
     if payload is not None:
         message[HEADER_BYTES:] = np.ascontiguousarray(payload).view(np.uint8).reshape(-1)
     return message
 
 
 def unpack(message, wire_dtype):
-    """(header as 4 ints, payload as an array of wire_dtype) of a packed message."""
+    """(header as a list of ints, payload as an array of wire_dtype) of a packed message."""
     header = message[:HEADER_BYTES].view(np.int64)
     return [int(h) for h in header], message[HEADER_BYTES:].view(wire_dtype)
 
@@ -91,7 +94,8 @@ class ParameterServer:
     comm           a Communicator (a private copy of MPI_COMM_WORLD is used for the messages)
     rules          the ServerRules for this server's shard
     worker_ranks   rank of worker 0, 1, ...
-    on_update      called as on_update(server, result) after every push (progress bars, checkpoints, evaluation)
+    on_update      called as on_update(server, result, stats) after every push, stats being the pushed batches'
+                   (loss sum, correct, examples): progress bars, checkpoints, evaluation
     """
 
     def __init__(self, comm, rules, worker_ranks, compression="none", on_update=None):
@@ -148,7 +152,8 @@ class ParameterServer:
                 result = self.rules.push(worker, grads, header[1])
                 self._send_params(result.released)
                 if self.on_update is not None:
-                    self.on_update(self, result)
+                    loss_sum = np.array([header[4]], np.int64).view(np.float64)[0]
+                    self.on_update(self, result, np.array([loss_sum, header[3], header[2]]))
             elif tag == TAG_LEAVE:
                 live.discard(source)
                 self._send_params(self.rules.leave(worker))
@@ -263,12 +268,18 @@ class WorkerClient:
         self._finish_sends()
         return done
 
-    def push(self, grads, versions=None):
-        """Send each server the gradients of its shard, with the version they were computed on."""
+    def push(self, grads, versions=None, stats=(0, 0, 0.0)):
+        """Send each server the gradients of its shard, with the version they were computed on.
+
+        stats: (examples, correct, loss sum) of the batches behind the gradients.
+        """
         versions = self.versions if versions is None else versions
+        examples, correct, loss_sum = stats
+        loss_bits = int(np.array([loss_sum], np.float64).view(np.int64)[0])
         for s, rank in enumerate(self.server_ranks):
             payload = self.codec.encode(_flat(self.layout.shard(grads, s)))
-            self._isend(pack([self.worker, versions[s]], payload), rank, TAG_PUSH)
+            header = [self.worker, versions[s], int(examples), int(correct), loss_bits]
+            self._isend(pack(header, payload), rank, TAG_PUSH)
         self._finish_sends()
 
     def leave(self):
@@ -294,7 +305,8 @@ def downpour_worker(client, params, compute_gradients, n_fetch=1, n_push=1, afte
     """Downpour SGD on one worker until the servers say training is done. Returns the steps taken.
 
     params              the model's parameter arrays (pulls overwrite them)
-    compute_gradients() one batch's forward and backward; returns the gradient arrays (same order)
+    compute_gradients() one batch's forward and backward; returns (gradient arrays in the order of
+                        params, (examples, correct, loss sum) of the batch)
     n_fetch, n_push     pull every n_fetch steps, push the sum of the gradients every n_push steps
     after_step(step)    called after every step (e.g. a simulated slowdown)
 
@@ -303,11 +315,12 @@ def downpour_worker(client, params, compute_gradients, n_fetch=1, n_push=1, afte
     """
     if n_fetch < 1 or n_push < 1:
         raise ValueError(f"downpour_worker: n_fetch and n_push must be >= 1, got {n_fetch}, {n_push}")
-    accumulated, oldest = None, None
+    accumulated, oldest, stats = None, None, np.zeros(3)
     step = 0
     done = client.pull(params)
     while not done:
-        grads = compute_gradients()
+        grads, batch_stats = compute_gradients()
+        stats += batch_stats
         if accumulated is None:
             accumulated = [np.array(g, dtype=np.float32) for g in grads]
             oldest = list(client.versions)
@@ -316,8 +329,8 @@ def downpour_worker(client, params, compute_gradients, n_fetch=1, n_push=1, afte
                 a += g
         step += 1
         if step % n_push == 0:
-            client.push(accumulated, oldest)
-            accumulated = None
+            client.push(accumulated, oldest, stats)
+            accumulated, stats = None, np.zeros(3)
         if after_step is not None:
             after_step(step)
         if step % n_fetch == 0:
