@@ -81,7 +81,14 @@ class Communicator:
         self.bytes_sent = 0
         self._arrived = [-1] * self.size  # the last step each rank announced
         self._arrive_sends = []  # (request, buffer) of our own announcements, until they complete
+        self._announced = 0  # announcements sent to each peer
+        self._heard = [0] * self.size  # announcements received from each peer
         self._step = -1
+        import atexit
+
+        # MPI must not finalize with announcements in flight (mpich's shared-memory transport kills
+        # the rank); this handler, registered after mpi4py's, runs before MPI_Finalize.
+        atexit.register(self.drain)
 
     def __repr__(self):
         return f"<Communicator rank {self.rank} of {self.size}>"
@@ -130,6 +137,7 @@ class Communicator:
         self._step = step
         self._arrived[self.rank] = step
         self._arrive_sends = [(r, b) for r, b in self._arrive_sends if not r.Test()]
+        self._announced += 1
         for peer in range(self.size):
             if peer != self.rank:
                 buffer = np.array([step], dtype=np.int64)
@@ -143,6 +151,26 @@ class Communicator:
             source = status.Get_source()
             self.comm.Recv(buffer, source=source, tag=_ARRIVE_TAG)
             self._arrived[source] = max(self._arrived[source], int(buffer[0]))
+            self._heard[source] += 1
+
+    def drain(self, timeout=5.0):
+        """Complete our announcements and receive the peers' last ones, so that MPI can finalize cleanly.
+
+        Every rank announces once per step; a peer that announced fewer times (it failed) is not
+        waited for longer than `timeout`.
+        """
+        if self.MPI.Is_finalized() or not self._announced:
+            return
+
+        def settled():
+            self._read_arrivals()
+            sends_done = self.MPI.Request.Testall([r for r, _ in self._arrive_sends])
+            return sends_done and all(self._heard[r] >= self._announced for r in range(self.size) if r != self.rank)
+
+        try:
+            poll(settled, timeout, lambda waited: "drain")
+        except DistributedTimeout:
+            pass
 
     # ------------------------------------------------------------ point to point
     def isend(self, array, dest, tag):
@@ -199,22 +227,35 @@ class Communicator:
         self.wait(self.iallgather(np.ascontiguousarray(array), out), what)
         return out
 
-    def gather_object(self, obj, root=0, what="gather"):
-        """Every rank's picklable `obj` as a list on `root` (None elsewhere). For small summaries only."""
+    def gather_object(self, obj, root=0, what="gather", tolerate_missing=False):
+        """Every rank's picklable `obj` as a list on `root` (None elsewhere). For small summaries only.
+
+        Point to point, so that with tolerate_missing=True a rank that never sends (a hung one)
+        costs one timeout and appears as None in the list, instead of stopping the gather.
+        """
         import pickle
 
-        payload = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
-        sizes = self.allgather(np.array([payload.size], dtype=np.int64), what + " (sizes)").ravel()
+        tag = _ARRIVE_TAG - 1
         if self.rank != root:
-            self.send(payload, root, tag=_ARRIVE_TAG - 1, what=what)
+            self.send(np.frombuffer(pickle.dumps(obj), dtype=np.uint8), root, tag, what=what)
             return None
+        MPI, status = self.MPI, self.MPI.Status()
         result = []
         for r in range(self.size):
             if r == root:
                 result.append(obj)
                 continue
-            buffer = np.empty(int(sizes[r]), dtype=np.uint8)
-            self.recv(buffer, r, tag=_ARRIVE_TAG - 1, what=what)
+            try:
+                poll(lambda r=r: self.comm.Iprobe(source=r, tag=tag, status=status), self.timeout,
+                     lambda waited, r=r: f"rank {self.rank}: {what}: nothing from rank {r} after {waited:.1f} s; "
+                     f"waiting for rank {r}")  # fmt: skip
+            except DistributedTimeout:
+                if not tolerate_missing:
+                    raise
+                result.append(None)
+                continue
+            buffer = np.empty(status.Get_count(MPI.BYTE), dtype=np.uint8)
+            self.comm.Recv(buffer, source=r, tag=tag)
             result.append(pickle.loads(buffer.tobytes()))
         return result
 

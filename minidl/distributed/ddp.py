@@ -142,8 +142,6 @@ class DistributedDataParallel(Module):
             self._next_launch += 1
 
     def _launch(self, bucket):
-        if self._next_launch == 0:
-            self.comm.arrive(self.steps)  # so a timed-out wait can name the ranks that never came
         if self.algorithm == "ring":  # blocking: sums the bucket in place, 16-bit hops if compressed
             ring_allreduce(bucket.buffer, self.comm, compression=self.codec)
             return
@@ -189,6 +187,7 @@ class DistributedDataParallel(Module):
     # ------------------------------------------------------------ after backward
     def synchronize(self):
         """Finish every bucket's allreduce and write the averaged gradients into each parameter's .grad."""
+        self.comm.arrive(self.steps)  # "my backward of this step is done": a timed-out wait names who is not
         for bucket in self._buckets:
             for i in bucket.indices:
                 if i in bucket.filled:

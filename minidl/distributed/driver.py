@@ -436,6 +436,9 @@ class _Job:
         server.on_update = tracker.on_update
         summary = server.run()
         tracker.close()
+        if server.missing:
+            print(f"rank {self.rank}: training is done, but worker rank {', '.join(map(str, server.missing))} "
+                  f"sent nothing for {o['timeout']:.0f} s; finishing without it", file=sys.stderr, flush=True)  # fmt: skip
         return {"role": "server", "history": history, "rules": summary, "updates": rules.version,
                 "parameters": _arrays(self.model) if self.rank == 0 else None}  # fmt: skip
 
@@ -445,9 +448,11 @@ class _Job:
         mine = {"rank": self.rank, "bytes_sent": self.comm.bytes_sent, "samples": result.get("samples", 0),
                 "steps": result.get("steps"), "role": result.get("role", "replica"),
                 "rules": result.get("rules")}  # fmt: skip
-        everyone = self.comm.gather_object(mine, what="final statistics")
+        everyone = self.comm.gather_object(mine, what="final statistics", tolerate_missing=True)
         if self.rank != 0:
             return 0
+        missing = [r for r, entry in enumerate(everyone) if entry is None]
+        everyone = [entry for entry in everyone if entry is not None]
         history = result["history"]
         samples = sum(r["samples"] for r in everyone if r["role"] == "worker") if self.mode in PS_MODES else (
             result["samples"])  # fmt: skip
@@ -467,6 +472,7 @@ class _Job:
             "settings": self.settings,
             "distributed": self.options,
             "resumed": self.resume is not None,
+            "missing_ranks": missing,
             "history": history,
         }
         if self.mode in PS_MODES:
@@ -493,6 +499,10 @@ class _Job:
             line += (f"; {metrics['updates']} updates, mean staleness {metrics['mean_staleness']:.2f} "
                      f"(max {metrics['max_staleness']}), {metrics['dropped_gradients']} gradients dropped")  # fmt: skip
         self.say(line + f"; metrics.json in {self.out}")
+        if missing:  # MPI cannot end a job cleanly while a rank hangs: stop it, with the reason
+            print(f"error: rank {', '.join(map(str, missing))} never reported (hung?); training finished without it, "
+                  "stopping the job", file=sys.stderr, flush=True)  # fmt: skip
+            self.comm.comm.Abort(3)
         return 0
 
 

@@ -21,11 +21,12 @@ class LaunchError(RuntimeError):
 
 
 def find_mpiexec(python=None):
-    """The mpiexec beside `python` (default: this interpreter), else the first on PATH."""
+    """The mpiexec beside `python` (default: this interpreter) or in this environment's bin/, else on PATH."""
     python = python or sys.executable
-    beside = os.path.join(os.path.dirname(python), "mpiexec")
-    if os.path.isfile(beside) and os.access(beside, os.X_OK):
-        return beside
+    for folder in (os.path.dirname(python), os.path.join(sys.prefix, "bin")):
+        beside = os.path.join(folder, "mpiexec")
+        if os.path.isfile(beside) and os.access(beside, os.X_OK):
+            return beside
     found = shutil.which("mpiexec")
     if found is None:
         raise LaunchError(

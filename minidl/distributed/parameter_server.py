@@ -112,10 +112,15 @@ class ParameterServer:
         self._snapshots = {}  # (server rank, version) -> flat float32 shard, on server 0
         self.pull_waits = {}  # worker -> time its pull started waiting
         self.messages = 0
+        self.missing = []  # worker ranks that never finished (given up on after training was done)
 
     # ------------------------------------------------------------ the loop
     def run(self):
-        """Serve until every worker has left. Returns the rules' summary."""
+        """Serve until every worker has left. Returns the rules' summary.
+
+        Once training is done, a worker that stays silent for the timeout (hung) is given up
+        on: its rank is listed in `self.missing` and the server returns without it.
+        """
         MPI = self.comm.MPI
         status = MPI.Status()
         live = set(self.worker_ranks)
@@ -124,6 +129,9 @@ class ParameterServer:
         while live:
             if not self.mpi.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
                 now = time.perf_counter()
+                if self.rules.done and now - last_message > self.timeout:
+                    self.missing = sorted(live)
+                    break
                 self._check_waits(now, last_message, live)
                 pause = min(max(pause * 2, 5e-6), 1e-3) if now - last_message > 2e-3 else 0.0
                 if pause:
@@ -158,7 +166,8 @@ class ParameterServer:
                 live.discard(source)
                 self._send_params(self.rules.leave(worker))
             self._finish_sends()
-        self._finish_sends(wait=True)
+        if not self.missing:
+            self._finish_sends(wait=True)
         return self.rules.summary()
 
     def _send_params(self, workers):
