@@ -140,8 +140,8 @@ def test_one_slow_worker_slows_sync_but_not_async_or_backup(tmp_path):
     for mode, options in (("sync", ()), ("async", ASYNC), ("backup", ("--backup-workers", "1"))):
         for slow in (False, True):
             extra = ("--slow-rank", "1", "--slowdown", "10") if slow else ()
-            _, m = train_job(4, mode, tmp_path / f"{mode}-{slow}", *options, *extra, epochs=2)
-            pace = m["updates_per_second"] if mode != "sync" else sum(m["steps_by_rank"]) / 4 / m["seconds"]
+            _, m = train_job(4, mode, tmp_path / f"{mode}-{slow}", *options, *extra, epochs=1)
+            pace = m["updates_per_second"] if mode != "sync" else m["steps_per_second"]
             runs[mode, slow] = m
             rows.append((mode, slow, pace, m["test_accuracy"]))
     print("\nmode     slow rank 1  updates/s  test acc")
@@ -219,7 +219,8 @@ def test_a_hung_worker_does_not_stall_backup_training(tmp_path):
 # ---------------------------------------------------------------- the command line
 def test_pipeline_mode_trains(tmp_path):
     proc, metrics = train_job(2, "pipeline", tmp_path, "--micro-batches", "4", epochs=3)
-    assert metrics["stages"] == [[0, 3], [3, 7]] or len(metrics["stages"]) == 2
+    stages = metrics["stages"]  # the mlp's 7 layers, cut where the parameters balance
+    assert len(stages) == 2 and stages[0][0] == 0 and stages[0][1] == stages[1][0] and stages[1][1] == 7
     assert metrics["test_accuracy"] > 0.8 and "test accuracy" in proc.stderr
 
 

@@ -195,11 +195,11 @@ class _Job:
 
     # ------------------------------------------------------------ shared pieces
     def run(self):
-        self.start = time.perf_counter()
+        self.start = self.train_start = time.perf_counter()
         if self.rank == 0:
             os.makedirs(self.out, exist_ok=True)
         minidl.manual_seed(self.settings["seed"])
-        self.train, self.test, shape, classes = self.recipe.load_datasets(self.settings)
+        self.train, self.test, shape, classes = self._load_datasets()
         self.model = self.recipe.build_model(self.settings, shape, classes)  # the same start on every rank
         self.say(
             f"training {self.settings['model']} on {self.settings['dataset']}, --distributed {self.mode} on "
@@ -207,6 +207,19 @@ class _Job:
         )
         result = {"sync": self._run_sync, "pipeline": self._run_pipeline}.get(self.mode, self._run_parameter_server)()
         return self._finish(result)
+
+    def _load_datasets(self):
+        """Rank 0 loads the data and sends it to the others (one import of scikit-learn, not N)."""
+        loaded = None
+        if self.rank == 0:
+            try:
+                loaded = ("ok", self.recipe.load_datasets(self.settings))
+            except Exception as e:  # every rank must learn that it failed, or they would wait forever
+                loaded = ("error", f"{type(e).__name__}: {e}")
+        loaded = self.comm.comm.bcast(loaded, root=0)
+        if loaded[0] == "error":
+            raise RuntimeError(f"loading the data on rank 0 failed: {loaded[1]}")
+        return loaded[1]
 
     def _roles(self):
         if self.mode in PS_MODES:
@@ -227,10 +240,17 @@ class _Job:
             return None
         return self.recipe.progress_bar(total, description)
 
-    def _inject_faults(self, step, compute_seconds):
+    def _inject_faults(self, step, step_seconds):
+        """Called after step number `step` (1, 2, ...) took step_seconds (not counting earlier sleeps).
+
+        --slow-rank: sleep (F - 1) times this rank's typical step time (the median of its last 20
+        steps, so that one step stretched by the operating system does not count 10 times), which
+        makes the rank F times slower than it would be on its own; --hang-rank, --fail-rank.
+        """
         o = self.options
         if o["slow_rank"] == self.rank and o["slowdown"] > 1:
-            time.sleep((o["slowdown"] - 1) * compute_seconds)
+            recent = self._recent_steps = (getattr(self, "_recent_steps", []) + [step_seconds])[-20:]
+            time.sleep((o["slowdown"] - 1) * float(np.median(recent)))
         if not self.faults:
             return
         if o["hang_rank"] == self.rank and step == o["hang_at_step"]:
@@ -265,42 +285,48 @@ class _Job:
         loss_fn = nn.CrossEntropyLoss()
         history = {"train_loss": [], "train_accuracy": [], "test_accuracy": [], "lr": []}
         first_epoch, skip, step = 1, 0, 0
+        resumed_totals = np.zeros(3)
         if self.resume is not None:
             state = minidl.load(self._resume_file("checkpoint.npz"), model=model, optimizer=optimizer)
             extra = state["extra"]
             scheduler.load_state_dict(extra["scheduler"])
             history = {k: list(v) for k, v in extra["history"].items()}
             first_epoch, skip, step = int(extra["epoch"]), int(extra["batch"]), int(state["step"])
+            resumed_totals = np.asarray(extra["totals"], dtype=np.float64) if self.rank == 0 else np.zeros(3)
             self.say(f"resuming after step {step} (epoch {first_epoch}, batch {skip})")
 
-        def save(epoch, batch):
+        def save(epoch, batch, totals):
+            # The epoch's running totals over all ranks, so a resumed epoch reports the same mean loss.
+            totals = comm.allreduce(totals.astype(np.float64), what="checkpoint totals") if batch else totals * 0
             if self.rank == 0:
                 extra = {"settings": s, "distributed": o, "scheduler": scheduler.state_dict(), "history": history,
-                         "epoch": epoch, "batch": batch, "seconds": time.perf_counter() - self.start}  # fmt: skip
+                         "epoch": epoch, "batch": batch, "totals": totals,
+                         "seconds": time.perf_counter() - self.start}  # fmt: skip
                 minidl.save(self._checkpoint_path(), model=model, optimizer=optimizer, step=step, extra=extra)
 
         samples = 0
+        self.train_start = step_end = time.perf_counter()
         for epoch in range(first_epoch, s["epochs"] + 1):
             sampler.set_epoch(epoch)
             bar = self._bar(len(loader), f"epoch {epoch}/{s['epochs']}")
-            totals = np.zeros(3)  # loss sum, correct, examples on this rank
+            totals = resumed_totals.copy() if epoch == first_epoch else np.zeros(3)  # loss sum, correct, examples
             lr = optimizer.param_groups[0]["lr"]
             for k, (x, y) in enumerate(loader):
                 if epoch == first_epoch and k < skip:
                     if bar is not None:
                         bar.update(1)
                     continue
-                began = time.perf_counter()
                 scores = ddp(x)
                 loss = loss_fn(scores, y)
                 optimizer.zero_grad()
                 loss.backward()
-                self._inject_faults(step, time.perf_counter() - began)
                 ddp.synchronize()
                 if s["clip_grad_norm"]:
                     optim.clip_grad_norm_(model.parameters(), s["clip_grad_norm"])
                 optimizer.step()
                 step += 1
+                self._inject_faults(step, time.perf_counter() - step_end)
+                step_end = time.perf_counter()
                 n = len(y)
                 samples += n * self.size
                 totals += (loss.item() * n, int((scores.data.argmax(axis=1) == y.data).sum()), n)
@@ -309,7 +335,7 @@ class _Job:
                                     refresh=False)  # fmt: skip
                     bar.update(1)
                 if self.checkpoint_every and step % self.checkpoint_every == 0:
-                    save(epoch, k + 1)
+                    save(epoch, k + 1, totals)
             totals = comm.allreduce(totals.astype(np.float64), what=f"epoch {epoch} totals")
             scheduler.step()
             test_accuracy = self.recipe.evaluate(model, self.test) if self.rank == 0 else float("nan")
@@ -319,7 +345,7 @@ class _Job:
                 bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}", acc=f"{history['train_accuracy'][-1]:.3f}",
                                 test=f"{test_accuracy:.3f}")  # fmt: skip
                 bar.close()
-            save(epoch + 1, 0)
+            save(epoch + 1, 0, totals)
         return {"history": history, "samples": samples, "steps": step, "parameters": _arrays(model)}
 
     # ------------------------------------------------------------ pipeline
@@ -339,6 +365,7 @@ class _Job:
         first, last = pipe.first, pipe.last
         history = {"train_loss": [], "train_accuracy": [], "test_accuracy": [], "lr": []}
         step, samples = 0, 0
+        self.train_start = time.perf_counter()
         for epoch in range(1, s["epochs"] + 1):
             bar = self._bar(len(loader), f"epoch {epoch}/{s['epochs']}")
             pipe.train()
@@ -400,18 +427,21 @@ class _Job:
 
             def compute_gradients():
                 x, y = next(batches)
-                began = time.perf_counter()
                 scores = self.model(x)
                 loss = loss_fn(scores, y)
                 self.model.zero_grad()
                 loss.backward()
                 stats = (len(y), int((scores.data.argmax(axis=1) == y.data).sum()), loss.item() * len(y))
-                compute_gradients.seconds = time.perf_counter() - began
                 return [p.grad.data for p in model_params], stats
 
-            def after_step(step):
-                self._inject_faults(step, compute_gradients.seconds)
+            last_step_end = [time.perf_counter()]
 
+            def after_step(step):
+                # A worker's own work in a step: compute, push and pull (waiting for nobody in async).
+                self._inject_faults(step, time.perf_counter() - last_step_end[0])
+                last_step_end[0] = time.perf_counter()
+
+            self.train_start = time.perf_counter()
             steps = downpour_worker(client, params, compute_gradients, o["n_fetch"], o["n_push"], after_step)
             return {"role": "worker", "steps": steps, "samples": steps * s["batch_size"]}
 
@@ -434,8 +464,11 @@ class _Job:
         server = ParameterServer(comm, rules, range(num_servers, self.size), compression=o["compression"])
         tracker = _EpochTracker(self, server, layout, params, updates_per_epoch, total_updates, history, name)
         server.on_update = tracker.on_update
+        self.train_start = time.perf_counter()
         summary = server.run()
         tracker.close()
+        if tracker.done_time is not None:  # the pace of training: until the last update, not the last goodbye
+            self.train_end = tracker.done_time
         if server.missing:
             print(f"rank {self.rank}: training is done, but worker rank {', '.join(map(str, server.missing))} "
                   f"sent nothing for {o['timeout']:.0f} s; finishing without it", file=sys.stderr, flush=True)  # fmt: skip
@@ -445,6 +478,7 @@ class _Job:
     # ------------------------------------------------------------ the end: metrics.json on rank 0
     def _finish(self, result):
         seconds = time.perf_counter() - self.start
+        train_seconds = getattr(self, "train_end", time.perf_counter()) - self.train_start
         mine = {"rank": self.rank, "bytes_sent": self.comm.bytes_sent, "samples": result.get("samples", 0),
                 "steps": result.get("steps"), "role": result.get("role", "replica"),
                 "rules": result.get("rules")}  # fmt: skip
@@ -464,7 +498,9 @@ class _Job:
             "train_accuracy": history["train_accuracy"][-1] if history["train_accuracy"] else None,
             "epochs": self.settings["epochs"],
             "seconds": seconds,
-            "samples_per_second": samples / seconds,
+            "train_seconds": train_seconds,
+            "samples_per_second": samples / train_seconds,
+            "steps_per_second": result["steps"] / train_seconds if self.mode not in PS_MODES else None,
             "bytes_sent": sum(r["bytes_sent"] for r in everyone),
             "bytes_sent_by_rank": [r["bytes_sent"] for r in everyone],
             "steps_by_rank": [r["steps"] for r in everyone],
@@ -482,7 +518,7 @@ class _Job:
             metrics["max_staleness"] = servers[0]["max_staleness"]
             metrics["dropped_gradients"] = servers[0]["dropped_gradients"]
             metrics["updates"] = result["updates"]
-            metrics["updates_per_second"] = result["updates"] / seconds
+            metrics["updates_per_second"] = result["updates"] / train_seconds
         if "stages" in result:
             metrics["stages"] = result["stages"]
         with open(os.path.join(self.out, "metrics.json"), "w") as f:
@@ -494,6 +530,7 @@ class _Job:
             if self.mode in PS_MODES:
                 plot_staleness(metrics["server"]["staleness_histogram"], os.path.join(self.out, "staleness.png"))
         line = f"test accuracy {metrics['test_accuracy']:.4f} after {self.settings['epochs']} epochs in {seconds:.1f}s"
+        line += f" ({train_seconds:.1f}s training)"
         line += f"; {metrics['samples_per_second']:.0f} samples/s, {metrics['bytes_sent'] / 2**20:.1f} MiB sent"
         if self.mode in PS_MODES:
             line += (f"; {metrics['updates']} updates, mean staleness {metrics['mean_staleness']:.2f} "
@@ -517,6 +554,7 @@ class _EpochTracker:
         self.last_version = self.rules.version
         self.totals = np.zeros(3)
         self.bar = None
+        self.done_time = None
         self._new_bar()
 
     def _epoch(self):
@@ -541,6 +579,8 @@ class _EpochTracker:
                 self.bar.set_postfix(loss=f"{self.totals[0] / self.totals[2]:.4f}",
                                      acc=f"{self.totals[1] / self.totals[2]:.3f}", refresh=False)  # fmt: skip
         self.last_version = version
+        if version >= self.total and self.done_time is None:
+            self.done_time = time.perf_counter()
         if version % self.updates_per_epoch == 0:
             self._end_of_epoch(version)
         elif self.job.checkpoint_every and version % self.job.checkpoint_every == 0:
