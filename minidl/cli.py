@@ -154,7 +154,9 @@ def launch_command(args):
 
     program = args.program[1:] if args.program[:1] == ["--"] else args.program
     if not program:
-        raise UsageError("launch: give the command to run after --, e.g. minidl launch -n 4 -- train --distributed sync")
+        raise UsageError(
+            "launch: give the command to run after --, e.g. minidl launch -n 4 -- train --distributed sync"
+        )
     try:
         return launch.launch(args.ranks, program, args.launcher)
     except launch.LaunchError as e:

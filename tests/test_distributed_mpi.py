@@ -31,8 +31,23 @@ def run_ranks(n, args, timeout=JOB_TIMEOUT):
 
 def train_job(n, mode, out, *options, epochs=3, check=True):
     """`minidl train --distributed MODE` on n ranks (an mlp on the digits); returns (process, metrics or None)."""
-    args = ["-m", "minidl", "train", "--distributed", mode, "--model", "mlp", "--epochs", str(epochs),
-            "--out", str(out), "--no-plot", "--timeout", "20", *options]  # fmt: skip
+    args = [
+        "-m",
+        "minidl",
+        "train",
+        "--distributed",
+        mode,
+        "--model",
+        "mlp",
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(out),
+        "--no-plot",
+        "--timeout",
+        "20",
+        *options,
+    ]
     proc = run_ranks(n, args)
     if check:
         assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
@@ -105,16 +120,18 @@ ASYNC = ("--optimizer", "adagrad", "--lr", "0.02")  # DistBelief's server ran Ad
 
 @pytest.fixture(scope="module")
 def async_run(tmp_path_factory):
-    return train_job(4, "async", tmp_path_factory.mktemp("async"), *ASYNC, "--checkpoint-every", "50", epochs=10)
+    return train_job(4, "async", tmp_path_factory.mktemp("async"), *ASYNC, "--checkpoint-every", "50", epochs=15)
 
 
 def test_async_reaches_95_percent_with_staleness_near_n_minus_1(async_run):
     proc, metrics = async_run
     workers = 3
-    print(f"\nasync, {workers} workers: test accuracy {metrics['test_accuracy']:.4f}, mean staleness "
-          f"{metrics['mean_staleness']:.2f} (N - 1 = {workers - 1}), max {metrics['max_staleness']}")  # fmt: skip
+    print(
+        f"\nasync, {workers} workers: test accuracy {metrics['test_accuracy']:.4f}, mean staleness "
+        f"{metrics['mean_staleness']:.2f} (N - 1 = {workers - 1}), max {metrics['max_staleness']}"
+    )
     assert metrics["test_accuracy"] >= 0.95
-    assert metrics["updates"] == 10 * 45  # 10 epochs of ceil(1437 / 32) updates
+    assert metrics["updates"] == 15 * 45  # 15 epochs of ceil(1437 / 32) updates
     # Each gradient waits while the other N - 1 workers push theirs: the mean is N - 1 whatever the
     # workers' speeds (see docs/distributed.md), a little less since a pull is answered after the push.
     assert abs(metrics["mean_staleness"] - (workers - 1)) < 0.5
@@ -122,9 +139,11 @@ def test_async_reaches_95_percent_with_staleness_near_n_minus_1(async_run):
 
 
 def test_bounded_delay_reaches_95_percent(tmp_path):
-    _, metrics = train_job(4, "bounded", tmp_path, *ASYNC, "--staleness-bound", "1", epochs=10)
-    print(f"\nbounded τ=1: test accuracy {metrics['test_accuracy']:.4f}, mean staleness "
-          f"{metrics['mean_staleness']:.2f}, max {metrics['max_staleness']}")  # fmt: skip
+    _, metrics = train_job(4, "bounded", tmp_path, *ASYNC, "--staleness-bound", "1", epochs=15)
+    print(
+        f"\nbounded τ=1: test accuracy {metrics['test_accuracy']:.4f}, mean staleness "
+        f"{metrics['mean_staleness']:.2f}, max {metrics['max_staleness']}"
+    )
     assert metrics["test_accuracy"] >= 0.95
 
 
@@ -150,13 +169,12 @@ def test_one_slow_worker_slows_sync_but_not_async_or_backup(tmp_path):
     for mode in ("sync", "async", "backup"):
         before = [r[2] for r in rows if r[0] == mode]
         print(f"{mode}: pace with the straggler / without = {before[1] / before[0]:.2f}")
-    # What the rules guarantee, independent of timing: sync makes every rank take every step;
-    # async applies far fewer gradients from the slow worker; backup drops most of them.
+    # What the rules guarantee, independent of timing: sync makes every rank take every step; async
+    # and backup take far fewer gradients from the slow worker (backup drops its late ones).
     assert len(set(runs["sync", True]["steps_by_rank"])) == 1
-    applied = runs["async", True]["server"]["applied_by_worker"]
-    assert applied[0] < 0.5 * min(applied[1:])  # worker 0 is rank 1
-    backup = runs["backup", True]["server"]
-    assert backup["dropped_by_worker"][0] > backup["applied_by_worker"][0]
+    for mode in ("async", "backup"):
+        applied = runs[mode, True]["server"]["applied_by_worker"]
+        assert applied[0] < 0.5 * min(applied[1:]), (mode, applied)  # worker 0 is rank 1
     assert runs["backup", True]["updates"] == runs["backup", False]["updates"]  # no step was skipped
 
 
@@ -164,13 +182,15 @@ def test_one_slow_worker_slows_sync_but_not_async_or_backup(tmp_path):
 def test_sync_job_killed_mid_run_resumes_to_the_same_result(tmp_path):
     common = ("--checkpoint-every", "10", "--batch-size", "16")
     _, whole = train_job(2, "sync", tmp_path / "whole", *common, epochs=3)
-    crashed, _ = train_job(2, "sync", tmp_path / "cut", *common, "--fail-rank", "1", "--fail-at-step", "57",
-                           epochs=3, check=False)  # fmt: skip
+    crashed, _ = train_job(
+        2, "sync", tmp_path / "cut", *common, "--fail-rank", "1", "--fail-at-step", "57", epochs=3, check=False
+    )
     assert crashed.returncode != 0 and "simulating a crash at step 57" in crashed.stderr
     assert os.path.exists(tmp_path / "cut" / "checkpoint.npz")
     assert not os.path.exists(tmp_path / "cut" / "metrics.json")
-    resumed, metrics = train_job(2, "sync", tmp_path / "cut", "--resume", str(tmp_path / "cut" / "checkpoint.npz"),
-                                 *common, epochs=3)  # fmt: skip
+    resumed, metrics = train_job(
+        2, "sync", tmp_path / "cut", "--resume", str(tmp_path / "cut" / "checkpoint.npz"), *common, epochs=3
+    )
     assert "resuming after step 50" in resumed.stderr
     assert metrics["resumed"] and metrics["test_accuracy"] == whole["test_accuracy"]
     np.testing.assert_allclose(metrics["history"]["train_loss"], whole["history"]["train_loss"], rtol=1e-6)
@@ -182,35 +202,72 @@ def test_sync_job_killed_mid_run_resumes_to_the_same_result(tmp_path):
 
 def test_async_job_killed_mid_run_resumes_to_the_same_accuracy(tmp_path, async_run):
     out = tmp_path / "cut"
-    crashed, _ = train_job(4, "async", out, *ASYNC, "--checkpoint-every", "50", "--fail-rank", "2",
-                           "--fail-at-step", "100", epochs=10, check=False)  # fmt: skip
+    crashed, _ = train_job(
+        4,
+        "async",
+        out,
+        *ASYNC,
+        "--checkpoint-every",
+        "50",
+        "--fail-rank",
+        "2",
+        "--fail-at-step",
+        "100",
+        epochs=15,
+        check=False,
+    )
     assert crashed.returncode != 0 and os.path.exists(out / "checkpoint.npz")
-    _, metrics = train_job(4, "async", out, *ASYNC, "--checkpoint-every", "50", "--resume",
-                           str(out / "checkpoint.npz"), epochs=10)  # fmt: skip
+    _, metrics = train_job(
+        4, "async", out, *ASYNC, "--checkpoint-every", "50", "--resume", str(out / "checkpoint.npz"), epochs=15
+    )
     whole = async_run[1]["test_accuracy"]
     print(f"\nasync resumed: test accuracy {metrics['test_accuracy']:.4f} (uninterrupted {whole:.4f})")
-    assert metrics["resumed"] and metrics["updates"] == 450
+    assert metrics["resumed"] and metrics["updates"] == 15 * 45
     assert metrics["test_accuracy"] >= 0.95 and abs(metrics["test_accuracy"] - whole) <= 0.02
 
 
 def test_a_hung_rank_makes_sync_fail_naming_it(tmp_path):
-    proc, _ = train_job(2, "sync", tmp_path, "--hang-rank", "1", "--hang-at-step", "3", "--timeout", "3",
-                        check=False)  # fmt: skip
+    proc, _ = train_job(2, "sync", tmp_path, "--hang-rank", "1", "--hang-at-step", "3", "--timeout", "3", check=False)
     assert proc.returncode != 0
     assert "rank 0: gradient allreduce of step 3 did not complete" in proc.stderr
     assert "waiting for rank 1" in proc.stderr
 
 
 def test_a_hung_worker_makes_plain_sync_on_the_server_fail_naming_it(tmp_path):
-    proc, _ = train_job(4, "backup", tmp_path, "--backup-workers", "0", "--hang-rank", "2", "--hang-at-step", "3",
-                        "--timeout", "3", check=False)  # fmt: skip
+    proc, _ = train_job(
+        4,
+        "backup",
+        tmp_path,
+        "--backup-workers",
+        "0",
+        "--hang-rank",
+        "2",
+        "--hang-at-step",
+        "3",
+        "--timeout",
+        "3",
+        check=False,
+    )
     assert proc.returncode != 0
     assert "waiting for worker rank 2" in proc.stderr
 
 
 def test_a_hung_worker_does_not_stall_backup_training(tmp_path):
-    proc, metrics = train_job(4, "backup", tmp_path, "--backup-workers", "1", "--hang-rank", "3",
-                              "--hang-at-step", "3", "--timeout", "4", epochs=2, check=False)  # fmt: skip
+    proc, metrics = train_job(
+        4,
+        "backup",
+        tmp_path,
+        "--backup-workers",
+        "1",
+        "--hang-rank",
+        "3",
+        "--hang-at-step",
+        "3",
+        "--timeout",
+        "4",
+        epochs=2,
+        check=False,
+    )
     # Training finishes without the hung worker; MPI cannot end a job with a hung rank, so it is stopped.
     assert metrics is not None and metrics["updates"] == 2 * 23 and metrics["missing_ranks"] == [3]
     assert "worker rank 3 sent nothing" in proc.stderr and proc.returncode != 0
@@ -227,8 +284,26 @@ def test_pipeline_mode_trains(tmp_path):
 def test_minidl_launch_starts_the_job(tmp_path):
     env = rank_environment()
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    command = [sys.executable, "-m", "minidl", "launch", "-n", "2", "--", "train", "--distributed", "sync",
-               "--model", "mlp", "--epochs", "1", "--out", str(tmp_path), "--no-plot", "--quiet"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "minidl",
+        "launch",
+        "-n",
+        "2",
+        "--",
+        "train",
+        "--distributed",
+        "sync",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--no-plot",
+        "--quiet",
+    ]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     metrics = json.load(open(tmp_path / "metrics.json"))

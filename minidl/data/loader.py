@@ -50,9 +50,7 @@ class DataLoader:
                  minidl.distributed.DistributedSampler: this rank's share of the data)
     """
 
-    def __init__(
-        self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, collate_fn=None, sampler=None
-    ):
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, collate_fn=None, sampler=None):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         if len(dataset) == 0:

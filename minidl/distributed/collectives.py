@@ -45,9 +45,7 @@ def ring_allreduce(buffer, comm, compression="none", average=False):
     Every wait names the left neighbour it waits for.
     """
     if buffer.ndim != 1 or buffer.dtype != np.float32 or not buffer.flags.c_contiguous:
-        raise ValueError(
-            f"ring_allreduce: expected a contiguous 1-D float32 buffer, got {buffer.dtype} {buffer.shape}"
-        )
+        raise ValueError(f"ring_allreduce: expected a contiguous 1-D float32 buffer, got {buffer.dtype} {buffer.shape}")
     n, r = comm.size, comm.rank
     if n == 1:
         return buffer

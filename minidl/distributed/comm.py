@@ -14,6 +14,7 @@ step it has reached (`arrive`), so a timed-out collective can name the ranks tha
 arrived. mpi4py is imported here, on first use: `import minidl` never loads MPI.
 """
 
+import os
 import time
 
 import numpy as np
@@ -41,12 +42,14 @@ def mpi():
 SPIN_SECONDS = 2e-3  # test without pausing this long: MPI only makes progress while we call it
 
 
-def poll(test, timeout, on_timeout, progress=None, spin=SPIN_SECONDS):
+def poll(test, timeout, on_timeout, progress=None, spin=SPIN_SECONDS, share_cpu=False):
     """Call test() until it returns True; after `spin` seconds pause between tries; raise after `timeout` s.
 
     MPI moves a message or a collective forward only inside MPI calls (there is no progress
     thread), so a short wait keeps calling test() back to back; a long wait (a worker idle
     until the server answers) pauses longer and longer, up to 1 ms, to leave the CPU to others.
+    share_cpu=True (more ranks than cores on this machine) yields the CPU between tries even in a
+    short wait, so the rank we wait for can run on our core.
     on_timeout(waited) returns the error message. progress(), if given, is called between tries.
     """
     start = time.perf_counter()
@@ -60,6 +63,8 @@ def poll(test, timeout, on_timeout, progress=None, spin=SPIN_SECONDS):
         if waited > spin:
             pause = min(max(pause * 2, 5e-6), 1e-3)
             time.sleep(pause)
+        elif share_cpu:
+            os.sched_yield()
 
 
 class Communicator:
@@ -84,6 +89,10 @@ class Communicator:
         self._announced = 0  # announcements sent to each peer
         self._heard = [0] * self.size  # announcements received from each peer
         self._step = -1
+        # More ranks on this machine than cores it lets us use: waiting ranks must yield their core.
+        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.oversubscribed = local.Get_size() > len(os.sched_getaffinity(0))
+        local.Free()
         import atexit
 
         # MPI must not finalize with announcements in flight (mpich's shared-memory transport kills
@@ -118,7 +127,7 @@ class Communicator:
         self._poll(test, message)
 
     def _poll(self, test, message):
-        poll(test, self.timeout, message)
+        poll(test, self.timeout, message, share_cpu=self.oversubscribed)
 
     def _describe_missing(self, peers):
         if peers is not None:
@@ -246,9 +255,13 @@ class Communicator:
                 result.append(obj)
                 continue
             try:
-                poll(lambda r=r: self.comm.Iprobe(source=r, tag=tag, status=status), self.timeout,
-                     lambda waited, r=r: f"rank {self.rank}: {what}: nothing from rank {r} after {waited:.1f} s; "
-                     f"waiting for rank {r}")  # fmt: skip
+                poll(
+                    lambda r=r: self.comm.Iprobe(source=r, tag=tag, status=status),
+                    self.timeout,
+                    lambda waited, r=r: (
+                        f"rank {self.rank}: {what}: nothing from rank {r} after {waited:.1f} s; waiting for rank {r}"
+                    ),
+                )
             except DistributedTimeout:
                 if not tolerate_missing:
                     raise

@@ -106,7 +106,9 @@ class DistributedDataParallel(Module):
         # keep one order (bucket order) on every rank, as MPI requires.
         self._gather_comm = self.comm.comm.Dup() if self.codec.name != "none" and algorithm == "mpi" else None
         self.steps = 0
-        self._grad_hook_handles = [p.register_hook(self._make_hook(i)) for i, p in enumerate(self._params)] if self.overlap else []
+        self._grad_hook_handles = (
+            [p.register_hook(self._make_hook(i)) for i, p in enumerate(self._params)] if self.overlap else []
+        )
         broadcast_parameters(self._params, self.comm)
 
     def forward(self, *args, **kwargs):

@@ -80,8 +80,12 @@ def add_arguments(parser):
     group.add_argument("--backup-workers", type=int, default=1, help="b for --distributed backup (default 1)")
     group.add_argument("--n-fetch", type=int, default=1, help="Downpour: pull parameters every n steps (default 1)")
     group.add_argument("--n-push", type=int, default=1, help="Downpour: push gradients every n steps (default 1)")
-    group.add_argument("--compression", choices=("none", "fp16", "trunc16"), default="none",
-                       help="16-bit transfers: fp16 or trunc16, the truncated float32 (default none)")  # fmt: skip
+    group.add_argument(
+        "--compression",
+        choices=("none", "fp16", "trunc16"),
+        default="none",
+        help="16-bit transfers: fp16 or trunc16, the truncated float32 (default none)",
+    )
     group.add_argument("--allreduce", choices=("mpi", "ring"), default="mpi", help="sync: MPI's allreduce or the ring")
     group.add_argument("--bucket-mb", type=float, default=0.25, help="sync: fused gradient bucket size in MiB")
     group.add_argument("--no-overlap", action="store_true", help="sync: communicate after backward, not during it")
@@ -99,9 +103,27 @@ def add_arguments(parser):
 
 def distributed_options(args):
     """The distributed options of a parsed command line, as a plain dict (stored in checkpoints and metrics)."""
-    names = ("distributed", "servers", "staleness_bound", "backup_workers", "n_fetch", "n_push", "compression",
-             "allreduce", "bucket_mb", "no_overlap", "micro_batches", "checkpoint_every", "timeout",
-             "slow_rank", "slowdown", "hang_rank", "hang_at_step", "fail_rank", "fail_at_step")  # fmt: skip
+    names = (
+        "distributed",
+        "servers",
+        "staleness_bound",
+        "backup_workers",
+        "n_fetch",
+        "n_push",
+        "compression",
+        "allreduce",
+        "bucket_mb",
+        "no_overlap",
+        "micro_batches",
+        "checkpoint_every",
+        "timeout",
+        "slow_rank",
+        "slowdown",
+        "hang_rank",
+        "hang_at_step",
+        "fail_rank",
+        "fail_at_step",
+    )
     return {name: getattr(args, name) for name in names}
 
 
@@ -131,6 +153,7 @@ def run(settings, options, recipe, out, resume=None, quiet=False, no_plot=False)
     except Exception as e:  # one rank failing must stop them all, with the reason on stderr
         print(f"error: rank {comm.rank}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         if comm.size > 1:
+            time.sleep(1.0)  # let mpiexec forward the message before MPI_Abort tears the job down
             comm.comm.Abort(1)
         return 1
 
@@ -277,9 +300,13 @@ class _Job:
         optimizer = self.recipe.build_optimizer(s, model)
         scheduler = optim.lr_scheduler.ExponentialLR(optimizer, beta=s["lr_decay"])
         ddp = DistributedDataParallel(
-            model, comm, bucket_cap_mb=o["bucket_mb"], compression=o["compression"],
-            overlap=not o["no_overlap"], algorithm=o["allreduce"],
-        )  # fmt: skip
+            model,
+            comm,
+            bucket_cap_mb=o["bucket_mb"],
+            compression=o["compression"],
+            overlap=not o["no_overlap"],
+            algorithm=o["allreduce"],
+        )
         sampler = DistributedSampler(self.train, self.size, self.rank, seed=s["seed"])
         loader = data.DataLoader(self.train, batch_size=s["batch_size"], sampler=sampler)
         loss_fn = nn.CrossEntropyLoss()
@@ -299,9 +326,16 @@ class _Job:
             # The epoch's running totals over all ranks, so a resumed epoch reports the same mean loss.
             totals = comm.allreduce(totals.astype(np.float64), what="checkpoint totals") if batch else totals * 0
             if self.rank == 0:
-                extra = {"settings": s, "distributed": o, "scheduler": scheduler.state_dict(), "history": history,
-                         "epoch": epoch, "batch": batch, "totals": totals,
-                         "seconds": time.perf_counter() - self.start}  # fmt: skip
+                extra = {
+                    "settings": s,
+                    "distributed": o,
+                    "scheduler": scheduler.state_dict(),
+                    "history": history,
+                    "epoch": epoch,
+                    "batch": batch,
+                    "totals": totals,
+                    "seconds": time.perf_counter() - self.start,
+                }
                 minidl.save(self._checkpoint_path(), model=model, optimizer=optimizer, step=step, extra=extra)
 
         samples = 0
@@ -331,8 +365,9 @@ class _Job:
                 samples += n * self.size
                 totals += (loss.item() * n, int((scores.data.argmax(axis=1) == y.data).sum()), n)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}", acc=f"{totals[1] / totals[2]:.3f}",
-                                    refresh=False)  # fmt: skip
+                    bar.set_postfix(
+                        loss=f"{totals[0] / totals[2]:.4f}", acc=f"{totals[1] / totals[2]:.3f}", refresh=False
+                    )
                     bar.update(1)
                 if self.checkpoint_every and step % self.checkpoint_every == 0:
                     save(epoch, k + 1, totals)
@@ -342,8 +377,11 @@ class _Job:
             for key, value in zip(history, (totals[0] / totals[2], totals[1] / totals[2], test_accuracy, lr)):
                 history[key].append(float(value))
             if bar is not None:
-                bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}", acc=f"{history['train_accuracy'][-1]:.3f}",
-                                test=f"{test_accuracy:.3f}")  # fmt: skip
+                bar.set_postfix(
+                    loss=f"{history['train_loss'][-1]:.4f}",
+                    acc=f"{history['train_accuracy'][-1]:.3f}",
+                    test=f"{test_accuracy:.3f}",
+                )
                 bar.close()
             save(epoch + 1, 0, totals)
         return {"history": history, "samples": samples, "steps": step, "parameters": _arrays(model)}
@@ -399,8 +437,13 @@ class _Job:
             if bar is not None:
                 bar.set_postfix(loss=f"{values[0]:.4f}", acc=f"{values[1]:.3f}", test=f"{values[2]:.3f}")
                 bar.close()
-        return {"history": history, "samples": samples, "steps": step, "parameters": _arrays(pipe.stage),
-                "stages": [list(b) for b in pipe.bounds]}  # fmt: skip
+        return {
+            "history": history,
+            "samples": samples,
+            "steps": step,
+            "parameters": _arrays(pipe.stage),
+            "stages": [list(b) for b in pipe.bounds],
+        }
 
     # ------------------------------------------------------------ parameter server modes
     def _run_parameter_server(self):
@@ -446,14 +489,23 @@ class _Job:
             return {"role": "worker", "steps": steps, "samples": steps * s["batch_size"]}
 
         # a server
-        rule = UpdateRule(SERVER_RULES[s["optimizer"]], lr=s["lr"], momentum=s["momentum"],
-                          weight_decay=s["weight_decay"], lr_decay=s["lr_decay"])  # fmt: skip
+        rule = UpdateRule(
+            SERVER_RULES[s["optimizer"]],
+            lr=s["lr"],
+            momentum=s["momentum"],
+            weight_decay=s["weight_decay"],
+            lr_decay=s["lr_decay"],
+        )
         rules = ServerRules(
-            [p.copy() for p in layout.shard(params, self.rank)], rule, mode=self.mode, num_workers=num_workers,
+            [p.copy() for p in layout.shard(params, self.rank)],
+            rule,
+            mode=self.mode,
+            num_workers=num_workers,
             bound=o["staleness_bound"] if self.mode == "bounded" else None,
             num_backup=o["backup_workers"] if self.mode == "backup" else 0,
-            total_updates=total_updates, updates_per_epoch=updates_per_epoch,
-        )  # fmt: skip
+            total_updates=total_updates,
+            updates_per_epoch=updates_per_epoch,
+        )
         history = {"train_loss": [], "train_accuracy": [], "test_accuracy": [], "lr": []}
         name = f"checkpoint-server{self.rank}.npz" if num_servers > 1 else "checkpoint.npz"
         if self.resume is not None:
@@ -470,26 +522,43 @@ class _Job:
         if tracker.done_time is not None:  # the pace of training: until the last update, not the last goodbye
             self.train_end = tracker.done_time
         if server.missing:
-            print(f"rank {self.rank}: training is done, but worker rank {', '.join(map(str, server.missing))} "
-                  f"sent nothing for {o['timeout']:.0f} s; finishing without it", file=sys.stderr, flush=True)  # fmt: skip
-        return {"role": "server", "history": history, "rules": summary, "updates": rules.version,
-                "parameters": _arrays(self.model) if self.rank == 0 else None}  # fmt: skip
+            print(
+                f"rank {self.rank}: training is done, but worker rank {', '.join(map(str, server.missing))} "
+                f"sent nothing for {o['timeout']:.0f} s; finishing without it",
+                file=sys.stderr,
+                flush=True,
+            )
+        return {
+            "role": "server",
+            "history": history,
+            "rules": summary,
+            "updates": rules.version,
+            "parameters": _arrays(self.model) if self.rank == 0 else None,
+        }
 
     # ------------------------------------------------------------ the end: metrics.json on rank 0
     def _finish(self, result):
         seconds = time.perf_counter() - self.start
         train_seconds = getattr(self, "train_end", time.perf_counter()) - self.train_start
-        mine = {"rank": self.rank, "bytes_sent": self.comm.bytes_sent, "samples": result.get("samples", 0),
-                "steps": result.get("steps"), "role": result.get("role", "replica"),
-                "rules": result.get("rules")}  # fmt: skip
+        mine = {
+            "rank": self.rank,
+            "bytes_sent": self.comm.bytes_sent,
+            "samples": result.get("samples", 0),
+            "steps": result.get("steps"),
+            "role": result.get("role", "replica"),
+            "rules": result.get("rules"),
+        }
         everyone = self.comm.gather_object(mine, what="final statistics", tolerate_missing=True)
         if self.rank != 0:
             return 0
         missing = [r for r, entry in enumerate(everyone) if entry is None]
         everyone = [entry for entry in everyone if entry is not None]
         history = result["history"]
-        samples = sum(r["samples"] for r in everyone if r["role"] == "worker") if self.mode in PS_MODES else (
-            result["samples"])  # fmt: skip
+        samples = (
+            sum(r["samples"] for r in everyone if r["role"] == "worker")
+            if self.mode in PS_MODES
+            else (result["samples"])
+        )
         metrics = {
             "mode": self.mode,
             "ranks": self.size,
@@ -524,7 +593,8 @@ class _Job:
         with open(os.path.join(self.out, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2)
         minidl.save(os.path.join(self.out, "model.npz"), model=self.model, extra={"settings": self.settings}) if (
-            self.mode != "pipeline") else None  # fmt: skip
+            self.mode != "pipeline"
+        ) else None
         if not self.no_plot and self.recipe.plot is not None and history["train_loss"]:
             self.recipe.plot(history, os.path.join(self.out, "training_curves.png"))
             if self.mode in PS_MODES:
@@ -533,12 +603,19 @@ class _Job:
         line += f" ({train_seconds:.1f}s training)"
         line += f"; {metrics['samples_per_second']:.0f} samples/s, {metrics['bytes_sent'] / 2**20:.1f} MiB sent"
         if self.mode in PS_MODES:
-            line += (f"; {metrics['updates']} updates, mean staleness {metrics['mean_staleness']:.2f} "
-                     f"(max {metrics['max_staleness']}), {metrics['dropped_gradients']} gradients dropped")  # fmt: skip
+            line += (
+                f"; {metrics['updates']} updates, mean staleness {metrics['mean_staleness']:.2f} "
+                f"(max {metrics['max_staleness']}), {metrics['dropped_gradients']} gradients dropped"
+            )
         self.say(line + f"; metrics.json in {self.out}")
         if missing:  # MPI cannot end a job cleanly while a rank hangs: stop it, with the reason
-            print(f"error: rank {', '.join(map(str, missing))} never reported (hung?); training finished without it, "
-                  "stopping the job", file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"error: rank {', '.join(map(str, missing))} never reported (hung?); training finished without it, "
+                "stopping the job",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(1.0)  # let mpiexec forward the messages before MPI_Abort tears the job down
             self.comm.comm.Abort(3)
         return 0
 
@@ -576,8 +653,11 @@ class _EpochTracker:
         if self.bar is not None:
             self.bar.update(version - self.last_version)
             if self.totals[2]:
-                self.bar.set_postfix(loss=f"{self.totals[0] / self.totals[2]:.4f}",
-                                     acc=f"{self.totals[1] / self.totals[2]:.3f}", refresh=False)  # fmt: skip
+                self.bar.set_postfix(
+                    loss=f"{self.totals[0] / self.totals[2]:.4f}",
+                    acc=f"{self.totals[1] / self.totals[2]:.3f}",
+                    refresh=False,
+                )
         self.last_version = version
         if version >= self.total and self.done_time is None:
             self.done_time = time.perf_counter()
@@ -616,8 +696,13 @@ class _EpochTracker:
 
     def _checkpoint(self):
         job = self.job
-        extra = {"settings": job.settings, "distributed": job.options, "rules": self.rules.state_dict(),
-                 "history": self.history, "seconds": time.perf_counter() - job.start}  # fmt: skip
+        extra = {
+            "settings": job.settings,
+            "distributed": job.options,
+            "rules": self.rules.state_dict(),
+            "history": self.history,
+            "seconds": time.perf_counter() - job.start,
+        }
         minidl.save(job._checkpoint_path(self.checkpoint_name), step=self.rules.version, extra=extra)
 
     def close(self):

@@ -224,7 +224,9 @@ class ColumnParallelLinear(nn.Module):
         super().__init__()
         comm = comm if comm is not None else world()
         if out_features < comm.size:
-            raise ValueError(f"ColumnParallelLinear: {out_features} output units cannot be split over {comm.size} ranks")
+            raise ValueError(
+                f"ColumnParallelLinear: {out_features} output units cannot be split over {comm.size} ranks"
+            )
         self.comm = comm
         self.in_features, self.out_features = in_features, out_features
         self.bounds = chunk_bounds(out_features, comm.size)

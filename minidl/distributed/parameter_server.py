@@ -30,17 +30,24 @@ raises an error naming the worker ranks it waits for. Workers wait twice as long
 server, so that the server, which knows whom everyone waits for, is the one that reports.
 """
 
+import os
 import time
 
 import numpy as np
 
-from minidl.distributed.comm import DistributedTimeout, poll
+from minidl.distributed.comm import DistributedTimeout
+from minidl.distributed.comm import poll as _poll
 from minidl.distributed.compression import get_compressor
 from minidl.distributed.rules import shard_parameters
 
 TAG_PULL, TAG_PARAMS, TAG_PUSH, TAG_LEAVE, TAG_SNAPSHOT = 101, 102, 103, 104, 105
 HEADER_SLOTS = 6
 HEADER_BYTES = 8 * HEADER_SLOTS
+
+
+def poll(test, timeout, on_timeout, comm):
+    """minidl.distributed.comm.poll, yielding the CPU in short waits when ranks outnumber cores."""
+    _poll(test, timeout, on_timeout, share_cpu=comm.oversubscribed)
 
 
 def pack(header, payload=None):
@@ -136,6 +143,8 @@ class ParameterServer:
                 pause = min(max(pause * 2, 5e-6), 1e-3) if now - last_message > 2e-3 else 0.0
                 if pause:
                     time.sleep(pause)
+                elif self.comm.oversubscribed:
+                    os.sched_yield()  # a worker may be waiting for our core
                 continue
             pause = 0.0
             source, tag = status.Get_source(), status.Get_tag()
@@ -187,8 +196,12 @@ class ParameterServer:
     def _finish_sends(self, wait=False):
         if wait and self._sends:
             requests = [r for r, _ in self._sends]
-            poll(lambda: self.comm.MPI.Request.Testall(requests), self.timeout,
-                 lambda waited: f"server rank {self.comm.rank}: replies not taken after {waited:.1f} s")  # fmt: skip
+            poll(
+                lambda: self.comm.MPI.Request.Testall(requests),
+                self.timeout,
+                lambda waited: f"server rank {self.comm.rank}: replies not taken after {waited:.1f} s",
+                self.comm,
+            )
             self._sends = []
         else:
             self._sends = [(r, m) for r, m in self._sends if not r.Test()]
@@ -236,9 +249,15 @@ class ParameterServer:
                     self._snapshots[(rank, header[0])] = payload.copy()
                 return (rank, version) in self._snapshots
 
-            poll(arrived, self.timeout,
-                 lambda waited, rank=rank: f"server rank {self.comm.rank}: no snapshot of version {version} "
-                 f"from server rank {rank} after {waited:.1f} s")  # fmt: skip
+            poll(
+                arrived,
+                self.timeout,
+                lambda waited, rank=rank: (
+                    f"server rank {self.comm.rank}: no snapshot of version {version} "
+                    f"from server rank {rank} after {waited:.1f} s"
+                ),
+                self.comm,
+            )
             shards[rank] = self._snapshots.pop((rank, version))
         return shards
 
@@ -265,9 +284,14 @@ class WorkerClient:
         MPI = self.comm.MPI
         status = MPI.Status()
         for s, rank in enumerate(self.server_ranks):
-            poll(lambda rank=rank: self.mpi.Iprobe(source=rank, tag=TAG_PARAMS, status=status), self.timeout,
-                 lambda waited, rank=rank: f"worker rank {self.comm.rank}: no parameters from server rank {rank} "
-                 f"after {waited:.1f} s")  # fmt: skip
+            poll(
+                lambda rank=rank: self.mpi.Iprobe(source=rank, tag=TAG_PARAMS, status=status),
+                self.timeout,
+                lambda waited, rank=rank: (
+                    f"worker rank {self.comm.rank}: no parameters from server rank {rank} after {waited:.1f} s"
+                ),
+                self.comm,
+            )
             message = np.empty(status.Get_count(MPI.BYTE), np.uint8)
             self.mpi.Recv(message, source=rank, tag=TAG_PARAMS)
             header, payload = unpack(message, self.codec.wire_dtype)
@@ -303,8 +327,12 @@ class WorkerClient:
     def _finish_sends(self, wait=False):
         if wait and self._sends:
             requests = [r for r, _ in self._sends]
-            poll(lambda: self.comm.MPI.Request.Testall(requests), self.timeout,
-                 lambda waited: f"worker rank {self.comm.rank}: sends not taken after {waited:.1f} s")  # fmt: skip
+            poll(
+                lambda: self.comm.MPI.Request.Testall(requests),
+                self.timeout,
+                lambda waited: f"worker rank {self.comm.rank}: sends not taken after {waited:.1f} s",
+                self.comm,
+            )
             self._sends = []
         else:
             self._sends = [(r, m) for r, m in self._sends if not r.Test()]

@@ -44,9 +44,13 @@ for count in (1, 2, 3, 5, 7, 31, 1000, 4099):  # fewer values than ranks, primes
         entry[method + "_same_on_all_ranks"] = bool((everyone == everyone[0]).all())
         # Each of the N-1 hops and the final broadcast may round once; the error of each rounding is at
         # most relative_error times a partial sum, so bound it by (N + 1)·ε·Σ|x_r|.
-        bound = (N + 1) * get_compressor(method).relative_error * sum(
-            np.abs(np.random.default_rng(100 + r).standard_normal(count).astype(np.float32) * (r + 1))
-            for r in range(N)
+        bound = (
+            (N + 1)
+            * get_compressor(method).relative_error
+            * sum(
+                np.abs(np.random.default_rng(100 + r).standard_normal(count).astype(np.float32) * (r + 1))
+                for r in range(N)
+            )
         )
         entry[method + "_within_bound"] = bool((np.abs(compressed - expected) <= bound + 1e-6).all())
     ring[count] = entry
@@ -147,8 +151,9 @@ results["pipeline"] = {"bounds": pipe.bounds, "max_diff": max(comm.allgather(np.
 def make_split(parallel):
     minidl.manual_seed(9)
     first = nn.Linear(12, 23)  # 23 outputs: an uneven split over 2, 3 or 4 ranks
-    return nn.Sequential(ColumnParallelLinear.from_linear(first, comm) if parallel else first, nn.ReLU(),
-                         nn.Linear(23, 5))  # fmt: skip
+    return nn.Sequential(
+        ColumnParallelLinear.from_linear(first, comm) if parallel else first, nn.ReLU(), nn.Linear(23, 5)
+    )
 
 
 models = {}
