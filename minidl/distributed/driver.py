@@ -239,6 +239,9 @@ class _Job:
                 loaded = ("ok", self.recipe.load_datasets(self.settings))
             except Exception as e:  # every rank must learn that it failed, or they would wait forever
                 loaded = ("error", f"{type(e).__name__}: {e}")
+        # The others wait in a barrier that sleeps between polls (MPI's bcast would spin), leaving
+        # the cores to rank 0 while it imports scikit-learn and reads the files.
+        self.comm.barrier("waiting for rank 0 to load the data")
         loaded = self.comm.comm.bcast(loaded, root=0)
         if loaded[0] == "error":
             raise RuntimeError(f"loading the data on rank 0 failed: {loaded[1]}")
