@@ -159,7 +159,7 @@ def test_one_slow_worker_slows_sync_but_not_async_or_backup(tmp_path):
     for mode, options in (("sync", ()), ("async", ASYNC), ("backup", ("--backup-workers", "1"))):
         for slow in (False, True):
             extra = ("--slow-rank", "1", "--slowdown", "10") if slow else ()
-            _, m = train_job(4, mode, tmp_path / f"{mode}-{slow}", *options, *extra, epochs=1)
+            _, m = train_job(4, mode, tmp_path / f"{mode}-{slow}", *options, *extra, epochs=2)
             pace = m["updates_per_second"] if mode != "sync" else m["steps_per_second"]
             runs[mode, slow] = m
             rows.append((mode, slow, pace, m["test_accuracy"]))

@@ -39,7 +39,7 @@ def mpi():
     return MPI
 
 
-SPIN_SECONDS = 2e-3  # test without pausing this long: MPI only makes progress while we call it
+SPIN_SECONDS = 20e-3  # test without pausing this long: MPI only makes progress while we call it
 
 
 def poll(test, timeout, on_timeout, progress=None, spin=SPIN_SECONDS, share_cpu=False):
