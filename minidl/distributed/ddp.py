@@ -64,8 +64,10 @@ class DistributedDataParallel(Module):
     """Wrap a model so that its gradients are averaged over all ranks (see the module docstring).
 
     comm            a Communicator (default: all ranks)
-    bucket_cap_mb   size of a fused gradient bucket, in MiB of float32 (PyTorch's default is 25;
-                    small models want small buckets, or nothing overlaps)
+    bucket_cap_mb   size of a fused gradient bucket, in MiB of float32 (PyTorch's default is 25).
+                    Smaller buckets start earlier (more overlap) but each collective has a cost:
+                    with mpich on one machine a 0.5 MiB non-blocking allreduce took ~4x as long
+                    per byte as a 2.5 MiB one (benchmarks/bench_mpi.py, docs/distributed.md)
     compression     'none', 'fp16' or 'trunc16' for the gradient transfer
     overlap         True: start each bucket's allreduce from the gradient hooks during backward;
                     False: communicate everything in synchronize(), after backward
@@ -73,7 +75,7 @@ class DistributedDataParallel(Module):
                     minidl.distributed.collectives, blocking, so run in synchronize(): no overlap)
     """
 
-    def __init__(self, module, comm=None, bucket_cap_mb=1.0, compression="none", overlap=True, algorithm="mpi"):
+    def __init__(self, module, comm=None, bucket_cap_mb=4.0, compression="none", overlap=True, algorithm="mpi"):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel: expected a Module, got {type(module).__name__}")

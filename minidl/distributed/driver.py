@@ -87,7 +87,7 @@ def add_arguments(parser):
         help="16-bit transfers: fp16 or trunc16, the truncated float32 (default none)",
     )
     group.add_argument("--allreduce", choices=("mpi", "ring"), default="mpi", help="sync: MPI's allreduce or the ring")
-    group.add_argument("--bucket-mb", type=float, default=0.25, help="sync: fused gradient bucket size in MiB")
+    group.add_argument("--bucket-mb", type=float, default=4.0, help="sync: fused gradient bucket size in MiB")
     group.add_argument("--no-overlap", action="store_true", help="sync: communicate after backward, not during it")
     group.add_argument("--micro-batches", type=int, default=4, help="pipeline: micro-batches per batch (default 4)")
     group.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every K steps/updates")
