@@ -181,7 +181,7 @@ class Pipeline:
 class _CopyToRanks(Function):
     """Forward: x as it is (every rank has all of it). Backward: the sum of the ranks' partial dX."""
 
-    supports_double_backward = False
+    supports_double_backward = False  # backward talks MPI on arrays: not differentiable again
     is_view = True  # the output is x itself
 
     def forward(self, x, comm):
@@ -191,7 +191,7 @@ class _CopyToRanks(Function):
     def backward(self, grad):
         total = np.array(grad.data, dtype=np.float32)
         self.comm.allreduce(total, what="ColumnParallelLinear backward (sum of dX)")
-        return total
+        return Tensor(total)
 
 
 class _GatherColumns(Function):
@@ -209,7 +209,7 @@ class _GatherColumns(Function):
 
     def backward(self, grad):
         start, end = self.bounds[self.comm.rank]
-        return np.ascontiguousarray(grad.data[..., start:end])
+        return Tensor(np.ascontiguousarray(grad.data[..., start:end]))
 
 
 class ColumnParallelLinear(nn.Module):
