@@ -27,15 +27,15 @@ import os
 
 import numpy as np
 
-from minidl.backend import numpy_kernels as _ref
-from minidl.backend.numpy_kernels import *  # noqa: F403 - the contract: every primitive, then overrides
+from minidl.backend import memory, numpy_kernels
+from minidl.backend.contract import KernelSet
+from minidl.backend.numpy_kernels import *  # noqa: F403 - the contract's core, then overrides
 from minidl.backend.numpy_kernels import conv_output_size
 
+# The reference every override falls back to: NumPy's core plus the composed extras.
+_ref = KernelSet("numpy", numpy_kernels)
+
 name = "c"
-# nn.Sequential runs Linear or Conv2d + ReLU/Sigmoid/Tanh as one op here: the GEMM applies the
-# bias and activation to each tile while it is in cache, and backward computes dz and
-# the bias gradient in one pass (see minidl/nn/container.py).
-fuse_layers = True
 
 try:
     from minidl.backend._ckernels import ffi, lib
@@ -243,13 +243,22 @@ if available:
     tanh = _unary(lib.MDK_UN_TANH, np.tanh, "MIN_TRANSCENDENTAL")
 
 
-def relu_backward(grad, x):
-    """Gradient of max(0, x): pass `grad` where x > 0, zero elsewhere."""
-    if not available or not _is_f32(grad, x) or grad.shape != x.shape or x.size < MIN_FUSED:
-        return _ref.relu_backward(grad, x)
-    grad, x = _contig(grad), _contig(x)
-    out = np.empty(x.shape, _F32)
-    lib.mdk_relu_backward(_buf(grad), _buf(x), _buf(out), x.size)
+def act_backward(grad, y, activation):
+    """grad * act'(y) from the activation's output y, in one pass (relu: the mask y > 0)."""
+    act = _ACTS.get(activation)
+    if act is None or not available or not _is_f32(grad, y) or grad.shape != y.shape or grad.ndim < 1:
+        return _ref.act_backward(grad, y, activation)
+    if grad.size < MIN_FUSED or act == 0:
+        return _ref.act_backward(grad, y, activation)
+    grad, y = _contig(grad), _contig(y)
+    out = np.empty(y.shape, _F32)
+    if act == 1:  # relu: y > 0 exactly where x > 0
+        lib.mdk_relu_backward(_buf(grad), _buf(y), _buf(out), y.size)
+        return out
+    dbias = np.empty(grad.shape[-1], _F32)  # computed by the fused kernel alongside, not needed here
+    lib.mdk_bias_act_backward(
+        _buf(grad), _buf(y), _buf(out), _buf(dbias), grad.size // grad.shape[-1], grad.shape[-1], act
+    )
     return out
 
 
@@ -419,12 +428,7 @@ def _batched_matmul(a, b, m, n, k):
     return out
 
 
-def linear(x, weight, bias=None):
-    """x @ weight.T + bias in one GEMM: W^T is read in place and the bias is added in the epilogue."""
-    return linear_act(x, weight, bias, None)
-
-
-def linear_act(x, weight, bias=None, activation=None):
+def linear(x, weight, bias=None, activation=None):
     """act(x @ weight.T + bias) in one GEMM with the bias and activation fused into its epilogue."""
     act = _ACTS.get(activation)
     if (
@@ -436,65 +440,39 @@ def linear_act(x, weight, bias=None, activation=None):
         or (bias is not None and (not _is_f32(bias) or bias.shape != (weight.shape[0],)))
         or 2 * x.shape[0] * weight.shape[0] * x.shape[1] < MIN_LINEAR_FLOPS
     ):
-        return _ref.linear_act(x, weight, bias, activation)
+        return _ref.linear(x, weight, bias, activation)
     if bias is not None:
         bias = _contig(bias)
     return _sgemm(x, weight.T, bias, act)
 
 
-def bias_act_forward(x, bias, activation):
-    """act(x + bias) in one pass (bias broadcast over the last axis; None for no bias)."""
-    act = _ACTS.get(activation)
-    if (
-        act is None
-        or not available
-        or not _is_f32(x)
-        or x.ndim < 1
-        or x.size < MIN_FUSED
-        or (bias is not None and (not _is_f32(bias) or bias.shape != x.shape[-1:]))
-    ):
-        return _ref.bias_act_forward(x, bias, activation)
-    x = _contig(x)
-    out = np.empty(x.shape, _F32)
-    bias_ptr = ffi.NULL if bias is None else _buf(_contig(bias))
-    lib.mdk_bias_act_forward(_buf(x), bias_ptr, _buf(out), x.size // x.shape[-1], x.shape[-1], act)
-    return out
-
-
-def bias_act_backward(grad, out, activation):
-    """(dz, dbias): dz = grad * act'(out) from the activation's output, dbias = dz summed over rows."""
-    act = _ACTS.get(activation)
-    if act is None or not available or not _is_f32(grad, out) or grad.shape != out.shape or grad.ndim < 1:
-        return _ref.bias_act_backward(grad, out, activation)
-    if grad.size < MIN_FUSED:
-        return _ref.bias_act_backward(grad, out, activation)
-    grad, out = _contig(grad), _contig(out)
-    dz = np.empty(grad.shape, _F32)
-    dbias = np.empty(grad.shape[-1], _F32)
-    lib.mdk_bias_act_backward(
-        _buf(grad), _buf(out), _buf(dz), _buf(dbias), grad.size // grad.shape[-1], grad.shape[-1], act
-    )
-    return dz, dbias
-
-
 # ---------------------------------------------------------------------------------------
 # Convolution and pooling
 # ---------------------------------------------------------------------------------------
-def _conv_geometry_ok(shape, kh, kw, stride, padding):
-    """Whether the C conv/pool kernels take an (N, C, H, W) image of `shape` with this window."""
-    return (
-        available
-        and len(shape) == 4
-        and math.prod(shape) >= MIN_CONV
-        and stride >= 1
-        and padding >= 0
-        and conv_output_size(shape[2], kh, stride, padding) > 0
-        and conv_output_size(shape[3], kw, stride, padding) > 0
-    )
+def _square(pair):
+    """The one value of an (h, w) pair whose two are equal; None otherwise (the C kernels take one)."""
+    return pair[0] if pair[0] == pair[1] else None
 
 
-def _conv_args_ok(x, kh, kw, stride, padding):
-    return _is_f32(x) and _conv_geometry_ok(x.shape, kh, kw, stride, padding)
+def _conv_geometry(shape, kernel, stride, padding, dilation=(1, 1)):
+    """(kh, kw, stride, padding) if the C conv/pool kernels take an (N, C, H, W) image of `shape`
+    with this window (square stride and padding, no dilation, big enough to pay); else None."""
+    s, p = _square(stride), _square(padding)
+    kh, kw = kernel
+    if (
+        not available
+        or len(shape) != 4
+        or s is None
+        or p is None
+        or tuple(dilation) != (1, 1)
+        or math.prod(shape) < MIN_CONV
+        or s < 1
+        or p < 0
+        or conv_output_size(shape[2], kh, s, p) <= 0
+        or conv_output_size(shape[3], kw, s, p) <= 0
+    ):
+        return None
+    return kh, kw, s, p
 
 
 def _batched_transpose(x):
@@ -556,63 +534,74 @@ def reshape(x, shape):
     return x.reshape(shape)
 
 
-def im2col(x, kh, kw, stride, padding):
-    if not _conv_args_ok(x, kh, kw, stride, padding):
-        return _ref.im2col(x, kh, kw, stride, padding)
+def im2col(x, kernel, stride, padding, dilation=(1, 1)):
+    geometry = _conv_geometry(x.shape, kernel, stride, padding, dilation) if _is_f32(x) else None
+    if geometry is None:
+        return _ref.im2col(x, kernel, stride, padding, dilation)
+    kh, kw, s, p = geometry
     n, c, h, w = x.shape
-    oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+    oh, ow = conv_output_size(h, kh, s, p), conv_output_size(w, kw, s, p)
     x = _contig(x)
     cols = np.empty((n * oh * ow, c * kh * kw), _F32)
-    lib.mdk_im2col(_buf(x), _buf(cols), n, c, h, w, kh, kw, stride, padding)
+    lib.mdk_im2col(_buf(x), _buf(cols), n, c, h, w, kh, kw, s, p)
     return cols
 
 
-def col2im(cols, x_shape, kh, kw, stride, padding):
+def col2im(cols, x_shape, kernel, stride, padding, dilation=(1, 1)):
+    geometry = _conv_geometry(x_shape, kernel, stride, padding, dilation) if _is_f32(cols) else None
+    if geometry is None:
+        return _ref.col2im(cols, x_shape, kernel, stride, padding, dilation)
+    kh, kw, s, p = geometry
     n, c, h, w = x_shape
-    if not _is_f32(cols) or not _conv_geometry_ok(x_shape, kh, kw, stride, padding):
-        return _ref.col2im(cols, x_shape, kh, kw, stride, padding)
-    oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+    oh, ow = conv_output_size(h, kh, s, p), conv_output_size(w, kw, s, p)
     if cols.shape != (n * oh * ow, c * kh * kw):
-        return _ref.col2im(cols, x_shape, kh, kw, stride, padding)
+        return _ref.col2im(cols, x_shape, kernel, stride, padding, dilation)
     cols = _contig(cols)
     x = np.empty((n, c, h, w), _F32)
-    lib.mdk_col2im(_buf(cols), _buf(x), n, c, h, w, kh, kw, stride, padding)
+    lib.mdk_col2im(_buf(cols), _buf(x), n, c, h, w, kh, kw, s, p)
     return x
+
+
+def _pool_geometry(shape, kernel, stride, padding):
+    """(k, stride, padding) for the C pooling kernels (square windows only); None otherwise."""
+    k = _square(kernel)
+    geometry = _conv_geometry(shape, kernel, stride, padding) if k is not None else None
+    return None if geometry is None else (k, geometry[2], geometry[3])
 
 
 def max_pool2d_forward(x, kernel, stride, padding):
     """Returns (output, argmax): argmax is the winning offset inside each window."""
-    if not _conv_args_ok(x, kernel, kernel, stride, padding):
+    geometry = _pool_geometry(x.shape, kernel, stride, padding) if _is_f32(x) else None
+    if geometry is None:
         return _ref.max_pool2d_forward(x, kernel, stride, padding)
+    k, s, p = geometry
     n, c, h, w = x.shape
-    oh, ow = conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
+    oh, ow = conv_output_size(h, k, s, p), conv_output_size(w, k, s, p)
     x = _contig(x)
     out = np.empty((n, c, oh, ow), _F32)
     argmax = np.empty((n, c, oh, ow), np.int64)
-    lib.mdk_max_pool2d_forward(_buf(x), _buf(out), _buf(argmax, "int64_t[]"), n, c, h, w, kernel, stride, padding)
+    lib.mdk_max_pool2d_forward(_buf(x), _buf(out), _buf(argmax, "int64_t[]"), n, c, h, w, k, s, p)
     return out, argmax
-
-
-def _pool_out_shape(h, w, kernel, stride, padding):
-    return conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
 
 
 def max_pool2d_backward(grad, argmax, x_shape, kernel, stride, padding):
     n, c, h, w = x_shape
+    geometry = _pool_geometry(x_shape, kernel, stride, padding)
     if (
-        not available
+        geometry is None
         or not _is_f32(grad)
         or grad.size < MIN_CONV // 4
         or type(argmax) is not np.ndarray
         or argmax.shape != grad.shape
         or grad.shape[:2] != (n, c)
-        or grad.shape[2:] != _pool_out_shape(h, w, kernel, stride, padding)
+        or grad.shape[2:] != tuple(conv_output_size(d, geometry[0], geometry[1], geometry[2]) for d in (h, w))
     ):
         return _ref.max_pool2d_backward(grad, argmax, x_shape, kernel, stride, padding)
+    k, s, p = geometry
     grad = _contig(grad)
     argmax = np.ascontiguousarray(argmax, dtype=np.int64)
     dx = np.empty((n, c, h, w), _F32)
-    lib.mdk_max_pool2d_backward(_buf(grad), _buf(argmax, "int64_t[]"), _buf(dx), n, c, h, w, kernel, stride, padding)
+    lib.mdk_max_pool2d_backward(_buf(grad), _buf(argmax, "int64_t[]"), _buf(dx), n, c, h, w, k, s, p)
     return dx
 
 
@@ -776,6 +765,12 @@ def float32_to_truncated16(x):
     return _convert(
         lib and lib.mdk_f32_to_trunc16, _ref.float32_to_truncated16, x, _F32, np.uint16, "float[]", "uint16_t[]"
     )
+
+
+def parameter_storage(shape, dtype):
+    """64-byte-aligned memory for a new parameter: the GEMM reads an aligned weight matrix in place
+    where it would otherwise copy it (dX = dY·W in a layer's backward; see csrc/gemm.c)."""
+    return memory.aligned_empty(shape, dtype)
 
 
 def truncated16_to_float32(x):

@@ -713,6 +713,13 @@ class _EpochTracker:
             self.bar.close()
 
 
+def tqdm_bar(total, description):
+    """A tqdm progress bar on stderr (imported here: `import minidl` stays light)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="batch", leave=True, dynamic_ncols=True, file=sys.stderr)
+
+
 def _endless_batches(dataset, batch_size, num_workers, worker, seed):
     """This worker's shard of the data, batch after batch, epoch after epoch (a new order each time)."""
     sampler = DistributedSampler(dataset, num_workers, worker, seed=seed)
