@@ -298,6 +298,7 @@ def train_distributed(args):
     import minidl
     from minidl import training
     from minidl.distributed import driver
+    from minidl.training.recipes import describe_data
 
     given = {name: getattr(args, name) for name in training.TrainingConfig.names() if getattr(args, name) is not None}
     if args.resume:  # the run's settings come from its checkpoint; only --epochs may change
@@ -315,7 +316,7 @@ def train_distributed(args):
 
     def load_datasets(s):
         train, test = training.load_data(s["dataset"], args.data_dir, args.download, args.mirror)
-        return (train, test, *training.describe_data(train, test))
+        return (train, test, *describe_data(train, test))
 
     def plot(history, path):
         what = f"{settings['model']} on {settings['dataset']}, --distributed {args.distributed}"

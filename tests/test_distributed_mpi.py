@@ -115,7 +115,7 @@ def test_split_linear_matches_one_linear(checks):
 
 
 # ---------------------------------------------------------------- the parameter server on the digits
-ASYNC = ("--optimizer", "adagrad", "--lr", "0.02")  # DistBelief's server ran AdaGrad
+ASYNC = ("--optimizer", "adagrad", "--lr", "0.03", "--lr-decay", "0.05")  # DistBelief's server ran AdaGrad
 
 
 @pytest.fixture(scope="module")
