@@ -22,7 +22,7 @@ checkpoint atomically every --checkpoint-every steps and after every epoch; a jo
 again with --resume continues from it (MPI stops the whole job when one rank dies).
 
 Faults can be simulated, for experiments and tests: --slow-rank R --slowdown F makes rank R
-sleep (F - 1) times its measured compute time after every step; --hang-rank R --hang-at-step K
+sleep (F - 1) times its typical step time after every step; --hang-rank R --hang-at-step K
 makes rank R stop answering at step K; --fail-rank R --fail-at-step K makes it exit abruptly,
 as a dying machine would. Faults are not repeated on a resumed run.
 
@@ -95,9 +95,9 @@ def add_arguments(parser):
     group.add_argument("--slow-rank", type=int, help="simulated straggler: this rank computes --slowdown times slower")
     group.add_argument("--slowdown", type=float, default=10.0, help="factor for --slow-rank (default 10)")
     group.add_argument("--hang-rank", type=int, help="simulated hang: this rank stops at --hang-at-step")
-    group.add_argument("--hang-at-step", type=int, default=5)
+    group.add_argument("--hang-at-step", type=int, default=5, help="the step after which --hang-rank hangs (default 5)")
     group.add_argument("--fail-rank", type=int, help="simulated crash: this rank exits abruptly at --fail-at-step")
-    group.add_argument("--fail-at-step", type=int, default=5)
+    group.add_argument("--fail-at-step", type=int, default=5, help="the step after which --fail-rank exits (default 5)")
     return group
 
 
@@ -611,6 +611,8 @@ class _Job:
                 f"(max {metrics['max_staleness']}), {metrics['dropped_gradients']} gradients dropped"
             )
         self.say(line + f"; metrics.json in {self.out}")
+        if self.quiet:
+            print(self.out)  # as `minidl train --quiet` does: only the output folder
         if missing:  # MPI cannot end a job cleanly while a rank hangs: stop it, with the reason
             print(
                 f"error: rank {', '.join(map(str, missing))} never reported (hung?); training finished without it, "
