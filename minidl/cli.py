@@ -1,4 +1,4 @@
-"""The `minidl` command: `minidl train` (the main job) and `minidl info`.
+"""The `minidl` command: `minidl train` (the main job), `minidl launch` and `minidl info`.
 
 This file parses arguments and prints; the work is done by `minidl.training` (fit, the
 model recipes, plots), which notebooks call directly. The library names settings the
@@ -91,7 +91,22 @@ def add_train_command(commands):
     run.add_argument("--no-fuse", action="store_true", help="run Linear/Conv2d and their activation as separate ops")
     run.add_argument("--no-plot", action="store_true", help="do not write training_curves.png")
     run.add_argument("--quiet", action="store_true", help="print only the output folder (and errors, warnings)")
+    from minidl.distributed import driver  # imports no MPI: that happens when a distributed job starts
+
+    driver.add_arguments(train)
     train.set_defaults(run=train_command)
+
+
+def add_launch_command(commands):
+    launch = commands.add_parser(
+        "launch",
+        help="run a minidl command on N MPI ranks (mpiexec from this environment, or srun under Slurm)",
+        description="Start `minidl COMMAND ...` on N ranks, e.g. minidl launch -n 4 -- train --distributed sync",
+    )
+    launch.add_argument("-n", "--ranks", type=int, required=True, help="number of ranks (processes)")
+    launch.add_argument("--launcher", choices=("mpiexec", "srun"), help="default: srun inside Slurm, else mpiexec")
+    launch.add_argument("program", nargs=argparse.REMAINDER, help="the minidl command line to run, after --")
+    launch.set_defaults(run=launch_command)
 
 
 def add_info_command(commands):
@@ -99,7 +114,7 @@ def add_info_command(commands):
     info.set_defaults(run=info_command)
 
 
-COMMANDS = [add_train_command, add_info_command]
+COMMANDS = [add_train_command, add_launch_command, add_info_command]
 
 
 def build_parser():
@@ -214,6 +229,8 @@ def train_command(args):
             minidl.set_kernels(args.kernels)
         except (RuntimeError, ValueError) as e:
             raise UsageError(f"--kernels {args.kernels}: {e}") from None
+    if args.distributed:
+        return train_distributed(args)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     settings = {name: getattr(args, name) for name in training.TrainingConfig.names()}
     out = args.out or (None if args.resume else _default_out_dir())
@@ -257,6 +274,69 @@ def train_command(args):
     if args.quiet:
         print(result.out)
     return 0
+
+
+# ---------------------------------------------------------------------------
+# minidl launch, and train --distributed (the logic lives in minidl.distributed)
+# ---------------------------------------------------------------------------
+def launch_command(args):
+    from minidl.distributed import launch
+
+    program = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if not program:
+        raise UsageError(
+            "launch: give the command to run after --, e.g. minidl launch -n 4 -- train --distributed sync"
+        )
+    try:
+        return launch.launch(args.ranks, program, args.launcher)
+    except launch.LaunchError as e:
+        raise UsageError(str(e)) from None
+
+
+def train_distributed(args):
+    """`minidl train --distributed MODE` on every rank: minidl.distributed's driver with minidl.training's recipes."""
+    import minidl
+    from minidl import training
+    from minidl.distributed import driver
+    from minidl.training.recipes import describe_data
+
+    given = {name: getattr(args, name) for name in training.TrainingConfig.names() if getattr(args, name) is not None}
+    if args.resume:  # the run's settings come from its checkpoint; only --epochs may change
+        try:
+            saved = minidl.checkpoint.read(args.resume)["extra"].get("settings")
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--resume: {e}") from None
+        if saved is None:
+            raise UsageError(f"--resume: {args.resume} was not written by `minidl train --distributed`")
+        given = {**saved, **({"epochs": args.epochs} if args.epochs is not None else {})}
+    try:
+        settings = training.TrainingConfig(**given).resolved().as_dict()
+    except training.TrainingError as e:
+        raise UsageError(e.format(flag)) from None
+
+    def load_datasets(s):
+        train, test = training.load_data(s["dataset"], args.data_dir, args.download, args.mirror)
+        return (train, test, *describe_data(train, test))
+
+    def plot(history, path):
+        what = f"{settings['model']} on {settings['dataset']}, --distributed {args.distributed}"
+        training.plot_history(history, path, title=f"{what}: test accuracy {history['test_accuracy'][-1]:.2%}")
+
+    recipe = driver.Recipe(
+        load_datasets=load_datasets,
+        build_model=lambda s, shape, classes: training.make_model(
+            s["model"], shape, classes, s["hidden"], s["dropout"]
+        ),
+        build_optimizer=lambda s, module: training.make_optimizer(
+            s["optimizer"], module.parameters(), s["lr"], s["momentum"], s["weight_decay"]
+        ),
+        evaluate=training.evaluate,
+        progress_bar=None if args.quiet else driver.tqdm_bar,
+        plot=plot,
+    )
+    out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume else _default_out_dir())
+    options = driver.distributed_options(args)
+    return driver.run(settings, options, recipe, out, resume=args.resume, quiet=args.quiet, no_plot=args.no_plot)
 
 
 def _announcer(say, resume):

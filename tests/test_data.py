@@ -378,3 +378,14 @@ def test_a_truncated_http_response_is_a_clear_error_and_keeps_nothing(tmp_path, 
         server.shutdown()
         server.server_close()
     assert os.listdir(tmp_path) == []
+
+
+def test_digits_read_without_importing_sklearn_match_sklearns_loader():
+    from sklearn.datasets import load_digits
+
+    from minidl.data.digits import load_digits_arrays
+
+    images, labels = load_digits_arrays()
+    bunch = load_digits()
+    np.testing.assert_array_equal(images, (bunch.images / 16.0).astype(np.float32)[:, None])
+    np.testing.assert_array_equal(labels, bunch.target)
