@@ -119,7 +119,7 @@ def part_ddp(args):
             elapsed = comm.allreduce(np.array([time.perf_counter() - start]))[0] / comm.size
             samples[name].append(batch * comm.size * steps / elapsed)
     # The gradient allreduce alone, for the record: how much communication there is to hide.
-    grads = np.ones(sum(p.data.size for p in models[variants[0]][0].parameters()), np.float32)
+    grads = np.ones(sum(p.array.size for p in models[variants[0]][0].parameters()), np.float32)
     times = []
     for _ in range(args.repeats):
         comm.barrier()
@@ -159,7 +159,7 @@ def part_bytes(args):
             rows[f"DDP step, {algorithm} allreduce, {compression}"] = comm.bytes_sent - before
     # Parameter server: rank 0 serves one pull and one push from every worker, per compression.
     model = mlp()
-    params = [p.data for p in model.parameters()]
+    params = [p.array for p in model.parameters()]
     layout = Layout([p.shape for p in params], 1)
     for compression in ("none", "fp16", "trunc16"):
         comm.barrier()

@@ -112,7 +112,7 @@ def run_case(torch, label, make_ours, make_theirs, input_shape, batch, kernels, 
     theirs = make_theirs(torch)
     with torch.no_grad():  # same starting weights in both
         for (_, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
-            q.copy_(torch.from_numpy(p.data.copy()))
+            q.copy_(torch.from_numpy(p.array.copy()))
     rng = np.random.default_rng(0)
     x = rng.standard_normal(input_shape).astype(np.float32)
     y = rng.integers(0, 10, batch)

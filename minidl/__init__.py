@@ -17,8 +17,9 @@ except (RuntimeError, ValueError) as _error:
     raise
 
 from minidl import autograd, ops, random
-from minidl.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from minidl.autograd import Function, grad, is_grad_enabled, set_grad_enabled
 from minidl.backend import available_kernels, get_kernels, kernels_name, set_kernels
+from minidl.backend.device import device
 from minidl.creation import (
     arange,
     as_tensor,
@@ -28,6 +29,7 @@ from minidl.creation import (
     from_numpy,
     full,
     full_like,
+    linspace,
     ones,
     ones_like,
     rand,
@@ -35,20 +37,39 @@ from minidl.creation import (
     randint,
     randn,
     randn_like,
+    randperm,
     tensor,
     zeros,
     zeros_like,
 )
+from minidl.grad_mode import enable_grad, no_grad
 from minidl.ops import *  # noqa: F403
 from minidl.random import manual_seed
-from minidl.tensor import Tensor, bool_, float16, float32, float64, int32, int64
+from minidl.tensor import (
+    Tensor,
+    bool_,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    uint8,
+)
+
+# PyTorch's other names for the dtypes: minidl.long, minidl.float, ... (inside this module they
+# shadow the builtins float, int and bool, which is why they come last, as in torch).
+half, double, short, long = float16, float64, int16, int64
+float, int, bool = float32, int32, bool_  # noqa: A001
 
 __version__ = "0.1.0"
 
 # The training stack: layers, optimizers, data, checkpoints; and `minidl train` as a library,
 # minidl.training (fit, the model recipes, plots; matplotlib only when plotting).
-from minidl import data, nn, optim, training  # noqa: E402
-from minidl.checkpoint import load, save  # noqa: E402
+from minidl import cuda, data, nn, optim, training, utils  # noqa: E402
+from minidl.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from minidl.serialization import load, save  # noqa: E402
 
 
 def __getattr__(name):

@@ -1,7 +1,10 @@
 """Checkpoints: model, optimizer, step and random state in one .npz file, written atomically.
 
-    minidl.save("run/checkpoint.npz", model=model, optimizer=optimizer, step=epoch)
-    info = minidl.load("run/checkpoint.npz", model=model, optimizer=optimizer)   # info["step"]
+    minidl.save_checkpoint("run/checkpoint.npz", model=model, optimizer=optimizer, step=epoch)
+    info = minidl.load_checkpoint("run/checkpoint.npz", model=model, optimizer=optimizer)   # info["step"]
+
+(minidl.save(obj, f) and minidl.load(f), in minidl/serialization.py, save and load plain
+state dicts and containers of tensors, with PyTorch's argument order.)
 
 Inside the .npz: one array per parameter/buffer ("model/<name>"), one per array of optimizer
 or extra state ("arrays/<n>", referred to from the header), and a JSON header ("meta") with
@@ -44,7 +47,7 @@ def _split_arrays(value, where, arrays):
     NumPy scalars become Python numbers; dict keys must be strings (JSON would turn 1 into "1").
     """
     if isinstance(value, Tensor):
-        value = value.data
+        value = value.array
     if isinstance(value, np.ndarray):
         name = f"arrays/{len(arrays)}"
         arrays[name] = value
@@ -58,18 +61,19 @@ def _split_arrays(value, where, arrays):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(
-        f"save: cannot store a {type(value).__name__} at {where!r}; use numbers, strings, arrays, lists, dicts"
+        f"save_checkpoint: cannot store a {type(value).__name__} at {where!r}; "
+        "use numbers, strings, arrays, lists, dicts"
     )
 
 
 def _check_key(key, where):
     if not isinstance(key, str):
         raise TypeError(
-            f"save: dict keys must be strings, got the {type(key).__name__} key {key!r} at {where!r} "
+            f"save_checkpoint: dict keys must be strings, got the {type(key).__name__} key {key!r} at {where!r} "
             "(it would come back as a string)"
         )
     if key == _ARRAY:
-        raise TypeError(f"save: the dict key {_ARRAY!r} is reserved for arrays (at {where!r})")
+        raise TypeError(f"save_checkpoint: the dict key {_ARRAY!r} is reserved for arrays (at {where!r})")
     return key
 
 
@@ -86,7 +90,7 @@ def _join_arrays(value, arrays):
 # ---------------------------------------------------------------------------
 # Saving
 # ---------------------------------------------------------------------------
-def save(path, model=None, optimizer=None, step=None, extra=None, save_rng=True):
+def save_checkpoint(path, model=None, optimizer=None, step=None, extra=None, save_rng=True):
     """Write a checkpoint to `path` atomically; returns the path.
 
     model      a Module (its state_dict) or a dict of name -> array/Tensor
@@ -103,7 +107,7 @@ def save(path, model=None, optimizer=None, step=None, extra=None, save_rng=True)
         state = model.state_dict() if hasattr(model, "state_dict") else model
         meta["model"] = list(state)
         for name, value in state.items():
-            model_arrays["model/" + name] = np.asarray(value.data if isinstance(value, Tensor) else value)
+            model_arrays["model/" + name] = np.asarray(value.array if isinstance(value, Tensor) else value)
     if optimizer is not None:
         meta["optimizer"] = _split_arrays(_with_string_keys(optimizer.state_dict()), "optimizer", arrays)
     meta["extra"] = _split_arrays(extra if extra is not None else {}, "extra", arrays)
@@ -176,6 +180,8 @@ def read(path):
     if "meta" not in arrays:
         raise CheckpointError(f"checkpoint {path} is not a minidl checkpoint (no 'meta' entry)")
     meta = json.loads(str(arrays.pop("meta")))
+    if meta.get("format") == "minidl-save":
+        raise CheckpointError(f"checkpoint {path} was written by minidl.save; read it with minidl.load(path)")
     if meta.get("format") != FORMAT or meta.get("version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path}: unknown format {meta.get('format')!r} version {meta.get('version')}")
     model = None
@@ -205,7 +211,7 @@ def check_model_state(path, model, saved):
         raise CheckpointError(f"checkpoint {path} does not fit {type(model).__name__}: " + " | ".join(problems))
 
 
-def load(path, model=None, optimizer=None, restore_rng=True):
+def load_checkpoint(path, model=None, optimizer=None, restore_rng=True):
     """Load a checkpoint into `model` and `optimizer` (both optional) and return what `read` returns.
 
     Names and shapes are checked first and every mismatch is reported at once; nothing is

@@ -184,7 +184,7 @@ def test_bad_resume_and_output_paths_are_one_line_errors(tmp_path, capsys):
     assert main(["train", "--resume", str(corrupt)]) == 2
     assert "cannot be read" in capsys.readouterr().err
     foreign = tmp_path / "foreign.npz"
-    checkpoint.save(foreign, extra={})
+    checkpoint.save_checkpoint(foreign, extra={})
     assert main(["train", "--resume", str(foreign)]) == 2
     assert "was not written by `minidl train`" in capsys.readouterr().err
     a_file = tmp_path / "file"

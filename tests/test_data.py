@@ -24,7 +24,7 @@ def numbers_dataset(n=10):
 
 
 def epoch_order(loader):
-    return np.concatenate([y.data for _, y in loader])
+    return np.concatenate([y.array for _, y in loader])
 
 
 # ---------------------------------------------------------------------------
@@ -35,11 +35,11 @@ def test_loader_covers_every_example_once_per_epoch_in_batches():
     assert len(loader) == 3
     batches = list(loader)
     assert [len(y) for _, y in batches] == [4, 4, 2]
-    assert sorted(np.concatenate([y.data for _, y in batches])) == list(range(10))
+    assert sorted(np.concatenate([y.array for _, y in batches])) == list(range(10))
     x, y = batches[0]
     assert isinstance(x, minidl.Tensor) and x.dtype == np.float32 and x.shape == (4, 1)
     assert y.dtype == np.int64
-    np.testing.assert_array_equal(x.data[:, 0], y.data)  # rows stay paired
+    np.testing.assert_array_equal(x.array[:, 0], y.array)  # rows stay paired
 
 
 def test_drop_last_and_no_shuffle():
@@ -84,7 +84,7 @@ def test_generic_dataset_and_custom_collate():
 
     x, y = next(iter(data.DataLoader(Squares(), batch_size=5)))
     assert x.dtype == np.float32 and y.dtype == np.int64
-    np.testing.assert_array_equal(y.data, [0, 1, 4, 9, 16])
+    np.testing.assert_array_equal(y.array, [0, 1, 4, 9, 16])
     batch = next(iter(data.DataLoader(Squares(), batch_size=2, collate_fn=lambda items: items)))
     assert batch == [(0.0, 0), (1.0, 1)]
 
@@ -158,7 +158,7 @@ def test_spirals_are_not_linearly_separable_but_blobs_are():
             opt.zero_grad()
             loss.backward()
             opt.step()
-        return (model(x).data.argmax(axis=1) == y.data).mean()
+        return (model(x).array.argmax(axis=1) == y.array).mean()
 
     assert linear_accuracy(data.spirals(seed=0)) < 0.7
     assert linear_accuracy(data.blobs(seed=0, cluster_std=0.5)) > 0.95

@@ -93,7 +93,7 @@ def test_check_forward_false_allows_deliberate_infinities():
     with detect_anomaly(check_forward=False):
         masked = minidl.where(minidl.tensor([True, False]), x, -np.inf)  # masking before a softmax
         masked.softmax().sum().backward()
-    assert np.isfinite(x.grad.data).all()
+    assert np.isfinite(x.grad.array).all()
 
 
 def test_finite_models_run_unchanged_under_anomaly_mode():
@@ -102,10 +102,10 @@ def test_finite_models_run_unchanged_under_anomaly_mode():
     x = minidl.randn(5, 3)
     with detect_anomaly():
         model(x).sum().backward()
-    reference = [p.grad.data.copy() for p in model.parameters()]
+    reference = [p.grad.array.copy() for p in model.parameters()]
     model.zero_grad()
     model(x).sum().backward()
-    for got, expected in zip(reference, [p.grad.data for p in model.parameters()]):
+    for got, expected in zip(reference, [p.grad.array for p in model.parameters()]):
         np.testing.assert_array_equal(got, expected)
 
 

@@ -35,21 +35,21 @@ def test_tensor_hooks_run_in_registration_order_and_see_the_previous_replacement
     x = minidl.tensor([1.0, 2.0], requires_grad=True)
     y = x * 3
     calls = []
-    y.register_hook(lambda g: calls.append(("first", g.data.copy())))
-    y.register_hook(lambda g: calls.append(("second", g.data.copy())) or g * 10)
-    y.register_hook(lambda g: calls.append(("third", g.data.copy())))
+    y.register_hook(lambda g: calls.append(("first", g.array.copy())))
+    y.register_hook(lambda g: calls.append(("second", g.array.copy())) or g * 10)
+    y.register_hook(lambda g: calls.append(("third", g.array.copy())))
     y.sum().backward()
     assert [name for name, _ in calls] == ["first", "second", "third"]
     np.testing.assert_array_equal(calls[0][1], [1.0, 1.0])
     np.testing.assert_array_equal(calls[2][1], [10.0, 10.0])  # the third hook sees the replacement
-    np.testing.assert_array_equal(x.grad.data, [30.0, 30.0])  # ... and so does everything below y
+    np.testing.assert_array_equal(x.grad.array, [30.0, 30.0])  # ... and so does everything below y
 
 
 def test_a_hook_returning_a_tensor_replaces_a_leaf_gradient():
     w = minidl.tensor([1.0, -2.0, 3.0], requires_grad=True)
     w.register_hook(lambda g: g.clip(-0.5, 0.5))  # gradient clipping on one tensor
     (w * minidl.tensor([4.0, -0.1, 0.2])).sum().backward()
-    np.testing.assert_allclose(w.grad.data, [0.5, -0.1, 0.2])
+    np.testing.assert_allclose(w.grad.array, [0.5, -0.1, 0.2])
 
 
 def test_a_hook_returning_none_only_inspects_and_handles_remove_hooks():
@@ -58,7 +58,7 @@ def test_a_hook_returning_none_only_inspects_and_handles_remove_hooks():
     handle = x.register_hook(seen.append)
     (x * x).sum().backward()
     assert len(seen) == 1
-    np.testing.assert_array_equal(seen[0].data, x.grad.data)
+    np.testing.assert_array_equal(seen[0].array, x.grad.array)
     handle.remove()
     (x * x).sum().backward()
     assert len(seen) == 1
@@ -91,11 +91,11 @@ def test_module_forward_pre_hooks_and_forward_hooks_run_in_order_and_can_replace
     calls = []
     layer.register_forward_pre_hook(lambda m, args: calls.append("pre 1"))
     layer.register_forward_pre_hook(lambda m, args: (calls.append("pre 2"), (args[0] * 0,))[1])
-    layer.register_forward_hook(lambda m, args, out: calls.append(("fwd 1", float(args[0].data.sum()))))
+    layer.register_forward_hook(lambda m, args, out: calls.append(("fwd 1", float(args[0].array.sum()))))
     layer.register_forward_hook(lambda m, args, out: out + 100)
     out = layer(minidl.ones(1, 3))
     assert calls == ["pre 1", "pre 2", ("fwd 1", 0.0)]  # the forward hook saw the replaced input
-    np.testing.assert_array_equal(out.data, layer.bias.data[None, :] + 100)  # 0·W + b exact, + 100 the same add
+    np.testing.assert_array_equal(out.array, layer.bias.array[None, :] + 100)  # 0·W + b exact, + 100 the same add
 
 
 def test_module_full_backward_hook_sees_grad_input_and_grad_output():
@@ -109,10 +109,10 @@ def test_module_full_backward_hook_sees_grad_input_and_grad_output():
     out.backward(upstream)
     ((module, grad_input, grad_output),) = seen
     assert module is layer
-    np.testing.assert_allclose(grad_output[0].data, upstream.data)
-    want = upstream.data @ layer.weight.data  # dX = dY·W, by our kernels and by NumPy's BLAS
-    assert_within(grad_input[0].data, want, matmul_atol(upstream.data, layer.weight.data), "dX")
-    np.testing.assert_array_equal(x.grad.data, grad_input[0].data)  # the hook saw what x.grad got
+    np.testing.assert_allclose(grad_output[0].array, upstream.array)
+    want = upstream.array @ layer.weight.array  # dX = dY·W, by our kernels and by NumPy's BLAS
+    assert_within(grad_input[0].array, want, matmul_atol(upstream.array, layer.weight.array), "dX")
+    np.testing.assert_array_equal(x.grad.array, grad_input[0].array)  # the hook saw what x.grad got
 
 
 def test_module_backward_hooks_run_in_registration_order_and_can_replace_grad_input():
@@ -122,11 +122,11 @@ def test_module_backward_hooks_run_in_registration_order_and_can_replace_grad_in
     order = []
     layer.register_full_backward_hook(lambda m, gin, gout: order.append("first"))
     layer.register_full_backward_hook(lambda m, gin, gout: (order.append("second"), (gin[0] * 0,))[1])
-    layer.register_full_backward_hook(lambda m, gin, gout: order.append(("third", float(np.abs(gin[0].data).sum()))))
+    layer.register_full_backward_hook(lambda m, gin, gout: order.append(("third", float(np.abs(gin[0].array).sum()))))
     layer(x).sum().backward()
     assert order == ["first", "second", ("third", 0.0)]
-    np.testing.assert_array_equal(x.grad.data, np.zeros((4, 3)))
-    assert np.abs(layer.weight.grad.data).sum() > 0  # the parameters' gradients are not affected
+    np.testing.assert_array_equal(x.grad.array, np.zeros((4, 3)))
+    assert np.abs(layer.weight.grad.array).sum() > 0  # the parameters' gradients are not affected
 
 
 # ---------------------------------------------------------------------------
@@ -139,8 +139,8 @@ def test_break_on_calls_the_debugger_at_the_chosen_op_with_the_step():
         loss.backward()
     (step,) = stops
     assert isinstance(step, Step) and step.op == "MatMul" and bp.hits == 1
-    dH0 = -2 * (Y.data - H1.data)
-    assert_within(step.grad_for(W).data, dH0 @ X.data.T, matmul_atol(dH0, X.data.T))  # ∂W = ∂H0·Xᵀ
+    dH0 = -2 * (Y.array - H1.array)
+    assert_within(step.grad_for(W).array, dH0 @ X.array.T, matmul_atol(dH0, X.array.T))  # ∂W = ∂H0·Xᵀ
     assert W.grad is not None  # it only paused: backward went on afterwards
     assert breakpoints() == []
 
@@ -161,7 +161,7 @@ def test_break_on_accepts_a_function_class_and_a_condition():
     assert [s.op for s in stops] == ["ReLU"]
     stops.clear()
     # Any op whose incoming gradient is all zeros: where a gradient "dies".
-    with break_on(condition=lambda s: not s.grad_output.data.any(), debugger=stops.append):
+    with break_on(condition=lambda s: not s.grad_output.array.any(), debugger=stops.append):
         (x.relu() * 0).sum().backward()
     assert [s.op for s in stops] == ["ReLU"]
 

@@ -216,4 +216,4 @@ def test_a_long_chain_is_named_without_recursion():
     for _ in range(5000):
         y = y * 1.0
     assert name_of(y) == "mul_4999" and name_of(y.grad_fn.inputs[1]) == "const_4999"
-    np.testing.assert_array_equal(y.data, [1.0])
+    np.testing.assert_array_equal(y.array, [1.0])

@@ -80,7 +80,7 @@ def test_trace_gradients_equal_what_lands_in_dot_grad():
     for name, parameter in model.named_parameters():
         recorded = t.gradient(parameter)
         assert recorded is not None, name
-        np.testing.assert_array_equal(recorded, parameter.grad.data, err_msg=name)  # the very gradient
+        np.testing.assert_array_equal(recorded, parameter.grad.array, err_msg=name)  # the very gradient
     # Inside the graph: what arrives at each op's output is the sum of what its consumers sent
     # (added in the engine's order or in this list's: the sum bound over len(sent) terms).
     for record in t.records[1:]:
@@ -93,10 +93,10 @@ def test_trace_records_the_lecture_formulas_at_each_step():
     net = lecture_network()
     with trace() as t:
         net["loss"].backward()
-    dH1 = -2 * (net["Y"].data - net["H1"].data)  # ∂L/∂H1 at the top of the chain
+    dH1 = -2 * (net["Y"].array - net["H1"].array)  # ∂L/∂H1 at the top of the chain
     (matmul,) = t.find("matmul")
     np.testing.assert_allclose(matmul.grad_output, dH1)  # Add passes ∂H1 straight to H0
-    assert_within(matmul.grad_inputs[0], dH1 @ net["X"].data.T, matmul_atol(dH1, net["X"].data.T))  # ∂W = ∂H0·Xᵀ
+    assert_within(matmul.grad_inputs[0], dH1 @ net["X"].array.T, matmul_atol(dH1, net["X"].array.T))  # ∂W = ∂H0·Xᵀ
     assert matmul.grad_inputs[1] is None  # X does not require grad
     (add,) = t.find("Add")
     dB = dH1.sum(axis=1, keepdims=True)  # ∂B = ∂H1·1
@@ -118,7 +118,7 @@ def test_trace_table_shows_each_step_with_gradient_statistics():
     assert op_lines == ["Sum", "PowScalar", "Sub", "Add", "MatMul"]
     assert "→ W" in table and "→ X" in table and "(no gradient)" in table
     b_row = next(line for line in lines if "Σ→ B" in line)
-    expected_norm = np.linalg.norm(net["B"].grad.data)
+    expected_norm = np.linalg.norm(net["B"].grad.array)
     assert f"{expected_norm:.4g}" in b_row.split()
 
 
@@ -190,35 +190,35 @@ def test_stepper_with_leaves_adds_one_step_per_leaf_that_requires_grad():
     assert len(steps) == expected
     assert {id(s.tensor) for s in leaf_steps} == {id(p) for p in model.parameters()}
     for s in leaf_steps:  # a leaf step shows the total about to be added to .grad
-        np.testing.assert_allclose(s.grad_output.data, s.tensor.grad.data)
+        np.testing.assert_allclose(s.grad_output.array, s.tensor.grad.array)
         assert s.grad_inputs is None and s.op == "leaf"
 
 
 def test_stepping_one_node_matches_the_hand_derived_gradient():
     net = lecture_network()
-    X, Y, W, H1 = net["X"].data, net["Y"].data, net["W"], net["H1"].data
+    X, Y, W, H1 = net["X"].array, net["Y"].array, net["W"], net["H1"].array
     steps = step_backward(net["loss"])
     step = next(steps)
     while step.op != "MatMul":
         step = next(steps)
     # The lecture: take the gradient sent back from up the chain, multiply by the local gradient.
     dH0 = -2 * (Y - H1)  # ∂L/∂H1, and Add passes it through unchanged: ∂H0 = ∂H1
-    np.testing.assert_allclose(step.grad_output.data, dH0)
-    assert_within(step.grad_for(W).data, dH0 @ X.T, matmul_atol(dH0, X.T))  # ∂W = ∂H0·Xᵀ
+    np.testing.assert_allclose(step.grad_output.array, dH0)
+    assert_within(step.grad_for(W).array, dH0 @ X.T, matmul_atol(dH0, X.T))  # ∂W = ∂H0·Xᵀ
     assert step.grad_for(net["X"]) is None
     assert "dA = dY @ Bᵀ" in step.formula
     assert W.grad is None  # nothing is applied before the walk finishes
     list(steps)
-    assert_within(W.grad.data, dH0 @ X.T, matmul_atol(dH0, X.T))
+    assert_within(W.grad.array, dH0 @ X.T, matmul_atol(dH0, X.T))
 
 
 def _assert_same_lecture_gradients(net, reference):
     """The same ops on the same values: dB (NumPy's own sum) is bit-identical; dW is a BLAS product,
     which may take another order for the same call on other memory (MKL does), so within its bound."""
-    np.testing.assert_array_equal(net["B"].grad.data, reference["B"].grad.data)
-    dH0 = -2 * (reference["Y"].data - reference["H1"].data)
-    atol = matmul_atol(dH0, reference["X"].data.T)
-    assert_within(net["W"].grad.data, reference["W"].grad.data, atol, "dW")
+    np.testing.assert_array_equal(net["B"].grad.array, reference["B"].grad.array)
+    dH0 = -2 * (reference["Y"].array - reference["H1"].array)
+    atol = matmul_atol(dH0, reference["X"].array.T)
+    assert_within(net["W"].grad.array, reference["W"].grad.array, atol, "dW")
 
 
 def test_completed_walk_gives_the_same_grads_as_backward():
@@ -271,11 +271,11 @@ def test_step_repr_and_explain_speak_the_chain_rule():
 def test_stepper_accumulates_into_existing_grads_like_backward():
     net = lecture_network()
     net["loss"].backward(retain_graph=True)
-    first = net["W"].grad.data.copy()
+    first = net["W"].grad.array.copy()
     for _ in step_backward(net["loss"]):
         pass
-    dH0 = -2 * (net["Y"].data - net["H1"].data)  # two products of it, each within the bound of the other
-    assert_within(net["W"].grad.data, 2 * first, 2 * matmul_atol(dH0, net["X"].data.T), "accumulated dW")
+    dH0 = -2 * (net["Y"].array - net["H1"].array)  # two products of it, each within the bound of the other
+    assert_within(net["W"].grad.array, 2 * first, 2 * matmul_atol(dH0, net["X"].array.T), "accumulated dW")
 
 
 def test_stepper_restores_grad_mode_while_paused():

@@ -157,7 +157,7 @@ def test_update_rules_match_minidl_optim(name):
         rule.apply(server, [g])
         param.grad = minidl.tensor(g)
         opt.step()
-    np.testing.assert_allclose(server[0], param.data, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(server[0], param.array, rtol=1e-6, atol=1e-7)
 
 
 def test_training_stops_after_total_updates():
@@ -269,7 +269,7 @@ def test_dataloader_takes_a_sampler():
     sampler = DistributedSampler(dataset, 2, 1, shuffle=False)
     loader = minidl.data.DataLoader(dataset, batch_size=2, sampler=sampler)
     assert len(loader) == 3
-    assert [y.data.tolist() for _, y in loader] == [[1, 3], [5, 7], [9]]
+    assert [y.array.tolist() for _, y in loader] == [[1, 3], [5, 7], [9]]
     with pytest.raises(ValueError, match="either shuffle=True or a sampler"):
         minidl.data.DataLoader(dataset, sampler=sampler, shuffle=True)
 

@@ -81,7 +81,7 @@ def outputs_and_gradients(model, x, y):
         p.grad = None
     loss = loss_of(model, x, y)
     loss.backward()
-    return loss.item(), {name: p.grad.data.copy() for name, p in model.named_parameters()}
+    return loss.item(), {name: p.grad.array.copy() for name, p in model.named_parameters()}
 
 
 @pytest.mark.skipif("c" not in backend.available_kernels(), reason="the C kernels are not built on this install")
@@ -130,9 +130,9 @@ def test_fuse_shares_parameters_keeps_state_dict_keys_and_leaves_the_original_al
     ]  # fmt: skip
     optimizer = minidl.optim.SGD(model.parameters(), lr=0.1)  # made for the original...
     loss_of(fused, x, y).backward()
-    before = model[0].weight.data.copy()
+    before = model[0].weight.array.copy()
     optimizer.step()  # ...steps the fused model's (shared) weights
-    assert not np.array_equal(before, fused[0].weight.data)
+    assert not np.array_equal(before, fused[0].weight.array)
 
 
 def test_fuse_reaches_sequentials_inside_custom_modules_and_keeps_eval_mode():
@@ -143,7 +143,7 @@ def test_fuse_reaches_sequentials_inside_custom_modules_and_keeps_eval_mode():
     assert fused.lstm is model.lstm  # nothing to fuse there: the same module
     assert not fused.training and not fused.head.training
     assert isinstance(model.head[0], nn.Linear)  # the original is untouched
-    np.testing.assert_allclose(fused(x).data, model(x).data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused(x).array, model(x).array, rtol=1e-5, atol=1e-6)
 
 
 def test_only_layer_then_activation_pairs_without_hooks_fuse():

@@ -27,9 +27,9 @@ def test_second_and_third_derivative_of_x_cubed():
     (d2,) = minidl.grad(d1.sum(), x, create_graph=True)
     (d3,) = minidl.grad(d2.sum(), x)
     # Dyadic inputs: 3x², 6x and 6 are exact in float64, however they are computed (1e-15: ~4 ulps).
-    np.testing.assert_allclose(d1.data, 3 * x.data**2, rtol=1e-15)
-    np.testing.assert_allclose(d2.data, 6 * x.data, rtol=1e-15)
-    np.testing.assert_allclose(d3.data, 6.0, rtol=1e-15)
+    np.testing.assert_allclose(d1.array, 3 * x.array**2, rtol=1e-15)
+    np.testing.assert_allclose(d2.array, 6 * x.array, rtol=1e-15)
+    np.testing.assert_allclose(d3.array, 6.0, rtol=1e-15)
 
 
 def test_second_derivative_of_the_readme_example():
@@ -49,9 +49,9 @@ def test_second_derivative_of_tanh_times_exp():
     # f = t e;  f' = (sech² + t) e;  f'' = (-2 t sech² + 2 sech² + t) e
     # tanh and exp plus a few ops in a different order than the graph's; f'' has terms up to
     # 1.8 times its value here (x = -2) and ~16 ops on the autograd side: relative bounds.
-    np.testing.assert_allclose(d1.data, (sech2 + t) * e, rtol=transcendental_rtol(np.float64, extra_ulps=6))
+    np.testing.assert_allclose(d1.array, (sech2 + t) * e, rtol=transcendental_rtol(np.float64, extra_ulps=6))
     np.testing.assert_allclose(
-        d2.data, (-2 * t * sech2 + 2 * sech2 + t) * e, rtol=2 * transcendental_rtol(np.float64, extra_ulps=16)
+        d2.array, (-2 * t * sech2 + 2 * sech2 + t) * e, rtol=2 * transcendental_rtol(np.float64, extra_ulps=16)
     )
 
 
@@ -62,7 +62,9 @@ def test_backward_with_create_graph_leaves_a_differentiable_grad():
     (d2,) = minidl.grad(x.grad.sum(), x)
     # cos and sin plus 4 ops; at x = 1.5 the terms are 1.2 times the result: relative, doubled.
     np.testing.assert_allclose(
-        d2.data, 2 * np.cos(x.data) - x.data * np.sin(x.data), rtol=2 * transcendental_rtol(np.float64, extra_ulps=4)
+        d2.array,
+        2 * np.cos(x.array) - x.array * np.sin(x.array),
+        rtol=2 * transcendental_rtol(np.float64, extra_ulps=4),
     )
 
 
@@ -83,7 +85,7 @@ def _mlp_loss(params, x, y):
 
 def _mlp_gradient(values, x, y):
     params = [minidl.tensor(v, requires_grad=True) for v in values]
-    return [g.data for g in minidl.grad(_mlp_loss(params, x, y), params)]
+    return [g.array for g in minidl.grad(_mlp_loss(params, x, y), params)]
 
 
 def test_hessian_vector_product_of_an_mlp_matches_finite_differences_and_torch():
@@ -94,20 +96,20 @@ def test_hessian_vector_product_of_an_mlp_matches_finite_differences_and_torch()
 
     grads = minidl.grad(_mlp_loss(params, x, y), params, create_graph=True)
     grad_dot_v = sum((gr * minidl.tensor(v)).sum() for gr, v in zip(grads, direction))
-    hvp = [h.data for h in minidl.grad(grad_dot_v, params)]
+    hvp = [h.array for h in minidl.grad(grad_dot_v, params)]
 
     # Central difference of the gradient along v: (∇L(θ + εv) - ∇L(θ - εv)) / 2ε ≈ H v
     eps = 1e-5
-    plus = _mlp_gradient([p.data + eps * v for p, v in zip(params, direction)], x, y)
-    minus = _mlp_gradient([p.data - eps * v for p, v in zip(params, direction)], x, y)
+    plus = _mlp_gradient([p.array + eps * v for p, v in zip(params, direction)], x, y)
+    minus = _mlp_gradient([p.array - eps * v for p, v in zip(params, direction)], x, y)
     for h, gp, gm in zip(hvp, plus, minus):
         # Central differences: truncation eps²·|f'''|/6 ~ 1e-10 and rounding 1e-16·|g|/eps ~ 1e-11
         # relative to O(1) values; 1e-6 / 1e-8 leave room for the third derivative's size.
         np.testing.assert_allclose(h, (gp - gm) / (2 * eps), rtol=1e-6, atol=1e-8)
 
-    torch_params = [torch.tensor(p.data, requires_grad=True) for p in params]
+    torch_params = [torch.tensor(p.array, requires_grad=True) for p in params]
     w1, b1, w2, b2 = torch_params
-    xt, yt = torch.tensor(x.data), torch.tensor(y.data)
+    xt, yt = torch.tensor(x.array), torch.tensor(y.array)
     loss = torch.nn.functional.mse_loss(torch.tanh(xt @ w1.T + b1) @ w2.T + b2, yt)
     torch_grads = torch.autograd.grad(loss, torch_params, create_graph=True)
     torch_hvp = torch.autograd.grad(
@@ -234,7 +236,7 @@ class _SquareWithFlatBackward(minidl.Function):
 
     def backward(self, grad):
         (x,) = self.saved_tensors
-        return minidl.tensor(grad.data * 2 * x.data)
+        return minidl.tensor(grad.array * 2 * x.array)
 
 
 def test_second_order_checks_catch_a_backward_that_is_not_differentiable():

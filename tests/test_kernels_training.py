@@ -64,7 +64,7 @@ def _init_params():
 def _train(forward):
     x, y = _data()
     params = _init_params()
-    velocity = [np.zeros_like(p.data) for p in params]
+    velocity = [np.zeros_like(p.array) for p in params]
     losses = []
     for _ in range(STEPS):
         for p in params:
@@ -73,9 +73,9 @@ def _train(forward):
         loss.backward()
         k = backend.get_kernels()
         for p, v in zip(params, velocity):
-            k.sgd_update(p.data, p.grad.data, v, 0.05, momentum=0.9, weight_decay=1e-4)
+            k.sgd_update(p.array, p.grad.array, v, 0.05, momentum=0.9, weight_decay=1e-4)
         losses.append(loss.item())
-    return np.array(losses), [p.data.copy() for p in params]
+    return np.array(losses), [p.array.copy() for p in params]
 
 
 def _mlp(x, w1, b1, w2, b2):
@@ -99,7 +99,7 @@ def _assert_same_training(a, b):
     losses_b, params_b = b
     assert losses_a[-1] < 0.7 * losses_a[0], "the model did not train"
     w1, b1, w2, b2 = (p.astype(np.float64) for p in params_a)
-    logits = np.maximum(_data()[0].data @ w1.T + b1, 0) @ w2.T + b2
+    logits = np.maximum(_data()[0].array @ w1.T + b1, 0) @ w2.T + b2
     scale = 2 * np.abs(logits).max() + np.log(OUT)
     steps = np.arange(1, STEPS + 1)
     loss_atol = [chain_atol(scale, budget=t * STEP_ROUNDINGS, dtype=np.float32, probabilistic=True) for t in steps]
@@ -134,17 +134,17 @@ def test_fused_ops_match_unfused_gradients_on_both_kernel_sets(kernel_sets):
             g = rng.standard_normal((33, 17)).astype(np.float32)
             unfused = act(minidl.linear(x, w, b))
             unfused.backward(g)
-            want = [t.grad.data.copy() for t in (x, w, b)]
+            want = [t.grad.array.copy() for t in (x, w, b)]
             for t in (x, w, b):
                 t.grad = None
             fused = linear_act(x, w, b, activation)
             # One layer, two ways (fused kernel vs separate ops): tolerances.py's chain rule, elementwise.
-            out, _, out_atol = linear_act_forward_atol(x.data, w.data, b.data, activation)
-            assert_within(fused.data, unfused.data, out_atol, f"{name} {activation} output")
+            out, _, out_atol = linear_act_forward_atol(x.array, w.array, b.array, activation)
+            assert_within(fused.array, unfused.array, out_atol, f"{name} {activation} output")
             fused.backward(g)
-            bounds = linear_act_backward_atol(x.data, w.data, b.data, activation, g)
+            bounds = linear_act_backward_atol(x.array, w.array, b.array, activation, g)
             for t, wg, key in zip((x, w, b), want, ("x", "weight", "bias")):
-                assert_within(t.grad.data, wg, bounds[key][1], f"{name} {activation} gradient of {key}")
+                assert_within(t.grad.array, wg, bounds[key][1], f"{name} {activation} gradient of {key}")
 
 
 def test_fused_ops_check_their_arguments():
@@ -174,6 +174,6 @@ def test_training_with_nn_and_optim_matches(kernel_sets):
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        results.append((np.array(losses), [p.data.copy() for p in model.parameters()]))
+        results.append((np.array(losses), [p.array.copy() for p in model.parameters()]))
     _assert_same_training(*results)
     assert {"mdk_sgemm", "mdk_sgd_update"} <= c_calls

@@ -73,16 +73,16 @@ def test_unary_op_forward_matches_numpy_and_keeps_dtype(name, dtype):
     # sigmoid is e^min(x,0) / (1 + e^-|x|), two exps and two roundings. Values are O(1), so the
     # same ulps of 1 are allowed absolutely (sin or log near a zero of theirs).
     tolerance = transcendental_rtol(dtype, libraries=2 if name == "sigmoid" else 1, extra_ulps=2)
-    np.testing.assert_allclose(out.data, reference(x.data.astype(np.float64)), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(out.array, reference(x.array.astype(np.float64)), rtol=tolerance, atol=tolerance)
 
 
 def test_sigmoid_is_finite_and_exact_for_large_inputs():
     x = minidl.tensor(np.array([-800.0, -40.0, 0.0, 40.0, 800.0]))
     with np.errstate(over="raise"):
-        out = minidl.sigmoid(x).data
+        out = minidl.sigmoid(x).array
     # Two libraries' exp (NumPy's, torch's SLEEF) and their own add and divide: 2·4 + 2 ulps.
     np.testing.assert_allclose(
-        out, torch.sigmoid(torch.tensor(x.data)).numpy(), rtol=transcendental_rtol(np.float64, extra_ulps=2)
+        out, torch.sigmoid(torch.tensor(x.array)).numpy(), rtol=transcendental_rtol(np.float64, extra_ulps=2)
     )
 
 
@@ -112,7 +112,7 @@ def test_binary_op_with_broadcasting_gradcheck_and_forward(name, shapes, seed):
     # + - * / max min are IEEE operations: exact on any machine. pow may run NumPy's SIMD or its
     # libm loop depending on the layout it gets: a few ulps each.
     rtol = transcendental_rtol(np.float64) if name == "pow" else 0.0
-    np.testing.assert_allclose(out.data, reference(a.data, b.data), rtol=rtol, atol=0)
+    np.testing.assert_allclose(out.array, reference(a.array, b.array), rtol=rtol, atol=0)
     check_grad(op, [a, b])
 
 
@@ -147,7 +147,7 @@ def test_binary_op_gradient_to_only_one_input(name):
 def test_mixing_tensors_with_numbers_and_arrays(expression, reference):
     x = leaf((2, 3), 0.5, 2, seed=2)
     # Exact for + - * /; x**2 and 2**x are pow calls (SIMD or libm, depending on layout): a few ulps.
-    np.testing.assert_allclose(expression(x).data, reference(x.data), rtol=transcendental_rtol(np.float64))
+    np.testing.assert_allclose(expression(x).array, reference(x.array), rtol=transcendental_rtol(np.float64))
     check_grad(expression, [x])
 
 
@@ -167,16 +167,16 @@ def test_pow_with_tensor_exponent_against_torch():
     a = leaf((2, 3), 0.3, 2, seed=8)
     b = leaf((3,), -2, 2, seed=9)
     (a**b).sum().backward()
-    at = torch.tensor(a.data, requires_grad=True)
-    bt = torch.tensor(b.data, requires_grad=True)
+    at = torch.tensor(a.array, requires_grad=True)
+    bt = torch.tensor(b.array, requires_grad=True)
     (at**bt).sum().backward()
     # da = b·a^(b-1); db = sum over the 2 rows of a^b·log a, which changes sign at a = 1 and may
     # cancel: bound relative to the terms' magnitudes. Budget: pow, log (2 libraries) + 3 ops + 2 terms.
     budget = 2 * 2 * TRANSCENDENTAL_ULPS + 3 + 2
-    da_terms = np.abs(b.data * a.data ** (b.data - 1))
-    db_terms = np.abs(a.data**b.data * np.log(a.data)).sum(axis=0)
-    assert_within(a.grad.data, at.grad.numpy(), 2 * budget * eps(np.float64) * da_terms, "d(a**b)/da")
-    assert_within(b.grad.data, bt.grad.numpy(), 2 * budget * eps(np.float64) * db_terms, "d(a**b)/db")
+    da_terms = np.abs(b.array * a.array ** (b.array - 1))
+    db_terms = np.abs(a.array**b.array * np.log(a.array)).sum(axis=0)
+    assert_within(a.grad.array, at.grad.numpy(), 2 * budget * eps(np.float64) * da_terms, "d(a**b)/da")
+    assert_within(b.grad.array, bt.grad.numpy(), 2 * budget * eps(np.float64) * db_terms, "d(a**b)/db")
 
 
 def test_pow_gradient_at_zero_base_and_zero_exponent_is_zero_like_torch():
@@ -185,8 +185,8 @@ def test_pow_gradient_at_zero_base_and_zero_exponent_is_zero_like_torch():
     b = minidl.tensor(np.array([0.0, 2.0]), requires_grad=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         (a**b).sum().backward()
-    np.testing.assert_array_equal(a.grad.data, [0.0, 4.0])
-    np.testing.assert_allclose(b.grad.data, [0.0, 4 * np.log(2)])
+    np.testing.assert_array_equal(a.grad.array, [0.0, 4.0])
+    np.testing.assert_allclose(b.grad.array, [0.0, 4 * np.log(2)])
 
 
 # ---------------------------------------------------------------------------
@@ -196,17 +196,17 @@ def test_abs_and_relu_gradients_at_zero_are_zero():
     for op in (minidl.abs, minidl.relu):
         x = minidl.tensor(np.array([-1.5, 0.0, 2.0]), requires_grad=True)
         op(x).sum().backward()
-        xt = torch.tensor(x.data, requires_grad=True)
+        xt = torch.tensor(x.array, requires_grad=True)
         getattr(torch, op.__name__)(xt).sum().backward()
-        np.testing.assert_array_equal(x.grad.data, xt.grad.numpy())
+        np.testing.assert_array_equal(x.grad.array, xt.grad.numpy())
 
 
 def test_leaky_relu_gradient_equals_the_slope_exactly_like_torch():
     x = minidl.tensor(np.array([-3.0, -0.5, 0.0, 0.5, 3.0]), requires_grad=True)
     minidl.leaky_relu(x, 0.01).sum().backward()
-    xt = torch.tensor(x.data, requires_grad=True)
+    xt = torch.tensor(x.array, requires_grad=True)
     torch.nn.functional.leaky_relu(xt, 0.01).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, xt.grad.numpy())
+    np.testing.assert_array_equal(x.grad.array, xt.grad.numpy())
 
 
 @pytest.mark.parametrize("op", [minidl.maximum, minidl.minimum])
@@ -214,11 +214,11 @@ def test_maximum_and_minimum_split_the_gradient_evenly_on_ties_like_torch(op):
     a = minidl.tensor(np.array([1.0, 2.0, 5.0]), requires_grad=True)
     b = minidl.tensor(np.array([1.0, 3.0, 4.0]), requires_grad=True)
     op(a, b).sum().backward()
-    at, bt = torch.tensor(a.data, requires_grad=True), torch.tensor(b.data, requires_grad=True)
+    at, bt = torch.tensor(a.array, requires_grad=True), torch.tensor(b.array, requires_grad=True)
     getattr(torch, op.__name__)(at, bt).sum().backward()
-    np.testing.assert_array_equal(a.grad.data, at.grad.numpy())
-    np.testing.assert_array_equal(b.grad.data, bt.grad.numpy())
-    np.testing.assert_array_equal(a.grad.data + b.grad.data, 1.0)
+    np.testing.assert_array_equal(a.grad.array, at.grad.numpy())
+    np.testing.assert_array_equal(b.grad.array, bt.grad.numpy())
+    np.testing.assert_array_equal(a.grad.array + b.grad.array, 1.0)
 
 
 def test_maximum_gradcheck_with_well_separated_values():
@@ -229,9 +229,9 @@ def test_maximum_gradcheck_with_well_separated_values():
 def test_clip_gradient_is_one_inside_and_at_the_bounds_zero_outside():
     x = minidl.tensor(np.array([-2.0, -0.5, 0.0, 0.5, 2.0]), requires_grad=True)
     x.clip(-0.5, 0.5).sum().backward()
-    xt = torch.tensor(x.data, requires_grad=True)
+    xt = torch.tensor(x.array, requires_grad=True)
     xt.clamp(-0.5, 0.5).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, xt.grad.numpy())
+    np.testing.assert_array_equal(x.grad.array, xt.grad.numpy())
 
 
 # ---------------------------------------------------------------------------
@@ -244,16 +244,16 @@ def test_where_broadcasts_all_three_arguments(shapes, seed):
     a, b = leaf(a_shape, seed=seed), leaf(b_shape, seed=seed + 1)
     out = minidl.where(condition, a, b)
     assert out.shape == shapes.result_shape
-    np.testing.assert_array_equal(out.data, np.where(condition, a.data, b.data))
+    np.testing.assert_array_equal(out.array, np.where(condition, a.array, b.array))
     check_grad(lambda p, q: minidl.where(condition, p, q), [a, b])
 
 
 def test_where_accepts_a_bool_tensor_condition_and_numbers():
     x = leaf((4,), seed=1)
     out = minidl.where(x > 0, x, 0.0)
-    np.testing.assert_array_equal(out.data, np.where(x.data > 0, x.data, 0.0))
+    np.testing.assert_array_equal(out.array, np.where(x.array > 0, x.array, 0.0))
     out.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, (x.data > 0).astype(float))
+    np.testing.assert_array_equal(x.grad.array, (x.array > 0).astype(float))
 
 
 def test_astype_converts_values_and_the_gradient_back():
@@ -262,7 +262,7 @@ def test_astype_converts_values_and_the_gradient_back():
     assert y.dtype == np.float32 and y.requires_grad
     (y * y).sum().backward()
     assert x.grad.dtype == np.float64
-    np.testing.assert_allclose(x.grad.data, 2 * x.data)
+    np.testing.assert_allclose(x.grad.array, 2 * x.array)
 
 
 def test_astype_gradcheck():
@@ -274,14 +274,14 @@ def test_astype_to_integers_carries_no_gradient():
     x = minidl.tensor(np.array([1.7, -2.2]), requires_grad=True)
     i = x.astype(np.int64)
     assert i.dtype == np.int64 and not i.requires_grad
-    np.testing.assert_array_equal(i.data, [1, -2])
+    np.testing.assert_array_equal(i.array, [1, -2])
 
 
 def test_clone_copies_memory():
     x = minidl.tensor(np.array([1.0, 2.0]))
     c = minidl.clone(x)
-    assert not np.shares_memory(c.data, x.data)
-    np.testing.assert_array_equal(c.data, x.data)
+    assert not np.shares_memory(c.array, x.array)
+    np.testing.assert_array_equal(c.array, x.array)
 
 
 # ---------------------------------------------------------------------------

@@ -36,11 +36,11 @@ def test_linear_act_equals_linear_then_activation_and_is_one_node(kernel_set, ke
     x, w, b = leaf((5, 4), seed=1), leaf((3, 4), seed=2), leaf((3,), seed=3)
     fused = minidl.linear_act(x, w, b, activation)
     unfused = UNFUSED[activation](minidl.linear(x, w, b))
-    np.testing.assert_array_equal(fused.data, unfused.data)  # float64: the same NumPy computation
+    np.testing.assert_array_equal(fused.array, unfused.array)  # float64: the same NumPy computation
     assert graph_ops(fused) == ["Linear" + {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh"}[activation]]
     g = np.random.default_rng(4).standard_normal((5, 3))
     for got, want in zip(minidl.grad(fused, [x, w, b], [g]), minidl.grad(unfused, [x, w, b], [g])):
-        np.testing.assert_allclose(got.data, want.data, rtol=1e-13, atol=1e-15)  # same formulas, summed alike
+        np.testing.assert_allclose(got.array, want.array, rtol=1e-13, atol=1e-15)  # same formulas, summed alike
 
 
 @pytest.mark.parametrize("kernels", ["numpy", "c"])
@@ -62,7 +62,7 @@ def test_conv2d_act_equals_conv2d_then_activation_and_gradchecks(kernel_set, ker
     x, w = leaf((2, 2, 5, 5), seed=1), leaf((3, 2, 3, 3), seed=2)
     b = leaf((3,), seed=3, away_from_zero=0.05 if activation == "relu" else 0.0)
     fused = minidl.conv2d_act(x, w, b, padding=1, activation=activation)
-    np.testing.assert_allclose(fused.data, UNFUSED[activation](minidl.conv2d(x, w, b, padding=1)).data, rtol=1e-13)
+    np.testing.assert_allclose(fused.array, UNFUSED[activation](minidl.conv2d(x, w, b, padding=1)).array, rtol=1e-13)
     assert len(graph_ops(fused)) == 1 and graph_ops(fused)[0].startswith("Conv2d")
     assert gradcheck(lambda x, w, b: minidl.conv2d_act(x, w, b, padding=1, activation=activation), [x, w, b])
     small = leaf((1, 1, 4, 4), seed=5), leaf((2, 1, 2, 2), seed=6)
@@ -76,7 +76,7 @@ def test_act_backward_is_the_activations_derivative_and_twice_differentiable(act
     grad = leaf((4, 5), seed=2)
     (want,) = minidl.grad(y, [z], [grad], create_graph=True)
     got = minidl.act_backward(grad, y, activation)
-    np.testing.assert_allclose(got.data, want.data, rtol=1e-12)
+    np.testing.assert_allclose(got.array, want.array, rtol=1e-12)
     # d/dgrad and d/dz of act_backward(grad, act(z)) are the second derivatives of act
     assert gradcheck(lambda g, z: minidl.act_backward(g, UNFUSED[activation](z), activation), [grad, z])
     check_gradgrad(lambda g, z: minidl.act_backward(g, UNFUSED[activation](z), activation), [grad, z])
@@ -96,4 +96,4 @@ def test_fused_ops_name_the_op_in_their_errors():
 
 def test_linear_act_accepts_extra_leading_axes_like_linear():
     x, w, b = minidl.randn(2, 3, 4), minidl.randn(5, 4), minidl.randn(5)
-    np.testing.assert_allclose(minidl.linear_act(x, w, b, "tanh").data, minidl.linear(x, w, b).tanh().data, rtol=1e-6)
+    np.testing.assert_allclose(minidl.linear_act(x, w, b, "tanh").array, minidl.linear(x, w, b).tanh().array, rtol=1e-6)

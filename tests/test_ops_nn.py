@@ -18,7 +18,7 @@ F64 = eps(np.float64)
 
 
 def _t(tensor):
-    return torch.tensor(tensor.data, requires_grad=tensor.requires_grad)
+    return torch.tensor(tensor.array, requires_grad=tensor.requires_grad)
 
 
 # ---------------------------------------------------------------------------
@@ -49,7 +49,7 @@ def test_dilated_and_grouped_conv2d_match_torch_and_gradcheck(x_shape, w_shape, 
     out = minidl.conv2d(x, w, b, stride, padding, dilation, groups)
     xt, wt, bt = _t(x), _t(w), _t(b)
     expected = F.conv2d(xt, wt, bt, stride, padding, dilation, groups)
-    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out.array, expected.detach().numpy(), rtol=1e-12, atol=1e-14)
     check_grad(lambda x, w, b: minidl.conv2d(x, w, b, stride, padding, dilation, groups), [x, w, b])
 
 
@@ -65,11 +65,11 @@ def test_conv2d_forward_and_gradients_match_torch(x_shape, w_shape, stride, padd
     # Gradients: dW and db sum over N·OH·OW positions, dx over at most C_out·kh·kw; their
     # magnitudes are the same backward pass with |x|, |w|, |b| and |upstream|.
     kh, kw = w_shape[2:]
-    abs_x, abs_w = (torch.tensor(np.abs(t.data), requires_grad=True) for t in (x, w))
-    abs_b = None if b is None else torch.tensor(np.abs(b.data), requires_grad=True)
+    abs_x, abs_w = (torch.tensor(np.abs(t.array), requires_grad=True) for t in (x, w))
+    abs_b = None if b is None else torch.tensor(np.abs(b.array), requires_grad=True)
     abs_out = F.conv2d(abs_x, abs_w, abs_b, stride=stride, padding=padding)
     k = w_shape[1] * kh * kw + bias
-    assert_within(out.data, expected.detach().numpy(), 2 * k * F64 * abs_out.detach().numpy(), "conv2d")
+    assert_within(out.array, expected.detach().numpy(), 2 * k * F64 * abs_out.detach().numpy(), "conv2d")
 
     weights = np.random.default_rng(4).standard_normal(out.shape)
     (out * minidl.tensor(weights)).sum().backward()
@@ -80,7 +80,7 @@ def test_conv2d_forward_and_gradients_match_torch(x_shape, w_shape, stride, padd
     pairs = [("x", x, xt, abs_x), ("w", w, wt, abs_w)] + ([("b", b, bt, abs_b)] if bias else [])
     for name, ours, theirs, scale in pairs:
         atol = 2 * terms[name] * F64 * scale.grad.numpy()
-        assert_within(ours.grad.data, theirs.grad.numpy(), atol, f"conv2d gradient of {name}")
+        assert_within(ours.grad.array, theirs.grad.numpy(), atol, f"conv2d gradient of {name}")
 
 
 @pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "bias"), CONV_CASES[:3])
@@ -125,24 +125,24 @@ def test_pooling_matches_torch_and_gradchecks(kind, shape, kernel, stride, paddi
     expected = theirs(xt, kernel, stride, padding)  # avg: zero padding counts, as torch's default
     # max selects (exact on every machine); avg sums kernel² values and divides (a different
     # order in torch): kernel² + 1 roundings each, relative to the window's mean of |x|.
-    abs_x = torch.tensor(np.abs(x.data), requires_grad=True)
+    abs_x = torch.tensor(np.abs(x.array), requires_grad=True)
     abs_out = theirs(abs_x, kernel, stride, padding)
     rounding = 2 * (kernel * kernel + 1) * F64 if kind == "avg" else 0.0
-    assert_within(out.data, expected.detach().numpy(), rounding * abs_out.detach().numpy(), f"{kind}_pool2d")
+    assert_within(out.array, expected.detach().numpy(), rounding * abs_out.detach().numpy(), f"{kind}_pool2d")
     weights = np.random.default_rng(1).standard_normal(out.shape)
     (out * minidl.tensor(weights)).sum().backward()
     (expected * torch.tensor(weights)).sum().backward()
     # dx adds up the gradients of the (at most kernel²) windows that use each input, in any order.
     (abs_out * torch.tensor(np.abs(weights))).sum().backward()
     atol = 2 * (kernel * kernel + 1) * F64 * abs_x.grad.numpy()
-    assert_within(x.grad.data, xt.grad.numpy(), atol, f"{kind}_pool2d gradient")
+    assert_within(x.grad.array, xt.grad.numpy(), atol, f"{kind}_pool2d gradient")
     check_grad(lambda t: ours(t, kernel, stride, padding), [x])
 
 
 def test_max_pool_sends_each_window_gradient_to_its_winner_only():
     x = minidl.tensor(np.array([[[[1.0, 5.0], [3.0, 2.0]]]]), requires_grad=True)
     minidl.max_pool2d(x, 2).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [[[[0.0, 1.0], [0.0, 0.0]]]])
+    np.testing.assert_array_equal(x.grad.array, [[[[0.0, 1.0], [0.0, 0.0]]]])
 
 
 @pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
@@ -165,7 +165,7 @@ def test_embedding_looks_up_rows_and_scatter_adds_repeated_indices_like_torch():
     weight = leaf((5, 3), seed=1)
     indices = np.array([[1, 4, 1], [1, 0, 4]])  # row 1 three times, row 4 twice, rows 2 and 3 never
     out = minidl.embedding(minidl.tensor(indices), weight)
-    np.testing.assert_array_equal(out.data, weight.data[indices])
+    np.testing.assert_array_equal(out.array, weight.array[indices])
     grad_out = np.random.default_rng(2).standard_normal(out.shape)
     out.backward(minidl.tensor(grad_out))
 
@@ -174,10 +174,10 @@ def test_embedding_looks_up_rows_and_scatter_adds_repeated_indices_like_torch():
     # A row used 3 times gets a sum of 3 gradients, in whatever order each library adds them.
     magnitudes = np.zeros((5, 3))
     np.add.at(magnitudes, indices, np.abs(grad_out))
-    assert_within(weight.grad.data, wt.grad.numpy(), 2 * 3 * F64 * magnitudes, "embedding gradient")
-    np.testing.assert_array_equal(weight.grad.data[[2, 3]], 0.0)
+    assert_within(weight.grad.array, wt.grad.numpy(), 2 * 3 * F64 * magnitudes, "embedding gradient")
+    np.testing.assert_array_equal(weight.grad.array[[2, 3]], 0.0)
     row_1 = grad_out[0, 0] + grad_out[0, 2] + grad_out[1, 0]
-    assert_within(weight.grad.data[1], row_1, 2 * 3 * F64 * magnitudes[1], "embedding row 1")
+    assert_within(weight.grad.array[1], row_1, 2 * 3 * F64 * magnitudes[1], "embedding row 1")
 
 
 def test_embedding_gradcheck():
@@ -219,17 +219,17 @@ def test_dropout_zeroes_about_p_and_scales_survivors_by_one_over_one_minus_p():
     minidl.manual_seed(0)
     x = minidl.ones(100_000, dtype=np.float64, requires_grad=True)
     out = minidl.dropout(x, 0.3)
-    kept = out.data != 0
+    kept = out.array != 0
     assert abs(1 - kept.mean() - 0.3) < 0.01  # 7 standard deviations of a 100k-sample mean (0.0014)
-    np.testing.assert_allclose(out.data[kept], 1 / 0.7, rtol=2 * F64)  # 1 * (1/0.7) or 1 / 0.7: one rounding each
+    np.testing.assert_allclose(out.array[kept], 1 / 0.7, rtol=2 * F64)  # 1 * (1/0.7) or 1 / 0.7: one rounding each
     out.sum().backward()
-    np.testing.assert_allclose(x.grad.data, out.data)  # the gradient is the same mask
+    np.testing.assert_allclose(x.grad.array, out.array)  # the gradient is the same mask
     assert out.dtype == np.float64
 
 
 def test_dropout_same_seed_same_mask():
     x = minidl.ones(50)
-    assert np.array_equal(_seeded_dropout(0.5)(x).data, _seeded_dropout(0.5)(x).data)
+    assert np.array_equal(_seeded_dropout(0.5)(x).array, _seeded_dropout(0.5)(x).array)
 
 
 def test_dropout_is_the_identity_in_eval_mode_and_for_p_zero():
@@ -241,9 +241,9 @@ def test_dropout_is_the_identity_in_eval_mode_and_for_p_zero():
 def test_dropout_with_p_one_zeroes_everything_and_its_gradient():
     x = leaf((2, 3))
     out = minidl.dropout(x, 1.0)
-    np.testing.assert_array_equal(out.data, 0.0)
+    np.testing.assert_array_equal(out.array, 0.0)
     out.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, 0.0)
+    np.testing.assert_array_equal(x.grad.array, 0.0)
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.5])
@@ -279,14 +279,14 @@ def test_classification_losses_match_torch(loss, targets, reduction):
     out = getattr(minidl, loss)(scores, targets, reduction=reduction)
     st = _t(scores)
     expected = getattr(F, loss)(st, torch.tensor(targets), reduction=reduction, ignore_index=-100)
-    atol = chain_atol(_ce_scale(scores.data, reduction), budget=CE_BUDGET)
-    assert_within(out.data, expected.detach().numpy(), atol, f"{loss} vs torch")
+    atol = chain_atol(_ce_scale(scores.array, reduction), budget=CE_BUDGET)
+    assert_within(out.array, expected.detach().numpy(), atol, f"{loss} vs torch")
     weights = np.random.default_rng(1).standard_normal(out.shape)
     (out * minidl.tensor(weights)).sum().backward()
     (expected * torch.tensor(weights)).sum().backward()
     # d/dz = weight · (softmax(z) - onehot): terms of size <= 2·|weight|, softmax off by the same budget.
     atol = chain_atol(2 * np.abs(weights).max(), budget=CE_BUDGET)
-    assert_within(scores.grad.data, st.grad.numpy(), atol, f"{loss} gradient vs torch")
+    assert_within(scores.grad.array, st.grad.numpy(), atol, f"{loss} gradient vs torch")
     check_grad(lambda s: getattr(minidl, loss)(s, targets, reduction=reduction), [scores])
 
 
@@ -294,8 +294,8 @@ def test_cross_entropy_with_a_custom_ignore_index_and_tensor_targets():
     logits = leaf((3, 4), seed=2)
     targets = minidl.tensor([1, 3, 3])
     out = minidl.cross_entropy(logits, targets, ignore_index=3)
-    expected = F.cross_entropy(torch.tensor(logits.data), torch.tensor(targets.data), ignore_index=3)
-    assert_within(out.data, expected.numpy(), chain_atol(_ce_scale(logits.data, "mean"), budget=CE_BUDGET))
+    expected = F.cross_entropy(torch.tensor(logits.array), torch.tensor(targets.array), ignore_index=3)
+    assert_within(out.array, expected.numpy(), chain_atol(_ce_scale(logits.array, "mean"), budget=CE_BUDGET))
 
 
 def test_cross_entropy_equals_log_softmax_then_nll():
@@ -304,7 +304,7 @@ def test_cross_entropy_equals_log_softmax_then_nll():
     fused = minidl.cross_entropy(logits, targets)
     composed = minidl.nll_loss(logits.log_softmax(-1), targets)
     # Same math, different code paths (fused kernel vs log_softmax + pick + mean): the CE budget.
-    assert_within(fused.data, composed.data, chain_atol(_ce_scale(logits.data, "mean", 3), budget=CE_BUDGET))
+    assert_within(fused.array, composed.array, chain_atol(_ce_scale(logits.array, "mean", 3), budget=CE_BUDGET))
 
 
 def test_cross_entropy_is_stable_for_huge_logits_and_keeps_float32():
@@ -319,16 +319,16 @@ def test_cross_entropy_is_stable_for_huge_logits_and_keeps_float32():
 def test_mse_loss_matches_torch_and_gradchecks(reduction):
     prediction, target = leaf((3, 4), seed=1), leaf((3, 4), seed=2)
     out = minidl.mse_loss(prediction, target, reduction=reduction)
-    expected = F.mse_loss(torch.tensor(prediction.data), torch.tensor(target.data), reduction=reduction)
+    expected = F.mse_loss(torch.tensor(prediction.array), torch.tensor(target.array), reduction=reduction)
     # A sum of 12 squares: no cancellation, so relative: 2·(12 + 3 ops)·eps = 6.7e-15.
-    np.testing.assert_allclose(out.data, expected.numpy(), rtol=2 * (12 + 3) * F64)
+    np.testing.assert_allclose(out.array, expected.numpy(), rtol=2 * (12 + 3) * F64)
     check_grad(lambda p, t: minidl.mse_loss(p, t, reduction=reduction), [prediction, target])
 
 
 def test_mse_loss_accepts_an_array_target():
     prediction = leaf((2, 2), seed=1)
     target = np.ones((2, 2))
-    np.testing.assert_allclose(minidl.mse_loss(prediction, target).item(), np.mean((prediction.data - 1) ** 2))
+    np.testing.assert_allclose(minidl.mse_loss(prediction, target).item(), np.mean((prediction.array - 1) ** 2))
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -340,9 +340,9 @@ def test_binary_cross_entropy_with_logits_matches_torch_and_gradchecks(reduction
     expected = F.binary_cross_entropy_with_logits(lt, tt, reduction=reduction)
     # max(z, 0) - z·t + log1p(exp(-|z|)): 2 transcendentals, 4 basic ops, then a sum of up to 12
     # elements; each element's terms are at most 2·|z| + log 2 in size.
-    scale = (2 * np.abs(logits.data) + np.log(2)).max() * (12 if reduction == "sum" else 1)
+    scale = (2 * np.abs(logits.array) + np.log(2)).max() * (12 if reduction == "sum" else 1)
     atol = chain_atol(scale, budget=2 * TRANSCENDENTAL_ULPS + 4 + 12)
-    assert_within(out.data, expected.detach().numpy(), atol, "binary_cross_entropy_with_logits vs torch")
+    assert_within(out.array, expected.detach().numpy(), atol, "binary_cross_entropy_with_logits vs torch")
     check_grad(lambda z, t: minidl.binary_cross_entropy_with_logits(z, t, reduction=reduction), [logits, targets])
 
 
@@ -353,8 +353,8 @@ def test_binary_cross_entropy_with_logits_gradient_at_zero_logits_is_sigmoid_min
     minidl.binary_cross_entropy_with_logits(logits, targets, reduction="sum").backward()
     lt = torch.zeros(4, dtype=torch.float64, requires_grad=True)
     F.binary_cross_entropy_with_logits(lt, torch.tensor(targets), reduction="sum").backward()
-    np.testing.assert_array_equal(logits.grad.data, lt.grad.numpy())  # sigmoid(0) = 1/2 and 1/2 - t: exact
-    np.testing.assert_array_equal(logits.grad.data, 0.5 - targets)
+    np.testing.assert_array_equal(logits.grad.array, lt.grad.numpy())  # sigmoid(0) = 1/2 and 1/2 - t: exact
+    np.testing.assert_array_equal(logits.grad.array, 0.5 - targets)
 
 
 def test_binary_cross_entropy_with_logits_is_stable_for_huge_logits():
@@ -362,8 +362,8 @@ def test_binary_cross_entropy_with_logits_is_stable_for_huge_logits():
     with np.errstate(over="raise"):
         out = minidl.binary_cross_entropy_with_logits(logits, np.array([1.0, 0.0]), reduction="none")
         out.sum().backward()
-    np.testing.assert_allclose(out.data, [1000.0, 1000.0])
-    np.testing.assert_allclose(logits.grad.data, [-1.0, 1.0])
+    np.testing.assert_allclose(out.array, [1000.0, 1000.0])
+    np.testing.assert_allclose(logits.grad.array, [-1.0, 1.0])
 
 
 @pytest.mark.parametrize(
@@ -455,5 +455,5 @@ def test_float32_stays_float32_forward_and_backward_and_agrees_with_float64():
     np.testing.assert_allclose(loss32.item(), loss64.item(), rtol=chain_atol(1.0, budget=forward, dtype=np.float32))
     for p32, p64 in zip(params32, params64):
         assert p32.grad.dtype == np.float32
-        atol = chain_atol(p64.grad.data, budget=forward + 4 + 72, fan_in=72, dtype=np.float32, results=1)
-        assert_within(p32.grad.data, p64.grad.data, atol, "float32 gradient vs float64")
+        atol = chain_atol(p64.grad.array, budget=forward + 4 + 72, fan_in=72, dtype=np.float32, results=1)
+        assert_within(p32.grad.array, p64.grad.array, atol, "float32 gradient vs float64")

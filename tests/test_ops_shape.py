@@ -38,7 +38,7 @@ def test_reshape_matches_numpy_and_gradchecks(case, seed):
     shape, target = case
     x = leaf(shape, seed=seed)
     out = x.reshape(target)
-    np.testing.assert_array_equal(out.data, x.data.reshape(target))
+    np.testing.assert_array_equal(out.array, x.array.reshape(target))
     check_grad(lambda t: t.reshape(target), [x])
 
 
@@ -59,7 +59,7 @@ def permutations_of_axes(draw):
 def test_permute_matches_numpy_and_gradchecks(case, seed):
     shape, axes = case
     x = leaf(shape, seed=seed)
-    np.testing.assert_array_equal(x.permute(*axes).data, np.transpose(x.data, axes))
+    np.testing.assert_array_equal(x.permute(*axes).array, np.transpose(x.array, axes))
     check_grad(lambda t: t.permute(axes), [x])
 
 
@@ -68,14 +68,14 @@ def test_transpose_reverses_or_swaps_axes(axes, expected):
     x = leaf((2, 3, 4))
     out = x.transpose(*axes)
     assert out.shape == expected
-    reference = torch.tensor(x.data).permute(2, 1, 0) if not axes else torch.tensor(x.data).transpose(*axes)
-    np.testing.assert_array_equal(out.data, reference.numpy())
+    reference = torch.tensor(x.array).permute(2, 1, 0) if not axes else torch.tensor(x.array).transpose(*axes)
+    np.testing.assert_array_equal(out.array, reference.numpy())
     check_grad(lambda t: t.transpose(*axes), [x])
 
 
 def test_dot_T_is_the_matrix_transpose():
     x = leaf((2, 3))
-    np.testing.assert_array_equal(x.T.data, x.data.T)
+    np.testing.assert_array_equal(x.T.array, x.array.T)
 
 
 # ---------------------------------------------------------------------------
@@ -96,7 +96,7 @@ def test_expand_matches_numpy_broadcast_and_gradchecks(case, seed):
     x = leaf(shape, seed=seed)
     out = x.expand(*target)
     resolved = tuple(x.shape[i - (len(target) - x.ndim)] if n == -1 else n for i, n in enumerate(target))
-    np.testing.assert_array_equal(out.data, np.broadcast_to(x.data, resolved))
+    np.testing.assert_array_equal(out.array, np.broadcast_to(x.array, resolved))
     check_grad(lambda t: t.expand(target), [x])
 
 
@@ -104,20 +104,26 @@ def test_expand_matches_numpy_broadcast_and_gradchecks(case, seed):
 def test_squeeze_all_and_unsqueeze_round_trip(shape, seed):
     x = leaf(shape, seed=seed)
     squeezed = x.squeeze()
-    np.testing.assert_array_equal(squeezed.data, np.squeeze(x.data))
+    np.testing.assert_array_equal(squeezed.array, np.squeeze(x.array))
     check_grad(lambda t: t.squeeze(), [x])
     for axis in range(-x.ndim - 1, x.ndim + 1):
         out = x.unsqueeze(axis)
-        np.testing.assert_array_equal(out.data, np.expand_dims(x.data, axis))
+        np.testing.assert_array_equal(out.array, np.expand_dims(x.array, axis))
     check_grad(lambda t: t.unsqueeze(-1).unsqueeze(0), [x])
 
 
-def test_squeeze_one_axis_or_a_tuple():
+def test_squeeze_one_dim_or_a_tuple():
     x = leaf((1, 3, 1, 2))
     assert x.squeeze(0).shape == (3, 1, 2)
     assert x.squeeze(-2).shape == (1, 3, 2)
     assert x.squeeze((0, 2)).shape == (3, 2)
     check_grad(lambda t: t.squeeze((0, -2)), [x])
+
+
+def test_squeezing_a_dim_whose_size_is_not_1_leaves_it_as_torch_does():
+    x = leaf((1, 3, 1, 2))
+    assert x.squeeze(1).shape == torch.zeros(1, 3, 1, 2).squeeze(1).shape == (1, 3, 1, 2)
+    assert x.squeeze((1, 2)).shape == torch.zeros(1, 3, 1, 2).squeeze((1, 2)).shape == (1, 3, 2)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +133,7 @@ def test_flatten_merges_a_range_of_axes(start, end, expected):
     x = leaf((2, 3, 4))
     out = x.flatten(start, end)
     assert out.shape == expected
-    np.testing.assert_array_equal(out.data, torch.tensor(x.data).flatten(start, end).numpy())
+    np.testing.assert_array_equal(out.array, torch.tensor(x.array).flatten(start, end).numpy())
     check_grad(lambda t: t.flatten(start, end), [x])
 
 
@@ -156,7 +162,7 @@ def test_shape_ops_on_0d_tensors_like_torch(op, shape):
     x = minidl.tensor(np.array(1.5), requires_grad=True)
     out = op(x)
     assert out.shape == shape
-    np.testing.assert_array_equal(out.data, np.full(shape, 1.5))
+    np.testing.assert_array_equal(out.array, np.full(shape, 1.5))
     check_grad(op, [x])
 
 
@@ -169,7 +175,7 @@ def test_concat_joins_along_an_axis(axis):
     if axis == 0:
         b = leaf((1, 3), seed=2)
     out = minidl.concat([a, b, a], axis=axis)
-    np.testing.assert_array_equal(out.data, np.concatenate([a.data, b.data, a.data], axis=axis))
+    np.testing.assert_array_equal(out.array, np.concatenate([a.array, b.array, a.array], axis=axis))
     check_grad(lambda p, q: minidl.cat([p, q, p], axis=axis), [a, b])  # a used twice: gradients add
 
 
@@ -177,13 +183,13 @@ def test_concat_joins_along_an_axis(axis):
 def test_stack_joins_along_a_new_axis(axis):
     a, b = leaf((2, 3), seed=1), leaf((2, 3), seed=2)
     out = minidl.stack([a, b], axis=axis)
-    np.testing.assert_array_equal(out.data, np.stack([a.data, b.data], axis=axis))
+    np.testing.assert_array_equal(out.array, np.stack([a.array, b.array], axis=axis))
     check_grad(lambda p, q: minidl.stack([p, q], axis=axis), [a, b])
 
 
 def test_stack_of_0d_tensors():
     a, b = minidl.tensor(np.array(1.0), requires_grad=True), minidl.tensor(np.array(2.0), requires_grad=True)
-    np.testing.assert_array_equal(minidl.stack([a, b]).data, [1.0, 2.0])
+    np.testing.assert_array_equal(minidl.stack([a, b]).array, [1.0, 2.0])
     check_grad(lambda p, q: minidl.stack([p, q]) * minidl.tensor(np.array([3.0, 5.0])), [a, b])
 
 
@@ -194,9 +200,9 @@ def test_split_cuts_into_pieces(sections, axis, sizes):
     x = leaf((5, 4), seed=3)
     pieces = x.split(sections, axis=axis)
     assert [p.shape[axis] for p in pieces] == sizes
-    reference = torch.tensor(x.data).split(sections, dim=axis)
+    reference = torch.tensor(x.array).split(sections, dim=axis)
     for piece, expected in zip(pieces, reference):
-        np.testing.assert_array_equal(piece.data, expected.numpy())
+        np.testing.assert_array_equal(piece.array, expected.numpy())
     check_grad(lambda t: t.split(sections, axis=axis), [x])
 
 
@@ -204,7 +210,7 @@ def test_split_then_concat_gives_back_the_gradient_of_the_whole():
     x = leaf((4, 3), seed=2)
     left, right = minidl.split(x, [1, 3])
     (minidl.concat([right * 2, left * 3]).sum()).backward()
-    np.testing.assert_array_equal(x.grad.data, np.array([[3.0] * 3] + [[2.0] * 3] * 3))
+    np.testing.assert_array_equal(x.grad.array, np.array([[3.0] * 3] + [[2.0] * 3] * 3))
 
 
 # ---------------------------------------------------------------------------
@@ -221,7 +227,7 @@ def test_basic_indexing_matches_numpy_and_gradchecks(case, seed):
     shape, index = case
     x = leaf(shape, seed=seed)
     out = x[index]
-    np.testing.assert_array_equal(out.data, x.data[index])
+    np.testing.assert_array_equal(out.array, x.array[index])
     check_grad(lambda t: t[index], [x])
 
 
@@ -237,7 +243,7 @@ def test_integer_array_indexing_scatter_adds_repeated_indices(case, seed):
     shape, index = case
     x = leaf(shape, seed=seed)
     out = x[index]
-    np.testing.assert_array_equal(out.data, x.data[index])
+    np.testing.assert_array_equal(out.array, x.array[index])
     weights = rng(seed).standard_normal(out.shape)
     (out * minidl.tensor(weights)).sum().backward()
     expected = np.zeros(shape)
@@ -245,7 +251,7 @@ def test_integer_array_indexing_scatter_adds_repeated_indices(case, seed):
     # Repeated elements sum their gradients, maybe in another order: the sum bound over the repeats.
     magnitudes = np.zeros(shape)
     np.add.at(magnitudes, index, np.abs(weights))
-    assert_within(x.grad.data, expected, 2 * max(weights.size, 1) * eps(np.float64) * magnitudes)
+    assert_within(x.grad.array, expected, 2 * max(weights.size, 1) * eps(np.float64) * magnitudes)
     check_grad(lambda t: t[index], [x])
 
 
@@ -253,20 +259,20 @@ def test_repeated_indices_accumulate_like_torch():
     x = leaf((4, 2), seed=1)
     index = [0, 2, 0, 0, 3]
     (x[index] * leaf((5, 2), seed=2).detach()).sum().backward()
-    xt = torch.tensor(x.data, requires_grad=True)
-    (xt[index] * torch.tensor(leaf((5, 2), seed=2).data)).sum().backward()
+    xt = torch.tensor(x.array, requires_grad=True)
+    (xt[index] * torch.tensor(leaf((5, 2), seed=2).array)).sum().backward()
     magnitudes = np.zeros((4, 2))
-    np.add.at(magnitudes, index, np.abs(leaf((5, 2), seed=2).data))
+    np.add.at(magnitudes, index, np.abs(leaf((5, 2), seed=2).array))
     # Row 0 adds 3 gradients, in torch's order or ours: the sum bound for 3 terms.
-    assert_within(x.grad.data, xt.grad.numpy(), 2 * 3 * eps(np.float64) * magnitudes, "repeated indices")
+    assert_within(x.grad.array, xt.grad.numpy(), 2 * 3 * eps(np.float64) * magnitudes, "repeated indices")
 
 
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3), seed=seeds)
 def test_boolean_mask_indexing(shape, seed):
     x = leaf(shape, seed=seed)
     mask = rng(seed + 7).random(shape) > 0.4
-    np.testing.assert_array_equal(x[mask].data, x.data[mask])
-    np.testing.assert_array_equal(x[minidl.tensor(mask)].data, x.data[mask])  # a bool tensor works too
+    np.testing.assert_array_equal(x[mask].array, x.array[mask])
+    np.testing.assert_array_equal(x[minidl.tensor(mask)].array, x.array[mask])  # a bool tensor works too
     check_grad(lambda t: t[mask], [x])
     row_mask = rng(seed).random(shape[0]) > 0.5
     check_grad(lambda t: t[row_mask], [x])
@@ -287,14 +293,14 @@ def test_boolean_mask_indexing(shape, seed):
 def test_mixed_indices_match_numpy(index):
     x = leaf((3, 4), seed=4)
     out = x[index]
-    np.testing.assert_array_equal(out.data, x.data[tuple(np.asarray(i) if isinstance(i, list) else i for i in index)])
+    np.testing.assert_array_equal(out.array, x.array[tuple(np.asarray(i) if isinstance(i, list) else i for i in index)])
     check_grad(lambda t: t[index], [x])
 
 
 def test_an_integer_tensor_works_as_an_index():
     x = leaf((5,), seed=1)
-    np.testing.assert_array_equal(x[minidl.tensor([4, 4, 0])].data, x.data[[4, 4, 0]])
-    np.testing.assert_array_equal(x[minidl.tensor(2)].data, x.data[2])
+    np.testing.assert_array_equal(x[minidl.tensor([4, 4, 0])].array, x.array[[4, 4, 0]])
+    np.testing.assert_array_equal(x[minidl.tensor(2)].array, x.array[2])
 
 
 def test_iterating_a_tensor_backpropagates_through_each_row():
@@ -303,7 +309,7 @@ def test_iterating_a_tensor_backpropagates_through_each_row():
     for i, row in enumerate(x):
         total = row.sum() * (i + 1) if total is None else total + row.sum() * (i + 1)
     total.backward()
-    np.testing.assert_array_equal(x.grad.data, [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    np.testing.assert_array_equal(x.grad.array, [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
 
 
 # ---------------------------------------------------------------------------
@@ -316,7 +322,7 @@ def test_pad_matches_numpy(widths, value):
     x = leaf((2, 3), seed=2)
     out = minidl.pad(x, widths, value=value)
     full = [(0, 0)] * (2 - len(widths)) + list(widths)  # widths given for the trailing axes
-    np.testing.assert_array_equal(out.data, np.pad(x.data, full, constant_values=value))
+    np.testing.assert_array_equal(out.array, np.pad(x.array, full, constant_values=value))
     check_grad(lambda t: minidl.pad(t, widths, value=value), [x])
 
 
@@ -345,21 +351,21 @@ def test_views_share_the_version_counter(make_view):
         (lambda x: x.permute(0, 0), ValueError, r"permute: \(0, 0\) is not a permutation of the 2 axes"),
         (lambda x: x.permute(0, 5), ValueError, r"permute: \(0, 5\) is not a permutation of the 2 axes"),
         (lambda x: x.permute(1, 0, 2), ValueError, r"permute: \(1, 0, 2\) is not a permutation"),
-        (lambda x: x.transpose(0), ValueError, r"transpose: give no axes \(reverse all\) or two axes"),
-        (lambda x: x.transpose(0, 2), ValueError, r"transpose: axis 2 is out of range"),
+        (lambda x: x.transpose(0), ValueError, r"transpose: give two dims to swap \(or none, to reverse them all\)"),
+        (lambda x: x.transpose(0, 2), ValueError, r"transpose: dim 2 is out of range"),
         (lambda x: x.expand(2, 4), ValueError, r"expand: cannot broadcast shape \(2, 3\) to \(2, 4\)"),
         (lambda x: x.expand(3), ValueError, r"expand: cannot expand shape \(2, 3\) to fewer dimensions"),
         (lambda x: x.expand(-1, 2, 3), ValueError, r"expand: cannot broadcast shape \(2, 3\) to \(-1, 2, 3\)"),
-        (lambda x: x.squeeze(0), ValueError, r"squeeze: axis 0 of shape \(2, 3\) has size 2, not 1"),
-        (lambda x: x.unsqueeze(3), ValueError, r"unsqueeze: axis 3 is out of range for a result with 3 dim"),
-        (lambda x: x.flatten(1, 0), ValueError, r"flatten: start_axis 1 comes after end_axis 0"),
+        (lambda x: x.unsqueeze(3), ValueError, r"unsqueeze: dim 3 is out of range for a result with 3 dim"),
+        (lambda x: x.flatten(1, 0), ValueError, r"flatten: start_dim 1 comes after end_dim 0"),
+        (lambda x: x.t().t().reshape(1, 2, 3).t(), ValueError, r"t: expects a tensor with at most 2 dims"),
         (lambda x: minidl.concat([x, minidl.ones(3, 3)], 1), ValueError, r"concat: shapes \(2, 3\) and \(3, 3\)"),
         (lambda x: minidl.concat([]), ValueError, r"concat: expected a non-empty sequence"),
-        (lambda x: minidl.concat([x[0, 0], x[0, 1]]), ValueError, r"concat: 0-d tensors have no axis .* use stack"),
+        (lambda x: minidl.concat([x[0, 0], x[0, 1]]), ValueError, r"concat: 0-d tensors have no dim .* use stack"),
         (lambda x: x[0, 0].split(1), ValueError, r"split: cannot split a 0-d tensor"),
-        (lambda x: x[0, 0].squeeze(1), ValueError, r"squeeze: axis 1 is out of range for a 0-d tensor"),
+        (lambda x: x[0, 0].squeeze(1), ValueError, r"squeeze: dim 1 is out of range for a 0-d tensor"),
         (lambda x: minidl.stack([x, minidl.ones(3, 2)]), ValueError, r"stack: all tensors need the same shape"),
-        (lambda x: minidl.stack([x, x], axis=3), ValueError, r"stack: axis 3 is out of range"),
+        (lambda x: minidl.stack([x, x], dim=3), ValueError, r"stack: dim 3 is out of range"),
         (lambda x: x.split([1, 1], axis=1), ValueError, r"split: sections \[1, 1\] do not add up to .* 3"),
         (lambda x: x.split(0), ValueError, r"split: split size must be positive"),
         (lambda x: x[5], IndexError, r"getitem: index 5 is invalid for shape \(2, 3\)"),
@@ -378,9 +384,9 @@ def test_shape_op_errors_name_the_op_and_shapes(call, error, message):
 def test_contiguous_copies_a_strided_view_into_row_major_order_and_passes_gradients_through():
     x = leaf((3, 4))
     view = x.permute(1, 0)
-    assert not view.data.flags.c_contiguous
+    assert not view.array.flags.c_contiguous
     compact = view.contiguous()
-    assert compact.data.flags.c_contiguous
-    np.testing.assert_array_equal(compact.data, x.data.T)
+    assert compact.array.flags.c_contiguous
+    np.testing.assert_array_equal(compact.array, x.array.T)
     assert x.contiguous() is x  # already row-major: nothing to do
     check_grad(lambda a: a.permute(1, 0).contiguous() * a.T, [x])

@@ -47,7 +47,7 @@ def test_sgd_momentum_is_the_lectures_equation(kernels):
         # float32 against this float64 equation, per step: w's 2 roundings and float32's 0.1 (3), the
         # velocity's 3, which stay in it (x 1/(1 - 0.9)) but reach w through lr = 0.1 (3): 6 per step.
         atol = chain_atol(np.abs(w).max() + np.abs(g).max(), budget=6 * step, dtype=np.float32, results=1)
-        assert_within(p.data, w, atol, f"step {step}")
+        assert_within(p.array, w, atol, f"step {step}")
 
 
 def test_adagrad_is_the_lectures_equation(kernels):
@@ -64,13 +64,13 @@ def test_adagrad_is_the_lectures_equation(kernels):
         # - and float32's 0.5: (step + 4) per step, relative to |w| + the step size (<= 0.5, as
         # |grad| <= sqrt(n)). The kernel's eps = 1e-10 in sqrt(n) + eps moves it by < 1e-9.
         atol = chain_atol(np.abs(w).max() + 0.5, budget=step * (step + 4), dtype=np.float32, results=1)
-        assert_within(p.data, w, atol, f"step {step}")
+        assert_within(p.array, w, atol, f"step {step}")
 
 
 def test_weight_decay_is_the_gradient_of_an_l2_penalty(kernels):
     (p,) = params_with_grads(np.zeros(3))
     optim.SGD([p], lr=0.1, weight_decay=0.5).step()
-    np.testing.assert_allclose(p.data, 1 - 0.1 * 0.5 * 1.0, rtol=2 * F32)  # float32's 0.1 and one rounding
+    np.testing.assert_allclose(p.array, 1 - 0.1 * 0.5 * 1.0, rtol=2 * F32)  # float32's 0.1 and one rounding
 
 
 def test_update_rules_are_plain_array_functions(kernels):
@@ -101,10 +101,10 @@ def test_parameters_from_transposed_arrays_can_be_stepped(kernels):
     grad = np.linspace(-1, 1, start.size, dtype=np.float32).reshape(24, 32)
     p = nn.Parameter(start.T)
     layer = nn.Linear(32, 24)
-    layer.weight.data = np.asfortranarray(start.T)  # e.g. loaded from a column-major source
+    layer.weight.array = np.asfortranarray(start.T)  # e.g. loaded from a column-major source
     layer.double().float()
     for param in (p, layer.weight):
-        assert param.data.flags["C_CONTIGUOUS"]
+        assert param.array.flags["C_CONTIGUOUS"]
         param.grad = minidl.tensor(grad)
         opt = optim.SGD([param], lr=0.1, momentum=0.9)
         opt.step()
@@ -112,7 +112,7 @@ def test_parameters_from_transposed_arrays_can_be_stepped(kernels):
         want = start.T - 0.1 * grad - 0.1 * 1.9 * grad
         # Two SGD-momentum steps in float32 (see test_sgd_momentum_is_the_lectures_equation): 6 per step.
         atol = chain_atol(np.abs(start).max() + 1.9 * np.abs(grad).max(), budget=12, dtype=np.float32, results=1)
-        assert_within(param.data, want, atol)
+        assert_within(param.array, want, atol)
     np.testing.assert_array_equal(start, np.arange(32 * 24, dtype=np.float32).reshape(32, 24) / 100)
     assert nn.Parameter(np.array(2.0, np.float32)).shape == ()  # a scalar stays a scalar
 
@@ -144,12 +144,12 @@ def test_step_skips_parameters_without_gradients_and_zero_grad_clears_them():
     b.grad = None
     opt = optim.SGD([a, b], lr=1.0)
     opt.step()
-    assert np.all(b.data == 1) and not np.all(a.data == 1)
+    assert np.all(b.array == 1) and not np.all(a.array == 1)
     opt.zero_grad()
     assert a.grad is None
     a.grad = minidl.tensor(GRADIENTS[0])
     opt.zero_grad(set_to_none=False)
-    assert np.all(a.grad.data == 0)
+    assert np.all(a.grad.array == 0)
 
 
 def test_step_with_closure_returns_the_loss():
@@ -174,7 +174,7 @@ def test_parameter_groups_have_their_own_learning_rates():
     opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
     opt.step()
     # float32: 1 - 0.1f rounds once (pytest.approx's 1e-6 is 8 float32 ulps); 1 - 0.5 is exact.
-    assert a.data[0] == pytest.approx(0.9) and b.data[0] == pytest.approx(0.5)
+    assert a.array[0] == pytest.approx(0.9) and b.array[0] == pytest.approx(0.5)
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
 
 
@@ -219,15 +219,15 @@ def test_state_dict_resumes_the_same_trajectory(factory):
     first = params_with_grads(np.zeros((2, 3)), np.zeros(3))
     opt_first = factory(first)
     train(3, opt_first, first)
-    saved_params, saved_state = [p.data.copy() for p in first], opt_first.state_dict()
+    saved_params, saved_state = [p.array.copy() for p in first], opt_first.state_dict()
     resumed = params_with_grads(np.zeros((2, 3)), np.zeros(3))
     for p, value in zip(resumed, saved_params):
-        p.data[...] = value
+        p.array[...] = value
     opt_resumed = factory(resumed)
     opt_resumed.load_state_dict(saved_state)
     train(3, opt_resumed, resumed, start=3)
     for p, q in zip(reference, resumed):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p.array, q.array)
 
 
 def test_load_state_dict_rejects_a_different_model():
@@ -333,19 +333,19 @@ def test_clip_grad_norm_scales_to_the_threshold_and_returns_the_original_norm():
     a, b = params_with_grads([3.0, 0.0], [0.0, 4.0])
     norm = optim.clip_grad_norm_([a, b], max_norm=1.0)
     assert norm.item() == pytest.approx(5.0)  # sqrt(9 + 16): exact
-    new_norm = np.sqrt((a.grad.data**2).sum() + (b.grad.data**2).sum())
+    new_norm = np.sqrt((a.grad.array**2).sum() + (b.grad.array**2).sum())
     # The coefficient is max_norm / (norm + 1e-6), as torch's: 2e-7 short of exact by design, plus
     # a few float32 roundings; 1e-5 covers both.
     assert new_norm == pytest.approx(1.0, rel=1e-5)
-    np.testing.assert_allclose(a.grad.data, [0.6, 0.0], rtol=1e-5)  # direction kept
+    np.testing.assert_allclose(a.grad.array, [0.6, 0.0], rtol=1e-5)  # direction kept
 
 
 def test_clip_grad_norm_leaves_small_gradients_alone_and_supports_inf_norm():
     (a,) = params_with_grads([0.3, -0.4])
     assert optim.clip_grad_norm_([a], 1.0).item() == pytest.approx(0.5)  # float32 0.3 and 0.4: a few ulps (8 allowed)
-    np.testing.assert_allclose(a.grad.data, [0.3, -0.4])
+    np.testing.assert_allclose(a.grad.array, [0.3, -0.4])
     assert optim.clip_grad_norm_([a], 0.1, norm_type=math.inf).item() == pytest.approx(0.4)
-    np.testing.assert_allclose(a.grad.data, [0.075, -0.1], rtol=1e-5)  # 0.1 / (0.4 + 1e-6): 2.5e-6 short
+    np.testing.assert_allclose(a.grad.array, [0.075, -0.1], rtol=1e-5)  # 0.1 / (0.4 + 1e-6): 2.5e-6 short
     (c,) = params_with_grads([np.nan, 1.0])
     with pytest.raises(RuntimeError, match="NaN or inf"):
         optim.clip_grad_norm_([c], 1.0, error_if_nonfinite=True)
@@ -354,7 +354,7 @@ def test_clip_grad_norm_leaves_small_gradients_alone_and_supports_inf_norm():
 def test_clip_grad_value():
     (a,) = params_with_grads([-3.0, 0.5, 2.0])
     optim.clip_grad_value_([a], 1.0)
-    np.testing.assert_array_equal(a.grad.data, [-1.0, 0.5, 1.0])
+    np.testing.assert_array_equal(a.grad.array, [-1.0, 0.5, 1.0])
 
 
 # ---------------------------------------------------------------------------
@@ -370,46 +370,46 @@ def test_polyak_average_is_the_mean_of_the_trajectory_and_only_swapped_in_for_ev
         opt.step()
         opt.zero_grad()
         averager.update()
-        seen.append(model.weight.data.copy())
-    training_weight = model.weight.data.copy()
+        seen.append(model.weight.array.copy())
+    training_weight = model.weight.array.copy()
     with averager.average_parameters(model):
         # A running float32 mean (3 roundings per update) against NumPy's mean of the 5 snapshots:
         # near-zero weights cancel, so the bound is absolute, in the weights' magnitude.
         want = np.mean(seen, axis=0)
-        assert_within(model.weight.data, want, chain_atol(np.abs(seen), budget=3 * 5 + 5, dtype=np.float32))
-    np.testing.assert_array_equal(model.weight.data, training_weight)  # training weights are back
+        assert_within(model.weight.array, want, chain_atol(np.abs(seen), budget=3 * 5 + 5, dtype=np.float32))
+    np.testing.assert_array_equal(model.weight.array, training_weight)  # training weights are back
 
 
 def test_ema_follows_its_formula_and_restores_weights_after_an_exception():
     (p,) = params_with_grads([0.0])
-    p.data[...] = 0.0
+    p.array[...] = 0.0
     averager = optim.EMA([p], decay=0.5, warmup=False)
     for value in (4.0, 8.0):
-        p.data[...] = value
+        p.array[...] = value
         averager.update()
     expected = 0.5 * (0.5 * 0.0 + 0.5 * 4.0) + 0.5 * 8.0
     with pytest.raises(KeyError):
         with averager.average_parameters():
-            assert p.data[0] == pytest.approx(expected)
+            assert p.array[0] == pytest.approx(expected)
             raise KeyError("evaluation failed")
-    assert p.data[0] == 8.0
+    assert p.array[0] == 8.0
 
 
 def test_ema_warms_up_its_decay_as_tensorflow_does():
     # d_n = min(decay, (1 + n) / (10 + n)), n counting this update: d_1 = 2/11, d_2 = 3/12, ...
     (p,) = params_with_grads([0.0])
-    p.data[...] = 5.0  # the (random) initial weights
+    p.array[...] = 5.0  # the (random) initial weights
     averager = optim.EMA([p], decay=0.999)
-    p.data[...] = 1.0
+    p.array[...] = 1.0
     averager.update()
     assert averager.averages[0][0] == pytest.approx(2 / 11 * 5.0 + 9 / 11 * 1.0, rel=1e-6)
-    p.data[...] = 2.0
+    p.array[...] = 2.0
     averager.update()
     # Positive terms, 7 float32 roundings in two updates: 7·eps = 8.3e-7 < 1e-6.
     assert averager.averages[0][0] == pytest.approx(3 / 12 * (2 / 11 * 5.0 + 9 / 11 * 1.0) + 9 / 12 * 2.0, rel=1e-6)
     late = optim.EMA([p], decay=0.999)
     late.num_updates = 20000  # long after the warm-up: the plain decay
-    p.data[...] = 3.0
+    p.array[...] = 3.0
     late.update()
     assert late.averages[0][0] == pytest.approx(0.999 * 2.0 + 0.001 * 3.0, rel=1e-6)
 
@@ -421,7 +421,7 @@ def test_early_ema_is_close_to_the_current_weights_not_the_initial_ones():
     trained = [np.full(p.shape, 0.5, np.float32) for p in model.parameters()]
     for _ in range(5):  # training jumped straight to `trained` and stayed there
         for p, value in zip(model.parameters(), trained):
-            p.data[...] = value
+            p.array[...] = value
         averager.update()
     # 2/11 · 3/12 · 4/13 · 5/14 · 6/15 ≈ 0.002 of the initial weights remain (0.999^5 ≈ 0.995 without warm-up)
     for average, value in zip(averager.averages, trained):
@@ -431,7 +431,7 @@ def test_early_ema_is_close_to_the_current_weights_not_the_initial_ones():
 def test_averager_state_dict_round_trip_and_model_check():
     model = nn.Linear(2, 2)
     averager = optim.EMA(model, decay=0.9)
-    model.weight.data[...] = 1.0
+    model.weight.array[...] = 1.0
     averager.update()
     other = optim.EMA(model, decay=0.9)
     other.load_state_dict(averager.state_dict())
@@ -456,7 +456,7 @@ def test_momentum_sgd_trains_a_small_network():
             loss.backward()
             opt.step()
     x, y = train.arrays
-    accuracy = (model(minidl.tensor(x)).data.argmax(axis=1) == y).mean()
+    accuracy = (model(minidl.tensor(x)).array.argmax(axis=1) == y).mean()
     assert accuracy > 0.95
 
 
@@ -476,14 +476,14 @@ def test_amsgrad_and_centered_state_round_trips():
         p.grad = minidl.tensor(np.array([1.0, -2.0, 3.0], np.float32))
         opt.step()
         state = opt.state_dict()
-        q = minidl.nn.Parameter(p.data.copy())
+        q = minidl.nn.Parameter(p.array.copy())
         again = make([q])
         again.load_state_dict(state)
         for other in (opt, again):
             (param,) = other.param_groups[0]["params"]
             param.grad = minidl.tensor(np.array([0.5, 0.5, -1.0], np.float32))
             other.step()
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p.array, q.array)
         assert set(state["state"][0]) & {"max_exp_avg_sq", "grad_avg"}
 
 

@@ -87,7 +87,7 @@ def test_aligned_empty_scalar_shape():
     x[()] = 3.5
     assert x.item() == 3.5
     p = Parameter.empty(())
-    assert p.shape == () and address(p.data) % 64 == 0 and p.requires_grad
+    assert p.shape == () and address(p.array) % 64 == 0 and p.requires_grad
 
 
 @pytest.mark.parametrize("shape, want", [(0, (0,)), ((0,), (0,)), ((0, 5), (0, 5)), ((5, 0), (5, 0))])
@@ -116,7 +116,7 @@ def test_aligned_empty_refuses_object_dtype():
 def test_parameter_empty(shape, want, dtype):
     p = Parameter.empty(shape, dtype)
     assert type(p) is Parameter and p.requires_grad and p.grad is None
-    assert_aligned_array(p.data, want, dtype)
+    assert_aligned_array(p.array, want, dtype)
 
 
 def test_parameter_empty_makes_the_subclass_it_is_called_on():
@@ -124,7 +124,7 @@ def test_parameter_empty_makes_the_subclass_it_is_called_on():
         __slots__ = ()
 
     p = Scaled.empty((2, 16))
-    assert type(p) is Scaled and p.requires_grad and address(p.data) % 64 == 0
+    assert type(p) is Scaled and p.requires_grad and address(p.array) % 64 == 0
 
 
 LAYERS = {
@@ -164,15 +164,15 @@ def test_layer_parameters_are_aligned_and_stay_put_when_reinitialized(name):
     assert len(params) == EXPECTED_PARAMETERS[name]
     for pname, p in params.items():
         assert isinstance(p, Parameter) and p.requires_grad, pname
-        assert_aligned_array(p.data, p.shape, p.dtype)
-        assert np.isfinite(p.data).all(), f"{name}.{pname} was not initialized"
-    before = {pname: (address(p.data), p.data.copy()) for pname, p in params.items()}
+        assert_aligned_array(p.array, p.shape, p.dtype)
+        assert np.isfinite(p.array).all(), f"{name}.{pname} was not initialized"
+    before = {pname: (address(p.array), p.array.copy()) for pname, p in params.items()}
     for sub in module.modules():
         if hasattr(sub, "reset_parameters"):
             sub.reset_parameters()
     for pname, p in module.named_parameters():
-        assert address(p.data) == before[pname][0], f"{name}.{pname} moved when re-initialized"
-    changed = [pname for pname, p in module.named_parameters() if not np.array_equal(p.data, before[pname][1])]
+        assert address(p.array) == before[pname][0], f"{name}.{pname} moved when re-initialized"
+    changed = [pname for pname, p in module.named_parameters() if not np.array_equal(p.array, before[pname][1])]
     assert changed, f"{name}: reset_parameters() drew no new values, so it tested nothing"
 
 
@@ -185,7 +185,7 @@ def mlp():
 
 
 def addresses(module):
-    return {name: address(p.data) for name, p in module.named_parameters()}
+    return {name: address(p.array) for name, p in module.named_parameters()}
 
 
 def backward(module, seed=0):
@@ -212,14 +212,14 @@ def test_optimizer_steps_update_parameters_in_place(name, kernels, kernel_set):
     model = mlp()
     opt = OPTIMIZERS[name](model.parameters())
     where = addresses(model)
-    start = {pname: p.data.copy() for pname, p in model.named_parameters()}
+    start = {pname: p.array.copy() for pname, p in model.named_parameters()}
     for step in range(3):
         opt.zero_grad()
         backward(model, seed=step)
         opt.step()
         assert addresses(model) == where, f"{name} ({kernels} kernels) moved a parameter at step {step + 1}"
     for pname, p in model.named_parameters():
-        assert not np.array_equal(p.data, start[pname]), f"{name} did not change {pname}: nothing was tested"
+        assert not np.array_equal(p.array, start[pname]), f"{name} did not change {pname}: nothing was tested"
 
 
 def test_load_state_dict_copies_into_the_aligned_memory():
@@ -229,25 +229,25 @@ def test_load_state_dict_copies_into_the_aligned_memory():
     state = source.state_dict()
     for kind, convert in [
         ("Tensors", lambda v: v),
-        ("float32 arrays", lambda v: np.array(v.data if isinstance(v, Tensor) else v, np.float32)),
-        ("float64 arrays", lambda v: np.array(v.data if isinstance(v, Tensor) else v, np.float64)),
+        ("float32 arrays", lambda v: np.array(v.array if isinstance(v, Tensor) else v, np.float32)),
+        ("float64 arrays", lambda v: np.array(v.array if isinstance(v, Tensor) else v, np.float64)),
     ]:
         for p in model.parameters():  # something else first, so the load has to change every value
-            p.data[...] = 7.0
+            p.array[...] = 7.0
         model.load_state_dict({k: convert(v) for k, v in state.items()})
         assert addresses(model) == where, f"load_state_dict of {kind} moved a parameter"
         for (pname, p), (_, q) in zip(model.named_parameters(), source.named_parameters()):
-            assert np.array_equal(p.data, q.data.astype(np.float32)), f"{kind}: {pname} not loaded"
+            assert np.array_equal(p.array, q.array.astype(np.float32)), f"{kind}: {pname} not loaded"
 
 
 def test_checkpoint_round_trip_keeps_the_memory(tmp_path):
     model, other = mlp(), mlp()
-    path = minidl.save(tmp_path / "ckpt.npz", model=other)
+    path = minidl.save_checkpoint(tmp_path / "ckpt.npz", model=other)
     where = addresses(model)
-    minidl.load(path, model=model)
+    minidl.load_checkpoint(path, model=model)
     assert addresses(model) == where
     for p, q in zip(model.parameters(), other.parameters()):
-        assert np.array_equal(p.data, q.data)
+        assert np.array_equal(p.array, q.array)
 
 
 # ---------------------------------------------------------------------------------------
@@ -259,7 +259,7 @@ def test_linear_backward_with_the_aligned_weight_as_b(kernel_set):
     of 16 here) -- what the GEMM reads in place -- and dX is right to float32 accuracy."""
     kernel_set("c")
     layer = nn.Linear(256, 128)
-    w = layer.weight.data
+    w = layer.weight.array
     assert address(w) % 64 == 0 and w.strides == (256 * 4, 4)
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((64, 256)).astype(np.float32), requires_grad=True)
@@ -267,7 +267,7 @@ def test_linear_backward_with_the_aligned_weight_as_b(kernel_set):
     (layer(x) * Tensor(dy)).sum().backward()
     want = dy.astype(np.float64) @ w.astype(np.float64)
     assert x.grad is not None and x.grad.shape == (64, 256)
-    assert_within(x.grad.data, want, matmul_atol(dy, w, results=1), "dX against float64")  # 128-term dot bound
+    assert_within(x.grad.array, want, matmul_atol(dy, w, results=1), "dX against float64")  # 128-term dot bound
 
 
 def test_aligned_empty_takes_numpy_integer_sizes():

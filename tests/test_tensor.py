@@ -29,7 +29,7 @@ def test_ndarrays_keep_their_dtype(dtype):
     array = np.arange(6).reshape(2, 3).astype(dtype)
     t = minidl.tensor(array)
     assert t.dtype == dtype
-    np.testing.assert_array_equal(t.data, array)
+    np.testing.assert_array_equal(t.array, array)
 
 
 def test_explicit_dtype_wins():
@@ -41,8 +41,8 @@ def test_tensor_copies_its_data_but_from_numpy_shares_it():
     array = np.array([1.0, 2.0])
     copied, shared = minidl.tensor(array), minidl.from_numpy(array)
     array[0] = 50.0
-    assert copied.data[0] == 1.0
-    assert shared.data[0] == 50.0
+    assert copied.array[0] == 1.0
+    assert shared.array[0] == 50.0
 
 
 def test_tensor_from_non_numeric_data_is_a_type_error():
@@ -77,7 +77,7 @@ def test_float_creation_functions_match_numpy_and_default_to_float32(make, expec
     t = make()
     assert t.dtype == np.float32
     assert t.shape == expected.shape
-    np.testing.assert_array_equal(t.data, expected)
+    np.testing.assert_array_equal(t.array, expected)
     assert not t.requires_grad and t.is_leaf
 
 
@@ -106,9 +106,9 @@ def test_like_functions_take_shape_and_dtype_from_their_argument():
     for like in (minidl.zeros_like, minidl.ones_like, minidl.empty_like, minidl.rand_like, minidl.randn_like):
         t = like(base)
         assert t.shape == (2, 3) and t.dtype == np.float64, like.__name__
-    np.testing.assert_array_equal(minidl.zeros_like(base).data, 0)
-    np.testing.assert_array_equal(minidl.ones_like(base).data, 1)
-    np.testing.assert_array_equal(minidl.full_like(base, 4.0).data, 4)
+    np.testing.assert_array_equal(minidl.zeros_like(base).array, 0)
+    np.testing.assert_array_equal(minidl.ones_like(base).array, 1)
+    np.testing.assert_array_equal(minidl.full_like(base, 4.0).array, 4)
     assert minidl.zeros_like(base, dtype=np.float32).dtype == np.float32
 
 
@@ -118,11 +118,11 @@ def test_like_functions_take_shape_and_dtype_from_their_argument():
 @pytest.mark.parametrize("make", [minidl.rand, minidl.randn], ids=["rand", "randn"])
 def test_same_seed_gives_the_same_numbers(make):
     minidl.manual_seed(123)
-    first = make(3, 4).data.copy()
+    first = make(3, 4).array.copy()
     minidl.manual_seed(123)
-    second = make(3, 4).data
+    second = make(3, 4).array
     minidl.manual_seed(124)
-    other = make(3, 4).data
+    other = make(3, 4).array
     np.testing.assert_array_equal(first, second)
     assert not np.array_equal(first, other)
     assert first.dtype == np.float32
@@ -130,23 +130,23 @@ def test_same_seed_gives_the_same_numbers(make):
 
 def test_successive_draws_differ():
     minidl.manual_seed(0)
-    assert not np.array_equal(minidl.randn(5).data, minidl.randn(5).data)
+    assert not np.array_equal(minidl.randn(5).array, minidl.randn(5).array)
 
 
 def test_seeding_also_fixes_the_like_forms_and_randint():
     base = minidl.zeros(2, 2)
     minidl.manual_seed(7)
-    a = (minidl.rand_like(base).data.copy(), minidl.randn_like(base).data.copy(), minidl.randint(0, 10, (5,)).data)
+    a = (minidl.rand_like(base).array.copy(), minidl.randn_like(base).array.copy(), minidl.randint(0, 10, (5,)).array)
     minidl.manual_seed(7)
-    b = (minidl.rand_like(base).data, minidl.randn_like(base).data, minidl.randint(0, 10, (5,)).data)
+    b = (minidl.rand_like(base).array, minidl.randn_like(base).array, minidl.randint(0, 10, (5,)).array)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
 
 
 def test_rand_is_uniform_in_unit_interval_and_randn_is_standard_normal():
     minidl.manual_seed(0)
-    u = minidl.rand(20_000).data
-    n = minidl.randn(20_000).data
+    u = minidl.rand(20_000).array
+    n = minidl.randn(20_000).array
     assert u.min() >= 0 and u.max() < 1
     assert abs(u.mean() - 0.5) < 0.02
     assert abs(n.mean()) < 0.05 and abs(n.std() - 1) < 0.05
@@ -156,7 +156,7 @@ def test_randint_stays_in_range_with_integer_dtype():
     minidl.manual_seed(0)
     t = minidl.randint(3, 7, (1000,))
     assert t.dtype == np.int64
-    assert set(np.unique(t.data)) == {3, 4, 5, 6}
+    assert set(np.unique(t.array)) == {3, 4, 5, 6}
 
 
 def test_manual_seed_rejects_bad_seeds():
@@ -179,7 +179,7 @@ def test_iterating_yields_the_rows():
     t = minidl.tensor([[1.0, 2.0], [3.0, 4.0]])
     rows = list(t)
     assert len(rows) == 2
-    np.testing.assert_array_equal(rows[1].data, [3.0, 4.0])
+    np.testing.assert_array_equal(rows[1].array, [3.0, 4.0])
 
 
 def test_item_returns_a_python_number_and_refuses_many_elements():
@@ -193,8 +193,8 @@ def test_item_returns_a_python_number_and_refuses_many_elements():
 def test_numpy_shares_memory():
     t = minidl.tensor([1.0, 2.0])
     t.numpy()[0] = 9.0
-    assert t.data[0] == 9.0
-    assert t.numpy() is t.data
+    assert t.array[0] == 9.0
+    assert t.numpy() is t.array
 
 
 def test_detach_shares_data_but_not_the_graph():
@@ -202,7 +202,7 @@ def test_detach_shares_data_but_not_the_graph():
     y = x * 2
     d = y.detach()
     assert d.is_leaf and not d.requires_grad and d.grad_fn is None
-    assert np.shares_memory(d.data, y.data)
+    assert np.shares_memory(d.array, y.array)
 
 
 def test_requires_grad_underscore_switches_leaves_only():
@@ -220,7 +220,7 @@ def test_requires_grad_underscore_switches_leaves_only():
 def test_zero_clears_values_and_bumps_the_version():
     x = minidl.tensor([1.0, 2.0])
     assert x.zero_() is x
-    np.testing.assert_array_equal(x.data, [0.0, 0.0])
+    np.testing.assert_array_equal(x.array, [0.0, 0.0])
     assert x.version == 1
 
 
@@ -228,7 +228,7 @@ def test_zero_on_a_gradient_buffer_is_allowed():
     w = minidl.tensor([1.0, 2.0], requires_grad=True)
     (w * w).sum().backward()
     w.grad.zero_()
-    np.testing.assert_array_equal(w.grad.data, [0.0, 0.0])
+    np.testing.assert_array_equal(w.grad.array, [0.0, 0.0])
 
 
 @pytest.mark.parametrize(
@@ -246,7 +246,7 @@ def test_dtype_conversions(convert, dtype):
     t = minidl.tensor(np.array([1.25, -2.5], dtype=np.float64))
     out = convert(t)
     assert out.dtype == dtype
-    np.testing.assert_array_equal(out.data, np.array([1.25, -2.5]).astype(dtype))
+    np.testing.assert_array_equal(out.array, np.array([1.25, -2.5]).astype(dtype))
 
 
 def test_bool_of_a_many_element_tensor_is_ambiguous():
@@ -297,7 +297,7 @@ def test_comparisons_return_bool_tensors_without_grad(compare, reference):
     ]:
         assert result.dtype == np.bool_
         assert not result.requires_grad and result.grad_fn is None
-        np.testing.assert_array_equal(result.data, expected)
+        np.testing.assert_array_equal(result.array, expected)
 
 
 def test_comparison_of_unbroadcastable_shapes_names_the_op():

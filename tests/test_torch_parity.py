@@ -33,7 +33,7 @@ def copy_parameters(ours, theirs, name_map=lambda name: name):
     their_state = theirs.state_dict()
     with torch.no_grad():
         for name, value in ours.state_dict().items():
-            their_state[name_map(name)].copy_(torch.from_numpy(np.array(value.data)))
+            their_state[name_map(name)].copy_(torch.from_numpy(np.array(value.array)))
 
 
 def run_both(ours, theirs, x, upstream_seed=0, name_map=lambda name: name, x_dtype=None):
@@ -51,7 +51,7 @@ def run_both(ours, theirs, x, upstream_seed=0, name_map=lambda name: name, x_dty
 def assert_close(ours, theirs, what, budget, fan_in=1):
     """Our float32 result against torch's: within chain_atol(budget, fan_in) of each other, i.e.
     2·budget·eps relative to max|torch's|·sqrt(fan_in) (budget 0: the same bits)."""
-    ours = ours.data if isinstance(ours, minidl.Tensor) else np.asarray(ours)
+    ours = ours.array if isinstance(ours, minidl.Tensor) else np.asarray(ours)
     theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
     assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} vs torch {theirs.shape}"
     assert_within(ours, theirs, chain_atol(theirs, budget=budget, fan_in=fan_in), what)
@@ -168,7 +168,7 @@ def test_batch_norm_train_and_eval(ours_class, theirs_class, shape, momentum):
         theirs.zero_grad()
     assert_close(ours.running_mean, theirs.running_mean, "running mean", budget, fan_in)
     assert_close(ours.running_var, theirs.running_var, "running var", budget, fan_in)
-    assert int(ours.num_batches_tracked.data) == int(theirs.num_batches_tracked) == 3
+    assert int(ours.num_batches_tracked.array) == int(theirs.num_batches_tracked) == 3
     ours.eval()
     theirs.eval()
     (out, x_ours), (out_t, x_theirs) = run_both(ours, theirs, randn(*shape, seed=99))
@@ -180,15 +180,15 @@ def test_batch_norm_state_dict_loads_into_torch():
     ours = nn.BatchNorm2d(3)
     ours(minidl.tensor(randn(4, 3, 2, 2)))
     theirs = torch.nn.BatchNorm2d(3)
-    theirs.load_state_dict({k: torch.from_numpy(np.array(v.data)) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v.array)) for k, v in ours.state_dict().items()})
     assert_close(ours.running_mean, theirs.running_mean, "running mean", 0)  # copied: the same bits
 
 
-# Recurrent layers: our LSTM stores layer d's weights as cells.<d>.weight_ih; torch calls
-# the same matrix weight_ih_l<d>. Same gate order (i, f, g, o), so they copy over directly.
+# Recurrent layers: our LSTM and RNN name layer d's weights as torch does (weight_ih_l<d>, ...), with
+# the same gate order (i, f, g, o), so they copy over name by name.
 def recurrent_name(name):
-    _, layer, param = name.split(".")
-    return f"{param}_l{layer}"
+    assert name.rsplit("_l", 1)[-1].isdigit(), f"{name} is not a PyTorch recurrent parameter name"
+    return name
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
@@ -285,11 +285,11 @@ def test_default_initialization_matches_torch_distribution():
     ours = nn.Linear(400, 300)
     bound = 1 / math.sqrt(400)
     for p in (ours.weight, ours.bias):
-        assert np.abs(p.data).max() <= bound
-        assert np.abs(p.data).max() > 0.95 * bound  # fills the interval
-    assert abs(ours.weight.data.std() - bound / math.sqrt(3)) < 0.01 * bound
+        assert np.abs(p.array).max() <= bound
+        assert np.abs(p.array).max() > 0.95 * bound  # fills the interval
+    assert abs(ours.weight.array.std() - bound / math.sqrt(3)) < 0.01 * bound
     conv = nn.Conv2d(8, 16, 3)
-    assert np.abs(conv.weight.data).max() <= 1 / math.sqrt(8 * 9)
+    assert np.abs(conv.weight.array).max() <= 1 / math.sqrt(8 * 9)
 
 
 # ---------------------------------------------------------------------------
@@ -462,7 +462,7 @@ def clip_both(grads, max_norm=1.0, norm_type=2.0):
         p.grad, p_t.grad = minidl.tensor(g.copy()), to_torch(g)
     norm = optim.clip_grad_norm_(ours, max_norm, norm_type=norm_type)
     norm_t = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=norm_type)
-    return norm.item(), [p.grad.data for p in ours], norm_t.item(), [p.grad.numpy() for p in theirs]
+    return norm.item(), [p.grad.array for p in ours], norm_t.item(), [p.grad.numpy() for p in theirs]
 
 
 @pytest.mark.parametrize("norm_type", [1.0, 3.0, 0.5, 0.0, math.inf, -math.inf])

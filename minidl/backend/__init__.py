@@ -20,6 +20,7 @@ import os
 
 from minidl.backend import memory, numpy_kernels
 from minidl.backend.contract import KernelContractError, KernelSet
+from minidl.backend.device import CPU, device
 
 memory.tune_malloc()  # keep freed activations for reuse (see memory.py; MINIDL_MALLOC_TUNING=0 to skip)
 
@@ -28,7 +29,8 @@ _KERNEL_SETS = {"numpy": KernelSet("numpy", numpy_kernels)}
 # The reference: NumPy's core with every extra composed from it (what other sets are tested against).
 reference_kernels = _KERNEL_SETS["numpy"]
 # device -> kernel set; ops look kernels up here on every call, so switching is instant.
-active_kernels = {"cpu": reference_kernels}
+# A device with no entry here is not available (minidl.cuda.is_available() asks about "cuda").
+active_kernels = {CPU: reference_kernels}
 
 
 def _load_c_kernels():
@@ -69,19 +71,21 @@ def set_kernels(name):
                 "(reinstall with a C compiler: pip install -e .); staying on 'numpy'"
             )
         _KERNEL_SETS["c"] = KernelSet("c", module)
-    active_kernels["cpu"] = _KERNEL_SETS[name]
+    active_kernels[CPU] = _KERNEL_SETS[name]
 
 
-def get_kernels(device="cpu"):
-    """The kernel set currently computing for `device`."""
+def get_kernels(where=CPU):
+    """The kernel set currently computing for the device `where` ("cpu" or a minidl.device)."""
     try:
-        return active_kernels[device]
+        return active_kernels[where]
     except KeyError:
-        raise ValueError(f"unknown device {device!r}; available devices: {sorted(active_kernels)}") from None
+        raise ValueError(
+            f"device {str(where)!r} is not available; available devices: {sorted(map(str, active_kernels))}"
+        ) from None
 
 
-def kernels_name(device="cpu"):
-    return get_kernels(device).name
+def kernels_name(where=CPU):
+    return get_kernels(where).name
 
 
 def _initial_choice():
@@ -115,7 +119,7 @@ def describe():
     """
     c_module = _load_c_kernels()
     info = {
-        "active_kernels": active_kernels["cpu"].name,
+        "active_kernels": active_kernels[CPU].name,
         "available_kernels": available_kernels(),
         "simd_path": None,
         "simd_paths_built": [],

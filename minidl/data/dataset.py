@@ -22,15 +22,16 @@ class Dataset:
 
 
 class TensorDataset(Dataset):
-    """Examples are rows of the given arrays: ds[i] == (a[i], b[i], ...). All need the same first dimension.
+    """Examples are rows of the given tensors: ds[i] == (a[i], b[i], ...). All need the same first dimension.
 
-    Accepts Tensors or NumPy arrays; keeps NumPy arrays (the loader makes Tensors per batch).
+    Accepts Tensors or NumPy arrays and keeps their arrays; ds[i] gives Tensors, as in PyTorch
+    (sharing memory with the rows), and the DataLoader takes whole batches with get_batch.
     """
 
     def __init__(self, *arrays):
         if not arrays:
             raise ValueError("TensorDataset: give at least one array")
-        self.arrays = tuple(a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays)
+        self.arrays = tuple(a.array if isinstance(a, Tensor) else np.asarray(a) for a in arrays)
         n = len(self.arrays[0])
         for i, a in enumerate(self.arrays):
             if a.ndim == 0 or len(a) != n:
@@ -43,7 +44,7 @@ class TensorDataset(Dataset):
         return len(self.arrays[0])
 
     def __getitem__(self, index):
-        return tuple(a[index] for a in self.arrays)
+        return tuple(Tensor._wrap(np.asarray(a[index])) for a in self.arrays)
 
     def get_batch(self, indices):
         """A whole batch at once: one fancy-indexing per array instead of len(indices) lookups."""
@@ -51,7 +52,7 @@ class TensorDataset(Dataset):
 
     @property
     def tensors(self):
-        return tuple(Tensor(a) for a in self.arrays)
+        return tuple(Tensor._wrap(a) for a in self.arrays)
 
 
 class Subset(Dataset):

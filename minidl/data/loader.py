@@ -22,16 +22,16 @@ def default_collate(examples):
     if isinstance(first, (tuple, list)):
         return tuple(default_collate([e[i] for e in examples]) for i in range(len(first)))
     if isinstance(first, bool):
-        return Tensor(np.array(examples, dtype=np.bool_))
+        return Tensor._wrap(np.array(examples, dtype=np.bool_))
     if isinstance(first, float):
-        return Tensor(np.array(examples, dtype=np.float32))
-    return _to_tensor(np.stack([e.data if isinstance(e, Tensor) else np.asarray(e) for e in examples]))
+        return Tensor._wrap(np.array(examples, dtype=np.float32))
+    return _to_tensor(np.stack([e.array if isinstance(e, Tensor) else np.asarray(e) for e in examples]))
 
 
 def _to_tensor(array):
     if array.dtype.kind in "iu" and array.dtype != np.int64:
         array = array.astype(np.int64)
-    return Tensor(array)
+    return Tensor._wrap(array)
 
 
 def _can_get_batches(dataset):
@@ -48,13 +48,29 @@ class DataLoader:
     collate_fn   turns a list of examples into a batch (default: stack into Tensors)
     sampler      an iterable of indices with a len() that gives the order instead (e.g. a
                  minidl.distributed.DistributedSampler: this rank's share of the data)
+    num_workers, pin_memory   accepted so PyTorch code runs unchanged; batches are always made
+                 in this process (in-memory data needs no worker processes), which gives the
+                 same batches
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, collate_fn=None, sampler=None):
+    def __init__(
+        self,
+        dataset,
+        batch_size=1,
+        shuffle=False,
+        sampler=None,
+        num_workers=0,
+        collate_fn=None,
+        pin_memory=False,
+        drop_last=False,
+        seed=None,
+    ):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         if len(dataset) == 0:
             raise ValueError("DataLoader: the dataset is empty")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be a non-negative integer, got {num_workers!r}")
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: give either shuffle=True or a sampler, not both (the sampler sets the order)")
         self.dataset = dataset

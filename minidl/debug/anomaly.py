@@ -65,11 +65,11 @@ def _where(function):
 
 def _check_forward(function, output):
     provenance.record(function)  # tag first, so the error can say where the op was created
-    counts = _bad_values(output.data)
+    counts = _bad_values(output.array)
     if counts is None:
         return
     name = provenance.call_name(function)
-    bad_inputs = [i for i, t in enumerate(function.inputs) if _bad_values(t.data) is not None]
+    bad_inputs = [i for i, t in enumerate(function.inputs) if _bad_values(t.array) is not None]
     cause = (
         f"its input(s) {bad_inputs} already contained NaN/Inf"
         if bad_inputs
@@ -77,7 +77,7 @@ def _check_forward(function, output):
     )
     site, where = _where(function)
     message = (
-        f"detect_anomaly: forward of {name} ({function.name}) returned {_describe(counts, output.data)} "
+        f"detect_anomaly: forward of {name} ({function.name}) returned {_describe(counts, output.array)} "
         f"in its output of shape {format_shape(output.shape)}; {cause}.\n{where}\n"
         f"  formula: {formula_of(function)}"
     )
@@ -89,12 +89,12 @@ def _check_backward(step):
     if function is None:
         return
     name = provenance.call_name(function)
-    counts = _bad_values(step.grad_output.data)
+    counts = _bad_values(step.grad_output.array)
     if counts is not None:
         site, where = _where(function)
         raise AnomalyError(
             f"detect_anomaly: the gradient arriving at the output of {name} ({function.name}) contains "
-            f"{_describe(counts, step.grad_output.data)}; it came from the root gradient or a hook.\n{where}",
+            f"{_describe(counts, step.grad_output.array)}; it came from the root gradient or a hook.\n{where}",
             function,
             "backward",
             site,
@@ -102,11 +102,11 @@ def _check_backward(step):
     for i, g in enumerate(step.grad_inputs):
         if g is None:
             continue
-        counts = _bad_values(g.data)
+        counts = _bad_values(g.array)
         if counts is not None:
             site, where = _where(function)
             raise AnomalyError(
-                f"detect_anomaly: backward of {name} ({function.name}) returned {_describe(counts, g.data)} "
+                f"detect_anomaly: backward of {name} ({function.name}) returned {_describe(counts, g.array)} "
                 f"in the gradient for its input {i} (shape {format_shape(g.shape)}), from a finite incoming "
                 f"gradient.\n{where}\n  formula: {formula_of(function)}",
                 function,

@@ -79,7 +79,7 @@ def break_on(op=None, condition=None, debugger=None):
     """Stop when the backward of `op` runs (and `condition(step)` is true, if given).
 
     op         an op name ("matmul", "MatMul", "log") or a Function class; None means any op
-    condition  optional predicate on the Step, e.g. lambda s: not s.grad_output.data.any()
+    condition  optional predicate on the Step, e.g. lambda s: not s.grad_output.array.any()
     debugger   called as debugger(step) instead of opening pdb
     Returns a Breakpoint: use it in a `with` block, or call .remove() when done.
     """

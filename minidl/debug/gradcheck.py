@@ -64,7 +64,7 @@ def _as_float64_inputs(inputs):
     converted = []
     for t in inputs:
         if isinstance(t, Tensor) and t.dtype.kind == "f":
-            converted.append(Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad, name=t.name))
+            converted.append(Tensor(t.array, dtype=np.float64, requires_grad=t.requires_grad, name=t.name))
         else:
             converted.append(t)
     return converted
@@ -79,7 +79,7 @@ def _projection(fn, inputs, directions):
     """sum_k <output_k, v_k>: a scalar whose gradient is vᵀJ."""
     total = None
     for out, v in zip(_outputs(fn, inputs), directions):
-        term = (out * Tensor(v)).sum() if out.requires_grad or out.dtype.kind == "f" else None
+        term = (out * Tensor._wrap(v)).sum() if out.requires_grad or out.dtype.kind == "f" else None
         if term is not None:
             total = term if total is None else total + term
     return total
@@ -137,11 +137,11 @@ def _check(fn, inputs, eps, atol, rtol, raise_exception, seed, constant_ok, what
         analytic = [None] * len(wrt)
     else:
         analytic = autograd.grad(projection, [inputs[i] for i in wrt], allow_unused=True)
-    analytic = [np.zeros(inputs[i].shape) if g is None else g.data for i, g in zip(wrt, analytic)]
+    analytic = [np.zeros(inputs[i].shape) if g is None else g.array for i, g in zip(wrt, analytic)]
     numeric = []
     with autograd.no_grad():
         for i in wrt:
-            x = inputs[i].data
+            x = inputs[i].array
             estimate = np.zeros(x.shape)
             for index in np.ndindex(x.shape):
                 original = x[index]

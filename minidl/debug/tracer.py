@@ -42,9 +42,9 @@ class TraceRecord:
         self.inputs = tuple(step.inputs)
         self.input_names = tuple(name_of(t) for t in self.inputs)
         # Copies: a record is a snapshot, safe from later in-place updates (optimizer steps, hooks).
-        self.grad_output = np.array(step.grad_output.data, copy=True)
+        self.grad_output = np.array(step.grad_output.array, copy=True)
         grads = step.grad_inputs or ()
-        self.grad_inputs = tuple(None if g is None else np.array(g.data, copy=True) for g in grads)
+        self.grad_inputs = tuple(None if g is None else np.array(g.array, copy=True) for g in grads)
 
     @property
     def output_shape(self):
@@ -89,7 +89,7 @@ class Trace:
             name_graph(step.tensor)
         if step.function is None:  # a leaf: its complete gradient, after its hooks
             total = self._leaf_totals.get(id(step.tensor))
-            g = step.grad_output.data
+            g = step.grad_output.array
             self._leaf_totals[id(step.tensor)] = g.copy() if total is None else total + g
             return
         record = TraceRecord(len(self.records), step)

@@ -122,9 +122,9 @@ def unflatten(buffer, arrays):
 def broadcast_parameters(params, comm, root=0):
     """Make every rank's parameters equal to rank root's (one fused broadcast).
 
-    params: Tensors (their .data is overwritten) or arrays.
+    params: Tensors (their .array is overwritten) or arrays.
     """
-    arrays = [p.data if hasattr(p, "data") and not isinstance(p, np.ndarray) else p for p in params]
+    arrays = [p if isinstance(p, np.ndarray) else p.array for p in params]
     buffer = flatten(arrays) if comm.rank == root else np.empty(sum(a.size for a in arrays), np.float32)
     comm.broadcast(buffer, root=root, what="broadcast of the parameters")
     if comm.rank != root:

@@ -94,7 +94,7 @@ class DistributedDataParallel(Module):
         for p in self._params:
             if p.dtype != np.float32:
                 raise TypeError(f"DistributedDataParallel: parameters must be float32, got {p.dtype} {p.shape}")
-        sizes = [p.data.size for p in self._params]
+        sizes = [p.array.size for p in self._params]
         backward_order = list(reversed(range(len(sizes))))  # backward reaches the last layers first
         cap = max(1, int(bucket_cap_mb * 2**20) // 4)
         groups = make_buckets([sizes[i] for i in backward_order], cap)
@@ -119,7 +119,7 @@ class DistributedDataParallel(Module):
     # ------------------------------------------------------------ during backward
     def _make_hook(self, index):
         def hook(grad):
-            self._collect(index, grad.data, from_hook=True)
+            self._collect(index, grad.array, from_hook=True)
             self._launch_full_buckets()
             self._make_progress()
             return None  # the local gradient goes into .grad as usual; synchronize() replaces it
@@ -134,7 +134,7 @@ class DistributedDataParallel(Module):
             return
         param = self._params[index]
         if from_hook and param.grad is not None and index not in self._previous:
-            self._previous[index] = param.grad.data.copy()  # accumulated before; added back after averaging
+            self._previous[index] = param.grad.array.copy()  # accumulated before; added back after averaging
         bucket.buffer[start:end] = grad.reshape(-1)
         bucket.filled.add(index)
 
@@ -198,13 +198,13 @@ class DistributedDataParallel(Module):
                     continue
                 param = self._params[i]
                 if not self.overlap and param.grad is not None:  # .grad as it is, accumulation included
-                    self._collect(i, param.grad.data, from_hook=False)
+                    self._collect(i, param.grad.array, from_hook=False)
                 else:  # no gradient reached this parameter in this step: it contributes zeros
                     start, end = bucket.offsets[i]
                     bucket.buffer[start:end] = 0
                     bucket.filled.add(i)
                     if param.grad is not None:
-                        self._previous.setdefault(i, param.grad.data.copy())
+                        self._previous.setdefault(i, param.grad.array.copy())
         self._launch_full_buckets()
         what = f"gradient allreduce of step {self.steps}"
         if self._gather_comm is not None:
@@ -232,10 +232,10 @@ class DistributedDataParallel(Module):
         previous = self._previous.get(index)
         if previous is not None:
             value = previous + value
-        if param.grad is not None and param.grad.grad_fn is None and param.grad.data.flags.writeable:
-            param.grad.data[...] = value
+        if param.grad is not None and param.grad.grad_fn is None and param.grad.array.flags.writeable:
+            param.grad.array[...] = value
         else:
-            param.grad = Tensor(np.array(value, dtype=np.float32))
+            param.grad = Tensor._wrap(np.array(value, dtype=np.float32))
 
     @property
     def bytes_sent(self):

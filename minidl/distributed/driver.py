@@ -317,7 +317,7 @@ class _Job:
         first_epoch, skip, step = 1, 0, 0
         resumed_totals = np.zeros(3)
         if self.resume is not None:
-            state = minidl.load(self._resume_file("checkpoint.npz"), model=model, optimizer=optimizer)
+            state = minidl.load_checkpoint(self._resume_file("checkpoint.npz"), model=model, optimizer=optimizer)
             extra = state["extra"]
             scheduler.load_state_dict(extra["scheduler"])
             history = {k: list(v) for k, v in extra["history"].items()}
@@ -339,7 +339,9 @@ class _Job:
                     "totals": totals,
                     "seconds": time.perf_counter() - self.start,
                 }
-                minidl.save(self._checkpoint_path(), model=model, optimizer=optimizer, step=step, extra=extra)
+                minidl.save_checkpoint(
+                    self._checkpoint_path(), model=model, optimizer=optimizer, step=step, extra=extra
+                )
 
         samples = 0
         self.train_start = step_end = time.perf_counter()
@@ -366,7 +368,7 @@ class _Job:
                 step_end = time.perf_counter()
                 n = len(y)
                 samples += n * self.size
-                totals += (loss.item() * n, int((scores.data.argmax(axis=1) == y.data).sum()), n)
+                totals += (loss.item() * n, int((scores.array.argmax(axis=1) == y.array).sum()), n)
                 if bar is not None:
                     bar.set_postfix(
                         loss=f"{totals[0] / totals[2]:.4f}", acc=f"{totals[1] / totals[2]:.3f}", refresh=False
@@ -415,13 +417,13 @@ class _Job:
             for x, y in loader:
                 if optimizer is not None:
                     optimizer.zero_grad()
-                loss, scores = pipe.train_step(x.data if first else None, y.data if last else None, loss_fn)
+                loss, scores = pipe.train_step(x.array if first else None, y.array if last else None, loss_fn)
                 if optimizer is not None:
                     optimizer.step()
                 step += 1
                 samples += len(y)
                 if last:
-                    totals += (loss * len(y), int((scores.argmax(axis=1) == y.data).sum()), len(y))
+                    totals += (loss * len(y), int((scores.argmax(axis=1) == y.array).sum()), len(y))
                 if bar is not None:
                     bar.update(1)
             if scheduler is not None:
@@ -429,9 +431,9 @@ class _Job:
             pipe.eval()
             correct = 0
             for x, y in data.DataLoader(self.test, batch_size=512):
-                scores = pipe.predict(x.data if first else None)
+                scores = pipe.predict(x.array if first else None)
                 if last:
-                    correct += int((scores.argmax(axis=1) == y.data).sum())
+                    correct += int((scores.argmax(axis=1) == y.array).sum())
             totals = np.append(totals, correct).astype(np.float64)
             totals = comm.allreduce(totals if last else np.zeros(4), what=f"epoch {epoch} totals")
             values = (totals[0] / totals[2], totals[1] / totals[2], totals[3] / len(self.test), lr)
@@ -456,7 +458,7 @@ class _Job:
         s, o, comm = self.settings, self.options, self.comm
         num_servers = o["servers"]
         num_workers = self.size - num_servers
-        params = [p.data for p in self.model.parameters()]
+        params = [p.array for p in self.model.parameters()]
         layout = Layout([p.shape for p in params], num_servers)
         needed = num_workers - (o["backup_workers"] if self.mode == "backup" else 0)
         batches_per_update = needed if self.mode == "backup" else 1
@@ -477,8 +479,8 @@ class _Job:
                 loss = loss_fn(scores, y)
                 self.model.zero_grad()
                 loss.backward()
-                stats = (len(y), int((scores.data.argmax(axis=1) == y.data).sum()), loss.item() * len(y))
-                return [p.grad.data for p in model_params], stats
+                stats = (len(y), int((scores.array.argmax(axis=1) == y.array).sum()), loss.item() * len(y))
+                return [p.grad.array for p in model_params], stats
 
             last_step_end = [time.perf_counter()]
 
@@ -595,9 +597,9 @@ class _Job:
             metrics["stages"] = result["stages"]
         with open(os.path.join(self.out, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2)
-        minidl.save(os.path.join(self.out, "model.npz"), model=self.model, extra={"settings": self.settings}) if (
-            self.mode != "pipeline"
-        ) else None
+        minidl.save_checkpoint(
+            os.path.join(self.out, "model.npz"), model=self.model, extra={"settings": self.settings}
+        ) if (self.mode != "pipeline") else None
         if not self.no_plot and self.recipe.plot is not None and history["train_loss"]:
             self.recipe.plot(history, os.path.join(self.out, "training_curves.png"))
             if self.mode in PS_MODES:
@@ -708,7 +710,7 @@ class _EpochTracker:
             "history": self.history,
             "seconds": time.perf_counter() - job.start,
         }
-        minidl.save(job._checkpoint_path(self.checkpoint_name), step=self.rules.version, extra=extra)
+        minidl.save_checkpoint(job._checkpoint_path(self.checkpoint_name), step=self.rules.version, extra=extra)
 
     def close(self):
         if self.bar is not None:
@@ -733,7 +735,7 @@ def _endless_batches(dataset, batch_size, num_workers, worker, seed):
 
 
 def _arrays(module):
-    return [p.data.copy() for p in module.parameters()]
+    return [p.array.copy() for p in module.parameters()]
 
 
 def plot_staleness(histogram, path):

@@ -43,7 +43,7 @@ def partition_layers(layers, parts):
     """
     blocks = []  # (start, end, parameter count): a layer with parameters and what follows it
     for i, layer in enumerate(layers):
-        count = sum(p.data.size for p in layer.parameters())
+        count = sum(p.array.size for p in layer.parameters())
         if blocks and count == 0:
             start, _, total = blocks[-1]
             blocks[-1] = (start, i + 1, total)
@@ -132,13 +132,13 @@ class Pipeline:
         results = []
         for m, chunk in enumerate(self._split(x)):
             if self.first:
-                inp = Tensor(np.ascontiguousarray(chunk))
+                inp = Tensor._wrap(np.ascontiguousarray(chunk))
             else:
                 received = self._receive(rank - 1, _FORWARD_TAG + 2 * m, f"pipeline forward, micro-batch {m}")
-                inp = Tensor(received, requires_grad=True)
+                inp = Tensor._wrap(received, requires_grad=True)
             out = self.stage(inp)
             if not self.last:
-                self._send(out.data, rank + 1, _FORWARD_TAG + 2 * m)
+                self._send(out.array, rank + 1, _FORWARD_TAG + 2 * m)
             results.append((inp, out))
         return results
 
@@ -150,18 +150,18 @@ class Pipeline:
         if self.last:
             targets = self._split(y)
             batch = sum(len(t) for t in targets)
-            losses = [loss_fn(out, Tensor(t)) * (len(t) / batch) for (_, out), t in zip(results, targets)]
+            losses = [loss_fn(out, Tensor._wrap(t)) * (len(t) / batch) for (_, out), t in zip(results, targets)]
             total_loss = sum(loss.item() for loss in losses)
-            scores = np.concatenate([out.data for _, out in results])
+            scores = np.concatenate([out.array for _, out in results])
         for m in reversed(range(self.micro_batches)):
             inp, out = results[m]
             if self.last:
                 losses[m].backward()
             else:
                 grad = self._receive(rank + 1, _BACKWARD_TAG + 2 * m, f"pipeline backward, micro-batch {m}")
-                out.backward(Tensor(grad))
+                out.backward(Tensor._wrap(grad))
             if not self.first:
-                self._send(inp.grad.data, rank - 1, _BACKWARD_TAG + 2 * m)
+                self._send(inp.grad.array, rank - 1, _BACKWARD_TAG + 2 * m)
         self._finish_sends()
         return total_loss, scores
 
@@ -172,7 +172,7 @@ class Pipeline:
         self._finish_sends()
         if not self.last:
             return None
-        return np.concatenate([out.data for _, out in results])
+        return np.concatenate([out.array for _, out in results])
 
 
 # ---------------------------------------------------------------------------
@@ -189,9 +189,9 @@ class _CopyToRanks(Function):
         return x
 
     def backward(self, grad):
-        total = np.array(grad.data, dtype=np.float32)
+        total = np.array(grad.array, dtype=np.float32)
         self.comm.allreduce(total, what="ColumnParallelLinear backward (sum of dX)")
-        return Tensor(total)
+        return Tensor._wrap(total)
 
 
 class _GatherColumns(Function):
@@ -209,7 +209,7 @@ class _GatherColumns(Function):
 
     def backward(self, grad):
         start, end = self.bounds[self.comm.rank]
-        return Tensor(np.ascontiguousarray(grad.data[..., start:end]))
+        return Tensor._wrap(np.ascontiguousarray(grad.array[..., start:end]))
 
 
 class ColumnParallelLinear(nn.Module):
@@ -233,8 +233,8 @@ class ColumnParallelLinear(nn.Module):
         start, end = self.bounds[comm.rank]
         # Initialized as one Linear would be (or taken from `source`), then cut: the same start as one process.
         full = source if source is not None else nn.Linear(in_features, out_features, bias=bias)
-        self.weight = Parameter(full.weight.data[start:end].copy())
-        self.bias = Parameter(full.bias.data[start:end].copy()) if bias else None
+        self.weight = Parameter(full.weight.array[start:end].copy())
+        self.bias = Parameter(full.bias.array[start:end].copy()) if bias else None
 
     @classmethod
     def from_linear(cls, linear, comm=None):
@@ -248,10 +248,10 @@ class ColumnParallelLinear(nn.Module):
 
     def full_weight(self):
         """The whole W (out_features, in_features), gathered from every rank (all ranks get it)."""
-        return self._gather_rows(self.weight.data)
+        return self._gather_rows(self.weight.array)
 
     def full_bias(self):
-        return None if self.bias is None else self._gather_rows(self.bias.data)
+        return None if self.bias is None else self._gather_rows(self.bias.array)
 
     def _gather_rows(self, rows):
         widest = max(end - start for start, end in self.bounds)

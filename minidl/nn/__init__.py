@@ -8,14 +8,14 @@ class, init.py for the initializers and the lectures' advice on them, fusion.py 
 `nn.fuse(model)` (each layer and its activation as one op, when you ask for it).
 """
 
-from minidl.nn import functional, init
+from minidl.nn import functional, init, utils
 from minidl.nn.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from minidl.nn.container import ModuleList, Sequential
 from minidl.nn.conv import AvgPool2d, Conv2d, MaxPool2d
 from minidl.nn.dropout import Dropout
 from minidl.nn.fusion import FusedConv2d, FusedLinear, fuse
 from minidl.nn.linear import Flatten, Identity, Linear
-from minidl.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from minidl.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from minidl.nn.module import Module, RemovableHandle, module_stack, named_module_stack
 from minidl.nn.normalization import BatchNorm1d, BatchNorm2d
 from minidl.nn.parameter import Parameter
@@ -53,10 +53,12 @@ __all__ = [
     "CrossEntropyLoss",
     "NLLLoss",
     "MSELoss",
+    "BCELoss",
     "BCEWithLogitsLoss",
     "FusedLinear",
     "FusedConv2d",
     "fuse",
     "init",
     "functional",
+    "utils",
 ]

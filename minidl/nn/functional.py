@@ -1,7 +1,22 @@
 """minidl.nn.functional: the ops layers are built from, under PyTorch's familiar name.
 
-`import minidl.nn.functional as F` then F.relu(x), F.cross_entropy(scores, y), F.conv2d(...).
-These are the very functions in minidl.ops; this module only re-exports them.
+`import minidl.nn.functional as F` then F.relu(x), F.cross_entropy(scores, y), F.conv2d(...),
+F.one_hot(y, 10). These are the very functions in minidl.ops, re-exported, except `pad`,
+which takes PyTorch's flat (left, right, top, bottom, ...) widths here (minidl.pad takes one
+(before, after) pair per dim).
 """
 
+from minidl import ops as _ops
 from minidl.ops import *  # noqa: F403
+
+
+def pad(input, pad, mode="constant", value=0.0):  # noqa: A002 - PyTorch's argument names
+    """F.pad as in PyTorch: `pad` lists (before, after) widths from the LAST dim backwards,
+    e.g. (1, 1) pads the last dim by 1 on each side and (1, 1, 2, 0) also the one before it."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    widths = tuple(pad)
+    if len(widths) % 2 or len(widths) // 2 > input.ndim:
+        raise ValueError(f"pad: expects an even number of widths, two per dim for at most {input.ndim} dims, got {pad}")
+    pairs = [(widths[i], widths[i + 1]) for i in range(0, len(widths), 2)][::-1]  # last dim first -> first dim first
+    return _ops.pad(input, pairs, value)

@@ -38,14 +38,14 @@ def _pack(tensors):
         packed = GradientTap.apply(tensors[0])
         return packed, [packed]
     packed = concat([t.reshape(-1) for t in tensors])
-    flat = split(packed, [t.data.size for t in tensors])
+    flat = split(packed, [t.array.size for t in tensors])
     return packed, [f.reshape(t.shape) for f, t in zip(flat, tensors)]
 
 
 def _unpack(grad, tensors):
     if len(tensors) == 1:
         return [grad]
-    return [g.reshape(t.shape) for g, t in zip(split(grad, [t.data.size for t in tensors]), tensors)]
+    return [g.reshape(t.shape) for g, t in zip(split(grad, [t.array.size for t in tensors]), tensors)]
 
 
 def flatten_tensors(value):

@@ -45,7 +45,7 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.data[...] = values
+        tensor.array[...] = values
         tensor._bump_version()
     return tensor
 
@@ -121,7 +121,7 @@ def small_last_layer_(linear, scale=0.01):
     if scale <= 0:
         raise ValueError(f"small_last_layer_: scale must be > 0, got {scale}")
     with no_grad():
-        linear.weight.data *= scale
+        linear.weight.array *= scale
         linear.weight._bump_version()
     if getattr(linear, "bias", None) is not None:
         zeros_(linear.bias)

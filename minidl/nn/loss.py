@@ -53,6 +53,19 @@ class MSELoss(_Loss):
         return ops.mse_loss(prediction, target, self.reduction)
 
 
+class BCELoss(_Loss):
+    """Binary cross-entropy on probabilities p in [0, 1] (after a sigmoid) with targets t:
+    -[t log p + (1 - t) log(1 - p)], each log clamped at -100 as in PyTorch. On raw scores,
+    BCEWithLogitsLoss is the same loss, computed more accurately."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__(reduction)
+        self.weight = weight
+
+    def forward(self, probabilities, targets):
+        return ops.binary_cross_entropy(probabilities, targets, self.weight, self.reduction)
+
+
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on raw scores z with targets t in [0, 1]:
     -[t log σ(z) + (1 - t) log(1 - σ(z))], computed without overflow."""

@@ -18,7 +18,7 @@ import numpy as np
 from minidl.autograd import no_grad
 from minidl.nn.hooks import BackwardHookCall
 from minidl.nn.parameter import Parameter
-from minidl.tensor import Tensor
+from minidl.tensor import Tensor, _device
 
 # The modules whose forward is running right now, outermost first: [net, seq, conv].
 # Module.__call__ pushes the module itself, which costs next to nothing; the names
@@ -60,14 +60,14 @@ def compare_state_dicts(own, other):
     missing_keys      names in own that other lacks
     unexpected_keys   names in other that own lacks
     shape_mismatches  (name, own shape, other shape) for the names both have with different shapes
-    Module.load_state_dict and minidl.load both check with this, each in its own words.
+    Module.load_state_dict and minidl.load_checkpoint both check with this, each in its own words.
     """
     missing = [k for k in own if k not in other]
     unexpected = [k for k in other if k not in own]
     mismatches = []
     for k, target in own.items():
         if k in other:
-            shape = tuple(np.shape(other[k].data if isinstance(other[k], Tensor) else other[k]))
+            shape = tuple(np.shape(other[k].array if isinstance(other[k], Tensor) else other[k]))
             if shape != tuple(target.shape):
                 mismatches.append((k, tuple(target.shape), shape))
     return StateDictDifferences(missing, unexpected, mismatches)
@@ -331,7 +331,7 @@ class Module:
         return self
 
     def num_parameters(self):
-        return sum(p.data.size for p in self.parameters())
+        return sum(p.array.size for p in self.parameters())
 
     # ----------------------------------------------------------- modes
     def train(self, mode=True):
@@ -355,20 +355,43 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.data[...] = 0
+                p.grad.array[...] = 0
 
-    def to(self, dtype):
-        """Convert floating point parameters and buffers to `dtype` in place (e.g. float64 for gradcheck).
+    def to(self, *args, dtype=None, device=None, non_blocking=False):
+        """model.to(device), model.to(dtype), model.to(device, dtype), as in PyTorch; returns the module.
 
-        The new arrays are C-contiguous whatever the old layout, so the C update kernels can step them.
+        A dtype converts the floating point parameters and buffers in place (e.g. float64 for
+        gradcheck); the new arrays are C-contiguous whatever the old layout, so the C update
+        kernels can step them. The device must be one the tensors are on ("cpu" for now).
         """
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype, device = arg.dtype, arg.device
+            elif isinstance(arg, str):
+                device = arg
+            else:
+                dtype = arg
+        if device is not None:
+            for t in list(self.parameters()) + list(self.buffers()):
+                t.to(device)  # raises for a device that is not available (moving comes with the cuda device)
+            _device(device, "Module.to")  # also for a module without parameters
+        if dtype is None:
+            return self
         dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"Module.to: only floating point dtypes convert a module, got {dtype}")
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.data.dtype.kind == "f":
-                t.data = t.data.astype(dtype, order="C")
+            if t.array.dtype.kind == "f":
+                t.array = t.array.astype(dtype, order="C")
                 t.grad = None
                 t._bump_version()
         return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else device)
 
     def double(self):
         return self.to(np.float64)
@@ -414,7 +437,7 @@ class Module:
             for k, target in own.items():
                 if k in state_dict:
                     value = state_dict[k]
-                    target.copy_(value.data if isinstance(value, Tensor) else np.asarray(value))
+                    target.copy_(value.array if isinstance(value, Tensor) else np.asarray(value))
         return IncompatibleKeys(missing, unexpected)
 
     # ----------------------------------------------------------- printing

@@ -42,9 +42,9 @@ class _BatchNorm(Module):
         else:
             self.weight = self.bias = None
         if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
-            self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
+            self.register_buffer("running_mean", Tensor._wrap(np.zeros(num_features, dtype=dtype)))
+            self.register_buffer("running_var", Tensor._wrap(np.ones(num_features, dtype=dtype)))
+            self.register_buffer("num_batches_tracked", Tensor._wrap(np.array(0, dtype=np.int64)))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
@@ -61,16 +61,16 @@ class _BatchNorm(Module):
         shape = (1, self.num_features) + (1,) * (x.ndim - 2)  # broadcast per-feature values over the rest
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
-            mean = x.mean(axis=axes, keepdims=True)
-            var = x.var(axis=axes, keepdims=True)
+            mean = x.mean(axes, keepdim=True)
+            var = x.var(axes, keepdim=True, correction=0)  # the batch's own (biased) variance
             if self.training and self.track_running_stats:
-                count = x.data.size // self.num_features
+                count = x.array.size // self.num_features
                 if count < 2:
                     raise ValueError(
                         f"{type(self).__name__}: expected more than 1 value per feature in training, "
                         f"got input {x.shape}"
                     )
-                self._update_running_stats(mean.data.reshape(-1), var.data.reshape(-1) * (count / (count - 1)))
+                self._update_running_stats(mean.array.reshape(-1), var.array.reshape(-1) * (count / (count - 1)))
         else:
             mean = self.running_mean.reshape(shape)
             var = self.running_var.reshape(shape)
@@ -81,13 +81,13 @@ class _BatchNorm(Module):
 
     def _update_running_stats(self, batch_mean, batch_var_unbiased):
         with no_grad():
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.array += 1
             momentum = self.momentum
             if momentum is None:  # cumulative moving average: every batch counts equally
-                momentum = 1.0 / float(self.num_batches_tracked.data)
+                momentum = 1.0 / float(self.num_batches_tracked.array)
             for running, batch in ((self.running_mean, batch_mean), (self.running_var, batch_var_unbiased)):
-                running.data *= 1 - momentum
-                running.data += momentum * batch.astype(running.dtype, copy=False)
+                running.array *= 1 - momentum
+                running.array += momentum * batch.astype(running.dtype, copy=False)
                 running._bump_version()
             self.num_batches_tracked._bump_version()
 

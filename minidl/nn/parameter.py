@@ -7,7 +7,7 @@ finds it and the optimizer updates it. It requires grad unless told otherwise.
 import numpy as np
 
 from minidl.backend import get_kernels
-from minidl.tensor import Tensor
+from minidl.tensor import Tensor, _to_array
 
 
 class Parameter(Tensor):
@@ -21,11 +21,10 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
-        if isinstance(data, Tensor):
-            data = data.data
-        if isinstance(data, np.ndarray) and not data.flags.c_contiguous:
+        data = _to_array(data)  # a Tensor's or ndarray's dtype is kept (Python floats become float32)
+        if not data.flags.c_contiguous:
             data = data.copy(order="C")  # not np.ascontiguousarray: it would make a 0-d array 1-d
-        super().__init__(data, requires_grad=requires_grad)
+        super().__init__(data, requires_grad=requires_grad, dtype=data.dtype)
 
     @classmethod
     def empty(cls, shape, dtype=np.float32, device="cpu"):

@@ -13,7 +13,6 @@ import numpy as np
 
 from minidl import ops
 from minidl.nn import init
-from minidl.nn.container import ModuleList
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter, check_sizes
 from minidl.tensor import Tensor
@@ -51,7 +50,7 @@ class _CellBase(Module):
         return ops.linear(x, self.weight_ih, self.bias_ih) + ops.linear(h, self.weight_hh, self.bias_hh)
 
     def _zeros(self, x):
-        return Tensor(np.zeros((x.shape[0], self.hidden_size), dtype=self.weight_ih.dtype))
+        return Tensor._wrap(np.zeros((x.shape[0], self.hidden_size), dtype=self.weight_ih.dtype))
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}"
@@ -113,10 +112,24 @@ class _Recurrent(Module):
         self.num_layers = num_layers
         self.batch_first = batch_first
         self.dropout = dropout
-        self.cells = ModuleList(
+        self.cells = [  # a plain list: the cells' parameters are registered on this layer, below
             self.cell_class(input_size if d == 0 else hidden_size, hidden_size, bias, **cell_kw)
             for d in range(num_layers)
-        )
+        ]
+        self._register_cell_parameters(self.cells)
+
+    def _register_cell_parameters(self, cells, suffix=""):
+        """Register each cell's parameters on this layer under PyTorch's names: cell d's weight_ih is
+        weight_ih_l<d> (bias_hh_l<d>, ...; suffix "_reverse" for the backward cells of a bidirectional
+        layer). The cell and the layer share the Parameter objects, so state dicts move between minidl
+        and PyTorch name by name, and the cells still compute each step (the lecture's loop)."""
+        for d, cell in enumerate(cells):
+            for name, parameter in cell._parameters.items():
+                self.register_parameter(f"{name}_l{d}{suffix}", parameter)
+
+    def reset_parameters(self):
+        for cell in self.cells:
+            cell.reset_parameters()
 
     def _time_major(self, x):
         if x.ndim != 3 or x.shape[2] != self.input_size:
@@ -183,8 +196,8 @@ class LSTM(_Recurrent):
     (here h is the lecture's m, and keeping m[d], c[d] in a list makes "mprev = m" implicit).
     input (T, N, in) (or (N, T, in) with batch_first), optional (h0, c0) each (num_layers, N, H)
     -> output (T, N, H), the top layer's h at every step, and (h_n, c_n) each (num_layers, N, H).
-    Parameters are named cells.<d>.weight_ih etc.; PyTorch's weight_ih_l<d> holds the same
-    matrix (same i, f, g, o gate order), so weights copy over name by name.
+    Parameters have PyTorch's names and layout (weight_ih_l<d>: layer d's W_ih, gates in the
+    order i, f, g, o), so a state dict copies over name by name; self.cells[d] is layer d's cell.
     """
 
     cell_class = LSTMCell

@@ -1,4 +1,4 @@
-"""Small helpers shared by the op modules: turning numbers into tensors, and unbroadcast."""
+"""Small helpers shared by the op modules: turning numbers into tensors, unbroadcast, and dim arguments."""
 
 import numpy as np
 
@@ -53,22 +53,45 @@ def unbroadcast(grad, shape):
     axes = list(range(added))
     axes += [added + i for i, size in enumerate(shape) if size == 1 and grad.shape[added + i] != 1]
     if axes:
-        grad = grad.sum(axis=tuple(axes), keepdims=True)
+        grad = grad.sum(tuple(axes), True)
     return grad.reshape(shape)
 
 
 def normalize_axis(axis, ndim, op):
-    """Turn a possibly negative axis (or tuple of axes) into a sorted tuple of non-negative axes."""
+    """Turn a possibly negative dim (or tuple of dims) into a sorted tuple of non-negative dims."""
     if axis is None:
         return tuple(range(ndim))
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     result = []
     for a in axes:
         if not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {a!r}")
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {a!r}")
         if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+            raise ValueError(f"{op}: dim {a} is out of range for a tensor with {ndim} dimensions")
         result.append(int(a) % max(ndim, 1))
     if len(set(result)) != len(result):
-        raise ValueError(f"{op}: repeated axis in {axis!r}")
+        raise ValueError(f"{op}: repeated dim in {axis!r}")
     return tuple(sorted(result))
+
+
+def dim_alias(op, dim, axis):
+    """PyTorch's `dim`, with NumPy's name `axis=` accepted too (PyTorch accepts it as well)."""
+    if axis is None:
+        return dim
+    if dim is not None:
+        raise TypeError(f"{op}: got both dim={dim!r} and axis={axis!r}; give one of them")
+    return axis
+
+
+def keepdim_alias(keepdim, keepdims):
+    """PyTorch's `keepdim`, or NumPy's `keepdims=` when that is the one given."""
+    return keepdim if keepdims is None else bool(keepdims)
+
+
+def single_dim(op, dim, ndim):
+    """One dimension as a non-negative int (negative counts from the end), checked against ndim."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise ValueError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return int(dim) % max(ndim, 1)

@@ -11,7 +11,7 @@ import numpy as np
 from minidl.autograd import Function
 from minidl.backend import active_kernels
 from minidl.ops._util import constant, pair, unbroadcast
-from minidl.tensor import Tensor
+from minidl.tensor import DEFAULT_FLOAT, Tensor
 
 
 def _check_broadcast(op, a, b):
@@ -33,6 +33,23 @@ def _binary(function, op, a, b):
         raise
 
 
+def _result_dtypes(a, b):
+    """The operands of a binary op in the dtype PyTorch gives the result.
+
+    When an integer (or bool) array meets a floating point one, the float's dtype wins:
+    int64 + float32 is float32 in PyTorch, where NumPy would widen both to float64.
+    Equal dtypes (the usual case) cost one comparison.
+    """
+    if a.dtype is b.dtype:
+        return a, b
+    kind_a, kind_b = a.dtype.kind, b.dtype.kind
+    if kind_a == "f" and kind_b in "biu":
+        return a, b.astype(a.dtype)
+    if kind_b == "f" and kind_a in "biu":
+        return a.astype(b.dtype), b
+    return a, b
+
+
 # ---------------------------------------------------------------------------
 # Arithmetic
 # ---------------------------------------------------------------------------
@@ -40,7 +57,7 @@ class Add(Function):
     """y = a + b;   dy/da = 1, dy/db = 1"""
 
     def forward(self, a, b):
-        return self.kernels.add(a, b)
+        return self.kernels.add(*_result_dtypes(a, b))
 
     def backward(self, grad):
         a, b = self.inputs  # only their shapes are needed, so no in-place check
@@ -51,7 +68,7 @@ class Sub(Function):
     """y = a - b;   dy/da = 1, dy/db = -1"""
 
     def forward(self, a, b):
-        return self.kernels.sub(a, b)
+        return self.kernels.sub(*_result_dtypes(a, b))
 
     def backward(self, grad):
         a, b = self.inputs
@@ -62,7 +79,7 @@ class Mul(Function):
     """y = a * b;   dy/da = b, dy/db = a"""
 
     def forward(self, a, b):
-        return self.kernels.mul(a, b)
+        return self.kernels.mul(*_result_dtypes(a, b))
 
     def backward(self, grad):
         a, b = self.saved_tensors
@@ -72,10 +89,12 @@ class Mul(Function):
 
 
 class Div(Function):
-    """y = a / b;   dy/da = 1/b, dy/db = -a/b^2"""
+    """y = a / b;   dy/da = 1/b, dy/db = -a/b^2   (true division: integers divide to float32, as in PyTorch)"""
 
     def forward(self, a, b):
-        return self.kernels.div(a, b)
+        if a.dtype.kind in "biu" and b.dtype.kind in "biu":
+            a, b = a.astype(DEFAULT_FLOAT), b.astype(DEFAULT_FLOAT)
+        return self.kernels.div(*_result_dtypes(a, b))
 
     def backward(self, grad):
         a, b = self.saved_tensors
@@ -288,9 +307,9 @@ class Clip(Function):
         (x,) = self.saved_tensors
         inside = np.ones(x.shape, dtype=bool)
         if self.low is not None:
-            inside &= x.data >= self.low
+            inside &= x.array >= self.low
         if self.high is not None:
-            inside &= x.data <= self.high
+            inside &= x.array <= self.high
         return grad * constant(inside)
 
 
@@ -303,7 +322,7 @@ class Where(Function):
     def backward(self, grad):
         cond, a, b = self.inputs
         grad_a = unbroadcast(grad * cond, a.shape) if self.needs_input_grad[1] else None
-        grad_b = unbroadcast(grad * ~cond.data, b.shape) if self.needs_input_grad[2] else None
+        grad_b = unbroadcast(grad * ~cond.array, b.shape) if self.needs_input_grad[2] else None
         return None, grad_a, grad_b
 
 
@@ -331,12 +350,14 @@ class Clone(Function):
 # ---------------------------------------------------------------------------
 # The functions users call
 # ---------------------------------------------------------------------------
-def add(a, b):
-    return _binary(Add, "add", a, b)
+def add(a, b, alpha=1):
+    """a + alpha * b (alpha as in torch.add)."""
+    return _binary(Add, "add", a, b if alpha == 1 else b * alpha)
 
 
-def sub(a, b):
-    return _binary(Sub, "sub", a, b)
+def sub(a, b, alpha=1):
+    """a - alpha * b (alpha as in torch.sub)."""
+    return _binary(Sub, "sub", a, b if alpha == 1 else b * alpha)
 
 
 def mul(a, b):
@@ -354,20 +375,28 @@ def neg(x):
 def pow(base, exponent):  # noqa: A001 - mirrors torch.pow
     """base ** exponent; a number exponent uses the simpler x^n rule."""
     if isinstance(base, Tensor) and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+        if isinstance(exponent, float) and base.array.dtype.kind in "biu":
+            base = astype(base, DEFAULT_FLOAT)  # int ** 0.5 is float32 in PyTorch
         return PowScalar.apply(base, exponent=exponent)
     return _binary(Pow, "pow", base, exponent)
 
 
+def _floating(x):
+    """x itself if it is floating point, else x as float32: exp, log and the like of integers
+    are float32 in PyTorch (NumPy would make them float64)."""
+    return x if x.array.dtype.kind == "f" else astype(x, DEFAULT_FLOAT)
+
+
 def exp(x):
-    return Exp.apply(x)
+    return Exp.apply(_floating(x))
 
 
 def log(x):
-    return Log.apply(x)
+    return Log.apply(_floating(x))
 
 
 def sqrt(x):
-    return Sqrt.apply(x)
+    return Sqrt.apply(_floating(x))
 
 
 def abs(x):  # noqa: A001
@@ -375,19 +404,19 @@ def abs(x):  # noqa: A001
 
 
 def sin(x):
-    return Sin.apply(x)
+    return Sin.apply(_floating(x))
 
 
 def cos(x):
-    return Cos.apply(x)
+    return Cos.apply(_floating(x))
 
 
 def tanh(x):
-    return Tanh.apply(x)
+    return Tanh.apply(_floating(x))
 
 
 def sigmoid(x):
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(_floating(x))
 
 
 def relu(x):
@@ -418,11 +447,32 @@ def clip(x, min=None, max=None):  # noqa: A002 - PyTorch's argument names
 clamp = clip
 
 
+def masked_fill(x, mask, value):
+    """x with `value` wherever the boolean `mask` (broadcastable to x's shape) is True.
+
+    The gradient flows to x where the mask is False, and to value (a 0-d tensor) where it is True.
+    """
+    mask = constant(mask)
+    if mask.array.dtype != np.bool_:
+        raise TypeError(f"masked_fill: the mask must be a bool tensor (e.g. x > 0), got dtype {mask.dtype}")
+    try:
+        shape = np.broadcast_shapes(mask.shape, x.shape)
+    except ValueError:
+        shape = None
+    if shape != x.shape:
+        raise ValueError(
+            f"masked_fill: a mask of shape {mask.shape} does not broadcast to the tensor's shape {x.shape}"
+        )
+    if isinstance(value, Tensor) and value.ndim != 0:
+        raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
+    return where(mask, constant(value, like=x), x)
+
+
 def where(condition, a, b):
     """Elementwise choice: a where condition is true, b elsewhere (broadcasting all three)."""
     condition = constant(condition)
-    if condition.data.dtype != np.bool_:
-        condition = Tensor._make(condition.data.astype(bool))
+    if condition.array.dtype != np.bool_:
+        condition = Tensor._make(condition.array.astype(bool))
     a, b = pair(a, b)
     try:
         return Where.apply(condition, a, b)
@@ -441,7 +491,7 @@ def astype(x, dtype):
     if dtype == x.dtype:
         return x
     if x.requires_grad and dtype.kind != "f":
-        return Tensor._make(x.data.astype(dtype), device=x.device)  # integer results carry no gradient
+        return Tensor._make(x.array.astype(dtype), device=x.device)  # integer results carry no gradient
     return AsType.apply(x, dtype=dtype)
 
 
@@ -451,7 +501,7 @@ def clone(x):
 
 def sign(x):
     """-1, 0 or 1 for each element. Piecewise constant, so it carries no gradient."""
-    return Tensor._make(np.sign(x.data), device=x.device)
+    return Tensor._make(np.sign(x.array), device=x.device)
 
 
 # Comparisons return boolean tensors that never require grad (their derivative is 0 a.e.).
@@ -459,31 +509,96 @@ def _comparison(kernel_name, a, b):
     a, b = pair(a, b)
     _check_broadcast(kernel_name, a, b)
     kernel = getattr(active_kernels[a.device], kernel_name)
-    return Tensor._make(kernel(a.data, b.data), device=a.device)
+    return Tensor._make(kernel(*_result_dtypes(a.array, b.array)), device=a.device)
 
 
-def greater(a, b):
+def gt(a, b):
+    """a > b elementwise (a bool tensor)."""
     return _comparison("greater", a, b)
 
 
-def greater_equal(a, b):
+def ge(a, b):
+    """a >= b elementwise."""
     return _comparison("greater_equal", a, b)
 
 
-def less(a, b):
+def lt(a, b):
+    """a < b elementwise."""
     return _comparison("less", a, b)
 
 
-def less_equal(a, b):
+def le(a, b):
+    """a <= b elementwise."""
     return _comparison("less_equal", a, b)
 
 
-def equal(a, b):
+def eq(a, b):
+    """a == b elementwise (a bool tensor); minidl.equal(a, b) answers one True or False instead."""
     return _comparison("equal", a, b)
 
 
-def not_equal(a, b):
+def ne(a, b):
+    """a != b elementwise."""
     return _comparison("not_equal", a, b)
+
+
+# PyTorch's longer names for the same comparisons (torch.greater is torch.gt, ...).
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+
+
+def equal(a, b):
+    """True if a and b have the same shape and the same values (one Python bool, as torch.equal)."""
+    a, b = pair(a, b)
+    return a.shape == b.shape and bool(np.array_equal(a.array, b.array))
+
+
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|a - b| <= atol + rtol * |b| elementwise (a bool tensor)."""
+    a, b = pair(a, b)
+    _check_broadcast("isclose", a, b)
+    return Tensor._make(np.isclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan), device=a.device)
+
+
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Whether isclose holds everywhere (one Python bool, as torch.allclose)."""
+    return bool(isclose(a, b, rtol, atol, equal_nan).array.all())
+
+
+def _logical(op, function, *operands):
+    """A bool (or integer bit) function of tensors or numbers; like comparisons, it carries no gradient."""
+    tensors = [constant(t) for t in operands]
+    for t in tensors:
+        if t.array.dtype.kind not in "biu":
+            raise TypeError(f"{op}: expects bool or integer tensors, got dtype {t.dtype}")
+    try:
+        return Tensor._make(function(*[t.array for t in tensors]), device=tensors[0].device)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {[t.shape for t in tensors]} cannot be broadcast together") from None
+
+
+def logical_and(a, b):
+    return _logical("logical_and", np.logical_and, a, b)
+
+
+def logical_or(a, b):
+    return _logical("logical_or", np.logical_or, a, b)
+
+
+def logical_not(x):
+    return _logical("logical_not", np.logical_not, x)
+
+
+def bitwise_and(a, b):
+    """a & b: elementwise and of bool (or integer) tensors, as the operator & in PyTorch."""
+    return _logical("bitwise_and", np.bitwise_and, a, b)
+
+
+def bitwise_or(a, b):
+    return _logical("bitwise_or", np.bitwise_or, a, b)
+
+
+def bitwise_not(x):
+    return _logical("bitwise_not", np.invert, x)
 
 
 __all__ = [
@@ -507,14 +622,29 @@ __all__ = [
     "minimum",
     "clip",
     "clamp",
+    "masked_fill",
     "where",
     "astype",
     "clone",
     "sign",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "eq",
+    "ne",
     "greater",
     "greater_equal",
     "less",
     "less_equal",
-    "equal",
     "not_equal",
+    "equal",
+    "isclose",
+    "allclose",
+    "logical_and",
+    "logical_or",
+    "logical_not",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_not",
 ]

@@ -45,6 +45,20 @@ def matmul(a, b):
         raise
 
 
+def mm(a, b):
+    """The product of two matrices (2-D only, as torch.mm); matmul covers vectors and batches too."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm: expects two matrices, got shapes {a.shape} and {b.shape}; use matmul for other shapes")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    """Batched matrix product of (B, n, k) and (B, k, m), as torch.bmm."""
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"bmm: expects (B, n, k) and (B, k, m) with the same B, got {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
 def _check_matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
@@ -82,7 +96,7 @@ def linear_gradients(fn, dz, x, weight):
     grad_w = dz.transpose(1, 0) @ x if need[1] else None
     if len(need) == 2:
         return grad_x, grad_w
-    return grad_x, grad_w, dz.sum(axis=0) if need[2] else None
+    return grad_x, grad_w, dz.sum(0) if need[2] else None
 
 
 def linear(x, weight, bias=None):
@@ -107,4 +121,4 @@ def check_linear_args(op, x, weight, bias):
         raise ValueError(f"{op}: bias shape {bias.shape} does not match weight's {weight.shape[0]} outputs")
 
 
-__all__ = ["matmul", "linear"]  # linear_gradients and check_linear_args are for LinearAct, not users
+__all__ = ["matmul", "mm", "bmm", "linear"]  # linear_gradients and check_linear_args are for LinearAct, not users

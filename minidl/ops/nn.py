@@ -12,7 +12,7 @@ import numpy as np
 from minidl import random as _random
 from minidl.autograd import Function
 from minidl.ops._util import constant
-from minidl.ops.elementwise import sigmoid
+from minidl.ops.elementwise import log, maximum, sigmoid
 from minidl.ops.shape import getitem
 from minidl.tensor import Tensor
 
@@ -62,7 +62,7 @@ def conv2d_gradients(fn, grad, x, weight):
     grad_w = ConvWeightGrad.apply(x, grad, weight_shape=weight.shape, geometry=fn.geometry) if need[1] else None
     if len(need) == 2:
         return grad_x, grad_w
-    return grad_x, grad_w, grad.sum(axis=(0, 2, 3)) if need[2] else None
+    return grad_x, grad_w, grad.sum((0, 2, 3)) if need[2] else None
 
 
 class ConvInputGrad(Function):
@@ -246,7 +246,7 @@ def embedding(indices, weight):
     It is plain indexing, weight[indices]; its gradient adds each output row's gradient
     into the row it was read from, so a word used twice in a batch gets both.
     """
-    index = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    index = indices.array if isinstance(indices, Tensor) else np.asarray(indices)
     if index.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {index.dtype}")
     if weight.ndim != 2:
@@ -255,6 +255,22 @@ def embedding(indices, weight):
         bad = index.max() if index.max() >= weight.shape[0] else index.min()
         raise IndexError(f"embedding: index {bad} is out of range for {weight.shape[0]} embeddings")
     return getitem(weight, index)
+
+
+def one_hot(tensor, num_classes=-1):
+    """Integer class indices of any shape -> int64 one-hot vectors of shape (*shape, num_classes), as F.one_hot.
+
+    num_classes=-1 means one more than the largest index. Indexing a weight matrix with the
+    indices (embedding) computes one_hot(i) @ W without building these vectors.
+    """
+    index = tensor.array if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expects integer class indices, got dtype {index.dtype}")
+    if num_classes == -1:
+        num_classes = int(index.max()) + 1 if index.size else 0
+    if index.size and (index.min() < 0 or index.max() >= num_classes):
+        raise IndexError(f"one_hot: class values must be in [0, {num_classes}), got {index.min()}..{index.max()}")
+    return Tensor._make(np.eye(num_classes, dtype=np.int64)[index])
 
 
 def dropout(x, p=0.5, training=True):
@@ -292,7 +308,7 @@ def _check_targets(op, logits, targets, ignore_index):
     """(targets as int64, valid) where valid masks the rows that count, or is None when all do."""
     if logits.ndim != 2:
         raise ValueError(f"{op}: expected scores of shape (N, C), got {logits.shape}")
-    t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    t = targets.array if isinstance(targets, Tensor) else np.asarray(targets)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must be integer class indices, got dtype {t.dtype}")
     if t.shape != (logits.shape[0],):
@@ -354,13 +370,13 @@ class CrossEntropyBackward(Function):
 
     def backward(self, dy):
         logits, row_grad = self.saved_tensors
-        p = logits.softmax(axis=1)
+        p = logits.softmax(1)
         d_logits = d_rows = None
         if self.needs_input_grad[0]:
-            d_logits = row_grad.reshape(-1, 1) * p * (dy - (dy * p).sum(axis=1, keepdims=True))
+            d_logits = row_grad.reshape(-1, 1) * p * (dy - (dy * p).sum(1, True))
         if self.needs_input_grad[1]:
             onehot = np.eye(logits.shape[1], dtype=logits.dtype)[self.targets]
-            d_rows = (dy * (p - constant(onehot))).sum(axis=1)
+            d_rows = (dy * (p - constant(onehot))).sum(1)
         return d_logits, d_rows
 
 
@@ -427,7 +443,57 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     return _reduce_loss(losses, reduction, "binary_cross_entropy_with_logits")
 
 
+class BinaryCrossEntropy(Function):
+    """Per-element loss -[t log p + (1-t) log(1-p)] for probabilities p and targets t;
+    dp = (p - t) / (p (1-p)),  dt = log(1-p) - log p.
+
+    As PyTorch, each log is clamped at -100 so p = 0 or 1 gives a large finite loss, and the
+    denominator of dp at least 1e-12. Probabilities from a sigmoid lose precision near 0 and
+    1; binary_cross_entropy_with_logits on the raw scores avoids that.
+    """
+
+    def forward(self, p, t):
+        k = self.kernels
+        with np.errstate(divide="ignore"):  # log(0) = -inf, clamped to -100 just below
+            log_p = k.clip(k.log(p), -100, None)
+            log_q = k.clip(k.log(k.sub(1, p)), -100, None)
+        return k.neg(k.add(k.mul(t, log_p), k.mul(k.sub(1, t), log_q)))
+
+    def backward(self, grad):
+        p, t = self.saved_tensors
+        grad_p = grad_t = None
+        if self.needs_input_grad[0]:
+            grad_p = grad * (p - t) / maximum(p * (1 - p), 1e-12)
+        if self.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):
+                grad_t = grad * (log(1 - p).clamp(min=-100) - log(p).clamp(min=-100))
+        return grad_p, grad_t
+
+
+def binary_cross_entropy(probabilities, targets, weight=None, reduction="mean"):
+    """-[t log p + (1-t) log(1-p)] for probabilities p in [0, 1] (e.g. a sigmoid's output) and targets t.
+
+    weight (optional, broadcast to the elements) scales each element's loss, as in PyTorch.
+    """
+    targets = constant(targets, like=probabilities)
+    if probabilities.shape != targets.shape:
+        raise ValueError(
+            f"binary_cross_entropy: probabilities {probabilities.shape} and targets {targets.shape} differ"
+        )
+    p = probabilities.array
+    if p.size and not (np.all(p >= 0) and np.all(p <= 1)):  # NaN fails both, as in PyTorch
+        raise ValueError(
+            "binary_cross_entropy: every probability must be between 0 and 1 (use ..._with_logits on scores)"
+        )
+    losses = BinaryCrossEntropy.apply(probabilities, targets)
+    if weight is not None:
+        losses = losses * weight
+    return _reduce_loss(losses, reduction, "binary_cross_entropy")
+
+
 __all__ = [
+    "one_hot",
+    "binary_cross_entropy",
     "conv2d",
     "max_pool2d",
     "avg_pool2d",

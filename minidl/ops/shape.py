@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from minidl.autograd import Function
-from minidl.ops._util import normalize_axis, unbroadcast
+from minidl.ops._util import dim_alias, normalize_axis, single_dim, unbroadcast
 from minidl.tensor import Tensor
 
 
@@ -156,7 +156,7 @@ def reshape(x, *shape):
         try:
             _resolve_shape(x.shape, shape)  # say in our words what is wrong with the shape
         except ValueError as e:
-            raise ValueError(f"reshape: cannot reshape {x.shape} ({x.data.size} elements) into {shape}: {e}") from None
+            raise ValueError(f"reshape: cannot reshape {x.shape} ({x.array.size} elements) into {shape}: {e}") from None
         raise
 
 
@@ -191,11 +191,11 @@ def permute(x, *axes):
 
 
 def transpose(x, *axes):
-    """transpose(x) reverses the axes (like x.T); transpose(x, a, b) swaps axes a and b (like torch)."""
+    """transpose(x, dim0, dim1) swaps two dims (like torch); transpose(x) reverses them all (like x.T)."""
     if not axes:
         return permute(x, *reversed(range(x.ndim)))
     if len(axes) != 2:
-        raise ValueError(f"transpose: give no axes (reverse all) or two axes to swap, got {axes}")
+        raise ValueError(f"transpose: give two dims to swap (or none, to reverse them all), got {axes}")
     ndim = x.ndim
     a, b = axes
     if type(a) is not int or type(b) is not int or not (-ndim <= a < ndim and -ndim <= b < ndim):
@@ -206,6 +206,13 @@ def transpose(x, *axes):
     order = list(range(ndim))
     order[a], order[b] = order[b], order[a]
     return Permute.apply(x, axes=tuple(order))  # a swap of two valid axes is always a permutation
+
+
+def t(x):
+    """The transpose of a matrix (a vector or a 0-d tensor stays as it is), as torch.t."""
+    if x.ndim > 2:
+        raise ValueError(f"t: expects a tensor with at most 2 dims, got shape {x.shape}; use transpose(dim0, dim1)")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
 
 
 def expand(x, *shape):
@@ -227,47 +234,53 @@ def expand(x, *shape):
 broadcast_to = expand
 
 
-def squeeze(x, axis=None):
-    """Remove axes of size 1 (all of them, or just `axis`)."""
-    if axis is None:
+def squeeze(x, dim=None, *, axis=None):
+    """Remove dims of size 1: all of them, or those of `dim` (an int or a tuple) that have size 1.
+
+    As in PyTorch, a given dim whose size is not 1 is left as it is (no error).
+    """
+    dim = dim_alias("squeeze", dim, axis)
+    if dim is None:
         shape = tuple(n for n in x.shape if n != 1)
-    elif x.ndim == 0:  # nothing to squeeze; torch accepts axis 0 or -1 here
-        if axis not in (0, -1, (0,), (-1,)):
-            raise ValueError(f"squeeze: axis {axis} is out of range for a 0-d tensor (use 0 or -1)")
+    elif x.ndim == 0:  # nothing to squeeze; torch accepts dim 0 or -1 here
+        if dim not in (0, -1, (0,), (-1,)):
+            raise ValueError(f"squeeze: dim {dim} is out of range for a 0-d tensor (use 0 or -1)")
         return x
     else:
-        axes = normalize_axis(axis, x.ndim, "squeeze")
-        for a in axes:
-            if x.shape[a] != 1:
-                raise ValueError(f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}, not 1")
-        shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
+        dims = normalize_axis(dim, x.ndim, "squeeze")
+        shape = tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1))
     return reshape(x, shape)
 
 
-def unsqueeze(x, axis):
-    """Insert an axis of size 1 at position `axis` (negative counts from the end of the result)."""
+def unsqueeze(x, dim=None, *, axis=None):
+    """Insert a dim of size 1 at position `dim` (negative counts from the end of the result)."""
+    dim = dim_alias("unsqueeze", dim, axis)
+    if dim is None:
+        raise TypeError("unsqueeze: missing the dim to insert")
     ndim = x.ndim + 1
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"unsqueeze: axis {axis} is out of range for a result with {ndim} dimensions")
-    axis %= ndim
-    return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"unsqueeze: dim {dim} is out of range for a result with {ndim} dimensions")
+    dim %= ndim
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
-def flatten(x, start_axis=0, end_axis=-1):
-    """Merge axes start_axis..end_axis into one."""
+def flatten(x, start_dim=0, end_dim=-1, *, start_axis=None, end_axis=None):
+    """Merge dims start_dim..end_dim into one (start_axis/end_axis are accepted as NumPy-style names)."""
+    start_dim = start_dim if start_axis is None else start_axis
+    end_dim = end_dim if end_axis is None else end_axis
     if x.ndim == 0:
         return reshape(x, 1)
-    start = normalize_axis(start_axis, x.ndim, "flatten")[0]
-    end = normalize_axis(end_axis, x.ndim, "flatten")[0]
+    start = normalize_axis(start_dim, x.ndim, "flatten")[0]
+    end = normalize_axis(end_dim, x.ndim, "flatten")[0]
     if start > end:
-        raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     merged = int(np.prod(x.shape[start : end + 1]))
     return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1 :])
 
 
 def contiguous(x):
     """x itself if it is already row-major in memory, else a row-major copy."""
-    if x.data.flags.c_contiguous:
+    if x.array.flags.c_contiguous:
         return x
     return Contiguous.apply(x)
 
@@ -280,44 +293,49 @@ def _check_same(op, tensors):
             raise TypeError(f"{op}: expected tensors, got {type(t).__name__}")
 
 
-def concat(tensors, axis=0):
-    """Join tensors along an existing axis."""
+def concat(tensors, dim=None, *, axis=None):
+    """Join tensors along an existing dim (0 by default)."""
+    dim = dim_alias("cat", dim, axis)
+    dim = 0 if dim is None else dim
     tensors = list(tensors)
     _check_same("concat", tensors)
     first = tensors[0]
     if first.ndim == 0:
-        raise ValueError("concat: 0-d tensors have no axis to join along; use stack to make a new one")
-    axis = normalize_axis(axis, first.ndim, "concat")[0]
+        raise ValueError("concat: 0-d tensors have no dim to join along; use stack to make a new one")
+    dim = normalize_axis(dim, first.ndim, "concat")[0]
     for t in tensors[1:]:
-        if t.ndim != first.ndim or any(t.shape[i] != first.shape[i] for i in range(first.ndim) if i != axis):
+        if t.ndim != first.ndim or any(t.shape[i] != first.shape[i] for i in range(first.ndim) if i != dim):
             raise ValueError(
-                f"concat: shapes {first.shape} and {t.shape} differ outside axis {axis}; "
+                f"concat: shapes {first.shape} and {t.shape} differ outside dim {dim}; "
                 f"all shapes: {[u.shape for u in tensors]}"
             )
-    return Concat.apply(*tensors, axis=axis)
+    return Concat.apply(*tensors, axis=dim)
 
 
 cat = concat
 
 
-def stack(tensors, axis=0):
-    """Join same-shaped tensors along a new axis."""
+def stack(tensors, dim=None, *, axis=None):
+    """Join same-shaped tensors along a new dim (0 by default)."""
+    dim = dim_alias("stack", dim, axis)
+    dim = 0 if dim is None else dim
     tensors = list(tensors)
     _check_same("stack", tensors)
     for t in tensors[1:]:
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: all tensors need the same shape, got {[u.shape for u in tensors]}")
     ndim = tensors[0].ndim + 1
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"stack: axis {axis} is out of range for a result with {ndim} dimensions")
-    return Stack.apply(*tensors, axis=axis % ndim)
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"stack: dim {dim} is out of range for a result with {ndim} dimensions")
+    return Stack.apply(*tensors, axis=dim % ndim)
 
 
-def split(x, split_size_or_sections, axis=0):
-    """Cut x along `axis` into pieces of a given size (the last may be smaller) or of the given sizes."""
+def split(x, split_size_or_sections, dim=None, *, axis=None):
+    """Cut x along `dim` (0 by default) into pieces of a given size (the last may be smaller) or of the given sizes."""
+    dim = dim_alias("split", dim, axis)
     if x.ndim == 0:
         raise ValueError("split: cannot split a 0-d tensor")
-    axis = normalize_axis(axis, x.ndim, "split")[0]
+    axis = normalize_axis(0 if dim is None else dim, x.ndim, "split")[0]
     length = x.shape[axis]
     if isinstance(split_size_or_sections, (int, np.integer)):
         size = int(split_size_or_sections)
@@ -336,10 +354,22 @@ def split(x, split_size_or_sections, axis=0):
     return tuple(pieces)
 
 
+def chunk(x, chunks, dim=None, *, axis=None):
+    """Cut x into `chunks` pieces of equal size along dim (the last may be smaller), as torch.chunk."""
+    dim = dim_alias("chunk", dim, axis)
+    dim = 0 if dim is None else dim
+    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
+        raise ValueError(f"chunk: chunks must be a positive integer, got {chunks!r}")
+    if x.ndim == 0:
+        raise ValueError("chunk: cannot chunk a 0-d tensor")
+    length = x.shape[single_dim("chunk", dim, x.ndim)]
+    return split(x, max(-(-length // int(chunks)), 1), dim)
+
+
 def to_index(index):
     """Convert an index that may contain Tensors or lists into one NumPy understands."""
     if isinstance(index, Tensor):
-        return index.data
+        return index.array
     if isinstance(index, list):
         return np.asarray(index)
     if isinstance(index, tuple):
@@ -350,9 +380,13 @@ def to_index(index):
 def getitem(x, index):
     index = to_index(index)
     try:
-        return GetItem.apply(x, index=index)
+        out = GetItem.apply(x, index=index)
     except IndexError as e:
         raise IndexError(f"getitem: index {index!r} is invalid for shape {x.shape}: {e}") from None
+    base = out.array.base
+    if base is not None and (base is x.array or base is x.array.base):
+        out._version = x._version  # a basic slice is a view: an in-place change of either is a change of both
+    return out
 
 
 def scatter_add(values, index, shape):
@@ -374,6 +408,7 @@ __all__ = [
     "contiguous",
     "permute",
     "transpose",
+    "t",
     "expand",
     "broadcast_to",
     "squeeze",
@@ -383,6 +418,7 @@ __all__ = [
     "cat",
     "stack",
     "split",
+    "chunk",
     "getitem",
     "scatter_add",
     "pad",

@@ -35,7 +35,7 @@ class ParameterAverage:
         self.params = list(parameters)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got no parameters to average")
-        self.averages = [p.data.copy() for p in self.params]
+        self.averages = [p.array.copy() for p in self.params]
         self.num_updates = 0
 
     def blend(self, average, current):
@@ -45,12 +45,12 @@ class ParameterAverage:
         """Fold the current weights into the average (call after each optimizer.step())."""
         self.num_updates += 1
         for average, p in zip(self.averages, self.params):
-            self.blend(average, p.data)
+            self.blend(average, p.array)
 
     def _copy_into(self, values):
         with no_grad():
             for p, value in zip(self.params, values):
-                p.data[...] = value
+                p.array[...] = value
                 p._bump_version()
 
     @contextlib.contextmanager
@@ -62,7 +62,7 @@ class ParameterAverage:
                 raise ValueError(
                     f"{type(self).__name__}.average_parameters: the model has parameters this averager does not track"
                 )
-        training_weights = [p.data.copy() for p in self.params]
+        training_weights = [p.array.copy() for p in self.params]
         self._copy_into(self.averages)
         try:
             yield

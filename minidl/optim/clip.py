@@ -61,9 +61,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if max_norm <= 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
     if not params:
-        return Tensor(np.array(0.0, dtype=np.float32))
+        return Tensor._wrap(np.array(0.0, dtype=np.float32))
     norm_type = float(norm_type)
-    per_param = [_grad_norm(p.grad.data, norm_type) for p in params]
+    per_param = [_grad_norm(p.grad.array, norm_type) for p in params]
     total = float(np.linalg.norm(np.array(per_param), ord=norm_type))
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"clip_grad_norm_: the total gradient norm is {total}; gradients contain NaN or inf")
@@ -71,8 +71,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if coefficient < 1 or math.isnan(coefficient):  # NaN spreads to every gradient, as in PyTorch
         with np.errstate(invalid="ignore"):  # inf * 0 = NaN is the documented result, not a surprise
             for p in params:
-                p.grad.data *= p.grad.dtype.type(coefficient)
-    return Tensor(np.array(total, dtype=params[0].grad.dtype))
+                p.grad.array *= p.grad.dtype.type(coefficient)
+    return Tensor._wrap(np.array(total, dtype=params[0].grad.dtype))
 
 
 def clip_grad_value_(parameters, clip_value):
@@ -80,4 +80,4 @@ def clip_grad_value_(parameters, clip_value):
     if clip_value <= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be > 0, got {clip_value}")
     for p in _with_grads(parameters):
-        np.clip(p.grad.data, -clip_value, clip_value, out=p.grad.data)
+        np.clip(p.grad.array, -clip_value, clip_value, out=p.grad.array)

@@ -2,7 +2,7 @@
 
 A parameter group is a dict {"params": [...], "lr": ..., other hyperparameters}; giving
 several groups lets layers learn at different rates. Updates run under no_grad on
-`p.data` and bump the parameter's version counter, so a backward pass recorded before
+`p.array` and bump the parameter's version counter, so a backward pass recorded before
 the update (and not yet run) fails loudly instead of using stale values.
 """
 
@@ -73,7 +73,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad.data[...] = 0
+                    p.grad.array[...] = 0
 
     def step(self, closure=None):
         """Update every parameter that has a gradient. closure() (optional) recomputes and returns the loss."""
@@ -89,7 +89,7 @@ class Optimizer:
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = {}
-                    self.update(p.data, p.grad.data, state, group)
+                    self.update(p.array, p.grad.array, state, group)
                     p._bump_version()  # the values changed in place: backward through old graphs must fail
         return loss
 

@@ -1,7 +1,7 @@
 """The update rules as plain functions over NumPy arrays, changing the parameter in place.
 
 They know nothing of Tensors, Modules or optimizers: the optimizers in this package call
-them with `p.data` and `p.grad.data`, and a parameter server can call them on its own
+them with `p.array` and `p.grad.array`, and a parameter server can call them on its own
 arrays. Each forwards to the active kernel set (`minidl.backend.get_kernels()`), so the C
 kernels speed them up without changing their meaning; the NumPy reference versions in
 minidl/backend/numpy_kernels.py are the readable definitions.

@@ -117,7 +117,7 @@ def train_one_epoch(model, loader, optimizer, loss_fn=None, clip_grad_norm=None,
                 averager.update()
             n = len(y)
             total_loss += value * n
-            correct += int((scores.data.argmax(axis=1) == y.data).sum())
+            correct += int((scores.array.argmax(axis=1) == y.array).sum())
             seen += n
             if on_batch is not None:
                 on_batch(step, total_loss / seen, correct / seen)
@@ -131,7 +131,7 @@ def evaluate(model, dataset, batch_size=512):
     correct = 0
     with minidl.no_grad(), np.errstate(all="ignore"):
         for x, y in data.DataLoader(dataset, batch_size=batch_size):
-            correct += int((model(x).data.argmax(axis=1) == y.data).sum())
+            correct += int((model(x).array.argmax(axis=1) == y.array).sum())
     model.train(was_training)
     return correct / len(dataset)
 
@@ -230,7 +230,7 @@ def fit(
     first_epoch, previous_seconds = 1, 0.0
     if saved is not None:
         try:
-            state = minidl.load(resume, model=model, optimizer=optimizer)
+            state = minidl.load_checkpoint(resume, model=model, optimizer=optimizer)
         except (OSError, CheckpointError) as e:
             raise TrainingError(Arg("resume"), f": {e}") from None
         scheduler.load_state_dict(state["extra"]["scheduler"])
@@ -302,7 +302,7 @@ def fit(
                     "seconds": previous_seconds + time.perf_counter() - start,
                     "data": {"data_dir": data_dir, "mirror": mirror},
                 }
-                minidl.save(checkpoint_path, model=model, optimizer=optimizer, step=epoch, extra=extra)
+                minidl.save_checkpoint(checkpoint_path, model=model, optimizer=optimizer, step=epoch, extra=extra)
             completed, last_checkpoint = epoch, checkpoint_path if checkpoint_path is not None else last_checkpoint
             stats = {
                 "epochs": config.epochs, "train_loss": train_loss, "train_accuracy": train_accuracy,

@@ -60,7 +60,7 @@ results["ring"] = ring
 minidl.manual_seed(rank)  # different on every rank on purpose
 model = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3))
 broadcast_parameters(list(model.parameters()), comm)
-gathered = comm.allgather(np.concatenate([p.data.ravel() for p in model.parameters()]))
+gathered = comm.allgather(np.concatenate([p.array.ravel() for p in model.parameters()]))
 results["broadcast_equal"] = bool((gathered == gathered[0]).all())
 
 
@@ -92,7 +92,7 @@ def train(model, dataset, batch, replicas, me, epochs=2, wrap=None, momentum=0.9
             if wrap:
                 runner.synchronize()
             opt.step()
-    return np.concatenate([p.data.ravel() for p in model.parameters()])
+    return np.concatenate([p.array.ravel() for p in model.parameters()])
 
 
 dataset = make_data()
@@ -141,8 +141,8 @@ for step in range(6):
     pipe.train_step(xs if pipe.first else None, ys if pipe.last else None, nn.CrossEntropyLoss())
     opt.step()
 start, end = pipe.bounds[rank]
-mine = [p.data for p in pipe.stage.parameters()]
-theirs = [p.data for p in nn.Sequential(*list(single)[start:end]).parameters()]
+mine = [p.array for p in pipe.stage.parameters()]
+theirs = [p.array for p in nn.Sequential(*list(single)[start:end]).parameters()]
 diff = max(float(np.abs(a - b).max()) for a, b in zip(mine, theirs))
 results["pipeline"] = {"bounds": pipe.bounds, "max_diff": max(comm.allgather(np.array([diff]))[:, 0].tolist())}
 
@@ -168,9 +168,9 @@ for parallel in (False, True):
     models[parallel] = m
 split = models[True][0]
 results["split_linear"] = {
-    "weight_diff": float(np.abs(split.full_weight() - models[False][0].weight.data).max()),
-    "bias_diff": float(np.abs(split.full_bias() - models[False][0].bias.data).max()),
-    "next_layer_diff": float(np.abs(models[True][2].weight.data - models[False][2].weight.data).max()),
+    "weight_diff": float(np.abs(split.full_weight() - models[False][0].weight.array).max()),
+    "bias_diff": float(np.abs(split.full_bias() - models[False][0].bias.array).max()),
+    "next_layer_diff": float(np.abs(models[True][2].weight.array - models[False][2].weight.array).max()),
     "rows_here": split.weight.shape[0],
 }
 

@@ -58,7 +58,7 @@ def _short(x):
 
 
 def _value_line(tensor):
-    s = summarize(tensor.data)
+    s = summarize(tensor.array)
     if s.count == 1 and s.finite:
         return f"value {_short(s.mean)}", False
     return f"val mean {_short(s.mean)} std {_short(s.std)}{s.trouble()}", not s.finite
@@ -75,7 +75,7 @@ def _known_gradient(tensor, trace):
         g = trace.gradient(tensor)
         if g is not None:
             return g
-    return None if tensor.grad is None else tensor.grad.data
+    return None if tensor.grad is None else tensor.grad.array
 
 
 def _inputs_of(function, trace):
@@ -158,8 +158,8 @@ def build_graph(tensor, trace=None, show_values=True):
                 key, new = add_op_node(inp)
                 if new:
                     stack.append(inp)
-            elif not inp.requires_grad and inp.data.size == 1 and not inp.name:
-                folded.append(_short(float(inp.data.reshape(-1)[0])) if inp.dtype.kind in "fiub" else "?")
+            elif not inp.requires_grad and inp.array.size == 1 and not inp.name:
+                folded.append(_short(float(inp.array.reshape(-1)[0])) if inp.dtype.kind in "fiub" else "?")
                 continue
             else:
                 key = add_tensor_node(inp)
@@ -259,7 +259,7 @@ def collapse_graph(graph, collapse=(), collapse_modules=False):
         inner = [graph.nodes[k] for k in keys]
         ops = [n for n in inner if n.kind == "op"]
         params = [n for n in inner if n.kind == "param"]
-        weights = sum(n.tensor.data.size for n in params)
+        weights = sum(n.tensor.array.size for n in params)
         contents = count_of(len(ops), "op")
         if params:
             contents += f", {count_of(len(params), 'param')} ({weights:,} weights)"
