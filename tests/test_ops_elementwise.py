@@ -10,7 +10,7 @@ straddles the kink of abs/relu/max would make the numeric gradient meaningless.
 import numpy as np
 import pytest
 import torch
-from core_helpers import check_grad, distinct, leaf, rng
+from core_helpers import check_grad, check_gradgrad, distinct, leaf, rng
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -316,3 +316,37 @@ def test_clip_argument_errors():
         x.clip()
     with pytest.raises(ValueError, match=r"clip: min \(1\) is greater than max \(0\)"):
         x.clip(1, 0)
+
+
+# ---------------------------------------------------------------------------
+# masked_fill, and PyTorch's dtypes when integers meet floats
+# ---------------------------------------------------------------------------
+def test_masked_fill_gradchecks_in_the_tensor_and_the_value_first_and_second_order():
+    x = leaf((3, 4), seed=11)
+    value = minidl.tensor(np.array(0.7), requires_grad=True)
+    mask = minidl.tensor(rng(12).random((1, 4)) > 0.5)  # broadcast over the rows
+    check_grad(lambda a, v: a.masked_fill(mask, v), [x, value])
+    check_gradgrad(lambda a, v: (a * a).masked_fill(mask, v * v), [x, value])
+    with pytest.raises(TypeError, match="masked_fill: the mask must be a bool tensor"):
+        x.masked_fill(minidl.tensor([1, 0, 1, 0]), 0.0)
+    with pytest.raises(ValueError, match=r"masked_fill: a mask of shape \(2, 4\) does not broadcast"):
+        x.masked_fill(minidl.ones(2, 4) > 0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda lib: lib.arange(4) * 0.5,
+        lambda lib: lib.arange(4) / 3,
+        lambda lib: lib.arange(4) + lib.ones(4, dtype=lib.float64),
+        lambda lib: lib.arange(4, dtype=lib.int32) * lib.ones(4, dtype=lib.float16),
+        lambda lib: lib.tensor([True, False]) + 0.5,
+        lambda lib: lib.arange(4) ** 0.5,
+        lambda lib: lib.arange(4).sqrt(),
+        lambda lib: (lib.arange(4) > 1) * lib.ones(4),
+    ],
+)
+def test_integers_meeting_floats_take_pytorchs_dtype(make):
+    ours, theirs = make(minidl), make(torch)
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+    np.testing.assert_allclose(ours.array, theirs.numpy(), rtol=2 * eps(np.float16))  # float16 rounds, once

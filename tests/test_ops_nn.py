@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from core_helpers import check_grad, distinct, leaf
+from core_helpers import check_grad, check_gradgrad, distinct, leaf
 from tolerances import TRANSCENDENTAL_ULPS, assert_within, chain_atol, eps
 
 import minidl
@@ -457,3 +457,41 @@ def test_float32_stays_float32_forward_and_backward_and_agrees_with_float64():
         assert p32.grad.dtype == np.float32
         atol = chain_atol(p64.grad.array, budget=forward + 4 + 72, fan_in=72, dtype=np.float32, results=1)
         assert_within(p32.grad.array, p64.grad.array, atol, "float32 gradient vs float64")
+
+
+# ---------------------------------------------------------------------------
+# Binary cross-entropy on probabilities, and one_hot
+# ---------------------------------------------------------------------------
+def test_binary_cross_entropy_gradchecks_in_both_arguments_first_and_second_order():
+    p = leaf((3, 4), 0.05, 0.95, seed=8)
+    t = leaf((3, 4), 0.0, 1.0, seed=9)
+    check_grad(lambda a, b: minidl.binary_cross_entropy(a, b, reduction="sum"), [p, t])
+    check_gradgrad(lambda a, b: minidl.binary_cross_entropy(a, b), [p, t])
+
+
+def test_binary_cross_entropy_matches_torch_even_at_0_and_1():
+    p = np.array([0.0, 1e-30, 0.3, 1.0, 1.0], np.float32)
+    t = np.array([1.0, 1.0, 0.0, 1.0, 0.0], np.float32)
+    p_o, p_t = minidl.tensor(p, requires_grad=True), torch.tensor(p, requires_grad=True)
+    loss = minidl.binary_cross_entropy(p_o, minidl.tensor(t), reduction="none")
+    loss_t = F.binary_cross_entropy(p_t, torch.tensor(t), reduction="none")
+    # log and a few ops per element (both clamp at -100); the gradient (p - t) / max(p(1 - p), 1e-12).
+    assert_within(
+        loss.array, loss_t.detach().numpy(), chain_atol(loss_t.detach().numpy(), budget=TRANSCENDENTAL_ULPS + 4), "loss"
+    )
+    loss.sum().backward()
+    loss_t.sum().backward()
+    assert_within(p_o.grad.array, p_t.grad.numpy(), chain_atol(p_t.grad.numpy(), budget=6), "gradient")
+    with pytest.raises(ValueError, match="binary_cross_entropy: every probability must be between 0 and 1"):
+        minidl.binary_cross_entropy(minidl.tensor([1.5]), minidl.tensor([1.0]))
+
+
+def test_one_hot_matches_torch_and_checks_the_classes():
+    labels = np.array([[2, 0], [1, 3]])
+    np.testing.assert_array_equal(
+        minidl.nn.functional.one_hot(minidl.tensor(labels), 5).array, F.one_hot(torch.tensor(labels), 5).numpy()
+    )
+    with pytest.raises(IndexError, match=r"one_hot: class values must be in \[0, 3\)"):
+        minidl.nn.functional.one_hot(minidl.tensor([0, 3]), 3)
+    with pytest.raises(TypeError, match="one_hot: expects integer class indices"):
+        minidl.nn.functional.one_hot(minidl.tensor([0.0]))

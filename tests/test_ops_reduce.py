@@ -9,7 +9,7 @@ checked against PyTorch in test_pytorch_habits.py.)
 import numpy as np
 import pytest
 import torch
-from core_helpers import check_grad, distinct, leaf
+from core_helpers import check_grad, check_gradgrad, distinct, leaf
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -318,3 +318,49 @@ def test_max_and_min_of_an_empty_tensor_are_errors(name):
 def test_softmax_axis_error_names_the_op(name):
     with pytest.raises(ValueError, match=rf"{name}: dim 2 is out of range for a tensor with 2 dimensions"):
         getattr(minidl, name)(minidl.ones(2, 3), 2)
+
+
+# ---------------------------------------------------------------------------
+# PyTorch's other reductions: std, norm, max/min along a dim, sort, topk, gather
+# ---------------------------------------------------------------------------
+# name: (function of a float64 leaf, needs distinct values). The ones that pick elements (max/min
+# along a dim, sort, topk, gather) are GetItem underneath; the norms use the Norm op or compose.
+PICKS_AND_NORMS = {
+    "std": (lambda t: t.std(1, keepdim=True), False),
+    "std_correction_0": (lambda t: minidl.std(t, correction=0), False),
+    "var_correction_2": (lambda t: t.var(0, correction=2), False),
+    "norm": (lambda t: t.norm(), False),
+    "norm_dim": (lambda t: minidl.norm(t, dim=1, keepdim=True), False),
+    "norm_p1": (lambda t: t.norm(p=1, dim=0), False),
+    "norm_p3": (lambda t: t.norm(p=3), False),
+    "norm_inf": (lambda t: t.norm(p=float("inf"), dim=1), True),
+    "max_dim": (lambda t: t.max(1).values, True),
+    "min_dim_keepdim": (lambda t: minidl.min(t, 0, keepdim=True)[0], True),
+    "sort": (lambda t: t.sort(dim=0, descending=True).values, True),
+    "topk": (lambda t: t.topk(2, dim=1).values, True),
+    "topk_smallest": (lambda t: t.topk(1, dim=0, largest=False).values, True),
+    "gather": (lambda t: minidl.gather(t, 1, minidl.tensor([[3, 0], [1, 1], [2, 0]])), False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PICKS_AND_NORMS))
+def test_picks_and_norms_gradcheck_first_and_second_order(name):
+    fn, needs_distinct = PICKS_AND_NORMS[name]
+    x = distinct((3, 4), seed=6) if needs_distinct else leaf((3, 4), 0.2, 1.0, seed=6)  # away from the norms' kinks
+    check_grad(fn, [x])
+    check_gradgrad(fn, [x])
+
+
+def test_the_norm_of_zero_has_the_zero_subgradient_like_torch():
+    x = minidl.zeros(3, requires_grad=True)
+    x.norm().backward()
+    np.testing.assert_array_equal(x.grad.array, np.zeros(3, np.float32))  # 0, not 0/0
+
+
+def test_var_with_too_few_values_warns_and_gives_nan_or_inf_like_torch():
+    with pytest.warns(RuntimeWarning, match="degrees of freedom"):
+        assert np.isnan(minidl.tensor([2.0]).var().item())
+    with pytest.warns(RuntimeWarning, match="degrees of freedom"):
+        assert np.isinf(minidl.tensor([1.0, 3.0]).var(correction=2).item())
+    with pytest.raises(TypeError, match="var: give either unbiased or correction, not both"):
+        minidl.ones(3).var(unbiased=True, correction=1)

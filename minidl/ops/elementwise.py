@@ -136,7 +136,7 @@ class Pow(Function):
     """y = a^b for tensors;   dy/da = b a^(b-1),  dy/db = a^b ln a"""
 
     def forward(self, a, b):
-        return self.kernels.power(a, b)
+        return self.kernels.power(*_result_dtypes(a, b))
 
     def backward(self, grad):
         a, b = self.saved_tensors
@@ -269,7 +269,7 @@ class Maximum(Function):
     """y = max(a, b) elementwise; the gradient goes to the larger input (split evenly on ties)."""
 
     def forward(self, a, b):
-        return self.kernels.maximum(a, b)
+        return self.kernels.maximum(*_result_dtypes(a, b))
 
     def backward(self, grad):
         a, b = self.saved_tensors
@@ -281,7 +281,7 @@ class Minimum(Function):
     """y = min(a, b) elementwise; the gradient goes to the smaller input (split evenly on ties)."""
 
     def forward(self, a, b):
-        return self.kernels.minimum(a, b)
+        return self.kernels.minimum(*_result_dtypes(a, b))
 
     def backward(self, grad):
         a, b = self.saved_tensors
@@ -317,7 +317,7 @@ class Where(Function):
     """y = a where cond else b;   the gradient flows to whichever input was chosen."""
 
     def forward(self, cond, a, b):
-        return self.kernels.where(cond, a, b)
+        return self.kernels.where(cond, *_result_dtypes(a, b))
 
     def backward(self, grad):
         cond, a, b = self.inputs
@@ -465,7 +465,9 @@ def masked_fill(x, mask, value):
         )
     if isinstance(value, Tensor) and value.ndim != 0:
         raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
-    return where(mask, constant(value, like=x), x)
+    if not isinstance(value, Tensor):
+        value = Tensor._make(np.asarray(value, dtype=x.dtype), device=x.device)  # x's dtype, as in PyTorch
+    return where(mask, value, x)
 
 
 def where(condition, a, b):
