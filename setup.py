@@ -3,7 +3,7 @@
 The cffi extension (minidl/backend/_ckernels) is optional: if it cannot be built
 (no C compiler), installation still succeeds and minidl runs on the NumPy kernels.
 `pip install -e .` builds it in place (setuptools runs build_ext with inplace=True for
-editable installs), next to minidl/backend/c_kernels.py which imports it.
+editable installs), where minidl/backend/c/_ffi.py imports it.
 During development: `python minidl/backend/_build_ckernels.py` rebuilds it in place.
 """
 

@@ -75,7 +75,7 @@ GEMM_CASES = [
 def gemm_table(paths, repeats):
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from minidl.backend import c_kernels as ck
+    from minidl.backend import c as ck
 
     blas = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
     arch = blas[0].get("architecture", "?") if blas else "not OpenBLAS"
@@ -95,7 +95,7 @@ def gemm_table(paths, repeats):
             def ours(path, a=a, b=b):
                 def run():
                     ck.set_simd_path(path)
-                    ck._sgemm(a, b)
+                    ck.gemm.sgemm(a, b)
 
                 return run
 
@@ -115,7 +115,7 @@ def gemm_table(paths, repeats):
 def fused_table(repeats):
     from threadpoolctl import threadpool_limits
 
-    from minidl.backend import c_kernels as ck
+    from minidl.backend import c as ck
     from minidl.backend import numpy_kernels as nk
 
     x = _rand(256, 1024, seed=1)
@@ -172,14 +172,13 @@ def crossover(repeats):
     """Smallest sizes at which each C kernel beats its NumPy twin (sets the MIN_* thresholds)."""
     from threadpoolctl import threadpool_limits
 
-    from minidl.backend import c_kernels as ck
+    from minidl.backend import c as ck
     from minidl.backend import numpy_kernels as nk
 
-    saved = {
-        k: getattr(ck, k) for k in ("MIN_GEMM_FLOPS", "MIN_ELEMENTWISE", "MIN_FUSED", "MIN_CONV", "MIN_TRANSCENDENTAL")
-    }
-    for k in saved:
-        setattr(ck, k, 0)
+    modules = (ck.gemm, ck.elementwise, ck.losses)
+    saved = {(m, k): getattr(m, k) for m in modules for k in dir(m) if k.startswith("MIN_")}
+    for m, k in saved:
+        setattr(m, k, 0)
     try:
         with threadpool_limits(1):
             print(f"{'kernel':14s} {'size':>8s} {'NumPy us':>9s} {'C us':>9s} {'ratio':>6s}")
@@ -200,15 +199,15 @@ def crossover(repeats):
                 t = _median_times([ce_np, ce_c], repeats)
                 print(f"{'CE fwd':14s} {size:8d} {t[0] * 1e6:9.2f} {t[1] * 1e6:9.2f} {t[0] / t[1]:6.2f}")
     finally:
-        for k, v in saved.items():
-            setattr(ck, k, v)
+        for (m, k), v in saved.items():
+            setattr(m, k, v)
 
 
 def tune(repeats):
     """Sweep the GEMM cache blocks (KC, MC) of each SIMD path against OpenBLAS at 1024^3."""
     from threadpoolctl import threadpool_limits
 
-    from minidl.backend import c_kernels as ck
+    from minidl.backend import c as ck
 
     grid = {"avx512": [(256, 240), (384, 240), (512, 240), (512, 480), (768, 120)],
             "avx2": [(256, 120), (512, 120), (512, 240), (768, 96)],
@@ -219,14 +218,14 @@ def tune(repeats):
     before = ck.simd_path()
     with threadpool_limits(1):
         for path in ck.simd_paths_supported():
-            code = ck._PATHS[path]
+            code = ck.SIMD_PATHS[path]
             ck.lib.mdk_gemm_get_blocking(code, saved)
             ck.set_simd_path(path)
             print(f"{path}: default KC={saved[0]} MC={saved[1]} NC={saved[2]}; ratio = ours / OpenBLAS at {n}^3")
             try:
                 for kc, mc in grid.get(path, []):
                     ck.lib.mdk_gemm_set_blocking(code, kc, mc, saved[2])
-                    t_np, t_c = _median_times([lambda: np.matmul(a, b), lambda: ck._sgemm(a, b)], repeats)
+                    t_np, t_c = _median_times([lambda: np.matmul(a, b), lambda: ck.gemm.sgemm(a, b)], repeats)
                     print(f"  KC={kc:4d} MC={mc:4d}: {2 * n**3 / t_c / 1e9:6.1f} GFLOP/s  ratio {t_np / t_c:.2f}")
             finally:
                 ck.lib.mdk_gemm_set_blocking(code, saved[0], saved[1], saved[2])
@@ -234,7 +233,7 @@ def tune(repeats):
 
 
 def child(args):
-    from minidl.backend import c_kernels as ck
+    from minidl.backend import c as ck
 
     if not ck.available:
         print(f"C kernels not available: {ck.unavailable_reason}")

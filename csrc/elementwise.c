@@ -35,3 +35,8 @@ void mdk_bias_act_backward(const float *grad, const float *y, float *dz, float *
 {
     MDK_DISPATCH(bias_act_backward, (grad, y, dz, dbias, rows, cols, act));
 }
+
+void mdk_bias_rows_act(float *c, int64_t ldc, int64_t rows, int64_t cols, const float *row_bias, int act)
+{
+    MDK_DISPATCH(bias_rows_act, (c, ldc, rows, cols, row_bias, act));
+}

@@ -115,3 +115,32 @@ MDK_TARGET static void MDK_FN(bias_act_backward)(const float *restrict grad, con
                 dbias[j] += d[j];
     }
 }
+
+/* The GEMM's epilogue on one tile (see mdk_bias_rows_act): c[i][j] =
+ * act(c[i][j] + row_bias[i]), in place.  Without a bias it is the plain unary
+ * activation, so the values (signs of zero included) are those of relu etc. */
+MDK_TARGET static void MDK_FN(bias_rows_act)(float *c, int64_t ldc, int64_t rows, int64_t cols,
+                                             const float *row_bias, int act)
+{
+    static const int unary_op[] = {-1, MDK_UN_RELU, MDK_UN_SIGMOID, MDK_UN_TANH};
+    for (int64_t i = 0; i < rows; ++i) {
+        float *restrict ci = c + i * ldc;
+        if (row_bias == NULL) {
+            if (act != MDK_ACT_NONE)
+                MDK_FN(unary)(unary_op[act], ci, ci, cols);
+            continue;
+        }
+        const float b = row_bias[i];
+        switch (act) {
+        case MDK_ACT_RELU:
+            for (int64_t j = 0; j < cols; ++j) {
+                const float v = ci[j] + b;
+                ci[j] = v < 0.0f ? 0.0f : v;
+            }
+            break;
+        case MDK_ACT_SIGMOID: for (int64_t j = 0; j < cols; ++j) ci[j] = MDK_FN(mdk_sigmoidf)(ci[j] + b); break;
+        case MDK_ACT_TANH: for (int64_t j = 0; j < cols; ++j) ci[j] = MDK_FN(mdk_tanhf)(ci[j] + b); break;
+        default: for (int64_t j = 0; j < cols; ++j) ci[j] += b; break;
+        }
+    }
+}

@@ -3,7 +3,7 @@
  *
  * Every function here is the C twin of a NumPy reference kernel in
  * minidl/backend/numpy_kernels.py and is tested against it.  The Python side
- * (minidl/backend/c_kernels.py) calls these through cffi.
+ * (the minidl/backend/c/ package) calls these through cffi.
  *
  * Conventions
  *   - float32 only; sizes, strides and offsets are int64_t and count ELEMENTS,
@@ -55,7 +55,7 @@ const char *mdk_simd_missing(int path); /* CPU features the path lacks, "" if no
 #define MDK_ACT_SIGMOID 2
 #define MDK_ACT_TANH 3
 
-/* ---- GEMM (gemm.c) ------------------------------------------------------
+/* ---- GEMM (gemm.c; beside it gemm_*.c, transpose.c, workspace.c) -------
  * C[m x n] = act(A[m x k] . B[k x n] + bias[n])
  * A and B are strided: A[i][p] = a[i*rsa + p*csa], B[p][j] = b[p*rsb + j*csb],
  * so transposed operands cost nothing extra (packing reads them in place).
@@ -139,10 +139,12 @@ int64_t mdk_cross_entropy_backward(const float *probs, const int64_t *targets,
                                 const float *grad_losses, float *dlogits,
                                 int64_t rows, int64_t cols);
 
-/* ---- convolution helpers and pooling (conv.c), NCHW ---------------------- */
+/* ---- layout copies (transpose.c) ---------------------------------------- */
 /* dst[b][j][i] = src[b][i][j]: `batch` row-major rows x cols matrices, each
  * transposed (NHWC <-> NCHW is this with rows = H*W, cols = C or back).     */
 void mdk_transpose_batched(const float *src, float *dst, int64_t batch, int64_t rows, int64_t cols);
+
+/* ---- convolution helpers (im2col.c) and pooling (pool.c), NCHW ---------- */
 void mdk_im2col(const float *x, float *cols, int64_t n, int64_t c, int64_t h, int64_t w,
                 int64_t kh, int64_t kw, int64_t stride, int64_t pad);
 void mdk_col2im(const float *cols, float *x, int64_t n, int64_t c, int64_t h, int64_t w,

@@ -1,12 +1,12 @@
 """Every C kernel agrees with its NumPy twin, on every SIMD path this CPU can run.
 
 Each test takes the `simd` fixture, so it runs once per path (scalar, avx2, avx512 on
-x86-64; scalar, neon on aarch64), forced with c_kernels.set_simd_path(). A path the
+x86-64; scalar, neon on aarch64), forced through the library's mdk_set_simd_path(). A path the
 machine cannot run is skipped with a reason naming the missing CPU features.
 
-The `c` fixture sets the size thresholds to 0 (so even a 1x1 problem goes to C) and
-records which C functions were called, so a test fails if an override silently fell
-back to NumPy.
+The `c` fixture sets the size thresholds (every MIN_* of the kernel modules) to 0, so even
+a 1x1 problem goes to C, and records which C functions were called, so a test fails if an
+override silently fell back to NumPy.
 
 Set MINIDL_TEST_CKERNELS_MODULE=/path/to/module.so to run these tests against another
 build of the same sources (tests/test_sanitizers.py does this with an ASan/UBSan build).
@@ -27,8 +27,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minidl.backend import c_kernels as ck
+from minidl.backend import c as ck
 from minidl.backend import numpy_kernels as nk
+from minidl.backend.c import _ffi
 
 pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: {ck.unavailable_reason}")
 
@@ -77,35 +78,37 @@ def simd(request):
     """Run the test on one SIMD path; skip, saying why, if the machine cannot run it."""
     path = request.param
     lib = _ALT.lib if _ALT is not None else ck.lib
-    if not lib.mdk_simd_built(ck._PATHS[path]):
+    if not lib.mdk_simd_built(ck.SIMD_PATHS[path]):
         pytest.skip(f"SIMD path {path!r} is not compiled for this architecture ({platform.machine()})")
-    if not lib.mdk_simd_supported(ck._PATHS[path]):
-        missing = ck.ffi.string(lib.mdk_simd_missing(ck._PATHS[path])).decode()
+    if not lib.mdk_simd_supported(ck.SIMD_PATHS[path]):
+        missing = ck.ffi.string(lib.mdk_simd_missing(ck.SIMD_PATHS[path])).decode()
         pytest.skip(f"this CPU cannot run the {path} path: it lacks {missing}")
     before = lib.mdk_simd_path()
-    assert lib.mdk_set_simd_path(ck._PATHS[path]) == 0
+    assert lib.mdk_set_simd_path(ck.SIMD_PATHS[path]) == 0
     yield path
     lib.mdk_set_simd_path(before)
 
 
 @pytest.fixture
 def c(simd, monkeypatch):
-    """c_kernels with every size threshold at 0 and C calls recorded (returns the call list)."""
-    for name in (
-        "MIN_GEMM_FLOPS",
-        "MIN_LINEAR_FLOPS",
-        "MIN_ELEMENTWISE",
-        "MIN_FUSED",
-        "MIN_CONV",
-        "MIN_TRANSCENDENTAL",
-        "MIN_REDUCE",
-    ):
-        monkeypatch.setattr(ck, name, 0)
+    """The C kernel set with every size threshold at 0 and C calls recorded (returns the call list)."""
+    zero_thresholds(monkeypatch)
     if _ALT is not None:
-        monkeypatch.setattr(ck, "ffi", _ALT.ffi)
+        monkeypatch.setattr(_ffi, "ffi", _ALT.ffi)
     recorder = _RecordingLib(_ALT.lib if _ALT is not None else ck.lib)
-    monkeypatch.setattr(ck, "lib", recorder)
+    monkeypatch.setattr(_ffi, "lib", recorder)
     return recorder.calls
+
+
+KERNEL_MODULES = [ck.conv, ck.convert, ck.elementwise, ck.gemm, ck.layout, ck.losses, ck.pool, ck.reduce, ck.updates]
+
+
+def zero_thresholds(monkeypatch):
+    """Every crossover threshold (MIN_*) of the kernel modules to 0: even a 1x1 problem goes to C."""
+    for module in KERNEL_MODULES:
+        for name in dir(module):
+            if name.startswith("MIN_"):
+                monkeypatch.setattr(module, name, 0)
 
 
 def rand(*shape, seed=0, scale=1.0):
@@ -158,9 +161,9 @@ def test_matmul_strided_operands_without_copies(c, kind_a, kind_b):
 
 def test_matmul_many_cache_blocks(c, simd):
     """Tiny KC/MC/NC so small matrices cross every block boundary of the five loops."""
-    lib = ck.lib
-    path = ck._PATHS[simd]
-    saved = ck.ffi.new("int64_t[3]")
+    lib = _ffi.lib
+    path = ck.SIMD_PATHS[simd]
+    saved = _ffi.ffi.new("int64_t[3]")
     assert lib.mdk_gemm_get_blocking(path, saved) == 0
     try:
         assert lib.mdk_gemm_set_blocking(path, 5, 13, 70) == 0
@@ -182,8 +185,8 @@ def test_matmul_packing_workspace_is_reused_grown_released_and_per_thread(c):
     for m, k, n in shapes:
         a, b = rand(m, k, seed=m), rand(k, n, seed=n)
         assert_gemm_close(ck.matmul(a, b), a, b)
-    ck.lib.mdk_gemm_release_workspace()
-    ck.lib.mdk_gemm_release_workspace()  # releasing twice is harmless
+    _ffi.lib.mdk_gemm_release_workspace()
+    _ffi.lib.mdk_gemm_release_workspace()  # releasing twice is harmless
     a, b = rand(129, 257, seed=5), rand(257, 130, seed=6)
     assert_gemm_close(ck.matmul(a, b), a, b)
 
@@ -298,15 +301,15 @@ def test_matmul_hypothesis_shapes(m, k, n, ta, tb, path):
     if path not in ck.simd_paths_supported():
         return  # the per-path fixture tests report the skip with its reason
     lib = _ALT.lib if _ALT is not None else ck.lib
-    saved = (ck.lib, ck.ffi, ck.MIN_GEMM_FLOPS, lib.mdk_simd_path())
+    saved = (_ffi.lib, _ffi.ffi, ck.gemm.MIN_GEMM_FLOPS, lib.mdk_simd_path())
     try:
-        ck.lib, ck.ffi, ck.MIN_GEMM_FLOPS = lib, (_ALT or ck).ffi, 0
-        assert lib.mdk_set_simd_path(ck._PATHS[path]) == 0
+        _ffi.lib, _ffi.ffi, ck.gemm.MIN_GEMM_FLOPS = lib, (_ALT or ck).ffi, 0
+        assert lib.mdk_set_simd_path(ck.SIMD_PATHS[path]) == 0
         a = rand(k, m, seed=m).T if ta else rand(m, k, seed=m)
         b = rand(n, k, seed=n).T if tb else rand(k, n, seed=n)
         assert_gemm_close(ck.matmul(a, b), a, b)
     finally:
-        ck.lib, ck.ffi, ck.MIN_GEMM_FLOPS = saved[:3]
+        _ffi.lib, _ffi.ffi, ck.gemm.MIN_GEMM_FLOPS = saved[:3]
         lib.mdk_set_simd_path(saved[3])
 
 
@@ -760,7 +763,7 @@ def test_the_gil_is_released_while_a_kernel_runs():
     # switch interval) cannot reach the middle half.
     a = rand(1536, 1536, seed=1)
     result = {}
-    inside_c = _python_ticks_during(lambda: result.setdefault("c", ck._sgemm(a, a)))
+    inside_c = _python_ticks_during(lambda: result.setdefault("c", ck.gemm.sgemm(a, a)))
     # Control: a C function that holds the GIL (sorting a shuffled list) lets no Python run meanwhile.
     data = list(np.random.default_rng(0).permutation(400_000))
     inside_gil_holder = _python_ticks_during(lambda: sorted(data))
@@ -775,7 +778,7 @@ def test_concurrent_calls_from_threads_are_correct():
 
     def run(i):
         for _ in range(5):
-            results[i] = ck._sgemm(*mats[i])
+            results[i] = ck.gemm.sgemm(*mats[i])
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
     for t in threads:

@@ -12,7 +12,8 @@ import pytest
 
 import minidl
 from minidl import backend
-from minidl.backend import c_kernels as ck
+from minidl.backend import c as ck
+from minidl.backend.c import _ffi
 from minidl.ops.fused import bias_act, linear_act
 
 pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: {ck.unavailable_reason}")
@@ -35,8 +36,8 @@ class _Spy:
 def kernel_sets(monkeypatch):
     """Yields a function that switches the global kernel set; restores the original after."""
     before = backend.kernels_name()
-    spy = _Spy(ck.lib)
-    monkeypatch.setattr(ck, "lib", spy)
+    spy = _Spy(_ffi.lib)
+    monkeypatch.setattr(_ffi, "lib", spy)
     yield backend.set_kernels, spy.calls
     backend.set_kernels(before)
 

@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from minidl.backend import c_kernels as ck
+from minidl.backend import c as ck
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
