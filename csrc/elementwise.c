@@ -20,6 +20,11 @@ void mdk_binary(int op, const float *x, const float *y, float *out, int64_t n)
 
 void mdk_unary(int op, const float *x, float *out, int64_t n) { MDK_DISPATCH(unary, (op, x, out, n)); }
 
+void mdk_act_backward(const float *grad, const float *y, float *dz, int64_t n, int act)
+{
+    MDK_DISPATCH(act_backward, (grad, y, dz, n, act));
+}
+
 void mdk_relu_backward(const float *grad, const float *x, float *out, int64_t n)
 {
     MDK_DISPATCH(relu_backward, (grad, x, out, n));

@@ -60,6 +60,21 @@ MDK_TARGET static void MDK_FN(relu_backward)(const float *restrict grad, const f
         out[i] = grad[i] * (float)(x[i] > 0.0f);
 }
 
+/* dz = grad * act'(y), written with the activation's output y:
+ * relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2.  ReLU's is a
+ * multiply by the mask, like the reference, not a select: a NaN or inf
+ * gradient at an inactive unit stays NaN (inf * 0), and signs of zero match. */
+MDK_TARGET static void MDK_FN(act_backward)(const float *restrict grad, const float *restrict y,
+                                            float *restrict dz, int64_t n, int act)
+{
+    switch (act) {
+    case MDK_ACT_RELU: for (int64_t i = 0; i < n; ++i) dz[i] = grad[i] * (float)(y[i] > 0.0f); break;
+    case MDK_ACT_SIGMOID: for (int64_t i = 0; i < n; ++i) dz[i] = grad[i] * (y[i] * (1.0f - y[i])); break;
+    case MDK_ACT_TANH: for (int64_t i = 0; i < n; ++i) dz[i] = grad[i] * (1.0f - y[i] * y[i]); break;
+    default: memmove(dz, grad, (size_t)n * sizeof(float)); break;
+    }
+}
+
 MDK_TARGET static void MDK_FN(bias_act_forward)(const float *restrict x, const float *restrict bias,
                                                 float *restrict out, int64_t rows, int64_t cols, int act)
 {

@@ -13,7 +13,7 @@ static int64_t out_size(int64_t size, int64_t k, int64_t stride, int64_t pad)
     return (size + 2 * pad - k) / stride + 1;
 }
 
-/* argmax[o] is the offset i*k + j of the winner inside its k x k window,
+/* argmax[o] is the offset i*kw + j of the winner inside its kh x kw window,
  * counting padded cells (which hold -inf), exactly as np.argmax over the
  * NumPy twin's window view: the first maximum wins, and a NaN beats
  * everything (the first NaN).
@@ -65,11 +65,11 @@ static void max_pool_2x2(const float *x, float *out, int64_t *argmax, int64_t pl
 }
 
 void mdk_max_pool2d_forward(const float *x, float *out, int64_t *argmax, int64_t n, int64_t c, int64_t h, int64_t w,
-                            int64_t k, int64_t stride, int64_t pad)
+                            int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw)
 {
-    const int64_t oh = out_size(h, k, stride, pad), ow = out_size(w, k, stride, pad);
+    const int64_t oh = out_size(h, kh, sh, ph), ow = out_size(w, kw, sw, pw);
     const float neg_inf = -(float)HUGE_VAL;
-    if (k == 2 && stride == 2 && pad == 0) {
+    if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) {
         max_pool_2x2(x, out, argmax, n * c, h, w, oh, ow);
         return;
     }
@@ -78,14 +78,14 @@ void mdk_max_pool2d_forward(const float *x, float *out, int64_t *argmax, int64_t
         for (int64_t y = 0; y < oh; ++y) {
             float *best = out + (plane * oh + y) * ow;
             int64_t *best_at = argmax + (plane * oh + y) * ow;
-            for (int64_t i = 0; i < k; ++i) {
-                const int64_t hh = y * stride - pad + i;
+            for (int64_t i = 0; i < kh; ++i) {
+                const int64_t hh = y * sh - ph + i;
                 const int row_inside = hh >= 0 && hh < h;
                 const float *row = img + (row_inside ? hh : 0) * w;
-                for (int64_t j = 0; j < k; ++j) {
-                    const int64_t at = i * k + j;
+                for (int64_t j = 0; j < kw; ++j) {
+                    const int64_t at = i * kw + j;
                     for (int64_t xo = 0; xo < ow; ++xo) {
-                        const int64_t ww = xo * stride - pad + j;
+                        const int64_t ww = xo * sw - pw + j;
                         const float v = (row_inside && ww >= 0 && ww < w) ? row[ww] : neg_inf;
                         if (at == 0) { /* the window's first cell starts the contest */
                             best[xo] = v;
@@ -101,18 +101,18 @@ void mdk_max_pool2d_forward(const float *x, float *out, int64_t *argmax, int64_t
 }
 
 void mdk_max_pool2d_backward(const float *grad, const int64_t *argmax, float *dx, int64_t n, int64_t c, int64_t h,
-                             int64_t w, int64_t k, int64_t stride, int64_t pad)
+                             int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw)
 {
-    const int64_t oh = out_size(h, k, stride, pad), ow = out_size(w, k, stride, pad);
-    /* Row and column of each window offset, looked up instead of at / k and
-     * at % k: two 64-bit divisions per output cost more than the rest. */
+    const int64_t oh = out_size(h, kh, sh, ph), ow = out_size(w, kw, sw, pw), k = kh * kw;
+    /* Row and column of each window offset, looked up instead of at / kw and
+     * at % kw: two 64-bit divisions per output cost more than the rest. */
     enum { TABLE = 1024 };
     int32_t row_of[TABLE], col_of[TABLE];
-    const int use_table = k * k <= TABLE;
+    const int use_table = k <= TABLE;
     if (use_table)
-        for (int64_t at = 0; at < k * k; ++at) {
-            row_of[at] = (int32_t)(at / k);
-            col_of[at] = (int32_t)(at % k);
+        for (int64_t at = 0; at < k; ++at) {
+            row_of[at] = (int32_t)(at / kw);
+            col_of[at] = (int32_t)(at % kw);
         }
     memset(dx, 0, (size_t)(n * c * h * w) * sizeof(float));
     for (int64_t plane = 0; plane < n * c; ++plane) {
@@ -122,10 +122,10 @@ void mdk_max_pool2d_backward(const float *grad, const int64_t *argmax, float *dx
         for (int64_t y = 0; y < oh; ++y)
             for (int64_t xo = 0; xo < ow; ++xo) {
                 const int64_t at = am[y * ow + xo];
-                if (at < 0 || at >= k * k) /* not an offset inside the window: nothing to route */
+                if (at < 0 || at >= k) /* not an offset inside the window: nothing to route */
                     continue;
-                const int64_t di = use_table ? row_of[at] : at / k, dj = use_table ? col_of[at] : at % k;
-                const int64_t hh = y * stride - pad + di, ww = xo * stride - pad + dj;
+                const int64_t di = use_table ? row_of[at] : at / kw, dj = use_table ? col_of[at] : at % kw;
+                const int64_t hh = y * sh - ph + di, ww = xo * sw - pw + dj;
                 if (hh >= 0 && hh < h && ww >= 0 && ww < w) /* a padded winner has nowhere to go */
                     d[hh * w + ww] += g[y * ow + xo];
             }

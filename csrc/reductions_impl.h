@@ -46,3 +46,25 @@ MDK_TARGET static void MDK_FN(max_axis)(const float *x, float *out, int64_t oute
         }
     }
 }
+
+/* out[m] = sum over o and i of x[o][m][i]: each (o, m) row of `inner` floats
+ * is summed in lanes (row_sum), and the `outer` partial sums of each m are
+ * added in double, so the error stays that of one row sum plus one rounding.
+ * The rows are read in memory order, a block of up to 256 m at a time. */
+MDK_TARGET static void MDK_FN(sum_keep_axis)(const float *x, float *out, int64_t outer, int64_t n, int64_t inner)
+{
+    enum { BLOCK = 256 };
+    double acc[BLOCK];
+    for (int64_t m0 = 0; m0 < n; m0 += BLOCK) {
+        const int64_t len = MDK_MIN(BLOCK, n - m0);
+        for (int64_t m = 0; m < len; ++m)
+            acc[m] = 0.0;
+        for (int64_t o = 0; o < outer; ++o) {
+            const float *rows = x + (o * n + m0) * inner;
+            for (int64_t m = 0; m < len; ++m)
+                acc[m] += (double)MDK_FN(row_sum)(rows + m * inner, inner);
+        }
+        for (int64_t m = 0; m < len; ++m)
+            out[m0 + m] = (float)acc[m];
+    }
+}

@@ -60,6 +60,8 @@ float *mdk_workspace(enum mdk_workspace_slot slot, size_t floats)
     if (w == NULL)
         return NULL;
     struct workspace *ws = &w->slot[slot];
+    if (floats == 0) /* still a valid buffer: callers treat NULL as out of memory */
+        floats = 1;
     if (floats > ws->floats) {
         free(ws->raw);
         /* C99 has no aligned_alloc: over-allocate and round up to 64 bytes (a

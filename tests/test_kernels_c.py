@@ -12,16 +12,14 @@ Set MINIDL_TEST_CKERNELS_MODULE=/path/to/module.so to run these tests against an
 build of the same sources (tests/test_sanitizers.py does this with an ASan/UBSan build).
 """
 
-import importlib.machinery
-import importlib.util
 import itertools
 import os
-import platform
 import subprocess
 import sys
 import threading
 import time
 
+import ckernel_helpers as helpers
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -33,82 +31,10 @@ from minidl.backend.c import _ffi
 
 pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: {ck.unavailable_reason}")
 
+_ALT, PATHS, X86 = helpers.ALT, helpers.PATHS, helpers.X86
+simd, c = helpers.simd, helpers.c  # the fixtures (see ckernel_helpers)
+
 AWKWARD = [1, 3, 7, 17, 31, 33, 65, 127, 129]
-X86 = platform.machine().lower() in ("x86_64", "amd64")
-PATHS = ["scalar", "avx2", "avx512"] if X86 else ["scalar", "neon"]
-
-
-def _alternate_build():
-    """The kernels of MINIDL_TEST_CKERNELS_MODULE (an instrumented build), if set."""
-    path = os.environ.get("MINIDL_TEST_CKERNELS_MODULE")
-    if not path:
-        return None
-    name = os.path.basename(path).split(".")[0]
-    loader = importlib.machinery.ExtensionFileLoader(name, path)
-    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-_ALT = _alternate_build() if ck.available else None
-
-
-class _RecordingLib:
-    """Wraps the cffi lib and records the names of the C functions called through it."""
-
-    def __init__(self, lib):
-        self._lib = lib
-        self.calls = []
-
-    def __getattr__(self, attr):
-        value = getattr(self._lib, attr)
-        if callable(value) and attr.startswith("mdk_"):
-
-            def call(*args):
-                self.calls.append(attr)
-                return value(*args)
-
-            return call
-        return value
-
-
-@pytest.fixture(params=PATHS)
-def simd(request):
-    """Run the test on one SIMD path; skip, saying why, if the machine cannot run it."""
-    path = request.param
-    lib = _ALT.lib if _ALT is not None else ck.lib
-    if not lib.mdk_simd_built(ck.SIMD_PATHS[path]):
-        pytest.skip(f"SIMD path {path!r} is not compiled for this architecture ({platform.machine()})")
-    if not lib.mdk_simd_supported(ck.SIMD_PATHS[path]):
-        missing = ck.ffi.string(lib.mdk_simd_missing(ck.SIMD_PATHS[path])).decode()
-        pytest.skip(f"this CPU cannot run the {path} path: it lacks {missing}")
-    before = lib.mdk_simd_path()
-    assert lib.mdk_set_simd_path(ck.SIMD_PATHS[path]) == 0
-    yield path
-    lib.mdk_set_simd_path(before)
-
-
-@pytest.fixture
-def c(simd, monkeypatch):
-    """The C kernel set with every size threshold at 0 and C calls recorded (returns the call list)."""
-    zero_thresholds(monkeypatch)
-    if _ALT is not None:
-        monkeypatch.setattr(_ffi, "ffi", _ALT.ffi)
-    recorder = _RecordingLib(_ALT.lib if _ALT is not None else ck.lib)
-    monkeypatch.setattr(_ffi, "lib", recorder)
-    return recorder.calls
-
-
-KERNEL_MODULES = [ck.conv, ck.convert, ck.elementwise, ck.gemm, ck.layout, ck.losses, ck.pool, ck.reduce, ck.updates]
-
-
-def zero_thresholds(monkeypatch):
-    """Every crossover threshold (MIN_*) of the kernel modules to 0: even a 1x1 problem goes to C."""
-    for module in KERNEL_MODULES:
-        for name in dir(module):
-            if name.startswith("MIN_"):
-                monkeypatch.setattr(module, name, 0)
 
 
 def rand(*shape, seed=0, scale=1.0):

@@ -1,8 +1,13 @@
-"""Convolution in C: im2col and col2im (csrc/conv.c).
+"""Convolution in C: the conv2d primitives, and im2col / col2im (csrc/conv.c, csrc/im2col.c).
 
-The cost here is moving data, not arithmetic: NumPy's versions build strided window views
-and copy or scatter them through full-size temporaries; the C loops walk each output once,
-in memory order.
+conv2d_forward, conv2d_backward_input and conv2d_backward_weight each run image by image:
+the image's patches go to a per-thread buffer that fits in L2, and one GEMM per image
+writes its NCHW output directly, with the bias and activation applied to each tile in
+the GEMM's epilogue (csrc/conv.c says why). Every geometry runs in C (stride, padding
+and dilation per axis, groups); other dtypes go to the reference.
+
+im2col and col2im, the contract's core primitives, are loops that walk each output once
+in memory order, instead of NumPy's strided window views and full-size temporaries.
 """
 
 import math
@@ -15,12 +20,102 @@ from minidl.backend.c._reference import ref
 MIN_CONV = 256  # elements of the image: below this the Python around the call costs more
 
 
+def _pair(value):
+    return (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+
+
+def _out_size(size, kernel, stride, padding, dilation):
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _geometry(x_shape, weight_shape, stride, padding, dilation, groups):
+    """The C geometry struct (mdk_conv_geometry) if the C kernels take this convolution; None otherwise."""
+    if not _ffi.available or len(x_shape) != 4 or len(weight_shape) != 4:
+        return None
+    n, c, h, w = x_shape
+    f, cg, kh, kw = weight_shape
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    if (
+        not isinstance(groups, (int, np.integer))
+        or groups < 1
+        or c % groups
+        or f % groups
+        or cg != c // groups
+        or min(sh, sw, dh, dw, kh, kw) < 1
+        or min(ph, pw) < 0
+        or _out_size(h, kh, sh, ph, dh) < 1
+        or _out_size(w, kw, sw, pw, dw) < 1
+        or math.prod(x_shape) < MIN_CONV
+    ):
+        return None
+    fields = {"n": n, "c": c, "h": h, "w": w, "f": f, "kh": kh, "kw": kw, "sh": sh, "sw": sw, "ph": ph, "pw": pw}
+    fields.update(dh=dh, dw=dw, groups=int(groups))
+    return _ffi.ffi.new("mdk_conv_geometry *", fields)
+
+
+def _check(rc, op, shape):
+    if rc == _ffi.lib.MDK_ENOMEM:
+        raise MemoryError(f"{op}: could not allocate the work buffers for a convolution of input {shape}")
+
+
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, activation=None):
+    """act(conv(x, weight) + bias), NCHW: one GEMM per image writing its output, bias and activation fused."""
+    act = _ffi.ACTIVATIONS.get(activation)
+    g = None
+    if act is not None and _ffi.is_f32(x, weight) and (bias is None or _ffi.is_f32(bias)):
+        g = _geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    if g is None or (bias is not None and bias.shape != (weight.shape[0],)):
+        return ref.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, activation)
+    x, weight = _ffi.contig(x), _ffi.contig(weight)
+    out = np.empty((g.n, g.f, _out_size(g.h, g.kh, g.sh, g.ph, g.dh), _out_size(g.w, g.kw, g.sw, g.pw, g.dw)), _ffi.F32)
+    bias_ptr = _ffi.ffi.NULL if bias is None else _ffi.buf(_ffi.contig(bias))
+    rc = _ffi.lib.mdk_conv2d_forward(g, _ffi.buf(x), _ffi.buf(weight), bias_ptr, _ffi.buf(out), act)
+    _check(rc, "conv2d_forward", x.shape)
+    return out
+
+
+def conv2d_backward_input(grad, weight, x_shape, stride, padding, dilation, groups):
+    """dL/dx of a convolution: per image W^T . dY, added back where each patch came from (col2im)."""
+    g = None
+    if _ffi.is_f32(grad, weight):
+        g = _geometry(tuple(x_shape), weight.shape, stride, padding, dilation, groups)
+    if g is None or grad.shape != _out_shape(g):
+        return ref.conv2d_backward_input(grad, weight, x_shape, stride, padding, dilation, groups)
+    grad, weight = _ffi.contig(grad), _ffi.contig(weight)
+    dx = np.empty((g.n, g.c, g.h, g.w), _ffi.F32)
+    rc = _ffi.lib.mdk_conv2d_backward_input(g, _ffi.buf(grad), _ffi.buf(weight), _ffi.buf(dx))
+    _check(rc, "conv2d_backward_input", tuple(x_shape))
+    return dx
+
+
+def conv2d_backward_weight(x, grad, weight_shape, stride, padding, dilation, groups):
+    """dL/dweight of a convolution: dY[n] . cols[n]^T summed over the images, one GEMM each."""
+    g = None
+    if _ffi.is_f32(x, grad):
+        g = _geometry(x.shape, tuple(weight_shape), stride, padding, dilation, groups)
+    if g is None or grad.shape != _out_shape(g):
+        return ref.conv2d_backward_weight(x, grad, weight_shape, stride, padding, dilation, groups)
+    x, grad = _ffi.contig(x), _ffi.contig(grad)
+    dw = np.empty(tuple(weight_shape), _ffi.F32)
+    rc = _ffi.lib.mdk_conv2d_backward_weight(g, _ffi.buf(x), _ffi.buf(grad), _ffi.buf(dw))
+    _check(rc, "conv2d_backward_weight", x.shape)
+    return dw
+
+
+def _out_shape(g):
+    return (g.n, g.f, _out_size(g.h, g.kh, g.sh, g.ph, g.dh), _out_size(g.w, g.kw, g.sw, g.pw, g.dw))
+
+
+# ---------------------------------------------------------------------------------------
+# im2col / col2im (TRANSITIONAL signature: square kernel, int stride and padding, until the
+# contract's pairs land with issue 10)
+# ---------------------------------------------------------------------------------------
 def conv_output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
 def geometry_ok(shape, kh, kw, stride, padding):
-    """Whether the C conv/pool kernels take an (N, C, H, W) image of `shape` with this window."""
+    """Whether the C im2col/pool kernels take an (N, C, H, W) image of `shape` with this window."""
     return (
         _ffi.available
         and len(shape) == 4
@@ -32,6 +127,13 @@ def geometry_ok(shape, kh, kw, stride, padding):
     )
 
 
+def _im2col_geometry(x_shape, kh, kw, stride, padding):
+    n, c, h, w = x_shape
+    fields = {"n": n, "c": c, "h": h, "w": w, "f": 0, "kh": kh, "kw": kw, "sh": stride, "sw": stride}
+    fields.update(ph=padding, pw=padding, dh=1, dw=1, groups=1)
+    return _ffi.ffi.new("mdk_conv_geometry *", fields)
+
+
 def im2col(x, kh, kw, stride, padding):
     if not _ffi.is_f32(x) or not geometry_ok(x.shape, kh, kw, stride, padding):
         return ref.im2col(x, kh, kw, stride, padding)
@@ -39,7 +141,7 @@ def im2col(x, kh, kw, stride, padding):
     oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
     x = _ffi.contig(x)
     cols = np.empty((n * oh * ow, c * kh * kw), _ffi.F32)
-    _ffi.lib.mdk_im2col(_ffi.buf(x), _ffi.buf(cols), n, c, h, w, kh, kw, stride, padding)
+    _ffi.lib.mdk_im2col(_im2col_geometry(x.shape, kh, kw, stride, padding), _ffi.buf(x), _ffi.buf(cols))
     return cols
 
 
@@ -52,8 +154,8 @@ def col2im(cols, x_shape, kh, kw, stride, padding):
         return ref.col2im(cols, x_shape, kh, kw, stride, padding)
     cols = _ffi.contig(cols)
     x = np.empty((n, c, h, w), _ffi.F32)
-    _ffi.lib.mdk_col2im(_ffi.buf(cols), _ffi.buf(x), n, c, h, w, kh, kw, stride, padding)
+    _ffi.lib.mdk_col2im(_im2col_geometry(x_shape, kh, kw, stride, padding), _ffi.buf(cols), _ffi.buf(x))
     return x
 
 
-__all__ = ["im2col", "col2im"]
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "im2col", "col2im"]

@@ -75,6 +75,20 @@ if _ffi.available:
     __all__ += ["tanh"]
 
 
+def act_backward(grad, y, activation):
+    """dL/dz = grad * act'(y) for y = act(z), from the activation's output y, in one pass:
+    relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2 (no activation: grad itself)."""
+    act = _ffi.ACTIVATIONS.get(activation)
+    if activation is None:
+        return grad
+    if act is None or not _ffi.available or not _ffi.is_f32(grad, y) or grad.shape != y.shape or y.size < MIN_FUSED:
+        return ref.act_backward(grad, y, activation)
+    grad, y = _ffi.contig(grad), _ffi.contig(y)
+    dz = np.empty(y.shape, _ffi.F32)
+    _ffi.lib.mdk_act_backward(_ffi.buf(grad), _ffi.buf(y), _ffi.buf(dz), y.size, act)
+    return dz
+
+
 def relu_backward(grad, x):
     """Gradient of max(0, x): pass `grad` where x > 0, zero elsewhere."""
     if not _ffi.available or not _ffi.is_f32(grad, x) or grad.shape != x.shape or x.size < MIN_FUSED:
@@ -119,4 +133,4 @@ def bias_act_backward(grad, out, activation):
     return dz, dbias
 
 
-__all__ += ["relu_backward", "bias_act_forward", "bias_act_backward"]
+__all__ += ["act_backward", "relu_backward", "bias_act_forward", "bias_act_backward"]

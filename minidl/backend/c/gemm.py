@@ -95,13 +95,9 @@ def _batched_matmul(a, b, m, n, k):
     return out
 
 
-def linear(x, weight, bias=None):
-    """x @ weight.T + bias in one GEMM: W^T is read in place and the bias is added in the epilogue."""
-    return linear_act(x, weight, bias, None)
-
-
-def linear_act(x, weight, bias=None, activation=None):
-    """act(x @ weight.T + bias) in one GEMM with the bias and activation fused into its epilogue."""
+def linear(x, weight, bias=None, activation=None):
+    """act(x @ weight.T + bias) in one GEMM: W^T is read in place, and the bias and activation are
+    applied to each tile of the output in the GEMM's epilogue, while it is in cache."""
     act = _ffi.ACTIVATIONS.get(activation)
     if (
         act is None
@@ -112,10 +108,15 @@ def linear_act(x, weight, bias=None, activation=None):
         or (bias is not None and (not _ffi.is_f32(bias) or bias.shape != (weight.shape[0],)))
         or 2 * x.shape[0] * weight.shape[0] * x.shape[1] < MIN_LINEAR_FLOPS
     ):
-        return ref.linear_act(x, weight, bias, activation)
+        return ref.linear(x, weight, bias, activation)
     if bias is not None:
         bias = _ffi.contig(bias)
     return sgemm(x, weight.T, bias, act)
+
+
+def linear_act(x, weight, bias=None, activation=None):
+    """TRANSITIONAL: the old name of linear(..., activation), until issue 10's ops land."""
+    return linear(x, weight, bias, activation)
 
 
 __all__ = ["matmul", "linear", "linear_act"]

@@ -17,7 +17,19 @@ def max_pool2d_forward(x, kernel, stride, padding):
     out = np.empty((n, c, oh, ow), _ffi.F32)
     argmax = np.empty((n, c, oh, ow), np.int64)
     _ffi.lib.mdk_max_pool2d_forward(
-        _ffi.buf(x), _ffi.buf(out), _ffi.buf(argmax, "int64_t[]"), n, c, h, w, kernel, stride, padding
+        _ffi.buf(x),
+        _ffi.buf(out),
+        _ffi.buf(argmax, "int64_t[]"),
+        n,
+        c,
+        h,
+        w,
+        kernel,
+        kernel,
+        stride,
+        stride,
+        padding,
+        padding,
     )
     return out, argmax
 
@@ -39,7 +51,19 @@ def max_pool2d_backward(grad, argmax, x_shape, kernel, stride, padding):
     argmax = np.ascontiguousarray(argmax, dtype=np.int64)
     dx = np.empty((n, c, h, w), _ffi.F32)
     _ffi.lib.mdk_max_pool2d_backward(
-        _ffi.buf(grad), _ffi.buf(argmax, "int64_t[]"), _ffi.buf(dx), n, c, h, w, kernel, stride, padding
+        _ffi.buf(grad),
+        _ffi.buf(argmax, "int64_t[]"),
+        _ffi.buf(dx),
+        n,
+        c,
+        h,
+        w,
+        kernel,
+        kernel,
+        stride,
+        stride,
+        padding,
+        padding,
     )
     return dx
 

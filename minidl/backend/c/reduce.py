@@ -44,12 +44,38 @@ def _axis_split(shape, axis):
     return outer, n, inner, axes, kept_shape
 
 
+def _kept_axis(shape, axis):
+    """(outer, n, inner, kept_shape) if `axis` names every axis but one, the one in the middle
+    (a conv bias gradient: (0, 2, 3) of NCHW); else None."""
+    ndim = len(shape)
+    if axis is None or isinstance(axis, (int, np.integer)) or ndim < 3:
+        return None
+    try:
+        axes = {int(a) % ndim for a in axis if -ndim <= int(a) < ndim}
+    except TypeError:
+        return None
+    if len(axes) != len(tuple(axis)) or len(axes) != ndim - 1:
+        return None
+    (keep,) = set(range(ndim)) - axes
+    if keep in (0, ndim - 1):
+        return None  # one contiguous run of axes: _axis_split takes it
+    kept_shape = tuple(d if i == keep else 1 for i, d in enumerate(shape))
+    return math.prod(shape[:keep]), shape[keep], math.prod(shape[keep + 1 :]), kept_shape
+
+
 def _reduce(c_name, ref_fn, x, axis, keepdims):
     if not _ffi.available or x.size < MIN_REDUCE or not _ffi.is_f32(x):
         return ref_fn(x, axis=axis, keepdims=keepdims)
     split = _axis_split(x.shape, axis)
     if split is None:
-        return ref_fn(x, axis=axis, keepdims=keepdims)
+        kept = _kept_axis(x.shape, axis) if c_name == "mdk_sum_axis" else None
+        if kept is None:
+            return ref_fn(x, axis=axis, keepdims=keepdims)
+        outer, n, inner, kept_shape = kept
+        x = _ffi.contig(x)
+        out = np.empty(n, _ffi.F32)
+        _ffi.lib.mdk_sum_keep_axis(_ffi.buf(x), _ffi.buf(out), outer, n, inner)
+        return out.reshape(kept_shape) if keepdims else out
     outer, n, inner, axes, kept_shape = split
     x = _ffi.contig(x)
     out = np.empty(outer * inner, _ffi.F32)
@@ -61,6 +87,7 @@ def _reduce(c_name, ref_fn, x, axis, keepdims):
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
+    """np.sum; over one run of axes, or over every axis but one (a conv bias gradient), in C."""
     return _reduce("mdk_sum_axis", ref.sum, x, axis, keepdims)
 
 
