@@ -5,8 +5,8 @@
  * Every loop is a plain loop over contiguous floats with the operation chosen
  * OUTSIDE the loop, so the compiler can turn each into straight SIMD code for
  * the target ISA.  These kernels are memory-bound; the win over NumPy comes
- * from fusing (one pass instead of several temporaries: sigmoid, bias+act,
- * relu_backward), not from the arithmetic.
+ * from fusing (one pass instead of several temporaries: sigmoid,
+ * act_backward), not from the arithmetic.
  */
 #include "simd_math_impl.h"
 
@@ -51,15 +51,6 @@ MDK_TARGET static void MDK_FN(unary)(int op, const float *x, float *out, int64_t
     }
 }
 
-MDK_TARGET static void MDK_FN(relu_backward)(const float *restrict grad, const float *restrict x,
-                                             float *restrict out, int64_t n)
-{
-    /* grad * [x > 0], a multiply like the NumPy twin, not a select: a NaN or inf
-     * gradient at an inactive unit stays NaN (inf * 0), and signs of zero match. */
-    for (int64_t i = 0; i < n; ++i)
-        out[i] = grad[i] * (float)(x[i] > 0.0f);
-}
-
 /* dz = grad * act'(y), written with the activation's output y:
  * relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2.  ReLU's is a
  * multiply by the mask, like the reference, not a select: a NaN or inf
@@ -72,62 +63,6 @@ MDK_TARGET static void MDK_FN(act_backward)(const float *restrict grad, const fl
     case MDK_ACT_SIGMOID: for (int64_t i = 0; i < n; ++i) dz[i] = grad[i] * (y[i] * (1.0f - y[i])); break;
     case MDK_ACT_TANH: for (int64_t i = 0; i < n; ++i) dz[i] = grad[i] * (1.0f - y[i] * y[i]); break;
     default: memmove(dz, grad, (size_t)n * sizeof(float)); break;
-    }
-}
-
-MDK_TARGET static void MDK_FN(bias_act_forward)(const float *restrict x, const float *restrict bias,
-                                                float *restrict out, int64_t rows, int64_t cols, int act)
-{
-    static const int unary_op[] = {-1, MDK_UN_RELU, MDK_UN_SIGMOID, MDK_UN_TANH};
-    if (bias == NULL) { /* just the activation, over the whole array */
-        if (act == MDK_ACT_NONE)
-            memmove(out, x, (size_t)(rows * cols) * sizeof(float));
-        else
-            MDK_FN(unary)(unary_op[act], x, out, rows * cols);
-        return;
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-        const float *xr = x + r * cols;
-        float *o = out + r * cols;
-        /* One loop per activation so each is a clean vector loop. */
-        switch (act) {
-        case MDK_ACT_RELU:
-            for (int64_t j = 0; j < cols; ++j) {
-                float v = xr[j] + bias[j];
-                o[j] = v < 0.0f ? 0.0f : v;
-            }
-            break;
-        case MDK_ACT_SIGMOID: for (int64_t j = 0; j < cols; ++j) o[j] = MDK_FN(mdk_sigmoidf)(xr[j] + bias[j]); break;
-        case MDK_ACT_TANH: for (int64_t j = 0; j < cols; ++j) o[j] = MDK_FN(mdk_tanhf)(xr[j] + bias[j]); break;
-        default: for (int64_t j = 0; j < cols; ++j) o[j] = xr[j] + bias[j]; break;
-        }
-    }
-}
-
-/* dz = grad * act'(y), written with the activation's output y:
- * relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2.  dbias sums dz over rows. */
-MDK_TARGET static void MDK_FN(bias_act_backward)(const float *restrict grad, const float *restrict y,
-                                                 float *restrict dz, float *restrict dbias, int64_t rows,
-                                                 int64_t cols, int act)
-{
-    if (dbias)
-        for (int64_t j = 0; j < cols; ++j)
-            dbias[j] = 0.0f;
-    for (int64_t r = 0; r < rows; ++r) {
-        const float *g = grad + r * cols, *yr = y + r * cols;
-        float *d = dz + r * cols;
-        switch (act) {
-        case MDK_ACT_RELU:
-            for (int64_t j = 0; j < cols; ++j)
-                d[j] = g[j] * (float)(yr[j] > 0.0f); /* as relu_backward: a multiply, like the twin */
-            break;
-        case MDK_ACT_SIGMOID: for (int64_t j = 0; j < cols; ++j) d[j] = g[j] * (yr[j] * (1.0f - yr[j])); break;
-        case MDK_ACT_TANH: for (int64_t j = 0; j < cols; ++j) d[j] = g[j] * (1.0f - yr[j] * yr[j]); break;
-        default: for (int64_t j = 0; j < cols; ++j) d[j] = g[j]; break;
-        }
-        if (dbias) /* column sums, row after row: a vector add per row, no horizontal sums */
-            for (int64_t j = 0; j < cols; ++j)
-                dbias[j] += d[j];
     }
 }
 

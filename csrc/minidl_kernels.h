@@ -115,17 +115,6 @@ void mdk_unary(int op, const float *x, float *out, int64_t n);
  * relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2 (none: dz = grad). */
 void mdk_act_backward(const float *grad, const float *y, float *dz, int64_t n, int act);
 
-/* out = grad where x > 0, else 0 */
-void mdk_relu_backward(const float *grad, const float *x, float *out, int64_t n);
-
-/* out[r][j] = act(x[r][j] + bias[j]) for rows x cols; bias may be NULL.   */
-void mdk_bias_act_forward(const float *x, const float *bias, float *out,
-                          int64_t rows, int64_t cols, int act);
-/* dz = grad * act'(y) from the activation's OUTPUT y; dbias[j] = sum_r dz[r][j]
- * (dbias may be NULL).                                                    */
-void mdk_bias_act_backward(const float *grad, const float *y, float *dz, float *dbias,
-                           int64_t rows, int64_t cols, int act);
-
 /* ---- reductions (reductions.c) ------------------------------------------
  * x viewed as [outer][n][inner] (contiguous); out[o][i] = reduce over n.   */
 void mdk_sum_axis(const float *x, float *out, int64_t outer, int64_t n, int64_t inner);

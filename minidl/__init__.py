@@ -35,6 +35,15 @@ from minidl.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
 __version__ = "0.1.0"
 
-# The training stack (issue 3): layers, optimizers, data, checkpoints.
+# The training stack: layers, optimizers, data, checkpoints.
 from minidl import data, nn, optim  # noqa: E402
 from minidl.checkpoint import load, save  # noqa: E402
+
+
+def __getattr__(name):
+    """`minidl.debug` without `import minidl.debug`: the debugger is imported on first use."""
+    if name == "debug":
+        import importlib
+
+        return importlib.import_module("minidl.debug")
+    raise AttributeError(f"module 'minidl' has no attribute {name!r}")

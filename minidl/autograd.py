@@ -7,12 +7,18 @@ the output back to the leaves, applying the chain rule at each one:
 
     d loss / d input  =  (d loss / d output) * (d output / d input)
 
-`backward` methods are written with Tensor ops, so running them with grad
-recording switched on (create_graph=True) builds a graph of the gradient
-itself, and that graph can be differentiated again (higher-order gradients).
+`backward` methods are written with Tensor ops. A plain backward() runs them with
+recording switched off, so they cost no graph; with create_graph=True they are
+recorded, and the gradient can be differentiated again (higher-order gradients).
+
+Tools that watch the graph (the debugger) attach through two lists, `forward_observers`
+and `backward_observers`, and may drive a pass node by node with the engine's pieces:
+`consumer_counts`, `chain_rule`, `send_to_inputs` and `store_gradient` (the backprop
+stepper does). Empty observer lists cost nothing.
 """
 
 import contextlib
+import sys
 
 import numpy as np
 
@@ -86,9 +92,9 @@ class set_grad_enabled(_GradMode):
         return _GradMode(self.mode)(function)
 
 
-# Debugging tools (minidl.debug) watch ops through these lists; empty means no cost.
-# forward observers are called as f(function, output_tensor) after each recorded op;
-# backward observers as f(step) after each node's local gradients are computed.
+# Extension points for tools. A forward observer is called as f(function, output) after
+# each recorded op; a backward observer as f(step) after each node's gradients are computed
+# (a BackwardStep, below). Observers must not change what they are shown.
 forward_observers = []
 backward_observers = []
 
@@ -113,16 +119,15 @@ class Function:
 
     Subclasses define
         forward(self, *arrays, **params) -> array    computed with self.kernels
-        backward(self, grad) -> one gradient per input (Tensor, array or None)
+        backward(self, grad) -> one gradient per input (a Tensor or None), written with Tensor ops
 
     In backward, `self.saved_tensors` gives the input Tensors and `self.output`
     the output Tensor; both raise if the tensor was changed in place since the
     forward pass. `self.needs_input_grad[i]` says whether input i wants a gradient.
     """
 
-    # Set to False when backward works on raw arrays instead of Tensor ops.
-    supports_double_backward = True
-    # Set to True when the output is a view sharing memory with input 0 (reshape, transpose...).
+    # True when the output is a view sharing memory with input 0 (reshape, transpose...):
+    # then an in-place change of either is a change of both.
     is_view = False
 
     inputs = ()
@@ -138,25 +143,18 @@ class Function:
         if type(out) is not np.ndarray:
             out = np.asarray(out)  # reductions to a scalar return NumPy scalars
         version = first._version if cls.is_view else None
-        recording = False
-        if _grad_enabled:
-            for t in inputs:
-                if t.requires_grad:
-                    recording = True
-                    break
-        if recording:
-            fn.inputs = inputs
-            fn.needs_input_grad = [t.requires_grad for t in inputs]
-            fn.saved_versions = [t._version[0] for t in inputs]
-            fn._output_data = out
-            result = _Tensor._make(out, fn, version, first.device)
-            fn._output_version = result._version
-            fn._output_saved_version = result._version[0]
-            if forward_observers:
-                for observer in tuple(forward_observers):  # a copy: an observer may remove itself
-                    observer(fn, result)
-            return result
-        return _Tensor._make(out, None, version, first.device)
+        if not _grad_enabled or not any(t.requires_grad for t in inputs):
+            return _Tensor._make(out, None, version, first.device)
+        fn.inputs = inputs
+        fn.needs_input_grad = [t.requires_grad for t in inputs]
+        fn.saved_versions = [t._version[0] for t in inputs]
+        fn._output_data = out
+        result = _Tensor._make(out, fn, version, first.device)
+        fn._output_version = result._version
+        fn._output_saved_version = result._version[0]
+        for observer in forward_observers:
+            observer(fn, result)
+        return result
 
     def forward(self, *arrays, **params):
         raise NotImplementedError(f"{self.name}: forward is not implemented")
@@ -215,30 +213,82 @@ class Function:
 # ----------------------------------------------------------------------------
 # The backward pass
 # ----------------------------------------------------------------------------
-def topological_order(roots):
-    """Every tensor that requires grad reachable from `roots`, outputs before inputs.
+def consumer_counts(roots):
+    """For every tensor that requires grad below `roots`: how many recorded uses it has.
 
-    An iterative depth-first search, so a 10,000-op chain does not hit Python's
-    recursion limit. A node is listed only after everything that consumes it.
+    A tensor's gradient is complete once each of its uses (each input slot of an op that
+    consumed it) has sent its share; counting them first tells the pass when that is.
+    Iterative, so a 10,000-op chain does not hit Python's recursion limit.
     """
-    finished = []
-    visited = set()
-    stack = [(root, False) for root in roots]
+    counts = {}
+    seen = {id(root) for root in roots}
+    stack = list(roots)
     while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            finished.append(node)
+        fn = stack.pop().grad_fn
+        if fn is None:
             continue
-        if id(node) in visited:
+        for parent in fn.inputs:
+            if parent.requires_grad:
+                counts[id(parent)] = counts.get(id(parent), 0) + 1
+                if id(parent) not in seen:
+                    seen.add(id(parent))
+                    stack.append(parent)
+    return counts
+
+
+def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
+    """The backward pass: visit each tensor once its gradient is complete, and apply the chain rule.
+
+    `pending` collects the gradient sent to each tensor by the ops that used it; a tensor is
+    ready when all of its uses have reported (consumer_counts). A ready op node turns its
+    gradient into its inputs' gradients (chain_rule); a ready leaf adds its gradient to
+    .grad, as PyTorch does. `capture` (a dict keyed by id of the tensors of interest) is
+    how minidl.grad collects gradients instead of writing .grad.
+    """
+    remaining = consumer_counts(roots)
+    pending = {}
+    for root, g in zip(roots, root_grads):
+        accumulate(pending, root, g)
+    ready = [root for root in {id(r): r for r in roots}.values() if id(root) not in remaining]
+    visited = []
+    with _GradMode(create_graph):
+        while ready:
+            node = ready.pop()
+            grad = pending.pop(id(node), None)
+            step = None
+            if grad is not None:
+                # .grad may take this gradient's memory only if nothing else can see it (store_gradient).
+                private = _held_only_here(grad) and not node._hooks and not backward_observers
+                step = chain_rule(node, grad)
+                if backward_observers:
+                    step.index = len(visited)
+                    for observer in tuple(backward_observers):  # a copy: an observer may remove itself
+                        observer(step)
+                if capture is not None:
+                    if id(node) in capture:
+                        capture[id(node)] = step.grad_output
+                elif node.grad_fn is None or node._retains_grad:
+                    store_gradient(node, step.grad_output, create_graph, private)
+            fn = node.grad_fn
+            if fn is not None:
+                visited.append(fn)
+                send_to_inputs(fn, step, pending, remaining, ready)
+    if not retain_graph:
+        for fn in visited:
+            fn.release()
+
+
+def send_to_inputs(fn, step, pending, remaining, ready):
+    """Pass the gradients a finished node computed on to its inputs; inputs whose every use
+    has now reported become ready. (step is None when no gradient reached the node.)"""
+    for i, parent in enumerate(fn.inputs):
+        if not parent.requires_grad:
             continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if node.grad_fn is not None:
-            for parent in node.grad_fn.inputs:
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
-    finished.reverse()
-    return finished
+        if step is not None and step.grad_inputs[i] is not None:
+            accumulate(pending, parent, step.grad_inputs[i])
+        remaining[id(parent)] -= 1
+        if remaining[id(parent)] == 0:
+            ready.append(parent)
 
 
 class BackwardStep:
@@ -248,11 +298,12 @@ class BackwardStep:
     function     the op that made it (None for a leaf)
     grad_output  d loss / d tensor (after hooks)
     grad_inputs  the gradients this node sends to each of function.inputs (None for leaves)
+    index        position in the pass (set when an observer is shown the step)
     """
 
     __slots__ = ("tensor", "function", "grad_output", "grad_inputs", "index")
 
-    def __init__(self, tensor, function, grad_output, grad_inputs, index):
+    def __init__(self, tensor, function, grad_output, grad_inputs, index=None):
         self.tensor = tensor
         self.function = function
         self.grad_output = grad_output
@@ -268,6 +319,30 @@ class BackwardStep:
         return f"<BackwardStep {self.index}: {what} shape={self.tensor.shape}>"
 
 
+def chain_rule(node, grad):
+    """The chain rule at one tensor: run its hooks, then its op's backward; check what comes back."""
+    for hook in node._hooks or ():
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = _as_gradient(replaced, node, f"hook {hook!r}", 0)
+    fn = node.grad_fn
+    if fn is None:
+        return BackwardStep(node, None, grad, None)
+    fn._check_not_released()
+    grad_inputs = fn.backward(grad)
+    if type(grad_inputs) is not tuple:
+        grad_inputs = (grad_inputs,)
+    if len(grad_inputs) != len(fn.inputs):
+        raise RuntimeError(f"backward of {fn.name} returned {len(grad_inputs)} gradients for {len(fn.inputs)} inputs")
+    checked = tuple(
+        [
+            None if g is None or not inp.requires_grad else _as_gradient(g, inp, fn, i)
+            for i, (inp, g) in enumerate(zip(fn.inputs, grad_inputs))
+        ]
+    )
+    return BackwardStep(node, fn, grad, checked)
+
+
 def _as_gradient(g, like, source, index):
     """Check a gradient returned by `source` (a Function or hook) and make it a Tensor of like's shape/dtype."""
     if type(g) is not _Tensor:
@@ -280,6 +355,50 @@ def _as_gradient(g, like, source, index):
     if g.data.dtype != like.data.dtype:
         g = g.astype(like.dtype)
     return g
+
+
+def accumulate(pending, tensor, grad):
+    """Add `grad` to what `tensor` has collected so far: a tensor used twice gets the sum of both gradients."""
+    key = id(tensor)
+    pending[key] = pending[key] + grad if key in pending else grad
+
+
+def store_gradient(tensor, grad, create_graph=False, private=False):
+    """Add a finished gradient to tensor.grad, as PyTorch does.
+
+    .grad owns its memory, because later passes add into it in place: a `private` gradient
+    (a fresh array nobody else refers to, the usual case) is taken as it is; anything else
+    is copied (one gradient handed to two tensors by an addition, a view, the gradient the
+    caller passed to backward). With create_graph the gradient stays part of its graph.
+    """
+    if create_graph and tensor.grad is not None:
+        tensor.grad = tensor.grad + grad
+    elif create_graph and grad.grad_fn is not None:
+        tensor.grad = grad  # part of the recorded graph: later passes replace it, never add into it
+    elif tensor.grad is None:
+        owned = private and grad.data.dtype == tensor.dtype
+        tensor.grad = _Tensor._make(
+            grad.data if owned else np.array(grad.data, dtype=tensor.dtype), device=tensor.device
+        )
+    elif tensor.grad.grad_fn is None and tensor.grad.data.flags.writeable:
+        tensor.grad.data += grad.data  # repeated backward() accumulates, as in PyTorch
+    else:  # .grad came from a create_graph pass (part of a graph, maybe a read-only view)
+        tensor.grad = _Tensor._make(tensor.grad.data + grad.data, device=tensor.device)
+
+
+def _held_only_here(grad):
+    """Whether the gradient the pass just took out of `pending` is referenced by nothing else.
+
+    sys.getrefcount counts its own argument: the tensor is held by the caller's variable and
+    this function's parameter, its array by the tensor alone. A view of another array, or a
+    read-only one, is never private.
+    """
+    return (
+        sys.getrefcount(grad) <= 3
+        and sys.getrefcount(grad.data) <= 2
+        and grad.data.base is None
+        and grad.data.flags.writeable
+    )
 
 
 def initial_gradient(tensor, gradient):
@@ -303,154 +422,6 @@ def initial_gradient(tensor, gradient):
     return g
 
 
-def backward_steps(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
-    """The backward pass as a generator: yields a BackwardStep per node, then applies it.
-
-    Gradients wait in `pending` until every consumer of a tensor has contributed;
-    the topological order guarantees that happens before the tensor is visited.
-    Leaves accumulate into .grad (PyTorch semantics) unless `capture` (a dict keyed
-    by id of the tensors of interest) is given, in which case grads are stored there.
-
-    Nothing outside the generator changes until the pass completes: leaf .grad is
-    written and the graph released at the end, so a consumer that stops early (a
-    debugger's stepper) leaves every tensor as it was. While paused at a yield, the
-    caller's grad mode is in force; the engine's own work runs with recording on
-    only when create_graph is True.
-    """
-    pending = {}
-    for root, g in zip(roots, root_grads):
-        _accumulate(pending, root, g)
-    grads_to_store = []  # (tensor, gradient) for leaves and retain_grad() tensors, written at the end
-    done = []
-    engine_mode = _GradMode(create_graph)
-    hooks_ran = False
-    previous = None  # the step yielded last, whose gradients are passed on at the next node
-    for index, node in enumerate(topological_order(roots)):
-        with engine_mode:
-            if previous is not None:
-                _pass_on(previous, pending)
-                previous = None
-            grad = pending.pop(id(node), None)
-            if grad is None:
-                continue  # no path from the roots' gradients reaches this tensor
-            hooks_ran = hooks_ran or bool(node._hooks)
-            step = _backward_node(node, grad, index, create_graph, capture)
-        if backward_observers:
-            for observer in tuple(backward_observers):  # a copy: an observer may remove itself
-                observer(step)
-        yield step
-        if step.function is None or (capture is None and node._retains_grad):
-            grads_to_store.append((node, step.grad_output))
-        if step.function is not None:
-            done.append(step.function)
-            previous = step
-    with engine_mode:
-        shared = _arrays_that_may_be_shared(grads_to_store, root_grads, hooks_ran)
-        for tensor, grad in grads_to_store:
-            store_gradient(tensor, grad, create_graph, capture, owned=id(grad.data) not in shared)
-    if not retain_graph:
-        for fn in done:
-            fn.release()
-
-
-def _pass_on(step, pending):
-    """Add the gradients a finished step sends to its inputs to what they have collected so far."""
-    for inp, g in zip(step.function.inputs, step.grad_inputs):
-        if g is not None:
-            _accumulate(pending, inp, g)
-
-
-def _backward_node(node, grad, index, create_graph, capture):
-    """The chain rule at one node: run hooks, then the op's backward, and check what it returned."""
-    if node._hooks:
-        grad = _run_hooks(node, grad)
-    fn = node.grad_fn
-    if fn is None:
-        return BackwardStep(node, None, grad, None, index)
-    if capture is not None and id(node) in capture:
-        capture[id(node)] = grad
-    fn._check_not_released()
-    if create_graph and not fn.supports_double_backward:
-        raise RuntimeError(
-            f"double backward not supported for {fn.name}: its backward works on raw arrays. "
-            "Use create_graph=False, or build the model from ops that support it."
-        )
-    grad_inputs = fn.backward(grad)
-    if not isinstance(grad_inputs, tuple):
-        grad_inputs = (grad_inputs,)
-    if len(grad_inputs) != len(fn.inputs):
-        raise RuntimeError(f"backward of {fn.name} returned {len(grad_inputs)} gradients for {len(fn.inputs)} inputs")
-    grad_inputs = tuple(
-        [
-            None if g is None or not inp.requires_grad else _as_gradient(g, inp, fn, i)
-            for i, (inp, g) in enumerate(zip(fn.inputs, grad_inputs))
-        ]
-    )
-    return BackwardStep(node, fn, grad, grad_inputs, index)
-
-
-def _accumulate(pending, tensor, grad):
-    key = id(tensor)
-    if key in pending:
-        pending[key] = pending[key] + grad  # a tensor used twice gets the sum of both gradients
-    else:
-        pending[key] = grad
-
-
-def _run_hooks(tensor, grad):
-    for hook in list(tensor._hooks):
-        replaced = hook(grad)
-        if replaced is not None:
-            grad = _as_gradient(replaced, tensor, f"hook {hook!r}", 0)
-    return grad
-
-
-def _arrays_that_may_be_shared(grads_to_store, root_grads, hooks_ran):
-    """ids of gradient arrays that something else may also hold, so .grad must copy them.
-
-    That is: arrays reaching several tensors (a + b hands one gradient to both), the
-    gradients backward started from (the caller may keep them), views, read-only arrays,
-    and everything when a hook or a debugging tool saw the gradients (it may keep them).
-    """
-    if backward_observers or hooks_ran:
-        return {id(g.data) for _, g in grads_to_store}
-    seen, shared = set(), {id(g.data) for g in root_grads}
-    for _, g in grads_to_store:
-        array = g.data
-        if id(array) in seen or array.base is not None or not array.flags.writeable:
-            shared.add(id(array))
-        seen.add(id(array))
-    return shared
-
-
-def store_gradient(tensor, grad, create_graph, capture=None, owned=False):
-    """Add a finished gradient to tensor.grad, as PyTorch does (or put it in `capture`, for grad()).
-
-    .grad must own its buffer, because later passes add into it in place. A fresh array
-    nobody else holds (`owned`) is taken as it is; anything else is copied first.
-    """
-    if capture is not None:
-        if id(tensor) in capture:
-            capture[id(tensor)] = grad
-        return
-    if create_graph:
-        if tensor.grad is not None:
-            tensor.grad = tensor.grad + grad
-        else:
-            tensor.grad = grad if grad.grad_fn is not None else _owned_copy(grad, tensor)
-    elif tensor.grad is None:
-        owned = owned and not tensor._hooks and grad.data.dtype == tensor.dtype
-        tensor.grad = _Tensor._make(grad.data, device=tensor.device) if owned else _owned_copy(grad, tensor)
-    elif tensor.grad.grad_fn is None and tensor.grad.data.flags.writeable:
-        tensor.grad.data += grad.data  # repeated backward() accumulates, as in PyTorch
-    else:  # .grad came from a create_graph pass (part of a graph, maybe a read-only view)
-        tensor.grad = _Tensor._make(tensor.grad.data + grad.data, device=tensor.device)
-
-
-def _owned_copy(grad, like):
-    return _Tensor._make(np.array(grad.data, dtype=like.dtype), device=like.device)
-
-
 def backward(tensor, gradient=None, retain_graph=False, create_graph=False):
     """Compute d tensor / d leaf for every leaf that requires grad, adding it to leaf.grad.
 
@@ -461,9 +432,7 @@ def backward(tensor, gradient=None, retain_graph=False, create_graph=False):
     Gradients accumulate across calls; zero them (optimizer.zero_grad()) between steps.
     """
     root_grad = initial_gradient(tensor, gradient)
-    steps = backward_steps([tensor], [root_grad], retain_graph or create_graph, create_graph)
-    for _step in steps:
-        pass  # each step is applied when the generator resumes
+    run_backward([tensor], [root_grad], retain_graph or create_graph, create_graph)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
@@ -489,8 +458,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if retain_graph is None:
         retain_graph = create_graph
     capture = {id(t): None for t in inputs}
-    for _step in backward_steps(outputs, root_grads, retain_graph, create_graph, capture):
-        pass
+    run_backward(outputs, root_grads, retain_graph, create_graph, capture)
     results = []
     for i, t in enumerate(inputs):
         g = capture[id(t)]

@@ -222,20 +222,9 @@ class Tensor:
         self._hooks.append(hook)
         return autograd.RemovableHandle(self._hooks, hook)
 
-    def backward(self, gradient=None, retain_graph=False, create_graph=False, trace=False):
-        """Accumulate d(self)/d(leaf) into every leaf's .grad. See minidl.autograd.backward.
-
-        trace=True prints a table of every backward step (see minidl.debug.trace) and returns it.
-        """
-        if not trace:
-            autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
-            return None
-        from minidl.debug.tracer import trace as tracing  # the debugger is loaded only when asked for
-
-        with tracing() as recorded:
-            autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
-        print(recorded)
-        return recorded
+    def backward(self, gradient=None, retain_graph=False, create_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's .grad. See minidl.autograd.backward."""
+        autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     # --------------------------------------------------------------- in place
     def _check_inplace(self, op):

@@ -28,11 +28,12 @@ def lecture_network(seed=0):
     return {"X": X, "Y": Y, "W": W, "B": B, "H0": H0, "H1": H1, "loss": loss}
 
 
-def two_layer_mlp(seed=0, fuse_layers=False):
-    """Loss of Linear-ReLU-Linear; by default with the layers kept apart, so every op is a node."""
+def two_layer_mlp(seed=0, fuse=False):
+    """Loss of Linear-ReLU-Linear (with nn.fuse: LinearReLU-Linear)."""
     minidl.manual_seed(seed)
     model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
-    model.fuse_layers = fuse_layers
+    if fuse:
+        model = nn.fuse(model)
     x = minidl.randn(6, 5)
     targets = minidl.tensor([0, 1, 2, 1, 0, 2])
     loss = nn.CrossEntropyLoss()(model(x), targets)
@@ -118,12 +119,13 @@ def test_trace_table_shows_each_step_with_gradient_statistics():
     assert f"{expected_norm:.4g}" in b_row.split()
 
 
-def test_backward_with_trace_true_prints_the_table_and_returns_the_trace(capsys):
+def test_trace_block_records_a_real_backward_and_prints_as_the_table(capsys):
     net = lecture_network()
-    returned = net["loss"].backward(trace=True)
-    printed = capsys.readouterr().out
-    assert isinstance(returned, Trace)
-    assert printed.strip() == str(returned).strip()
+    with trace() as recorded:
+        net["loss"].backward()
+    print(recorded)
+    assert isinstance(recorded, Trace)
+    assert capsys.readouterr().out.strip() == str(recorded).strip()
     assert net["W"].grad is not None  # it is still a real backward
 
 
@@ -162,15 +164,14 @@ def test_stepper_yields_one_step_per_op_node_by_default():
     assert [s.number for s in steps] == list(range(expected))
 
 
-def test_stepper_shows_a_fused_linear_relu_as_one_step_on_the_c_kernels(kernel_set):
-    """nn.Sequential fuses Linear + ReLU on kernels that prefer it; the debugger shows the fused node."""
-    kernel_set("c")
-    _, fused_loss = two_layer_mlp(fuse_layers=True)
-    assert [s.function.name for s in step_backward(fused_loss)] == ["CrossEntropy", "Linear", "LinearAct"]
-    kernel_set("numpy")  # the reference kernels never fuse: every op stays visible
-    _, loss = two_layer_mlp(fuse_layers=True)
+@pytest.mark.parametrize("kernels", minidl.available_kernels())
+def test_stepper_shows_the_layers_as_written_and_a_fused_node_only_after_nn_fuse(kernel_set, kernels):
+    kernel_set(kernels)  # the same steps on every kernel set
+    _, loss = two_layer_mlp()
     assert [s.function.name for s in step_backward(loss)] == ["CrossEntropy", "Linear", "ReLU", "Linear"]
-    np.testing.assert_allclose(fused_loss.item(), loss.item(), rtol=1e-5)
+    _, fused_loss = two_layer_mlp(fuse=True)
+    assert [s.function.name for s in step_backward(fused_loss)] == ["CrossEntropy", "Linear", "LinearReLU"]
+    np.testing.assert_allclose(fused_loss.item(), loss.item(), rtol=1e-6)
 
 
 def test_stepper_with_leaves_adds_one_step_per_leaf_that_requires_grad():
@@ -261,25 +262,29 @@ def test_stepper_accumulates_into_existing_grads_like_backward():
     np.testing.assert_allclose(net["W"].grad.data, 2 * first)
 
 
-def test_engine_generator_restores_grad_mode_while_paused():
+def test_stepper_restores_grad_mode_while_paused():
     x = minidl.tensor([2.0], requires_grad=True)
     y = (x * x).sum()
-    steps = autograd.backward_steps([y], [minidl.tensor(1.0)])
+    steps = step_backward(y, create_graph=True)
     next(steps)
     try:
+        with minidl.no_grad():
+            assert not minidl.is_grad_enabled()  # the caller's mode, not the engine's (create_graph)
         assert minidl.is_grad_enabled()
     finally:
         steps.close()
 
 
-def test_engine_generator_abandoned_after_a_leaf_step_leaves_dot_grad_untouched():
+def test_stepper_abandoned_after_a_leaf_step_leaves_dot_grad_untouched():
     net = lecture_network()
-    steps = autograd.backward_steps([net["loss"]], [minidl.tensor(1.0, dtype=np.float64)])
+    steps = step_backward(net["loss"], include_leaves=True)
     for step in steps:
-        if step.function is None and step.tensor is net["B"]:  # W's leaf step has been applied by now
+        if step.is_leaf and step.tensor is net["B"]:  # W's leaf step has been shown by now, or will be
             break
     steps.close()
-    assert net["W"].grad is None
+    assert net["W"].grad is None and net["B"].grad is None
+    net["loss"].backward()  # the graph is intact
+    assert net["W"].grad is not None
 
 
 # ---------------------------------------------------------------------------

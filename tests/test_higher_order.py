@@ -1,7 +1,6 @@
 """Second (and third) derivatives: closed forms for x³ and tanh(x)·eˣ, a Hessian-vector
-product of a small MLP against finite differences of its gradient (and torch), second-order
-gradchecks of every op that supports double backward, and the clear error from the ops
-that do not (max_pool2d, cross_entropy).
+product of a small MLP against finite differences of its gradient (and torch), and
+second-order gradchecks of every op (all are twice differentiable).
 
 Two second-order checks are used. minidl.debug.gradgradcheck differentiates vᵀJ with
 respect to the inputs only; core_helpers.check_gradgrad (the torch recipe) also
@@ -233,20 +232,18 @@ def test_second_order_checks_catch_a_backward_that_is_not_differentiable():
 
 
 # ---------------------------------------------------------------------------
-# Ops without double backward say so
+# Every op is twice differentiable, the fused kernels' ops included
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "loss", "shape"),
     [
-        ("MaxPool2d", lambda t: minidl.max_pool2d(t, 2).sum(), (1, 1, 4, 4)),
+        ("MaxPool2d", lambda t: (minidl.max_pool2d(t, 2) ** 2).sum(), (1, 1, 4, 4)),
+        ("MaxPool2d overlapping", lambda t: (minidl.max_pool2d(t, 3, 1, 1) ** 2).sum(), (1, 2, 4, 5)),
         ("CrossEntropy", lambda t: minidl.cross_entropy(t, np.array([0, 2])), (2, 3)),
+        ("CrossEntropy sum", lambda t: minidl.cross_entropy(t * t, np.array([1, 0, 2]), reduction="sum"), (3, 4)),
+        ("CrossEntropy none", lambda t: minidl.cross_entropy(t, np.array([1, 0]), reduction="none").sum(), (2, 3)),
     ],
 )
-def test_double_backward_of_unsupported_ops_raises_a_clear_error(name, loss, shape):
+def test_double_backward_of_pooling_and_cross_entropy(name, loss, shape):
     x = distinct(shape)
-    (g,) = minidl.grad(loss(x), x)  # first order works
-    assert g.shape == shape
-    with pytest.raises(RuntimeError, match=f"double backward not supported for {name}"):
-        minidl.grad(loss(x), x, create_graph=True)
-    with pytest.raises(RuntimeError, match=f"double backward not supported for {name}"):
-        gradgradcheck(loss, [x])
+    assert gradgradcheck(loss, [x])

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidl.backend import c as ck
-from minidl.backend import numpy_kernels as nk
+from minidl.backend import reference_kernels as nk
 from minidl.backend.c import _ffi
 
 pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: {ck.unavailable_reason}")
@@ -98,7 +98,7 @@ def test_matmul_many_cache_blocks(c, simd):
             bias = rand(n, seed=7)
             assert_gemm_close(ck.matmul(a, b.T), a, b.T)
             assert_gemm_close(ck.linear(a, b, bias), a, b.T, bias)
-            got = ck.linear_act(a, b, bias, "relu")
+            got = ck.linear(a, b, bias, "relu")
             np.testing.assert_allclose(got, np.maximum(ck.linear(a, b, bias), 0), rtol=0, atol=0)
     finally:
         lib.mdk_gemm_set_blocking(path, saved[0], saved[1], saved[2])
@@ -169,7 +169,7 @@ def test_matmul_empty_inner_dimension(c):
     np.testing.assert_array_equal(ck.matmul(a, b), np.zeros((3, 4), np.float32))
     bias = rand(4, seed=1)
     np.testing.assert_array_equal(
-        ck.linear_act(a, np.zeros((4, 0), np.float32), bias, "relu"), np.maximum(bias, 0)[None].repeat(3, 0)
+        ck.linear(a, np.zeros((4, 0), np.float32), bias, "relu"), np.maximum(bias, 0)[None].repeat(3, 0)
     )
 
 
@@ -195,11 +195,11 @@ def test_batched_matmul_transposed_views(c):
 
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_linear_act_fuses_bias_and_activation(c, activation, with_bias):
+def test_linear_fuses_bias_and_activation(c, activation, with_bias):
     x, w = rand(65, 33, seed=1), rand(127, 33, seed=2)
     bias = rand(127, seed=3) if with_bias else None
-    got = ck.linear_act(x, w, bias, activation)
-    want = nk.linear_act(
+    got = ck.linear(x, w, bias, activation)
+    want = nk.linear(
         x.astype(np.float64), w.astype(np.float64), None if bias is None else bias.astype(np.float64), activation
     )
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
@@ -305,25 +305,25 @@ def test_exp_accuracy_on_a_dense_sweep(c):
     assert np.isinf(got[want > np.finfo(np.float32).max]).all()
 
 
-def test_relu_backward(c):
-    g, x = rand(129, seed=1), _values(129, seed=2)
-    np.testing.assert_array_equal(ck.relu_backward(g, x), nk.relu_backward(g, x))
-    assert c == ["mdk_relu_backward"]
+def test_act_backward_relu(c):
+    g, y = rand(129, seed=1), np.maximum(_values(129, seed=2), 0)
+    np.testing.assert_array_equal(ck.act_backward(g, y, "relu"), nk.act_backward(g, y, "relu"))
+    assert c == ["mdk_act_backward"]
 
 
 def _bits(a):
     return np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
 
 
-def test_relu_backward_keeps_nan_inf_and_signed_zeros_like_the_twin(c):
-    """grad * [x > 0]: a NaN or inf gradient at an inactive unit gives NaN, and zeros keep their sign."""
+def test_act_backward_relu_keeps_nan_inf_and_signed_zeros_like_the_twin(c):
+    """grad * [y > 0]: a NaN or inf gradient at an inactive unit gives NaN, and zeros keep their sign."""
     g = np.array([np.nan, np.inf, -np.inf, -1.0, 2.0, -0.0, np.nan, -3.0] * 9, np.float32)
-    x = np.array([-1.0, -2.0, 0.0, -5.0, 1.0, 3.0, 4.0, 0.0] * 9, np.float32)
+    y = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 3.0, 4.0, 0.0] * 9, np.float32)
     with np.errstate(invalid="ignore"):  # inf * 0 = NaN is the point here
-        np.testing.assert_array_equal(_bits(ck.relu_backward(g, x)), _bits(nk.relu_backward(g, x)))
-        dz, _ = ck.bias_act_backward(g.reshape(8, 9), x.reshape(8, 9), "relu")
-        want, _ = nk.bias_act_backward(g.reshape(8, 9), x.reshape(8, 9), "relu")
-    np.testing.assert_array_equal(_bits(dz), _bits(want))
+        np.testing.assert_array_equal(_bits(ck.act_backward(g, y, "relu")), _bits(nk.act_backward(g, y, "relu")))
+        got = ck.act_backward(g.reshape(8, 9), y.reshape(8, 9), "relu")
+        want = nk.act_backward(g.reshape(8, 9), y.reshape(8, 9), "relu")
+    np.testing.assert_array_equal(_bits(got), _bits(want))
 
 
 def test_exp_of_very_negative_numbers_is_exactly_zero(c):
@@ -336,19 +336,14 @@ def test_exp_of_very_negative_numbers_is_exactly_zero(c):
     np.testing.assert_allclose(probs, nk.softmax(row), rtol=1e-6)
 
 
-@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
 @pytest.mark.parametrize("shape", [(1, 1), (7, 33), (65, 17), (3, 5, 31)])
-def test_bias_act_forward_backward(c, activation, shape):
-    x, bias, g = rand(*shape, seed=1, scale=3), rand(shape[-1], seed=2), rand(*shape, seed=3)
-    got = ck.bias_act_forward(x, bias, activation)
-    np.testing.assert_allclose(got, nk.bias_act_forward(x, bias, activation), rtol=4e-7, atol=1e-7)
-    np.testing.assert_allclose(ck.bias_act_forward(x, None, activation), nk.bias_act_forward(x, None, activation),
-                               rtol=4e-7, atol=1e-7)  # fmt: skip
-    dz, db = ck.bias_act_backward(g, got, activation)
-    want_dz, want_db = nk.bias_act_backward(g, got, activation)
-    np.testing.assert_allclose(dz, want_dz, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(db, want_db, rtol=1e-5, atol=1e-5)
-    assert c.count("mdk_bias_act_forward") == 2 and "mdk_bias_act_backward" in c
+def test_act_backward(c, activation, shape):
+    y = nk.linear(rand(int(np.prod(shape[:-1])), 4, seed=1, scale=3), rand(shape[-1], 4, seed=2), None, activation)
+    y, g = y.reshape(shape), rand(*shape, seed=3)
+    np.testing.assert_allclose(
+        ck.act_backward(g, y, activation), nk.act_backward(g, y, activation), rtol=1e-6, atol=1e-7
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -437,18 +432,18 @@ GEOMETRIES = [  # (n, c, h, w, kh, kw, stride, padding)
 def test_im2col_col2im(c, geometry):
     n, ch, h, w, kh, kw, stride, pad = geometry
     x = rand(n, ch, h, w, seed=1)
-    cols = ck.im2col(x, kh, kw, stride, pad)
-    np.testing.assert_array_equal(cols, nk.im2col(x, kh, kw, stride, pad))
+    window = ((kh, kw), (stride, stride), (pad, pad))
+    cols = ck.im2col(x, *window)
+    np.testing.assert_array_equal(cols, nk.im2col(x, *window))
     g = rand(*cols.shape, seed=2)
-    np.testing.assert_allclose(
-        ck.col2im(g, x.shape, kh, kw, stride, pad), nk.col2im(g, x.shape, kh, kw, stride, pad), rtol=1e-6, atol=1e-6
-    )
+    np.testing.assert_allclose(ck.col2im(g, x.shape, *window), nk.col2im(g, x.shape, *window), rtol=1e-6, atol=1e-6)
     assert c == ["mdk_im2col", "mdk_col2im"]
 
 
 def test_im2col_noncontiguous_input(c):
     x = rand(3, 2, 9, 11, seed=1).transpose(0, 1, 3, 2)
-    np.testing.assert_array_equal(ck.im2col(x, 3, 3, 1, 1), nk.im2col(x, 3, 3, 1, 1))
+    window = ((3, 3), (1, 1), (1, 1))
+    np.testing.assert_array_equal(ck.im2col(x, *window), nk.im2col(x, *window))
     assert c == ["mdk_im2col"]
 
 
@@ -485,6 +480,7 @@ def test_reshape_stays_a_view_where_numpy_makes_one(c):
 @pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if g[4] == g[5] and g[7] <= g[4] // 2])
 def test_max_pool(c, geometry):
     n, ch, h, w, k, _, stride, pad = geometry
+    k, stride, pad = (k, k), (stride, stride), (pad, pad)
     x = np.round(rand(n, ch, h, w, seed=3) * 2) / 2  # many ties: the first maximum must win
     x.flat[:: max(1, x.size // 5)] = -np.inf
     out, argmax = ck.max_pool2d_forward(x, k, stride, pad)
@@ -504,8 +500,8 @@ def test_max_pool(c, geometry):
 def test_max_pool_nan_wins_like_numpy(c):
     x = rand(1, 1, 4, 4, seed=1)
     x[0, 0, 1, 1] = np.nan
-    out, argmax = ck.max_pool2d_forward(x, 2, 2, 0)
-    want_out, want_argmax = nk.max_pool2d_forward(x, 2, 2, 0)
+    out, argmax = ck.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
+    want_out, want_argmax = nk.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
     np.testing.assert_array_equal(argmax, want_argmax)
     np.testing.assert_array_equal(out, want_out)
 

@@ -1,8 +1,9 @@
-"""The C convolution kernels agree with plain NumPy twins, on every SIMD path this CPU can run.
+"""The C convolution kernels agree with the reference kernel set, on every SIMD path this CPU can run.
 
 conv2d_forward (bias and activation fused in), conv2d_backward_input and conv2d_backward_weight
-are compared with twins written here the textbook way: im2col by a loop over the window offsets,
-then one matrix product per group, in float64. The geometries are awkward on purpose: batch 1,
+are compared with the reference's composed versions (NumPy im2col, then one matrix product per
+group) run in float64, with an error bound scaled by the same computation on |inputs|. The
+geometries are awkward on purpose: batch 1,
 odd channel counts, padding 0, 1 and 2, stride 1 and 2 (and a pair), non-square kernels and
 images, dilation 2 (with and without a whole number of strides), groups (depthwise too), 1x1
 convolutions (which need no columns in C), maps narrower and wider than a vector, and the two
@@ -12,9 +13,6 @@ one (a convolution's bias gradient), linear with an activation, and parameter_st
 Each test runs once per SIMD path (the `simd` and `c` fixtures of ckernel_helpers: every size
 threshold at 0, and a check that the C function really ran); tests/test_sanitizers.py runs
 this file under AddressSanitizer and UndefinedBehaviorSanitizer too.
-
-TRANSITIONAL: the twins live here until numpy_kernels / composed.py hold the reference
-definitions of these primitives (issue 10); then the tests compare against those instead.
 """
 
 import threading
@@ -24,7 +22,8 @@ import numpy as np
 import pytest
 
 from minidl.backend import c as ck
-from minidl.backend.c import storage
+from minidl.backend import memory
+from minidl.backend import reference_kernels as ref
 
 pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: {ck.unavailable_reason}")
 
@@ -36,92 +35,26 @@ def rand(*shape, seed=0):
 
 
 # ---------------------------------------------------------------------------------------
-# The twins (float64)
+# The oracle: the reference kernel set (NumPy's core, composed extras) on float64 copies
 # ---------------------------------------------------------------------------------------
 def out_size(size, kernel, stride, padding, dilation):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def window_slices(i, j, oh, ow, stride, dilation):
-    """The (rows, cols) slices of the padded image that window offset (i, j) sees, one element per output."""
-    (sh, sw), (dh, dw) = stride, dilation
-    return slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
-
-
-def twin_im2col(x, kernel, stride, padding, dilation):
-    """(N*OH*OW, C*kh*kw): row (n, oh, ow) holds the C*kh*kw values the filter sees there."""
-    n, ch, h, w = x.shape
-    (kh, kw), (ph, pw) = kernel, padding
-    oh, ow = out_size(h, kh, stride[0], ph, dilation[0]), out_size(w, kw, stride[1], pw, dilation[1])
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    cols = np.empty((n, oh, ow, ch, kh, kw), x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            rows, cs = window_slices(i, j, oh, ow, stride, dilation)
-            cols[:, :, :, :, i, j] = xp[:, :, rows, cs].transpose(0, 2, 3, 1)
-    return cols.reshape(n * oh * ow, ch * kh * kw)
-
-
-def twin_col2im(cols, x_shape, kernel, stride, padding, dilation):
-    """The adjoint of twin_im2col: every patch row added back where it came from."""
-    n, ch, h, w = x_shape
-    (kh, kw), (ph, pw) = kernel, padding
-    oh, ow = out_size(h, kh, stride[0], ph, dilation[0]), out_size(w, kw, stride[1], pw, dilation[1])
-    patches = cols.reshape(n, oh, ow, ch, kh, kw)
-    xp = np.zeros((n, ch, h + 2 * ph, w + 2 * pw), cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            rows, cs = window_slices(i, j, oh, ow, stride, dilation)
-            xp[:, :, rows, cs] += patches[:, :, :, :, i, j].transpose(0, 3, 1, 2)
-    return xp[:, :, ph : ph + h, pw : pw + w]
-
-
 def activate(z, activation):
-    if activation == "relu":
-        return np.maximum(z, 0)
-    if activation == "sigmoid":
-        return 1 / (1 + np.exp(-z))
-    if activation == "tanh":
-        return np.tanh(z)
-    return z
+    return z if activation is None else getattr(ref, activation)(z)
 
 
 def twin_forward(x, weight, bias, stride, padding, dilation, groups, activation=None):
-    n, ch, h, w = x.shape
-    f, _, kh, kw = weight.shape
-    oh, ow = out_size(h, kh, stride[0], padding[0], dilation[0]), out_size(w, kw, stride[1], padding[1], dilation[1])
-    cg, fg = ch // groups, f // groups
-    parts = []
-    for g in range(groups):
-        cols = twin_im2col(x[:, g * cg : (g + 1) * cg], (kh, kw), stride, padding, dilation)
-        parts.append(cols @ weight[g * fg : (g + 1) * fg].reshape(fg, -1).T)
-    z = np.concatenate(parts, axis=1).reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
-    if bias is not None:
-        z = z + bias[:, None, None]
-    return activate(z, activation)
+    return ref.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, activation)
 
 
 def twin_backward_input(grad, weight, x_shape, stride, padding, dilation, groups):
-    n, ch, h, w = x_shape
-    f, _, kh, kw = weight.shape
-    cg, fg = ch // groups, f // groups
-    rows = grad.transpose(0, 2, 3, 1).reshape(-1, f)
-    parts = []
-    for g in range(groups):
-        dcols = rows[:, g * fg : (g + 1) * fg] @ weight[g * fg : (g + 1) * fg].reshape(fg, -1)
-        parts.append(twin_col2im(dcols, (n, cg, h, w), (kh, kw), stride, padding, dilation))
-    return np.concatenate(parts, axis=1)
+    return ref.conv2d_backward_input(grad, weight, x_shape, stride, padding, dilation, groups)
 
 
 def twin_backward_weight(x, grad, weight_shape, stride, padding, dilation, groups):
-    f, _, kh, kw = weight_shape
-    cg, fg = x.shape[1] // groups, f // groups
-    rows = grad.transpose(0, 2, 3, 1).reshape(-1, f)
-    parts = []
-    for g in range(groups):
-        cols = twin_im2col(x[:, g * cg : (g + 1) * cg], (kh, kw), stride, padding, dilation)
-        parts.append(rows[:, g * fg : (g + 1) * fg].T @ cols)
-    return np.concatenate(parts, axis=0).reshape(weight_shape)
+    return ref.conv2d_backward_weight(x, grad, weight_shape, stride, padding, dilation, groups)
 
 
 def f64(*arrays):
@@ -263,7 +196,7 @@ def test_conv2d_work_buffers_are_per_thread(c):
 def test_conv2d_geometries_c_does_not_take_go_to_the_reference(c, monkeypatch):
     """Mismatched shapes are not the C kernel's business: the reference gets the call (and its error)."""
     calls = []
-    monkeypatch.setattr(ck.conv.ref, "conv2d_forward", lambda *args: calls.append(args) or "reference", raising=False)
+    monkeypatch.setattr(ck.conv.ref, "conv2d_forward", lambda *args: calls.append(args) or "reference")
     x, weight, bias, _, geo = case("stride 2")
     assert ck.conv2d_forward(x, weight[:, :2], bias, *geo, None) == "reference"  # channels do not match
     assert ck.conv2d_forward(x, weight, bias[:3], *geo, None) == "reference"  # bias does not match
@@ -271,6 +204,59 @@ def test_conv2d_geometries_c_does_not_take_go_to_the_reference(c, monkeypatch):
     assert ck.conv2d_forward(x.astype(np.float64), weight, bias, *geo, None) == "reference"
     assert ck.conv2d_forward(x, weight, bias, (2, 2), (1, 1), (1, 1), 2, None) == "reference"  # 5 channels, 2 groups
     assert len(calls) == 5 and c == []
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_im2col_col2im_with_pairs_and_dilation(c, name):
+    """The contract's core im2col / col2im (the rows layout over the batch) on every geometry above."""
+    x, weight, _, _, (stride, padding, dilation, _) = case(name, seed=50)
+    kernel = weight.shape[2:]
+    cols = ck.im2col(x, kernel, stride, padding, dilation)
+    np.testing.assert_array_equal(cols, ref.im2col(x, kernel, stride, padding, dilation))  # a copy: exact
+    g = rand(*cols.shape, seed=51)
+    got = ck.col2im(g, x.shape, kernel, stride, padding, dilation)
+    want = ref.col2im(g.astype(np.float64), x.shape, kernel, stride, padding, dilation)
+    scale = ref.col2im(np.abs(g).astype(np.float64), x.shape, kernel, stride, padding, dilation)
+    assert_sum_close(got, want, scale, kernel[0] * kernel[1], name)  # each pixel sums <= kh*kw patches
+    assert c == ["mdk_im2col", "mdk_col2im"]
+
+
+POOLS = [  # (n, c, h, w, kernel, stride, padding)
+    (2, 3, 8, 9, (2, 2), (2, 2), (0, 0)),
+    (1, 5, 7, 7, (2, 2), (2, 2), (0, 0)),  # odd size: the last row and column belong to no window
+    (2, 2, 9, 11, (3, 2), (2, 1), (1, 1)),
+    (1, 3, 6, 10, (1, 3), (1, 3), (0, 1)),
+    (3, 1, 12, 5, (4, 4), (3, 3), (2, 2)),
+]
+
+
+@pytest.mark.parametrize("geometry", POOLS)
+def test_max_pool_with_pairs(c, geometry):
+    n, ch, h, w, kernel, stride, padding = geometry
+    x = np.round(rand(n, ch, h, w, seed=60) * 2) / 2  # many ties: the first maximum must win
+    x.flat[:: max(1, x.size // 7)] = -np.inf
+    out, argmax = ck.max_pool2d_forward(x, kernel, stride, padding)
+    want_out, want_argmax = ref.max_pool2d_forward(x, kernel, stride, padding)
+    np.testing.assert_array_equal(out, want_out)
+    np.testing.assert_array_equal(argmax, want_argmax)
+    g = rand(*out.shape, seed=61)
+    got = ck.max_pool2d_backward(g, argmax, x.shape, kernel, stride, padding)
+    np.testing.assert_allclose(got, ref.max_pool2d_backward(g, want_argmax, x.shape, kernel, stride, padding),
+                               rtol=1e-6, atol=1e-6)  # fmt: skip
+    assert c == ["mdk_max_pool2d_forward", "mdk_max_pool2d_backward"]
+
+
+def test_other_dtypes_go_to_the_reference(c):
+    x, weight, bias, grad, geo = case("stride 2", seed=70)
+    x64, w64, b64, g64 = f64(x, weight, bias, grad)
+    np.testing.assert_array_equal(ck.conv2d_forward(x64, w64, b64, *geo, "relu"),
+                                  ref.conv2d_forward(x64, w64, b64, *geo, "relu"))  # fmt: skip
+    np.testing.assert_array_equal(ck.conv2d_backward_input(g64, w64, x.shape, *geo),
+                                  ref.conv2d_backward_input(g64, w64, x.shape, *geo))  # fmt: skip
+    np.testing.assert_array_equal(ck.conv2d_backward_weight(x64, g64, weight.shape, *geo),
+                                  ref.conv2d_backward_weight(x64, g64, weight.shape, *geo))  # fmt: skip
+    np.testing.assert_array_equal(ck.act_backward(g64, np.abs(g64), "tanh"), ref.act_backward(g64, np.abs(g64), "tanh"))
+    assert c == []
 
 
 # ---------------------------------------------------------------------------------------
@@ -353,16 +339,16 @@ def test_parameter_storage_is_aligned_contiguous_writable_and_fresh(shape, dtype
     want_shape = (shape,) if isinstance(shape, int) else shape
     assert type(a) is np.ndarray and a.shape == want_shape and a.dtype == dtype
     assert a.flags.c_contiguous and a.flags.writeable
-    assert a.size == 0 or a.ctypes.data % storage.ALIGNMENT == 0  # (an empty array points nowhere in particular)
+    assert a.size == 0 or a.ctypes.data % memory.ALIGNMENT == 0  # (an empty array points nowhere in particular)
     a[...] = 1
     b[...] = 2
     assert not np.shares_memory(a, b) and (a.size == 0 or a.flat[0] == 1)
 
 
-def test_parameter_storage_rejects_bad_shapes_and_object_dtypes_by_name():
-    with pytest.raises(ValueError, match="parameter_storage: negative dimensions are not allowed"):
+def test_parameter_storage_rejects_bad_shapes_and_object_dtypes():
+    with pytest.raises(ValueError, match="negative dimensions are not allowed"):
         ck.parameter_storage((3, -1), np.float32)
-    with pytest.raises(TypeError, match="parameter_storage: dtype object"):
+    with pytest.raises(TypeError):  # uninitialized memory cannot hold Python references
         ck.parameter_storage(3, object)
     with pytest.raises(TypeError):
         ck.parameter_storage((2.5, 3), np.float32)

@@ -49,9 +49,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidl.backend import c as ck
-from minidl.backend import numpy_kernels as nk
+from minidl.backend import reference_kernels as nk
 from minidl.backend.c import _ffi
-from minidl.backend.c.storage import aligned_empty
+from minidl.backend.memory import aligned_empty
 
 pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: {ck.unavailable_reason}")
 
@@ -265,7 +265,8 @@ def assert_matches(got, product, bias=None, activation=None, what=""):
     sum |a||b| + |bias| (as assert_gemm_close in test_kernels_c.py), plus a few ulps of the
     activation kernels (sigmoid and tanh have slope <= 1, so they do not grow the sum's error)."""
     bias64 = None if bias is None else bias.astype(np.float64)
-    want = nk.bias_act_forward(product.exact, bias64, activation)
+    want = product.exact if bias64 is None else product.exact + bias64
+    want = want if activation is None else getattr(nk, activation)(want)
     scale = product.scale + (0 if bias is None else np.abs(bias64))
     tol = 2e-6 * max(1.0, np.sqrt(product.k)) * scale + (1e-6 if activation in ("sigmoid", "tanh") else 0)
     assert got.shape == want.shape and got.dtype == np.float32, what
@@ -565,7 +566,7 @@ K_SWAP = [1, 33, 129, 513]  # k = 1: W.T (1, n) has unit strides both ways, no s
 
 
 def test_swap_linear_matches_numpy(simd, strategies):
-    """linear / linear_act with and without bias, every activation, m < n; and one direct call with a
+    """linear with and without bias, every activation, m < n; and one direct call with a
     wide C (store_transposed must use ldc, not n)."""
     routes = set()
     for i, (m, n) in enumerate(itertools.product(M_SWAP, N_SWAP)):
@@ -574,8 +575,8 @@ def test_swap_linear_matches_numpy(simd, strategies):
         w = wt.T
         for activation, with_bias in itertools.product(ACTIVATIONS, [False, True]):
             b = bias if with_bias else None
-            got = ck.linear(x, w, b) if activation is None else ck.linear_act(x, w, b, activation)
-            what = f"{simd.path} linear_act x {m}x{k}, W {n}x{k}, {activation}, bias {with_bias}"
+            got = ck.linear(x, w, b, activation)
+            what = f"{simd.path} linear x {m}x{k}, W {n}x{k}, {activation}, bias {with_bias}"
             assert_matches(got, product, b, activation, what)
         activation = ACTIVATIONS[i % len(ACTIVATIONS)]
         assert_matches(gemm(x, wt, bias, activation), product, bias, activation, f"{simd.path} {m}x{k}x{n} wide C")
@@ -610,7 +611,7 @@ def test_swap_boundaries_and_strided_operands(simd, strategies):
         bias, product = rand(w.shape[0], seed=100 + case), Product(x, w.T)
         what = f"{simd.path} case {case}: x {x.shape} strides {strides(x)}, W {w.shape} strides {strides(w)}"
         for activation in ("relu", "tanh"):
-            assert_matches(ck.linear_act(x, w, bias, activation), product, bias, activation, what)
+            assert_matches(ck.linear(x, w, bias, activation), product, bias, activation, what)
         assert_matches(gemm(x, w.T, bias, "sigmoid"), product, bias, "sigmoid", f"{what}, wide C")
         routes[swaps(simd, x, w.T)] += 1
     assert routes[True] >= 4 and routes[False] >= 4

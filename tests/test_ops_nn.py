@@ -29,7 +29,25 @@ CONV_CASES = [
     ((2, 1, 5, 4), (2, 1, 1, 1), 1, 0, True),  # 1x1 convolution
     ((1, 2, 6, 6), (1, 2, 3, 3), 3, 0, False),  # stride = kernel: no overlap
     ((1, 2, 5, 5), (2, 2, 2, 2), (2, 2), (1, 1), False),  # tuple arguments
+    ((2, 2, 7, 6), (3, 2, 3, 1), (2, 1), (1, 0), True),  # rectangular kernel, stride and padding
 ]
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "padding", "dilation", "groups"),
+    [
+        ((1, 2, 7, 7), (3, 2, 3, 3), 1, 2, 2, 1),  # dilated
+        ((2, 4, 6, 5), (4, 1, 3, 3), 1, 1, 1, 4),  # depthwise
+        ((1, 4, 6, 6), (6, 2, 2, 3), (2, 1), (0, 1), (1, 2), 2),  # everything at once
+    ],
+)
+def test_dilated_and_grouped_conv2d_match_torch_and_gradcheck(x_shape, w_shape, stride, padding, dilation, groups):
+    x, w, b = leaf(x_shape, seed=1), leaf(w_shape, seed=2), leaf((w_shape[0],), seed=3)
+    out = minidl.conv2d(x, w, b, stride, padding, dilation, groups)
+    xt, wt, bt = _t(x), _t(w), _t(b)
+    expected = F.conv2d(xt, wt, bt, stride, padding, dilation, groups)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+    check_grad(lambda x, w, b: minidl.conv2d(x, w, b, stride, padding, dilation, groups), [x, w, b])
 
 
 @pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "bias"), CONV_CASES)
@@ -60,8 +78,9 @@ def test_conv2d_gradcheck(x_shape, w_shape, stride, padding, bias):
         ((1, 2, 4, 4), (3, 3, 2, 2), {}, ValueError, r"conv2d: input has 2 channels but weight \(3, 3, 2, 2\) expects"),
         ((2, 4, 4), (3, 2, 2, 2), {}, ValueError, r"conv2d: expected input \(N, C, H, W\) .* got \(2, 4, 4\)"),
         ((1, 2, 2, 2), (1, 2, 3, 3), {}, ValueError, r"conv2d: a 3x3 window with padding 0 does not fit in a 2x2"),
-        ((1, 2, 4, 4), (1, 2, 2, 2), {"stride": 0}, ValueError, r"conv2d: stride must be >= 1"),
-        ((1, 2, 4, 4), (1, 2, 2, 2), {"stride": (1, 2)}, ValueError, r"conv2d: only square stride is supported"),
+        ((1, 2, 4, 4), (1, 2, 2, 2), {"stride": 0}, ValueError, r"conv2d: stride and dilation must be >= 1"),
+        ((1, 2, 4, 4), (1, 2, 2, 2), {"stride": (1, 2, 3)}, TypeError, r"conv2d: stride must be an int or a pair"),
+        ((1, 4, 4, 4), (2, 2, 2, 2), {"groups": 3}, ValueError, r"conv2d: groups=3 must divide both the 4 input"),
         ((1, 2, 4, 4), (3, 2, 2, 2), {"bias": (2,)}, ValueError, r"conv2d: bias shape \(2,\) does not match the 3"),
     ],
 )
@@ -106,7 +125,9 @@ def test_pooling_errors_name_the_op(name):
     op = getattr(minidl, name)
     with pytest.raises(ValueError, match=rf"{name}: expected input \(N, C, H, W\), got shape \(4, 4\)"):
         op(minidl.ones(4, 4), 2)
-    with pytest.raises(ValueError, match=rf"{name}: need kernel_size >= 1, .* got kernel_size=2, stride=2, padding=2"):
+    with pytest.raises(
+        ValueError, match=rf"{name}: need kernel_size >= 1, .* got kernel_size=2, stride=\(2, 2\), padding=\(2, 2\)"
+    ):
         op(minidl.ones(1, 1, 4, 4), 2, padding=2)
     with pytest.raises(ValueError, match=rf"{name}: a 5x5 window with padding 0 does not fit in a 4x4 input"):
         op(minidl.ones(1, 1, 4, 4), 5)

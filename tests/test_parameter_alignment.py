@@ -20,7 +20,8 @@ import pytest
 
 import minidl
 from minidl import Tensor, nn, optim
-from minidl.nn.parameter import ALIGNMENT, Parameter, aligned_empty
+from minidl.backend.memory import ALIGNMENT, aligned_empty
+from minidl.nn.parameter import Parameter
 
 KERNEL_SETS = minidl.available_kernels()  # "numpy", and "c" where it is built
 

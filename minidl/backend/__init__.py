@@ -1,20 +1,34 @@
 """The backend seam: which kernel set computes the array primitives for each device.
 
 Ops never call NumPy directly for work that a faster backend could do; they call
-`kernels_for(device).<primitive>(...)`. The "cpu" device starts on the NumPy
-reference kernels and can be switched, globally, with `set_kernels("c")` or the
-MINIDL_KERNELS environment variable. This layer knows nothing of Tensor.
+`self.kernels.<primitive>(...)`, the kernel set active for their tensors' device. What a
+kernel set must and may provide is the kernel contract (contract.py); the "numpy" set
+(numpy_kernels.py plus composed.py) defines every primitive, and the "c" set (SIMD C via
+cffi) replaces the ones that pay. The "cpu" device starts on the C set when it is built
+and can be switched, globally, with `set_kernels("numpy")` or the MINIDL_KERNELS
+environment variable. This layer knows nothing of Tensor.
+
+    where                    what
+    contract.py              the required core and the optional extras, KernelSet
+    numpy_kernels.py         the core in NumPy (the reference)
+    composed.py              every extra, built from a kernel set's core
+    c_kernels.py, csrc/      the C SIMD kernel set
+    memory.py                malloc tuning for the training loop's big temporaries
 """
 
 import os
 
 from minidl.backend import memory, numpy_kernels
+from minidl.backend.contract import KernelContractError, KernelSet
 
 memory.tune_malloc()  # keep freed activations for reuse (see memory.py; MINIDL_MALLOC_TUNING=0 to skip)
 
-_KERNEL_SETS = {"numpy": numpy_kernels}
+KERNEL_SET_NAMES = ("numpy", "c")
+_KERNEL_SETS = {"numpy": KernelSet("numpy", numpy_kernels)}
+# The reference: NumPy's core with every extra composed from it (what other sets are tested against).
+reference_kernels = _KERNEL_SETS["numpy"]
 # device -> kernel set; ops look kernels up here on every call, so switching is instant.
-active_kernels = {"cpu": numpy_kernels}
+active_kernels = {"cpu": reference_kernels}
 
 
 def _load_c_kernels():
@@ -45,16 +59,16 @@ def available_kernels():
 
 def set_kernels(name):
     """Choose the kernel set for the cpu device: "numpy" (readable reference) or "c" (fast)."""
-    if name not in ("numpy", "c"):
+    if name not in KERNEL_SET_NAMES:
         raise ValueError(f"set_kernels: unknown kernel set {name!r}; expected 'numpy' or 'c'")
-    if name == "c":
+    if name == "c" and "c" not in _KERNEL_SETS:
         module = _load_c_kernels()
         if module is None:
             raise RuntimeError(
                 "set_kernels: the C kernels are not built on this install "
                 "(reinstall with a C compiler: pip install -e .); staying on 'numpy'"
             )
-        _KERNEL_SETS["c"] = module
+        _KERNEL_SETS["c"] = KernelSet("c", module)
     active_kernels["cpu"] = _KERNEL_SETS[name]
 
 
@@ -77,7 +91,14 @@ def _initial_choice():
         if _load_c_kernels() is not None:
             set_kernels("c")
         return
-    set_kernels(wanted)
+    if wanted not in KERNEL_SET_NAMES:
+        raise ValueError(
+            f"MINIDL_KERNELS={wanted}: unknown kernel set; valid values are auto, {', '.join(KERNEL_SET_NAMES)}"
+        )
+    try:
+        set_kernels(wanted)
+    except RuntimeError as exc:
+        raise RuntimeError(f"MINIDL_KERNELS={wanted}: {exc}") from None
 
 
 _initial_choice()

@@ -16,8 +16,11 @@ MINIDL_MALLOC_TUNING=0 before importing minidl to leave malloc as it is. Other C
 """
 
 import ctypes
+import operator
 import os
 import platform
+
+import numpy as np
 
 M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 M_MMAP_THRESHOLD = -3
@@ -41,3 +44,25 @@ def tune_malloc():
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     tuned = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return tuned
+
+
+ALIGNMENT = 64  # bytes: one cache line, one AVX-512 vector
+
+
+def aligned_empty(shape, dtype=np.float32):
+    """An uninitialized C-contiguous array whose first element starts on an ALIGNMENT-byte boundary.
+
+    NumPy's own allocations are 16-byte aligned (large ones sit 16 bytes past a page start),
+    so we over-allocate raw bytes and start the array at the first aligned one.
+    """
+    dtype = np.dtype(dtype)
+    try:
+        shape = (operator.index(shape),)  # an int, NumPy's included
+    except TypeError:
+        shape = tuple(operator.index(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"aligned_empty: negative dimensions are not allowed, got shape {shape}")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start : start + nbytes].view(dtype).reshape(shape)

@@ -142,16 +142,41 @@ def step_backward(tensor, gradient=None, retain_graph=False, create_graph=False,
     do run as their tensors are reached.
     """
     root_grad = autograd.initial_gradient(tensor, gradient)
-    # The engine writes .grad and releases the graph only when the walk completes, and gives
-    # the caller's grad mode back while paused, so stopping early leaves everything as it was.
-    engine = autograd.backward_steps([tensor], [root_grad], retain_graph or create_graph, create_graph)
     labels = TensorLabels()
     number = 0
-    try:
-        for step in engine:
-            if step.function is None and not include_leaves:
-                continue
-            yield Step(step, number, labels)
-            number += 1
-    finally:
-        engine.close()
+    for step in _walk(tensor, root_grad, retain_graph or create_graph, create_graph):
+        if step.function is None and not include_leaves:
+            continue
+        yield Step(step, number, labels)
+        number += 1
+
+
+def _walk(root, root_grad, retain_graph, create_graph):
+    """The engine's backward pass (autograd.run_backward), built from the same pieces but pausing
+    at every node, and writing .grad / releasing the graph only once the walk is complete."""
+    remaining = autograd.consumer_counts([root])
+    pending = {id(root): root_grad}
+    ready = [root]
+    finished, visited = [], []
+    while ready:
+        node = ready.pop()
+        grad = pending.pop(id(node), None)
+        step = None
+        if grad is not None:
+            with autograd.set_grad_enabled(create_graph):
+                step = autograd.chain_rule(node, grad)
+            step.index = len(visited)
+            for observer in tuple(autograd.backward_observers):
+                observer(step)
+            yield step  # paused here, in the caller's grad mode
+            if node.grad_fn is None or node._retains_grad:
+                finished.append((node, step.grad_output))
+        if node.grad_fn is not None:
+            visited.append(node.grad_fn)
+            autograd.send_to_inputs(node.grad_fn, step, pending, remaining, ready)
+    with autograd.set_grad_enabled(create_graph):
+        for tensor, grad in finished:  # copies: the walk showed these gradients to its caller
+            autograd.store_gradient(tensor, grad, create_graph)
+    if not retain_graph:
+        for fn in visited:
+            fn.release()

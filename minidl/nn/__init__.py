@@ -4,7 +4,8 @@
     loss = nn.CrossEntropyLoss()(model(x), y)
 
 Modules register their Parameters, buffers and children; see module.py for the base
-class, init.py for the initializers and the lectures' advice on them.
+class, init.py for the initializers and the lectures' advice on them, fusion.py for
+`nn.fuse(model)` (each layer and its activation as one op, when you ask for it).
 """
 
 from minidl.nn import functional, init
@@ -12,6 +13,7 @@ from minidl.nn.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, 
 from minidl.nn.container import ModuleList, Sequential
 from minidl.nn.conv import AvgPool2d, Conv2d, MaxPool2d
 from minidl.nn.dropout import Dropout
+from minidl.nn.fusion import FusedConv2d, FusedLinear, fuse
 from minidl.nn.linear import Flatten, Identity, Linear
 from minidl.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from minidl.nn.module import Module, RemovableHandle, module_stack, named_module_stack
@@ -52,6 +54,9 @@ __all__ = [
     "NLLLoss",
     "MSELoss",
     "BCEWithLogitsLoss",
+    "FusedLinear",
+    "FusedConv2d",
+    "fuse",
     "init",
     "functional",
 ]

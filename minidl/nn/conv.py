@@ -11,59 +11,69 @@ import numpy as np
 
 from minidl import ops
 from minidl.nn import init
-from minidl.nn.module import FusableLayer, Module
+from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter, check_sizes
+from minidl.ops.nn import pair_of_ints
 
 
-def _square(value, name, layer):
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2 or value[0] != value[1]:
-            raise ValueError(f"{layer}: only square {name} is supported, got {value}")
-        value = value[0]
-    return int(value)
+class Conv2d(Module):
+    """(N, C_in, H, W) -> (N, C_out, OH, OW), OH = (H + 2·padding - dilation·(kh - 1) - 1) // stride + 1.
 
-
-class Conv2d(FusableLayer):
-    """(N, C_in, H, W) -> (N, C_out, OH, OW) with OH = (H + 2·padding - kernel_size) // stride + 1.
-
-    weight: (C_out, C_in, k, k), bias: (C_out,). Initialized like PyTorch (kaiming_uniform_ with
-    a=sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in)) where fan_in = C_in·k·k).
+    weight: (C_out, C_in/groups, kh, kw), bias: (C_out,). kernel_size, stride, padding and
+    dilation are ints or (h, w) pairs; groups > 1 splits the channels into independent
+    convolutions (groups = C_in: depthwise). Initialized like PyTorch (kaiming_uniform_ with
+    a=sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in)) where fan_in = C_in/groups·kh·kw).
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, dtype=np.float32):
-        check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels)
+    def __init__(
+        self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+        dtype=np.float32,
+    ):  # fmt: skip
+        check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+            )
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _square(kernel_size, "kernel_size", "Conv2d")
-        self.stride = _square(stride, "stride", "Conv2d")
-        self.padding = _square(padding, "padding", "Conv2d")
-        k = self.kernel_size
-        self.weight = Parameter.empty((out_channels, in_channels, k, k), dtype=dtype)
+        self.kernel_size = pair_of_ints(kernel_size, "kernel_size", "Conv2d")
+        self.stride = pair_of_ints(stride, "stride", "Conv2d")
+        self.padding = pair_of_ints(padding, "padding", "Conv2d")
+        self.dilation = pair_of_ints(dilation, "dilation", "Conv2d")
+        self.groups = groups
+        check_sizes("Conv2d", kernel_size=min(self.kernel_size), stride=min(self.stride), dilation=min(self.dilation))
+        self.weight = Parameter.empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dtype)
         self.bias = Parameter.empty(out_channels, dtype=dtype) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_channels * self.kernel_size**2)
+            bound = 1 / math.sqrt(self.in_channels // self.groups * math.prod(self.kernel_size))
             init.uniform_(self.bias, -bound, bound)
 
-    def forward_with(self, x, activation):
+    def forward(self, x):
+        self.check_input(x)
+        return ops.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def check_input(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r}: expected input (N, {self.in_channels}, H, W), got shape {x.shape}")
-        return ops.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding, activation=activation)
 
     def extra_repr(self):
-        k, s = self.kernel_size, self.stride
-        text = f"{self.in_channels}, {self.out_channels}, kernel_size=({k}, {k}), stride=({s}, {s})"
-        if self.padding:
-            text += f", padding=({self.padding}, {self.padding})"
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            text += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
         return text + ("" if self.bias is not None else ", bias=False")
 
 
 class _Pool2d(Module):
-    """What the pooling layers share: a square window, its stride (default: the window) and padding."""
+    """What the pooling layers share: a window (int or (h, w)), its stride (default: the window) and padding."""
 
     pool = None  # the functional op, set by each subclass
 
@@ -81,7 +91,7 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Max over each kernel_size x kernel_size window (stride defaults to kernel_size).
+    """Max over each kernel_size window (stride defaults to kernel_size).
 
     The gradient goes only to the element that won each window.
     """

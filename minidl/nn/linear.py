@@ -10,11 +10,11 @@ import numpy as np
 
 from minidl import ops
 from minidl.nn import init
-from minidl.nn.module import FusableLayer, Module
+from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
 
 
-class Linear(FusableLayer):
+class Linear(Module):
     """y = x Wᵀ + b, with W of shape (out_features, in_features).
 
     Backward (computed by the autodiff core): dX = dY·W, dW = dYᵀ·X, db = sum of dY over the batch.
@@ -41,12 +41,13 @@ class Linear(FusableLayer):
             bound = 1 / math.sqrt(self.in_features)
             init.uniform_(self.bias, -bound, bound)
 
-    def forward_with(self, x, activation):
+    def forward(self, x):
+        self.check_input(x)
+        return ops.linear(x, self.weight, self.bias)
+
+    def check_input(self, x):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input of shape (..., {self.in_features}), got {x.shape}")
-        if activation is None:
-            return ops.linear(x, self.weight, self.bias)
-        return ops.linear_act(x, self.weight, self.bias, activation)  # nn.Sequential's layer fusion
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

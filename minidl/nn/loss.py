@@ -22,7 +22,7 @@ class _Loss(Module):
 class CrossEntropyLoss(_Loss):
     """-log softmax(scores)[target] for scores (N, C) and integer targets (N,).
 
-    Takes raw scores (logits), not probabilities: softmax and log are fused, which is
+    Takes raw scores (logits), not probabilities: softmax and log are one op, which is
     stable and gives the gradient softmax(scores) - onehot(target). Targets equal to
     ignore_index are skipped (and not counted in the mean).
     """

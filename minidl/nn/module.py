@@ -420,25 +420,3 @@ class Module:
         if not self._modules:
             return head + "".join(lines) + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
-
-
-class FusableLayer(Module):
-    """A layer nn.Sequential may run as one op with the activation that follows it (Linear, Conv2d).
-
-    Subclasses implement forward_with(x, activation): activation is None for a plain call,
-    or "relu", "sigmoid", "tanh" when fused.
-    """
-
-    def forward(self, x):
-        return self.forward_with(x, None)
-
-    def forward_fused(self, x, activation):
-        """activation(self(x)) in one op, with this module on module_stack as for a normal call."""
-        module_stack.append(self)
-        try:
-            return self.forward_with(x, activation)
-        finally:
-            module_stack.pop()
-
-    def forward_with(self, x, activation):
-        raise NotImplementedError(f"{type(self).__name__} must implement forward_with(x, activation)")

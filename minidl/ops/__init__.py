@@ -7,7 +7,7 @@ of these modules, wrapped by a function that checks its arguments:
     linalg       matmul, linear
     shape        reshape, transpose, indexing, concat, pad ...
     nn           conv2d, pooling, embedding, dropout, losses
-    fused        linear_act and bias_act: a layer and its activation as one node
+    fused        linear_act, conv2d_act: a layer and its activation as one node (nn.fuse)
 """
 
 from minidl.ops._util import unbroadcast

@@ -230,22 +230,7 @@ class ReLU(Function):
 
     def backward(self, grad):
         (x,) = self.saved_tensors
-        return ReLUBackward.apply(grad, x)
-
-
-class ReLUBackward(Function):
-    """dx = dy where x > 0, else 0: ReLU's backward as an op of its own (one fused kernel).
-
-    It is linear in dy with a mask that is constant almost everywhere, so its own
-    backward is the same masking of the incoming gradient, and nothing flows to x.
-    """
-
-    def forward(self, grad, x):
-        return self.kernels.relu_backward(grad, x)
-
-    def backward(self, grad_grad):
-        _, x = self.saved_tensors
-        return ReLUBackward.apply(grad_grad, x), None
+        return grad * (x > 0)
 
 
 class LeakyReLU(Function):

@@ -1,34 +1,12 @@
-"""Matrix products: matmul with NumPy's rules, and the fused linear layer op.
+"""Matrix products: matmul with NumPy's rules, and the fully connected layer.
 
 For Y = A·B, the lecture's rule ∂W = ∂H·Xᵀ generalizes to
     dA = dY · Bᵀ      dB = Aᵀ · dY
 with batch dimensions broadcast (and summed back by unbroadcast).
 """
 
-import operator
-
-import numpy as np
-
-from minidl.autograd import Function, is_grad_enabled
+from minidl.autograd import Function
 from minidl.ops._util import pair, unbroadcast
-
-
-def _matmul_shapes_error(a_shape, b_shape):
-    return ValueError(f"matmul: shapes {a_shape} and {b_shape} do not align")
-
-
-def _check_matmul(a, b):
-    if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
-    inner_a = a.shape[-1]
-    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
-    if inner_a != inner_b:
-        raise _matmul_shapes_error(a.shape, b.shape)
-    if a.ndim > 2 and b.ndim > 2:
-        batch_a, batch_b = a.shape[:-2], b.shape[:-2]
-        for x, y in zip(reversed(batch_a), reversed(batch_b)):
-            if x != y and x != 1 and y != 1:
-                raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be broadcast")
 
 
 class MatMul(Function):
@@ -57,6 +35,29 @@ class MatMul(Function):
         return grad_a, grad_b
 
 
+def matmul(a, b):
+    """The matrix product with NumPy's rules: vectors, matrices, and broadcast stacks of matrices."""
+    a, b = pair(a, b)
+    try:
+        return MatMul.apply(a, b)
+    except ValueError:
+        _check_matmul(a, b)  # explain in our words which shapes disagree
+        raise
+
+
+def _check_matmul(a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if inner_a != inner_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
+    if a.ndim > 2 and b.ndim > 2:
+        for x, y in zip(reversed(a.shape[:-2]), reversed(b.shape[:-2])):
+            if x != y and x != 1 and y != 1:
+                raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be broadcast")
+
+
 class Linear(Function):
     """Y = X Wᵀ + b for X (N, in), W (out, in), b (out,);
     dX = dY W,  dW = dYᵀ X,  db = sum of dY over the batch."""
@@ -66,40 +67,31 @@ class Linear(Function):
 
     def backward(self, grad):
         x, weight = self.saved_tensors[:2]
-        if is_grad_enabled():  # create_graph=True: as Tensor ops, so they can be differentiated again
-            return linear_gradients(self, grad, x, weight)
-        return linear_gradients(self, grad.data, x.data, weight.data)
+        return linear_gradients(self, grad, x, weight)
 
 
-def linear_gradients(fn, dz, x, weight, db=None):
-    """What a linear layer's node `fn` sends back, given dz = dL/d(x Wᵀ + b):
+def linear_gradients(fn, dz, x, weight):
+    """What a fully connected node `fn` sends back, given dz = dL/d(x Wᵀ + b):
 
         dX = dz W,   dW = dzᵀ X,   db = Σ_n dz      (each only if fn.needs_input_grad says so)
 
-    Tensors in, Tensors out: a recorded backward (create_graph=True), differentiable again.
-    Arrays in, arrays out through fn.kernels: a plain backward() with no graph nodes to build.
-    db may be given when already computed (LinearAct gets it from its fused pass).
-    Shared by Linear and ops.fused.LinearAct.
+    Shared by Linear and LinearAct (a layer and its activation as one op).
     """
-    arrays = isinstance(dz, np.ndarray)
     need = fn.needs_input_grad
-    mm = fn.kernels.matmul if arrays else operator.matmul
-    grad_x = mm(dz, weight) if need[0] else None
-    grad_w = mm(dz.T if arrays else dz.transpose(-1, -2), x) if need[1] else None  # dz.T is a view: no copy
-    if len(fn.inputs) == 2:
+    grad_x = dz @ weight if need[0] else None
+    grad_w = dz.transpose(1, 0) @ x if need[1] else None
+    if len(need) == 2:
         return grad_x, grad_w
-    if need[2] and db is None:
-        db = fn.kernels.sum(dz, axis=0) if arrays else dz.sum(axis=0)
-    return grad_x, grad_w, db if need[2] else None
+    return grad_x, grad_w, dz.sum(axis=0) if need[2] else None
 
 
-def matmul(a, b):
-    a, b = pair(a, b)
-    try:
-        return MatMul.apply(a, b)
-    except ValueError:
-        _check_matmul(a, b)  # explain in our words which shapes disagree
-        raise
+def linear(x, weight, bias=None):
+    """The fully connected layer: x @ weight.T + bias, for a batch x of shape (N, in_features)."""
+    if x.ndim > 2 and weight.ndim == 2:  # (..., in): flatten the leading axes, as nn.Linear allows
+        lead = x.shape[:-1]
+        return linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*lead, weight.shape[0])
+    check_linear_args("linear", x, weight, bias)
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
 def check_linear_args(op, x, weight, bias):
@@ -115,13 +107,4 @@ def check_linear_args(op, x, weight, bias):
         raise ValueError(f"{op}: bias shape {bias.shape} does not match weight's {weight.shape[0]} outputs")
 
 
-def linear(x, weight, bias=None):
-    """The fully connected layer: x @ weight.T + bias, for a batch x of shape (N, in_features)."""
-    if x.ndim > 2 and weight.ndim == 2:  # (..., in): flatten the leading axes, as nn.Linear allows
-        lead = x.shape[:-1]
-        return linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*lead, weight.shape[0])
-    check_linear_args("linear", x, weight, bias)
-    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
-
-
-__all__ = ["matmul", "linear"]  # linear_gradients is for ops.fused, not users
+__all__ = ["matmul", "linear"]  # linear_gradients and check_linear_args are for LinearAct, not users

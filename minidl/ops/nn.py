@@ -1,7 +1,10 @@
 """Neural-network ops: convolution, pooling, embedding lookup, dropout and losses.
 
-Convolution is written the way fast libraries compute it: unfold the image
-patches into the rows of a matrix (im2col), then do one big matrix multiply.
+A convolution slides one small linear function over the image: every output pixel is
+the dot product of the filter with the patch under it. Its backward is two more
+convolution-shaped ops (one for the input, one for the filter), each differentiable
+again; the kernels decide how to compute them (the reference unfolds patches into
+a matrix, "im2col", and does one matrix multiply).
 """
 
 import numpy as np
@@ -10,92 +13,136 @@ from minidl import random as _random
 from minidl.autograd import Function
 from minidl.ops._util import constant
 from minidl.ops.elementwise import sigmoid
-from minidl.ops.fused import linear_act
-from minidl.ops.linalg import linear
 from minidl.ops.shape import getitem
 from minidl.tensor import Tensor
 
 
-def _pair_of_ints(value, name, op):
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2 or value[0] != value[1]:
-            raise ValueError(f"{op}: only square {name} is supported, got {value}")
-        value = value[0]
-    if not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
-    return int(value)
+def pair_of_ints(value, name, op):
+    """(h, w) from an int or a pair of ints, e.g. kernel_size=3 -> (3, 3); errors name the op and argument."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return int(values[0]), int(values[1])
 
 
-def _output_size(op, h, w, kernel_h, kernel_w, stride, padding):
-    oh = (h + 2 * padding - kernel_h) // stride + 1
-    ow = (w + 2 * padding - kernel_w) // stride + 1
-    if oh <= 0 or ow <= 0:
-        raise ValueError(f"{op}: a {kernel_h}x{kernel_w} window with padding {padding} does not fit in a {h}x{w} input")
-    return oh, ow
+def output_size(op, image, window, stride, padding, dilation=(1, 1)):
+    """(OH, OW) of a window sliding over an (H, W) image; a window that does not fit is an error."""
+    sizes = tuple(
+        (n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in zip(image, window, stride, padding, dilation)
+    )
+    if min(sizes) <= 0:
+        raise ValueError(
+            f"{op}: a {window[0]}x{window[1]} window with padding {padding[0] if padding[0] == padding[1] else padding}"
+            f"{'' if dilation == (1, 1) else f' and dilation {dilation}'} does not fit in a {image[0]}x{image[1]} input"
+        )
+    return sizes
 
 
 # ---------------------------------------------------------------------------
 # Convolution
 # ---------------------------------------------------------------------------
-class Im2Col(Function):
-    """cols = image patches as rows, (N, C, H, W) -> (N*OH*OW, C*kh*kw).
+class Conv2d(Function):
+    """y[n, f] = b[f] + Σ_c w[f, c] ⋆ x[n, c]   (cross-correlation, NCHW);
+    dx = the filters slid back over dy (ConvInputGrad),  dw = dy correlated with x (ConvWeightGrad),
+    db = dy summed over batch and space."""
 
-    Backward is col2im: each patch row's gradient is added back where the patch came
-    from (pixels covered by several patches collect several contributions).
+    def forward(self, x, weight, bias=None, geometry=None):
+        self.geometry = geometry  # stride, padding, dilation, groups
+        return self.kernels.conv2d_forward(x, weight, bias, *geometry, activation=None)
+
+    def backward(self, grad):
+        x, weight = self.saved_tensors[:2]
+        return conv2d_gradients(self, grad, x, weight)
+
+
+def conv2d_gradients(fn, grad, x, weight):
+    """What a convolution node `fn` sends back, given grad = dL/d(conv(x, w) + b). Shared with Conv2dAct."""
+    need = fn.needs_input_grad
+    grad_x = ConvInputGrad.apply(grad, weight, x_shape=x.shape, geometry=fn.geometry) if need[0] else None
+    grad_w = ConvWeightGrad.apply(x, grad, weight_shape=weight.shape, geometry=fn.geometry) if need[1] else None
+    if len(need) == 2:
+        return grad_x, grad_w
+    return grad_x, grad_w, grad.sum(axis=(0, 2, 3)) if need[2] else None
+
+
+class ConvInputGrad(Function):
+    """dx = conv2d's gradient w.r.t. its input, for upstream gradient g and filters w.
+
+    Linear in g and in w, so its own gradients are convolutions again:
+    d/dg = conv2d(dy, w),  d/dw = ConvWeightGrad(dy, g).
     """
 
-    def forward(self, x, kh, kw, stride, padding):
-        self.geometry = (kh, kw, stride, padding)
-        return self.kernels.im2col(x, kh, kw, stride, padding)
-
-    def backward(self, grad):
-        (x,) = self.inputs
-        return Col2Im.apply(grad, x_shape=x.shape, geometry=self.geometry)
-
-
-class Col2Im(Function):
-    """The adjoint of Im2Col (its backward is Im2Col again), so convolution is twice differentiable."""
-
-    def forward(self, cols, x_shape, geometry):
+    def forward(self, grad, weight, x_shape, geometry):
         self.geometry = geometry
-        return self.kernels.col2im(cols, x_shape, *geometry)
+        return self.kernels.conv2d_backward_input(grad, weight, x_shape, *geometry)
 
-    def backward(self, grad):
-        kh, kw, stride, padding = self.geometry
-        return Im2Col.apply(grad, kh=kh, kw=kw, stride=stride, padding=padding)
+    def backward(self, dy):
+        grad, weight = self.saved_tensors
+        need = self.needs_input_grad
+        d_grad = Conv2d.apply(dy, weight, geometry=self.geometry) if need[0] else None
+        d_weight = (
+            ConvWeightGrad.apply(dy, grad, weight_shape=weight.shape, geometry=self.geometry) if need[1] else None
+        )
+        return d_grad, d_weight
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, activation=None):
+class ConvWeightGrad(Function):
+    """dw = conv2d's gradient w.r.t. its filters, for input x and upstream gradient g.
+
+    Linear in x and in g: d/dx = ConvInputGrad(g, dy),  d/dg = conv2d(x, dy).
+    """
+
+    def forward(self, x, grad, weight_shape, geometry):
+        self.geometry = geometry
+        return self.kernels.conv2d_backward_weight(x, grad, weight_shape, *geometry)
+
+    def backward(self, dy):
+        x, grad = self.saved_tensors
+        need = self.needs_input_grad
+        d_x = ConvInputGrad.apply(grad, dy, x_shape=x.shape, geometry=self.geometry) if need[0] else None
+        d_grad = Conv2d.apply(x, dy, geometry=self.geometry) if need[1] else None
+        return d_x, d_grad
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as in every DL framework), NCHW layout.
 
-    x: (N, C, H, W); weight: (F, C, kh, kw); bias: (F,) or None -> (N, F, OH, OW).
-    activation ("relu", "sigmoid", "tanh" or None) is applied in the same GEMM as the bias
-    (ops.linear_act): what nn.Sequential uses to fuse a Conv2d with the ReLU after it.
+    x: (N, C, H, W); weight: (F, C/groups, kh, kw); bias: (F,) or None -> (N, F, OH, OW), with
+    OH = (H + 2·padding - dilation·(kh - 1) - 1) // stride + 1 (and OW alike). stride, padding
+    and dilation are ints or (h, w) pairs; groups splits the channels into independent
+    convolutions (groups = C: one filter per channel, "depthwise").
     """
-    stride = _pair_of_ints(stride, "stride", "conv2d")
-    padding = _pair_of_ints(padding, "padding", "conv2d")
+    geometry = conv2d_geometry("conv2d", x, weight, bias, stride, padding, dilation, groups)
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d.apply(*args, geometry=geometry)
+
+
+def conv2d_geometry(op, x, weight, bias, stride, padding, dilation, groups):
+    """Check conv2d's arguments; returns (stride, padding, dilation, groups) with (h, w) pairs."""
+    stride = pair_of_ints(stride, "stride", op)
+    padding = pair_of_ints(padding, "padding", op)
+    dilation = pair_of_ints(dilation, "dilation", op)
     if x.ndim != 4 or weight.ndim != 4:
         raise ValueError(
-            f"conv2d: expected input (N, C, H, W) and weight (F, C, kh, kw), got {x.shape} and {weight.shape}"
+            f"{op}: expected input (N, C, H, W) and weight (F, C, kh, kw), got {x.shape} and {weight.shape}"
         )
-    n, c, h, w = x.shape
-    f, wc, kh, kw = weight.shape
-    if c != wc:
-        raise ValueError(f"conv2d: input has {c} channels but weight {weight.shape} expects {wc}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive integer, got {groups!r}")
+    c, f = x.shape[1], weight.shape[0]
+    if c % groups or f % groups:
+        raise ValueError(f"{op}: groups={groups} must divide both the {c} input channels and the {f} filters")
+    if c != weight.shape[1] * groups:
+        expected = weight.shape[1] * groups
+        raise ValueError(f"{op}: input has {c} channels but weight {weight.shape} expects {expected}")
     if bias is not None and bias.shape != (f,):
-        raise ValueError(f"conv2d: bias shape {bias.shape} does not match the {f} filters of weight {weight.shape}")
-    if stride < 1 or padding < 0:
-        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
-    oh, ow = _output_size("conv2d", h, w, kh, kw, stride, padding)
-    cols = Im2Col.apply(x, kh=kh, kw=kw, stride=stride, padding=padding)  # (N*OH*OW, C*kh*kw)
-    flat_weight = weight.reshape(f, c * kh * kw)
-    if activation is None:
-        out = linear(cols, flat_weight, bias)  # one GEMM: (N*OH*OW, F)
-    else:
-        out = linear_act(cols, flat_weight, bias, activation)  # the same GEMM, activation in its epilogue
-    # The GEMM produced channels last (N, OH, OW, F); one copy to NCHW here saves every
-    # following op (ReLU, pooling, the next im2col) from striding through a transposed view.
-    return out.reshape(n, oh, ow, f).permute(0, 3, 1, 2).contiguous()
+        raise ValueError(f"{op}: bias shape {bias.shape} does not match the {f} filters of weight {weight.shape}")
+    if min(stride) < 1 or min(padding) < 0 or min(dilation) < 1:
+        raise ValueError(
+            f"{op}: stride and dilation must be >= 1 and padding >= 0, "
+            f"got stride={stride}, padding={padding}, dilation={dilation}"
+        )
+    output_size(op, x.shape[2:], weight.shape[2:], stride, padding, dilation)
+    return stride, padding, dilation, int(groups)
 
 
 # ---------------------------------------------------------------------------
@@ -104,24 +151,54 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, activation=None):
 class MaxPool2d(Function):
     """y = max over each window;   dx: each window's gradient goes to the element that won it."""
 
-    supports_double_backward = False
-
-    def forward(self, x, kernel, stride, padding):
-        self.geometry = (kernel, stride, padding)
-        out, self.argmax = self.kernels.max_pool2d_forward(x, kernel, stride, padding)
+    def forward(self, x, geometry):
+        self.geometry = geometry  # kernel, stride, padding
+        out, self.argmax = self.kernels.max_pool2d_forward(x, *geometry)
         return out
 
     def backward(self, grad):
         (x,) = self.inputs
-        return self.kernels.max_pool2d_backward(grad.data, self.argmax, x.shape, *self.geometry)
+        return MaxPool2dBackward.apply(grad, argmax=self.argmax, x_shape=x.shape, geometry=self.geometry)
+
+
+class MaxPool2dBackward(Function):
+    """dx = each window's gradient routed to the element that won it (argmax recorded by MaxPool2d).
+
+    Linear in the gradient; its adjoint reads, in each window, the value at the winner
+    (MaxPoolSelect), and the two together make max pooling twice differentiable.
+    """
+
+    def forward(self, grad, argmax, x_shape, geometry):
+        self.argmax, self.geometry = argmax, geometry
+        return self.kernels.max_pool2d_backward(grad, argmax, x_shape, *geometry)
+
+    def backward(self, dy):
+        return MaxPoolSelect.apply(dy, argmax=self.argmax, geometry=self.geometry)
+
+
+class MaxPoolSelect(Function):
+    """y = x at each window's recorded winner;   dx = MaxPool2dBackward(dy) (the adjoint)."""
+
+    def forward(self, x, argmax, geometry):
+        self.argmax, self.geometry = argmax, geometry
+        return self.kernels.max_pool2d_select(x, argmax, *geometry)
+
+    def backward(self, grad):
+        (x,) = self.inputs
+        return MaxPool2dBackward.apply(grad, argmax=self.argmax, x_shape=x.shape, geometry=self.geometry)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max over kernel_size windows (an int or an (h, w) pair; stride defaults to kernel_size)."""
+    return MaxPool2d.apply(x, geometry=_pool_geometry("max_pool2d", x, kernel_size, stride, padding))
 
 
 class AvgPool2d(Function):
     """y = mean over each window;   dx: each window's gradient is shared equally by its elements."""
 
-    def forward(self, x, kernel, stride, padding):
-        self.geometry = (kernel, stride, padding)
-        return self.kernels.avg_pool2d_forward(x, kernel, stride, padding)
+    def forward(self, x, geometry):
+        self.geometry = geometry
+        return self.kernels.avg_pool2d_forward(x, *geometry)
 
     def backward(self, grad):
         (x,) = self.inputs
@@ -136,35 +213,28 @@ class AvgPool2dBackward(Function):
         return self.kernels.avg_pool2d_backward(grad, x_shape, *geometry)
 
     def backward(self, grad):
-        kernel, stride, padding = self.geometry
-        return AvgPool2d.apply(grad, kernel=kernel, stride=stride, padding=padding)
-
-
-def _pool_args(op, x, kernel_size, stride, padding):
-    kernel = _pair_of_ints(kernel_size, "kernel_size", op)
-    stride = kernel if stride is None else _pair_of_ints(stride, "stride", op)
-    padding = _pair_of_ints(padding, "padding", op)
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected input (N, C, H, W), got shape {x.shape}")
-    if kernel < 1 or stride < 1 or padding < 0 or padding > kernel // 2:
-        raise ValueError(
-            f"{op}: need kernel_size >= 1, stride >= 1 and 0 <= padding <= kernel_size // 2, "
-            f"got kernel_size={kernel}, stride={stride}, padding={padding}"
-        )
-    _output_size(op, x.shape[2], x.shape[3], kernel, kernel, stride, padding)
-    return kernel, stride, padding
-
-
-def max_pool2d(x, kernel_size, stride=None, padding=0):
-    """Max over kernel_size x kernel_size windows (stride defaults to kernel_size)."""
-    kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding)
-    return MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding)
+        return AvgPool2d.apply(grad, geometry=self.geometry)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    """Mean over kernel_size x kernel_size windows; zero padding counts towards the mean."""
-    kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
-    return AvgPool2d.apply(x, kernel=kernel, stride=stride, padding=padding)
+    """Mean over kernel_size windows (int or (h, w)); zero padding counts towards the mean."""
+    return AvgPool2d.apply(x, geometry=_pool_geometry("avg_pool2d", x, kernel_size, stride, padding))
+
+
+def _pool_geometry(op, x, kernel_size, stride, padding):
+    """Check a pooling's arguments; returns (kernel, stride, padding) as (h, w) pairs."""
+    kernel = pair_of_ints(kernel_size, "kernel_size", op)
+    stride = kernel if stride is None else pair_of_ints(stride, "stride", op)
+    padding = pair_of_ints(padding, "padding", op)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected input (N, C, H, W), got shape {x.shape}")
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0 or any(p > k // 2 for p, k in zip(padding, kernel)):
+        raise ValueError(
+            f"{op}: need kernel_size >= 1, stride >= 1 and 0 <= padding <= kernel_size // 2, "
+            f"got kernel_size={kernel_size}, stride={stride}, padding={padding}"
+        )
+    output_size(op, x.shape[2:], kernel, stride, padding)
+    return kernel, stride, padding
 
 
 # ---------------------------------------------------------------------------
@@ -239,36 +309,59 @@ def _check_targets(op, logits, targets, ignore_index):
 
 
 class CrossEntropy(Function):
-    """Loss -log softmax(z)[target] per row, then its mean or sum; fused: dz = softmax(z) - onehot(target).
+    """Loss -log softmax(z)[target] per row, then its mean or sum;   dz = (softmax(z) - onehot(target)) * d loss_row.
 
     Fusing the log-softmax with the loss avoids computing log of a tiny probability
     and gives the famously simple gradient. The reduction is part of the op too, so a
-    training step's loss is one node (not CrossEntropy, Sum, Div): backward hands each
-    row d loss / d loss_row = 1/count (mean) or 1 (sum) times the incoming gradient.
-    Rows that do not count (valid False) get no loss and no gradient.
+    training step's loss is one node (not CrossEntropy, Sum, Div): each row's loss enters
+    the total with weight 1/count (mean) or 1 (sum). Rows that do not count (valid False)
+    get no loss and no gradient.
     """
 
-    supports_double_backward = False
-
     def forward(self, logits, targets, valid, reduction):
+        k = self.kernels
         self.valid, self.reduction = valid, reduction
         self.targets = targets if valid is None else np.where(valid, targets, 0)
-        losses, self.probs = self.kernels.cross_entropy_forward(logits, self.targets)
+        losses, self.probs = k.cross_entropy_forward(logits, self.targets)
         if valid is not None:
-            losses = np.where(valid, losses, 0).astype(logits.dtype, copy=False)
+            losses = k.where(valid, losses, losses.dtype.type(0))
         if reduction == "none":
             return losses
         self.count = len(losses) if valid is None else max(int(valid.sum()), 1)
-        total = self.kernels.sum(losses)
-        return np.asarray(total / self.count if reduction == "mean" else total, dtype=logits.dtype)
+        total = k.sum(losses)
+        return k.div(total, losses.dtype.type(self.count)) if reduction == "mean" else total
 
     def backward(self, grad):
-        g = grad.data
-        if self.reduction != "none":  # every row's loss entered the total with weight 1 (sum) or 1/count
-            g = np.full(len(self.targets), g / self.count if self.reduction == "mean" else g, self.probs.dtype)
+        (logits,) = self.saved_tensors
+        row_grad = grad  # d loss / d loss_row
+        if self.reduction != "none":
+            row_grad = (grad / self.count if self.reduction == "mean" else grad).expand(len(self.targets))
         if self.valid is not None:
-            g = np.where(self.valid, g, 0)
-        return self.kernels.cross_entropy_backward(self.probs, self.targets, g.astype(self.probs.dtype, copy=False))
+            row_grad = row_grad * constant(self.valid)
+        return CrossEntropyBackward.apply(logits, row_grad, probs=self.probs, targets=self.targets)
+
+
+class CrossEntropyBackward(Function):
+    """dz = (p - onehot(target)) * g per row, for p = softmax(z) (kept by CrossEntropy) and row gradients g.
+
+    Differentiated again (for a gradient penalty, a Hessian-vector product):
+    d/dg = Σ_j dy_j (p_j - onehot_j),   d/dz = g · p ⊙ (dy - Σ_j dy_j p_j)   (the softmax Jacobian).
+    """
+
+    def forward(self, logits, row_grad, probs, targets):
+        self.targets = targets
+        return self.kernels.cross_entropy_backward(probs, targets, row_grad)
+
+    def backward(self, dy):
+        logits, row_grad = self.saved_tensors
+        p = logits.softmax(axis=1)
+        d_logits = d_rows = None
+        if self.needs_input_grad[0]:
+            d_logits = row_grad.reshape(-1, 1) * p * (dy - (dy * p).sum(axis=1, keepdims=True))
+        if self.needs_input_grad[1]:
+            onehot = np.eye(logits.shape[1], dtype=logits.dtype)[self.targets]
+            d_rows = (dy * (p - constant(onehot))).sum(axis=1)
+        return d_logits, d_rows
 
 
 def cross_entropy(logits, targets, reduction="mean", ignore_index=-100):

@@ -1,7 +1,9 @@
 """The C SIMD kernel set: the kernel contract, with the primitives that pay done in C.
 
-Everything comes from the reference kernels first (`numpy_kernels`), then the modules
-below override the primitives that pay. Each override calls its C kernel (csrc/, built by
+Everything in the contract's core comes from the reference kernels first (`numpy_kernels`),
+then the modules below override the primitives that pay and add the optional extras the C
+kernels do better (contract.py lists both; minidl.backend wraps this namespace in a KernelSet,
+which composes any extra a kernel set lacks). Each override calls its C kernel (csrc/, built by
 cffi into `minidl.backend._ckernels`) when the arrays are float32 and the work is big
 enough to beat the cost of the call, and the reference otherwise; so results never depend
 on which path ran, only the speed does.
@@ -9,10 +11,10 @@ on which path ran, only the speed does.
     module          primitives                                        C source (csrc/)
     _ffi            the cffi library, pointer helpers                 minidl_kernels.h
     simd            SIMD path control (MINIDL_SIMD, set_simd_path)    dispatch.c
-    elementwise     add ... sqrt, relu, sigmoid, activation gradients elementwise.c
+    elementwise     add ... sqrt, relu, sigmoid, act_backward         elementwise.c
     reduce          sum, max, softmax, log_softmax                    reductions.c, softmax.c
     gemm            matmul, linear                                    gemm*.c
-    conv            im2col, col2im                                    conv.c
+    conv            conv2d_forward / backward_*, im2col, col2im      conv.c, im2col.c
     pool            max pooling                                       pool.c
     layout          NHWC <-> NCHW copies                              transpose.c
     losses          softmax cross-entropy                             softmax.c
@@ -51,9 +53,6 @@ from minidl.backend.c.storage import *  # noqa: F403
 from minidl.backend.c.updates import *  # noqa: F403
 
 name = "c"
-# nn.Sequential runs Linear or Conv2d + ReLU/Sigmoid/Tanh as one op here: the GEMM applies the
-# bias and activation to each tile while it is in cache (see minidl/nn/container.py).
-fuse_layers = True
 
 if available:
     from minidl.backend.c import simd as _simd

@@ -107,54 +107,41 @@ def _out_shape(g):
 
 
 # ---------------------------------------------------------------------------------------
-# im2col / col2im (TRANSITIONAL signature: square kernel, int stride and padding, until the
-# contract's pairs land with issue 10)
+# im2col / col2im, the contract's core: the rows layout, N*OH*OW x C*kh*kw
 # ---------------------------------------------------------------------------------------
-def conv_output_size(size, kernel, stride, padding):
-    return (size + 2 * padding - kernel) // stride + 1
+def _window_geometry(x_shape, kernel, stride, padding, dilation):
+    """The C geometry for im2col / col2im of an (N, C, H, W) image (no filters); None if C does not take it."""
+    if len(x_shape) != 4:
+        return None
+    n, c = x_shape[:2]
+    return _geometry(x_shape, (0, c, *_pair(kernel)), stride, padding, dilation, 1)
 
 
-def geometry_ok(shape, kh, kw, stride, padding):
-    """Whether the C im2col/pool kernels take an (N, C, H, W) image of `shape` with this window."""
-    return (
-        _ffi.available
-        and len(shape) == 4
-        and math.prod(shape) >= MIN_CONV
-        and stride >= 1
-        and padding >= 0
-        and conv_output_size(shape[2], kh, stride, padding) > 0
-        and conv_output_size(shape[3], kw, stride, padding) > 0
-    )
-
-
-def _im2col_geometry(x_shape, kh, kw, stride, padding):
-    n, c, h, w = x_shape
-    fields = {"n": n, "c": c, "h": h, "w": w, "f": 0, "kh": kh, "kw": kw, "sh": stride, "sw": stride}
-    fields.update(ph=padding, pw=padding, dh=1, dw=1, groups=1)
-    return _ffi.ffi.new("mdk_conv_geometry *", fields)
-
-
-def im2col(x, kh, kw, stride, padding):
-    if not _ffi.is_f32(x) or not geometry_ok(x.shape, kh, kw, stride, padding):
-        return ref.im2col(x, kh, kw, stride, padding)
-    n, c, h, w = x.shape
-    oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+def im2col(x, kernel, stride, padding, dilation=(1, 1)):
+    """(N*OH*OW, C*kh*kw): row (n, oh, ow) holds the C*kh*kw values the filter sees there."""
+    g = _window_geometry(x.shape, kernel, stride, padding, dilation) if _ffi.is_f32(x) else None
+    if g is None:
+        return ref.im2col(x, kernel, stride, padding, dilation)
     x = _ffi.contig(x)
-    cols = np.empty((n * oh * ow, c * kh * kw), _ffi.F32)
-    _ffi.lib.mdk_im2col(_im2col_geometry(x.shape, kh, kw, stride, padding), _ffi.buf(x), _ffi.buf(cols))
+    _, _, oh, ow = _out_shape(g)
+    cols = np.empty((g.n * oh * ow, g.c * g.kh * g.kw), _ffi.F32)
+    _ffi.lib.mdk_im2col(g, _ffi.buf(x), _ffi.buf(cols))
     return cols
 
 
-def col2im(cols, x_shape, kh, kw, stride, padding):
-    n, c, h, w = x_shape
-    if not _ffi.is_f32(cols) or not geometry_ok(x_shape, kh, kw, stride, padding):
-        return ref.col2im(cols, x_shape, kh, kw, stride, padding)
-    oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
-    if cols.shape != (n * oh * ow, c * kh * kw):
-        return ref.col2im(cols, x_shape, kh, kw, stride, padding)
+def col2im(cols, x_shape, kernel, stride, padding, dilation=(1, 1)):
+    """The adjoint of im2col: every patch row added back where it came from."""
+    x_shape = tuple(x_shape)
+    g = _window_geometry(x_shape, kernel, stride, padding, dilation) if _ffi.is_f32(cols) else None
+    if g is not None:
+        _, _, oh, ow = _out_shape(g)
+        if cols.shape != (g.n * oh * ow, g.c * g.kh * g.kw):
+            g = None
+    if g is None:
+        return ref.col2im(cols, x_shape, kernel, stride, padding, dilation)
     cols = _ffi.contig(cols)
-    x = np.empty((n, c, h, w), _ffi.F32)
-    _ffi.lib.mdk_col2im(_im2col_geometry(x_shape, kh, kw, stride, padding), _ffi.buf(cols), _ffi.buf(x))
+    x = np.empty(x_shape, _ffi.F32)
+    _ffi.lib.mdk_col2im(g, _ffi.buf(cols), _ffi.buf(x))
     return x
 
 

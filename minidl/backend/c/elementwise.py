@@ -89,48 +89,4 @@ def act_backward(grad, y, activation):
     return dz
 
 
-def relu_backward(grad, x):
-    """Gradient of max(0, x): pass `grad` where x > 0, zero elsewhere."""
-    if not _ffi.available or not _ffi.is_f32(grad, x) or grad.shape != x.shape or x.size < MIN_FUSED:
-        return ref.relu_backward(grad, x)
-    grad, x = _ffi.contig(grad), _ffi.contig(x)
-    out = np.empty(x.shape, _ffi.F32)
-    _ffi.lib.mdk_relu_backward(_ffi.buf(grad), _ffi.buf(x), _ffi.buf(out), x.size)
-    return out
-
-
-def bias_act_forward(x, bias, activation):
-    """act(x + bias) in one pass (bias broadcast over the last axis; None for no bias)."""
-    act = _ffi.ACTIVATIONS.get(activation)
-    if (
-        act is None
-        or not _ffi.available
-        or not _ffi.is_f32(x)
-        or x.ndim < 1
-        or x.size < MIN_FUSED
-        or (bias is not None and (not _ffi.is_f32(bias) or bias.shape != x.shape[-1:]))
-    ):
-        return ref.bias_act_forward(x, bias, activation)
-    x = _ffi.contig(x)
-    out = np.empty(x.shape, _ffi.F32)
-    bias_ptr = _ffi.ffi.NULL if bias is None else _ffi.buf(_ffi.contig(bias))
-    _ffi.lib.mdk_bias_act_forward(_ffi.buf(x), bias_ptr, _ffi.buf(out), x.size // x.shape[-1], x.shape[-1], act)
-    return out
-
-
-def bias_act_backward(grad, out, activation):
-    """(dz, dbias): dz = grad * act'(out) from the activation's output, dbias = dz summed over rows."""
-    act = _ffi.ACTIVATIONS.get(activation)
-    if act is None or not _ffi.available or not _ffi.is_f32(grad, out) or grad.shape != out.shape or grad.ndim < 1:
-        return ref.bias_act_backward(grad, out, activation)
-    if grad.size < MIN_FUSED:
-        return ref.bias_act_backward(grad, out, activation)
-    grad, out = _ffi.contig(grad), _ffi.contig(out)
-    dz = np.empty(grad.shape, _ffi.F32)
-    dbias = np.empty(grad.shape[-1], _ffi.F32)
-    rows, cols = grad.size // grad.shape[-1], grad.shape[-1]
-    _ffi.lib.mdk_bias_act_backward(_ffi.buf(grad), _ffi.buf(out), _ffi.buf(dz), _ffi.buf(dbias), rows, cols, act)
-    return dz, dbias
-
-
-__all__ += ["act_backward", "relu_backward", "bias_act_forward", "bias_act_backward"]
+__all__ += ["act_backward"]

@@ -114,9 +114,4 @@ def linear(x, weight, bias=None, activation=None):
     return sgemm(x, weight.T, bias, act)
 
 
-def linear_act(x, weight, bias=None, activation=None):
-    """TRANSITIONAL: the old name of linear(..., activation), until issue 10's ops land."""
-    return linear(x, weight, bias, activation)
-
-
-__all__ = ["matmul", "linear", "linear_act"]
+__all__ = ["matmul", "linear"]
