@@ -60,6 +60,7 @@ def rand(*shape, seed=0, relu=False):
 
 
 GEO = ((1, 1), (1, 1), (1, 1), 1)  # stride, padding, dilation, groups of both CNN layers
+POOL = ((2, 2), (2, 2), (0, 0))  # kernel, stride, padding of both poolings
 
 
 def cnn_cases(torch, ck, ref):
@@ -99,16 +100,16 @@ def cnn_cases(torch, ck, ref):
         ]  # fmt: skip
         pooled = rand(n, f, h // 2, w // 2, seed=6)
         tpooled = torch.from_numpy(pooled)
-        _, arg = ck.max_pool2d_forward(y, 2, 2, 0)
+        _, arg = ck.max_pool2d_forward(y, *POOL)
         _, targ = F.max_pool2d(ty, 2, return_indices=True)
         cases += [
-            (f"{name} max-pool 2x2 fwd", lambda y=y: ck.max_pool2d_forward(y, 2, 2, 0),
+            (f"{name} max-pool 2x2 fwd", lambda y=y: ck.max_pool2d_forward(y, *POOL),
              lambda ty=ty: F.max_pool2d(ty, 2, return_indices=True),
-             lambda y=y: ref.max_pool2d_forward(y, 2, 2, 0)),
-            (f"{name} max-pool 2x2 bwd", lambda g=pooled, a=arg, s=y.shape: ck.max_pool2d_backward(g, a, s, 2, 2, 0),
+             lambda y=y: ref.max_pool2d_forward(y, *POOL)),
+            (f"{name} max-pool 2x2 bwd", lambda g=pooled, a=arg, s=y.shape: ck.max_pool2d_backward(g, a, s, *POOL),
              lambda g=tpooled, ty=ty, a=targ: aten.max_pool2d_with_indices_backward(g, ty, [2, 2], [2, 2], [0, 0],
                                                                                    [1, 1], False, a),
-             lambda g=pooled, a=arg, s=y.shape: ref.max_pool2d_backward(g, a, s, 2, 2, 0)),
+             lambda g=pooled, a=arg, s=y.shape: ref.max_pool2d_backward(g, a, s, *POOL)),
         ]  # fmt: skip
     return cases
 

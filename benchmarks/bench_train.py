@@ -8,8 +8,9 @@ One step = zero_grad, forward, cross-entropy loss, backward, SGD step, for
 Both frameworks start from the same weights and see the same batch (the first step's
 losses are compared, so we know they compute the same thing). minidl runs with each
 kernel set that is built ("numpy": the reference kernels on NumPy/OpenBLAS; "c": the C
-SIMD kernels, where nn.Sequential fuses each Linear with the activation after it;
-"c-unfused": the same with that fusion turned off, every op its own node). OpenBLAS is
+SIMD kernels, with the model passed through nn.fuse, which runs each Linear or Conv2d and
+the activation after it as one op; "c-unfused": the same model as written, every op its own
+node). OpenBLAS is
 limited to 1 thread with threadpoolctl, PyTorch with torch.set_num_threads(1). Each
 number is the median of --repeats samples; samples of the two frameworks are
 interleaved so a noisy neighbour slows both.
@@ -103,11 +104,11 @@ def median_seconds(steps, repeats, min_time):
 
 
 def run_case(torch, label, make_ours, make_theirs, input_shape, batch, kernels, repeats, min_time):
-    kernel_set, _, variant = kernels.partition("-")  # "c-unfused": the C kernels with layer fusion off
+    kernel_set, _, variant = kernels.partition("-")  # "c-unfused": the C kernels without nn.fuse
     minidl.set_kernels(kernel_set)
     minidl.manual_seed(0)
-    ours = make_ours()
-    ours.fuse_layers = variant != "unfused"
+    model = make_ours()
+    ours = model if variant == "unfused" else nn.fuse(model)  # shares the parameters of `model`
     theirs = make_theirs(torch)
     with torch.no_grad():  # same starting weights in both
         for (_, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
@@ -153,7 +154,7 @@ def main(argv=None):
     parser.add_argument(
         "--kernels",
         default=",".join(default_sets),
-        help="comma-separated kernel sets: numpy, c, c-unfused (C kernels, nn.Sequential layer fusion off)",
+        help="comma-separated kernel sets: numpy, c (with nn.fuse), c-unfused (C kernels, the model as written)",
     )
     parser.add_argument("--cases", default="mlp,cnn", help="comma-separated: mlp, cnn")
     args = parser.parse_args(argv)

@@ -117,6 +117,21 @@ static int panel_kernel(const struct gemm_cfg *cfg, int64_t cols, ukr_fn *ukr)
     return cfg->nr;
 }
 
+/* The kernel for the last `rows` < MR rows of C in an NR-wide column panel
+ * (not a narrow edge one: the short kernels are NR wide), and how many rows
+ * it computes: a shorter kernel where the path has one (the rows past `rows`
+ * are the packed panel's zero padding), else the full kernel. */
+static int row_kernel(const struct gemm_cfg *cfg, int64_t rows, ukr_fn *ukr)
+{
+    for (int t = 0; t < 2; ++t)
+        if (cfg->short_mr[t] != 0 && rows <= cfg->short_mr[t]) {
+            *ukr = cfg->short_ukr[t];
+            return cfg->short_mr[t];
+        }
+    *ukr = cfg->ukr;
+    return cfg->mr;
+}
+
 /* Bp: ceil(nc/NR) micro-panels of B[0:kc, 0:nc] (the last one perhaps narrower);
  * a column of B is a "row" of the panel, so the strides swap roles. */
 static void pack_b(const struct gemm_cfg *cfg, int64_t kc, int64_t nc, const float *b, int64_t rsb, int64_t csb,
@@ -142,18 +157,19 @@ static void pack_b(const struct gemm_cfg *cfg, int64_t kc, int64_t nc, const flo
  *   NC = 3072 keeps the packed B block (KC x NC, 6 MiB) in L3.
  * ====================================================================== */
 static struct gemm_cfg cfg_table[MDK_SIMD_COUNT] = {
-    /*                 MR     NR     KC   MC   NC    micro-kernel  packers (A, B)     narrow edge kernels */
+    /* MR, NR, KC, MC, NC; micro-kernel; packers (A, B); narrow kernels (last columns); short kernels (last rows) */
     [MDK_SIMD_SCALAR] = {SC_MR, SC_NR, 256, 128, 2048, ukr_scalar, pack_panel_generic, pack_panel_generic,
-                         {0, 0}, {NULL, NULL}},
+                         {0, 0}, {NULL, NULL}, {0, 0}, {NULL, NULL}},
 #if MDK_HAVE_X86
     [MDK_SIMD_AVX2] = {A2_MR, A2_NR, 512, 120, 3072, mdk_ukr_avx2, mdk_pack_panel_avx2, mdk_pack_panel_avx2,
-                       {8, 0}, {mdk_ukr_avx2_n8, NULL}},
+                       {8, 0}, {mdk_ukr_avx2_n8, NULL}, {0, 0}, {NULL, NULL}},
     [MDK_SIMD_AVX512] = {A5_MR, A5_NR, 512, 240, 3072, mdk_ukr_avx512, mdk_pack_panel_avx512,
-                         mdk_pack_panel_avx512, {16, 32}, {mdk_ukr_avx512_n16, mdk_ukr_avx512_n32}},
+                         mdk_pack_panel_avx512, {16, 32}, {mdk_ukr_avx512_n16, mdk_ukr_avx512_n32},
+                         {2, 4}, {mdk_ukr_avx512_m2, mdk_ukr_avx512_m4}},
 #endif
 #if MDK_HAVE_NEON
     [MDK_SIMD_NEON] = {NE_MR, NE_NR, 256, 128, 2048, mdk_ukr_neon, pack_panel_generic, pack_panel_generic,
-                       {0, 0}, {NULL, NULL}},
+                       {0, 0}, {NULL, NULL}, {0, 0}, {NULL, NULL}},
 #endif
 };
 
@@ -289,14 +305,16 @@ void mdk_gemm_blocked(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t 
                                 apanel = ap;
                             }
                         }
-                        if (rows == mr && cols == w) {
-                            ukr(kc, apanel, ars, acs, bpanel, ldb, cij, ldc, bias_j, accumulate);
+                        ukr_fn tile_ukr = ukr;
+                        const int tile_rows = rows < mr && w == nr ? row_kernel(cfg, rows, &tile_ukr) : mr;
+                        if (rows == tile_rows && cols == w) {
+                            tile_ukr(kc, apanel, ars, acs, bpanel, ldb, cij, ldc, bias_j, accumulate);
                         } else {
                             /* Edge: run the full tile into scratch, copy the valid part. */
                             if (accumulate)
                                 for (int64_t i = 0; i < rows; ++i)
                                     memcpy(tile + i * w, cij + i * ldc, (size_t)cols * sizeof(float));
-                            ukr(kc, apanel, ars, acs, bpanel, ldb, tile, w, bias_j, accumulate);
+                            tile_ukr(kc, apanel, ars, acs, bpanel, ldb, tile, w, bias_j, accumulate);
                             for (int64_t i = 0; i < rows; ++i)
                                 memcpy(cij + i * ldc, tile + i * w, (size_t)cols * sizeof(float));
                         }

@@ -35,6 +35,8 @@ struct gemm_cfg {
     pack_fn pack_a_panel, pack_b_panel;
     int narrow_nr[2];      /* narrower kernels for the last columns, ascending (0: none) */
     ukr_fn narrow_ukr[2];
+    int short_mr[2];       /* full-width kernels of fewer rows for the last rows, ascending (0: none) */
+    ukr_fn short_ukr[2];
 };
 
 #define MDK_MR_MAX 16
@@ -109,6 +111,12 @@ MDK_TARGET_AVX512 void mdk_ukr_avx512(int64_t kc, const float *restrict a, int64
 MDK_TARGET_AVX512 void mdk_ukr_avx512_n16(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
                                           const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
                                           const float *restrict bias, int accumulate);
+MDK_TARGET_AVX512 void mdk_ukr_avx512_m2(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
+                                         const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
+                                         const float *restrict bias, int accumulate);
+MDK_TARGET_AVX512 void mdk_ukr_avx512_m4(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
+                                         const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
+                                         const float *restrict bias, int accumulate);
 MDK_TARGET_AVX512 void mdk_ukr_avx512_n32(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
                                           const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
                                           const float *restrict bias, int accumulate);

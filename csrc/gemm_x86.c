@@ -132,6 +132,42 @@ MDK_TARGET_AVX512 void mdk_ukr_avx512(int64_t kc, const float *restrict a, int64
     A5_STORE(0); A5_STORE(1); A5_STORE(2); A5_STORE(3); A5_STORE(4); A5_STORE(5);
 }
 
+/* AVX-512 short kernels: 2 and 4 rows x 64 columns, for the last rows of C
+ * when M is not a multiple of 6.  A network's sizes rarely are: 32 channels
+ * are 5 x 6 + 2, a batch of 128 is 21 x 6 + 2.  The full kernel would run 6
+ * rows of FMAs for those 2 (and a copy through a scratch tile); these run 2
+ * (4) rows of FMAs on the same 4 B loads per k step, and write C directly. */
+MDK_TARGET_AVX512 void mdk_ukr_avx512_m2(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
+                                         const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
+                                         const float *restrict bias, int accumulate)
+{
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+        const __m512 b2 = _mm512_load_ps(bp + 32), b3 = _mm512_load_ps(bp + 48);
+        A5_ROW(0); A5_ROW(1);
+        a += csa;
+        bp += ldb;
+    }
+    A5_STORE(0); A5_STORE(1);
+}
+
+MDK_TARGET_AVX512 void mdk_ukr_avx512_m4(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
+                                         const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
+                                         const float *restrict bias, int accumulate)
+{
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    __m512 c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+        const __m512 b2 = _mm512_load_ps(bp + 32), b3 = _mm512_load_ps(bp + 48);
+        A5_ROW(0); A5_ROW(1); A5_ROW(2); A5_ROW(3);
+        a += csa;
+        bp += ldb;
+    }
+    A5_STORE(0); A5_STORE(1); A5_STORE(2); A5_STORE(3);
+}
+
 /* AVX-512 edge kernels: 6 x 16 and 6 x 32 for the last columns of C, so a
  * 784-wide product (12 x 64 + 16) does not compute a 3/4-empty 64-wide tile. */
 #define A5_NARROW(NV)                                                                                           \
@@ -169,7 +205,7 @@ A5_NARROW(32)
 MDK_TARGET_AVX2 void mdk_pack_panel_avx2(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
                                          int width, float *restrict dst)
 {
-    if (len == width && cs == 1 && (width % 8 == 0 || width < 8)) {
+    if (cs == 1 && (width % 8 == 0 || width < 8)) { /* rows past len (a partial panel) pack as zeros */
         const int groups = width < 8 ? 1 : width / 8, lanes = width < 8 ? width : 8;
         const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         int64_t p0 = 0;
@@ -177,7 +213,8 @@ MDK_TARGET_AVX2 void mdk_pack_panel_avx2(int64_t len, int64_t kc, const float *s
             for (int g = 0; g < groups; ++g) {
                 __m256 r[8];
                 for (int i = 0; i < 8; ++i)
-                    r[i] = i < lanes ? _mm256_loadu_ps(src + (g * 8 + i) * rs + p0) : _mm256_setzero_ps();
+                    r[i] = i < lanes && g * 8 + i < len ? _mm256_loadu_ps(src + (g * 8 + i) * rs + p0)
+                                                        : _mm256_setzero_ps();
                 mdk_transpose8(r);
                 for (int q = 0; q < 8; ++q) /* r[q] = step p0+q, lanes g*8 .. g*8+7 */
                     _mm256_maskstore_ps(dst + (p0 + q) * width + g * 8, mask, r[q]);
@@ -195,20 +232,31 @@ MDK_TARGET_AVX2 void mdk_pack_panel_avx2(int64_t len, int64_t kc, const float *s
 MDK_TARGET_AVX512 void mdk_pack_panel_avx512(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
                                              int width, float *restrict dst)
 {
-    if (len == width && rs == 1 && width % 16 == 0) { /* row-major B: NR/16 vector copies per k */
-        for (int64_t p = 0; p < kc; ++p)
-            for (int v = 0; v < width; v += 16)
-                _mm512_store_ps(dst + p * width + v, _mm512_loadu_ps(src + p * cs + v));
+    if (rs == 1 && width % 16 == 0) { /* row-major B: NR/16 vector copies per k (zeros past len) */
+        if (len == width) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int v = 0; v < width; v += 16)
+                    _mm512_store_ps(dst + p * width + v, _mm512_loadu_ps(src + p * cs + v));
+            return;
+        }
+        for (int v = 0; v < width; v += 16) {
+            const int64_t n = len - v;
+            const __mmask16 m = n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+            for (int64_t p = 0; p < kc; ++p)
+                _mm512_store_ps(dst + p * width + v, _mm512_maskz_loadu_ps(m, src + p * cs + v));
+        }
         return;
     }
-    if (len == width && rs == 1 && width < 16) { /* A^T: one masked copy of MR floats per k */
-        const __mmask16 m = (__mmask16)((1u << width) - 1u);
+    if (rs == 1 && width < 16) { /* A^T: one masked copy of MR floats per k (zeros past len) */
+        const __mmask16 m = (__mmask16)((1u << width) - 1u), valid = (__mmask16)((1u << len) - 1u);
         for (int64_t p = 0; p < kc; ++p)
-            _mm512_mask_storeu_ps(dst + p * width, m, _mm512_maskz_loadu_ps(m, src + p * cs));
+            _mm512_mask_storeu_ps(dst + p * width, m, _mm512_maskz_loadu_ps(valid, src + p * cs));
         return;
     }
-    if (len == width && cs == 1 && (width % 16 == 0 || width < 16)) {
-        /* Contiguous along k: transpose 16 (lanes) x 16 (k steps) blocks. */
+    if (cs == 1 && (width % 16 == 0 || width < 16)) {
+        /* Contiguous along k: transpose 16 (lanes) x 16 (k steps) blocks; rows
+         * past len (a partial panel: the last columns of B, or a conv's 9
+         * window offsets) pack as zeros. */
         const int groups = width < 16 ? 1 : width / 16, lanes = width < 16 ? width : 16;
         const __mmask16 m = (__mmask16)((1u << lanes) - 1u);
         int64_t p0 = 0;
@@ -216,7 +264,8 @@ MDK_TARGET_AVX512 void mdk_pack_panel_avx512(int64_t len, int64_t kc, const floa
             for (int g = 0; g < groups; ++g) {
                 __m512 r[16];
                 for (int i = 0; i < 16; ++i)
-                    r[i] = i < lanes ? _mm512_loadu_ps(src + (g * 16 + i) * rs + p0) : _mm512_setzero_ps();
+                    r[i] = i < lanes && g * 16 + i < len ? _mm512_loadu_ps(src + (g * 16 + i) * rs + p0)
+                                                         : _mm512_setzero_ps();
                 mdk_transpose16(r);
                 for (int q = 0; q < 16; ++q) /* r[q] = step p0+q, lanes g*16 .. g*16+15 */
                     _mm512_mask_storeu_ps(dst + (p0 + q) * width + g * 16, m, r[q]);

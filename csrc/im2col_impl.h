@@ -42,12 +42,41 @@ MDK_TARGET static void MDK_FN(planes_from_padded)(const float *restrict xp, int6
             }
 }
 
-/* The adjoint: xp[ch][y*sh + i*dh][x*sw + j*dw] += planes[r*ld + y*ow + x]. */
+/* The adjoint: xp[ch][y*sh + i*dh][x*sw + j*dw] += planes[r*ld + y*ow + x].
+ * With the same shift t as above, rows i = 0 .. kh-1 of a (ch, j) land on
+ * the same frame rows, t output rows apart: they are first summed into a
+ * strip of oh + (kh-1)*t output rows (kh long contiguous adds, in L1), which
+ * is then added to the frame run by run -- one third of a 3x3 window's short
+ * runs. */
+#ifndef MDK_STRIP_MAX
+#define MDK_STRIP_MAX 4096 /* floats: the strip lives on the stack */
+#endif
 MDK_TARGET static void MDK_FN(planes_to_padded)(const float *restrict planes, int64_t ld, int64_t channels,
                                                 int64_t hp, int64_t wp, const mdk_conv_geometry *g, int64_t oh,
                                                 int64_t ow, float *restrict xp)
 {
     const int64_t kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw, dh = g->dh, dw = g->dw;
+    const int64_t t = dh % sh == 0 ? dh / sh : 0, strip_rows = oh + (kh - 1) * t;
+    if (kh > 1 && t > 0 && strip_rows * ow <= MDK_STRIP_MAX) {
+        float strip[MDK_STRIP_MAX];
+        for (int64_t ch = 0; ch < channels; ++ch)
+            for (int64_t j = 0; j < kw; ++j) {
+                const float *rows = planes + (ch * kh * kw + j) * ld; /* row i at rows + i*kw*ld */
+                MDK_FN(copy_run)(strip, rows, oh * ow);
+                memset(strip + oh * ow, 0, (size_t)((strip_rows - oh) * ow) * sizeof(float));
+                for (int64_t i = 1; i < kh; ++i)
+                    MDK_FN(add_run)(strip + i * t * ow, rows + i * kw * ld, oh * ow);
+                float *dst = xp + ch * hp * wp + j * dw;
+                for (int64_t y = 0; y < strip_rows; ++y, dst += sh * wp) {
+                    if (sw == 1)
+                        MDK_FN(add_run)(dst, strip + y * ow, ow);
+                    else
+                        for (int64_t x = 0; x < ow; ++x)
+                            dst[x * sw] += strip[y * ow + x];
+                }
+            }
+        return;
+    }
     for (int64_t ch = 0; ch < channels; ++ch)
         for (int64_t i = 0; i < kh; ++i)
             for (int64_t j = 0; j < kw; ++j) {

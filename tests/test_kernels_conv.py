@@ -101,6 +101,7 @@ GEOMETRIES = {
     "wide rows (37: two vectors and a tail)": (1, 2, 5, 37, 3, 3, 3, (1, 1), (1, 1), (1, 1), 1),
     "window as large as the padded image": (2, 3, 4, 5, 2, 6, 7, (1, 1), (1, 1), (1, 1), 1),
     "many filters, few positions": (2, 3, 4, 4, 70, 3, 3, (1, 1), (0, 0), (1, 1), 1),
+    "a 70x70 map (col2im's strip would not fit)": (1, 2, 70, 70, 3, 3, 3, (1, 1), (1, 1), (1, 1), 1),
 }
 
 
@@ -223,6 +224,10 @@ def test_im2col_col2im_with_pairs_and_dilation(c, name):
 
 POOLS = [  # (n, c, h, w, kernel, stride, padding)
     (2, 3, 8, 9, (2, 2), (2, 2), (0, 0)),
+    (2, 16, 28, 28, (2, 2), (2, 2), (0, 0)),  # the CNN's first pooling: 14 windows a row, one masked vector
+    (1, 3, 5, 70, (2, 2), (2, 2), (0, 0)),  # 35 windows a row: two full AVX-512 vectors and a tail
+    (2, 2, 7, 37, (2, 2), (2, 2), (0, 0)),  # odd height and width: a last row and column no window covers
+    (1, 2, 4, 32, (2, 2), (2, 2), (0, 0)),  # exactly one AVX-512 vector (two AVX2 vectors) a row
     (1, 5, 7, 7, (2, 2), (2, 2), (0, 0)),  # odd size: the last row and column belong to no window
     (2, 2, 9, 11, (3, 2), (2, 1), (1, 1)),
     (1, 3, 6, 10, (1, 3), (1, 3), (0, 1)),
@@ -235,6 +240,7 @@ def test_max_pool_with_pairs(c, geometry):
     n, ch, h, w, kernel, stride, padding = geometry
     x = np.round(rand(n, ch, h, w, seed=60) * 2) / 2  # many ties: the first maximum must win
     x.flat[:: max(1, x.size // 7)] = -np.inf
+    x.flat[3 :: max(1, x.size // 5)] = np.nan  # a NaN wins its window, as np.argmax picks it
     out, argmax = ck.max_pool2d_forward(x, kernel, stride, padding)
     want_out, want_argmax = ref.max_pool2d_forward(x, kernel, stride, padding)
     np.testing.assert_array_equal(out, want_out)
