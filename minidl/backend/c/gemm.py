@@ -19,25 +19,29 @@ MIN_GEMM_FLOPS = 2 * 160**3  # 2*m*n*k: OpenBLAS wins below ~160^3 (its small-ma
 MIN_LINEAR_FLOPS = 1_000_000
 
 
-def _gemm_ok(a, b):
-    return (
-        _ffi.available
-        and type(a) is np.ndarray
-        and type(b) is np.ndarray
-        and a.dtype == _ffi.F32
-        and b.dtype == _ffi.F32
-        and _ffi.elem_strides(a) is not None
-        and _ffi.elem_strides(b) is not None
-    )
+def _strides(a, b):
+    """Element strides (rsa, csa, rsb, csb) of 2-D float32 arrays the C GEMM reads; None if it cannot.
+
+    Called once per product (the Python around a C call is a few microseconds, a measurable
+    part of a small layer's product).
+    """
+    if (
+        type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype != _ffi.F32 or b.dtype != _ffi.F32
+        or not _ffi.available
+    ):  # fmt: skip
+        return None
+    (ra, ca), (rb, cb) = a.strides[-2:], b.strides[-2:]
+    if ra % 4 or ca % 4 or rb % 4 or cb % 4:
+        return None  # a view that is not a whole number of floats apart (a record field, say)
+    return ra >> 2, ca >> 2, rb >> 2, cb >> 2
 
 
-def sgemm(a, b, bias=None, act=0):
+def sgemm(a, b, bias=None, act=0, strides=None):
     """C = act(a @ b + bias) for 2-D float32 views a (m, k), b (k, n), any strides, no copies."""
     m, k = a.shape
     n = b.shape[1]
+    rsa, csa, rsb, csb = strides or _strides(a, b)
     out = np.empty((m, n), _ffi.F32)
-    rsa, csa = _ffi.elem_strides(a)
-    rsb, csb = _ffi.elem_strides(b)
     bias_ptr = _ffi.ffi.NULL if bias is None else _ffi.buf(bias)
     rc = _ffi.lib.mdk_sgemm(
         m, n, k, _ffi.strided_ptr(a), rsa, csa, _ffi.strided_ptr(b), rsb, csb, _ffi.buf(out), n, bias_ptr, act
@@ -53,10 +57,11 @@ def matmul(a, b, *args, **kwargs):
     if args or kwargs or a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
         return np.matmul(a, b, *args, **kwargs)  # vectors are memory-bound; errors get NumPy's message
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    if 2 * m * n * k < MIN_GEMM_FLOPS or not _gemm_ok(a, b):
+    strides = None if 2 * m * n * k < MIN_GEMM_FLOPS else _strides(a, b)
+    if strides is None:
         return np.matmul(a, b)
     if a.ndim == 2 and b.ndim == 2:
-        return sgemm(a, b)
+        return sgemm(a, b, strides=strides)
     return _batched_matmul(a, b, m, n, k)
 
 
@@ -73,6 +78,8 @@ def _batch_offsets(x, batch_shape):
 
 
 def _batched_matmul(a, b, m, n, k):
+    if _ffi.elem_strides(a) is None or _ffi.elem_strides(b) is None:
+        return np.matmul(a, b)  # a batch axis that is not a whole number of floats apart
     try:
         batch_shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
@@ -99,19 +106,21 @@ def linear(x, weight, bias=None, activation=None):
     """act(x @ weight.T + bias) in one GEMM: W^T is read in place, and the bias and activation are
     applied to each tile of the output in the GEMM's epilogue, while it is in cache."""
     act = _ffi.ACTIVATIONS.get(activation)
+    strides = None
     if (
-        act is None
-        or x.ndim != 2
-        or weight.ndim != 2
-        or x.shape[1] != weight.shape[1]
-        or not _gemm_ok(x, weight)
-        or (bias is not None and (not _ffi.is_f32(bias) or bias.shape != (weight.shape[0],)))
-        or 2 * x.shape[0] * weight.shape[0] * x.shape[1] < MIN_LINEAR_FLOPS
+        act is not None
+        and x.ndim == 2
+        and weight.ndim == 2
+        and x.shape[1] == weight.shape[1]
+        and 2 * x.shape[0] * weight.shape[0] * x.shape[1] >= MIN_LINEAR_FLOPS
+        and (bias is None or (_ffi.is_f32(bias) and bias.shape == (weight.shape[0],)))
     ):
+        strides = _strides(x, weight.T)
+    if strides is None:
         return ref.linear(x, weight, bias, activation)
     if bias is not None:
         bias = _ffi.contig(bias)
-    return sgemm(x, weight.T, bias, act)
+    return sgemm(x, weight.T, bias, act, strides)
 
 
 __all__ = ["matmul", "linear"]
