@@ -11,18 +11,19 @@
  * in a per-thread buffer that fits in L2 (113 KB for that layer), and the
  * product is arranged so that its result IS the image's NCHW output:
  *
- *   forward          out[n]  (F x P)  = W  (F x K)  . cols[n] (K x P)     + bias, act
- *   weight gradient  dW      (F x K) += dY[n] (F x P) . cols[n]^T (P x K)   summed over n
- *   input gradient   dcols   (K x P)  = W^T (K x F) . dY[n] (F x P),  then col2im into dx[n]
+ *   forward          out[n] (F x P)  = W (F x K)       . cols[n] (K x P)  + bias, act
+ *   weight gradient  dW^T   (K x F) += cols[n] (K x P) . dY[n]^T (P x F)  over n, then one transpose
+ *   input gradient   dcols  (K x P)  = W^T (K x F)     . dY[n] (F x P),   then col2im into dx[n]
  *
  * with K = C*kh*kw (per group) and P = OH*OW.  The columns are in the
  * "planes" layout (K x P, im2col.c) with rows padded to a multiple of 16
- * floats in a 64-byte aligned buffer, so the forward GEMM reads them in place
- * instead of packing them (gemm_strategies.c); W is small and read in place
- * as A.  The bias is added
- * and the activation applied per row of the output tile in the GEMM's
- * epilogue, while the tile is in L1.  A 1x1 convolution with stride 1 and no
- * padding needs no columns at all: the image itself is the K x P matrix.
+ * floats in a 64-byte aligned buffer, so the GEMM reads them in place instead
+ * of packing them (gemm_strategies.c): as B in the forward product, as A in
+ * the weight gradient's.  W (and W^T, made once per call) is small and read
+ * in place as A.  The bias is added and the activation applied per row of
+ * the output tile in the GEMM's epilogue, while the tile is in L1.  A 1x1
+ * convolution with stride 1 and no padding needs no columns at all: the
+ * image itself is the K x P matrix.
  *
  * Groups split the channels: group g convolves input channels
  * [g*C/G, (g+1)*C/G) with filters [g*F/G, (g+1)*F/G); each is its own

@@ -151,7 +151,7 @@ enum mdk_workspace_slot {
     MDK_WS_SWAP,     /* C^T of a swapped product                 */
     MDK_WS_CONV,     /* one image's columns (conv.c)             */
     MDK_WS_CONV_PAD, /* one image, zero-padded (conv.c)          */
-    MDK_WS_CONV_AUX, /* a transposed weight (conv.c)             */
+    MDK_WS_CONV_AUX, /* W^T, or dW^T being summed (conv.c)     */
     MDK_WS_COUNT
 };
 /* At least `floats` floats, 64-byte aligned, owned by the calling thread and

@@ -8,17 +8,16 @@
  * over the whole image).  These walk each output once, in the order it is
  * laid out in memory, and touch each input byte a small number of times.
  *
- * Two layouts of one image's patches, for the two ways a product uses them:
+ * Two layouts of one image's patches:
  *
- *   rows    P x K: row (oh, ow), column (c, i, j) -- numpy_kernels.im2col's
- *           layout (mdk_im2col is this for every image), and the B operand of
- *           a convolution's weight gradient dW = dY . cols (conv.c);
+ *   rows    P x K: row (oh, ow), column (c, i, j) -- the contract's im2col
+ *           layout (numpy_kernels.im2col; mdk_im2col is this for every image);
  *   planes  K x P: row (c, i, j) is the input plane shifted by the window
- *           offset (i, j), one output position per column -- the B operand of
- *           the forward product out = W . cols, whose result is then already
- *           NCHW, and of the weight gradient's (conv.c).  It is made from a
- *           zero-padded copy of the image, so that with stride 1 each row is
- *           made of unconditional copies of `ow` contiguous floats
+ *           offset (i, j), one output position per column -- what the
+ *           convolutions of conv.c multiply: out = W . cols comes out NCHW,
+ *           and dW^T = cols . dY^T reads the columns in place.  It is made
+ *           from a zero-padded copy of the image, so that with stride 1 each
+ *           row is made of unconditional copies of `ow` contiguous floats
  *           (im2col_impl.h).
  *
  * where P = OH*OW, K = C*kh*kw, and element (c, i, j) of output (oh, ow) is
