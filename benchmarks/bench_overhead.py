@@ -7,7 +7,10 @@ recorded, as in training); "fwd+bwd" also runs backward from the op's output and
 the gradients. Each number is the median over several repeats of the time per call.
 PyTorch runs on one thread; without PyTorch installed, only minidl is printed.
 
-    python benchmarks/bench_overhead.py [--repeats 7] [--min-time 0.02] [--kernels numpy|c] [--no-torch]
+    python benchmarks/bench_overhead.py [--repeats 7] [--min-time 0.02] [--kernels numpy|c] [--no-torch] [--chains-only]
+
+The second table times chains of 100 ops with one backward() at the end: the cost per op
+of recording the graph and of the backward pass, which is what a deep model pays per layer.
 """
 
 import argparse
@@ -92,6 +95,46 @@ def op_case(fw, op, n):
     return forward, forward_backward
 
 
+# name -> one link of a chain y -> op(y); values stay bounded over 100 links (w is orthogonal)
+CHAIN_OPS = {
+    "add": lambda y, b, w: y + b,
+    "mul": lambda y, b, w: y * b,
+    "scalar mul": lambda y, b, w: y * 1.0001,
+    "tanh": lambda y, b, w: y.tanh(),
+    "relu": lambda y, b, w: y.relu(),
+    "sigmoid": lambda y, b, w: y.sigmoid(),
+    "matmul": lambda y, b, w: y @ w,
+    "reshape": lambda y, b, w: y.reshape(-1),
+}
+CHAIN_LENGTH = 100
+
+
+def chain_case(fw, op, n):
+    """(forward, forward_and_backward) of a CHAIN_LENGTH-op chain from one leaf, backward from its sum.
+
+    This is the per-op cost a deep model pays: the fixed cost of one backward() call is shared
+    by the whole chain, so what remains is recording a node and visiting it in the backward pass.
+    """
+    g = np.random.default_rng(0)
+    a = fw.tensor(g.standard_normal((n, n)).astype(np.float32))
+    b = fw.tensor((1 + 0.001 * g.standard_normal((n, n))).astype(np.float32))
+    w = fw.tensor(np.linalg.qr(g.standard_normal((n, n)))[0].astype(np.float32))
+
+    def forward():
+        y = a
+        for _ in range(CHAIN_LENGTH):
+            y = op(y, b, w)
+            if y.ndim == 1:  # reshape(-1) flattens: bring it back for the next link
+                y = y.reshape(n, n)
+        return y
+
+    def forward_backward():
+        forward().sum().backward()
+        a.grad = b.grad = w.grad = None
+
+    return forward, forward_backward
+
+
 def mlp_case(fw, n):
     """A two-layer MLP (n -> n -> n, batch n, relu, MSE): forward, or forward + backward + SGD step."""
     g = np.random.default_rng(0)
@@ -152,6 +195,24 @@ def run(frameworks, repeats, min_time):
     return rows
 
 
+def run_chains(frameworks, repeats, min_time):
+    """Rows of (op, size, mode, {framework name: microseconds per op of the chain})."""
+    rows = []
+    for name, op in CHAIN_OPS.items():
+        for n in SIZES:
+            timings = {}
+            for fw in frameworks:
+                forward, both = chain_case(fw, op, n)
+                links = CHAIN_LENGTH * (2 if name == "reshape" else 1)
+                timings[fw.name] = (
+                    seconds_per_call(forward, repeats, min_time) * 1e6 / links,
+                    seconds_per_call(both, repeats, min_time) * 1e6 / links,
+                )
+            for mode_index, mode in enumerate(("fwd", "fwd+bwd")):
+                rows.append((name, f"{n}x{n}", mode, {k: v[mode_index] for k, v in timings.items()}))
+    return rows
+
+
 def format_table(rows, with_torch):
     header = f"{'op':<12} {'size':>6} {'mode':<8} {'minidl µs':>10}"
     if with_torch:
@@ -171,6 +232,7 @@ def main(argv=None):
     parser.add_argument("--min-time", type=float, default=0.02, help="seconds each repeat runs for, at least")
     parser.add_argument("--kernels", choices=["numpy", "c"], help="minidl kernel set (default: minidl's choice)")
     parser.add_argument("--no-torch", action="store_true", help="measure minidl only")
+    parser.add_argument("--chains-only", action="store_true", help="only the 100-op chains")
     args = parser.parse_args(argv)
 
     if args.kernels:
@@ -181,7 +243,11 @@ def main(argv=None):
     peer = f"PyTorch {torch.__version__} eager on CPU, 1 thread" if torch is not None else "PyTorch not measured"
     kernels = minidl.kernels_name()
     print(f"Per-op overhead, float32, median of {args.repeats} repeats. minidl kernels: {kernels}. {peer}.")
-    print(format_table(run(frameworks, args.repeats, args.min_time), with_torch=torch is not None))
+    if not args.chains_only:
+        print("\nOne op at a time (backward() from the op's output every call):")
+        print(format_table(run(frameworks, args.repeats, args.min_time), with_torch=torch is not None))
+    print(f"\nPer op in a {CHAIN_LENGTH}-op chain (one backward() for the whole chain; µs per op):")
+    print(format_table(run_chains(frameworks, args.repeats, args.min_time), with_torch=torch is not None))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Training-step throughput: minidl beside PyTorch CPU, both on one thread, measured in the same run.
 
-    python benchmarks/bench_train.py [--repeats 7] [--min-time 0.3] [--kernels numpy,c,c-unfused] [--cases mlp,cnn]
+    python benchmarks/bench_train.py [--repeats 7] [--min-time 0.3] [--kernels numpy,c,c-fused] [--cases mlp,cnn]
 
 One step = zero_grad, forward, cross-entropy loss, backward, SGD step, for
   - an MLP 784-512-512-10 (ReLU), batch 128, and
@@ -8,9 +8,8 @@ One step = zero_grad, forward, cross-entropy loss, backward, SGD step, for
 Both frameworks start from the same weights and see the same batch (the first step's
 losses are compared, so we know they compute the same thing). minidl runs with each
 kernel set that is built ("numpy": the reference kernels on NumPy/OpenBLAS; "c": the C
-SIMD kernels, with the model passed through nn.fuse, which runs each Linear or Conv2d and
-the activation after it as one op; "c-unfused": the same model as written, every op its own
-node). OpenBLAS is
+SIMD kernels, the model as written, every layer its own node; "c-fused": the same after
+nn.fuse(model), each Linear/Conv2d and the activation after it one op, as `minidl train` runs). OpenBLAS is
 limited to 1 thread with threadpoolctl, PyTorch with torch.set_num_threads(1). Each
 number is the median of --repeats samples; samples of the two frameworks are
 interleaved so a noisy neighbour slows both.
@@ -104,11 +103,12 @@ def median_seconds(steps, repeats, min_time):
 
 
 def run_case(torch, label, make_ours, make_theirs, input_shape, batch, kernels, repeats, min_time):
-    kernel_set, _, variant = kernels.partition("-")  # "c-unfused": the C kernels without nn.fuse
+    kernel_set, _, variant = kernels.partition("-")  # "c-fused": the C kernels and nn.fuse(model)
     minidl.set_kernels(kernel_set)
     minidl.manual_seed(0)
-    model = make_ours()
-    ours = model if variant == "unfused" else nn.fuse(model)  # shares the parameters of `model`
+    ours = make_ours()
+    if variant == "fused":
+        ours = nn.fuse(ours)  # shares the parameters: the same weights, fewer graph nodes
     theirs = make_theirs(torch)
     with torch.no_grad():  # same starting weights in both
         for (_, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
@@ -150,11 +150,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="samples per measurement (median is reported)")
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds per sample")
-    default_sets = minidl.available_kernels() + (["c-unfused"] if "c" in minidl.available_kernels() else [])
+    default_sets = minidl.available_kernels() + (["c-fused"] if "c" in minidl.available_kernels() else [])
     parser.add_argument(
         "--kernels",
         default=",".join(default_sets),
-        help="comma-separated kernel sets: numpy, c (with nn.fuse), c-unfused (C kernels, the model as written)",
+        help="comma-separated kernel sets: numpy, c, c-fused (C kernels on nn.fuse(model)), numpy-fused",
     )
     parser.add_argument("--cases", default="mlp,cnn", help="comma-separated: mlp, cnn")
     args = parser.parse_args(argv)

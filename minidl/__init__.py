@@ -6,6 +6,16 @@ y = (x * x).sum()
 y.backward()          # x.grad == 2 * x
 """
 
+try:
+    from minidl import backend  # picks the kernels: reads MINIDL_KERNELS and MINIDL_SIMD
+except (RuntimeError, ValueError) as _error:
+    # A bad MINIDL_KERNELS / MINIDL_SIMD value. The `minidl` command turns it into one line
+    # and exit status 2 (minidl/cli.py); a program importing minidl gets the exception.
+    from minidl.cli import exit_on_environment_error
+
+    exit_on_environment_error(_error)
+    raise
+
 from minidl import autograd, ops, random
 from minidl.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.backend import available_kernels, get_kernels, kernels_name, set_kernels
@@ -35,8 +45,9 @@ from minidl.tensor import Tensor, bool_, float16, float32, float64, int32, int64
 
 __version__ = "0.1.0"
 
-# The training stack: layers, optimizers, data, checkpoints.
-from minidl import data, nn, optim  # noqa: E402
+# The training stack: layers, optimizers, data, checkpoints; and `minidl train` as a library,
+# minidl.training (fit, the model recipes, plots; matplotlib only when plotting).
+from minidl import data, nn, optim, training  # noqa: E402
 from minidl.checkpoint import load, save  # noqa: E402
 
 

@@ -1,11 +1,16 @@
 """The `minidl` command: the default job's accuracy, exact resume after SIGKILL, every option, and clean errors.
 
-The main-job tests run the real console script in a subprocess. Timings are never asserted.
+Also the command's guidance (issue 9): exit codes, one-line messages naming flags and
+environment variables, no empty run folders, Ctrl-C's resume command, resuming a finished
+run, `--quiet`, progress off a terminal and the divergence advice. The library underneath,
+minidl.training, has its own tests (tests/test_training.py). The main-job tests run the real
+console script in a subprocess. Timings are never asserted.
 """
 
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,8 +30,8 @@ def minidl_command():
     return [script] if script else [sys.executable, "-m", "minidl"]
 
 
-def run_cli(*args, timeout=600):
-    return subprocess.run(minidl_command() + list(args), capture_output=True, text=True, timeout=timeout)
+def run_cli(*args, timeout=600, cwd=None):
+    return subprocess.run(minidl_command() + list(args), capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def checkpoint_arrays(path):
@@ -49,9 +54,12 @@ def test_default_training_reaches_97_percent_on_digits(tmp_path):
     assert metrics["train_loss"] < metrics["history"]["train_loss"][0]
     assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert checkpoint.read(out / "checkpoint.npz")["step"] == metrics["epochs"]
-    assert "epoch 1/" in result.stderr and "loss=" in result.stderr and "acc=" in result.stderr  # the progress bar
+    # stderr is a pipe here, not a terminal: one progress line per epoch instead of a redrawn bar
+    epoch_lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == [f"epoch {i}/15" for i in range(1, 16)]
+    assert "\r" not in result.stderr and "loss " in epoch_lines[0] and "test acc " in epoch_lines[0]
     assert f"test accuracy {metrics['test_accuracy']:.4f}" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
 
 
 def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_weights(tmp_path):
@@ -82,13 +90,20 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_weights(tmp
     assert metrics["test_accuracy"] == json.loads((uninterrupted / "metrics.json").read_text())["test_accuracy"]
 
 
-def test_info_reports_versions_kernels_blas_and_cuda():
+def test_info_reports_versions_kernels_blas_and_cuda_each_once():
     result = run_cli("info")
     assert result.returncode == 0, result.stderr
-    assert "minidl 0.1.0" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("minidl 0.1.0 (python ")
     assert "kernels in use:" in result.stdout and "numpy" in result.stdout
     assert "BLAS:" in result.stdout
-    assert "CUDA available: no" in result.stdout
+    cuda = [line for line in lines if line.startswith("CUDA: ")]
+    assert len(cuda) == 1 and cuda[0].split(": ", 1)[1].split()[0] in ("real", "emulated", "not")
+    if "CUDA: emulated" in result.stdout:
+        assert "device: emulated" in result.stdout and "compiled_for: emulated" in result.stdout
+    for fact in ("kernels in use", "CUDA:", "malloc", "SIMD path", "active_kernels", "cuda_available"):
+        assert sum(fact.lower() in line.lower() for line in lines) <= 1, (fact, lines)
+    assert len(set(lines)) == len(lines)
 
 
 # ---------------------------------------------------------------------------
@@ -206,6 +221,7 @@ def test_resume_refuses_to_change_the_run(tmp_path, capsys):
 # ---------------------------------------------------------------------------
 def train_in_process(tmp_path, *args):
     out = tmp_path / "run"
+    os.makedirs(tmp_path, exist_ok=True)
     assert main(["train", "--out", str(out), "--quiet", "--no-plot", *args]) == 0
     return json.loads((out / "metrics.json").read_text())
 
@@ -225,8 +241,8 @@ def test_mlp_on_generated_points(tmp_path, dataset):
 
 
 def test_lstm_reads_digits_row_by_row(tmp_path):
-    metrics = train_in_process(tmp_path, "--model", "lstm", "--epochs", "2", "--optimizer", "adam", "--lr", "0.01")
-    assert metrics["test_accuracy"] > 0.5  # chance is 0.1
+    metrics = train_in_process(tmp_path, "--model", "lstm", "--epochs", "2")  # its recipe: Adam, lr 0.01
+    assert metrics["settings"]["optimizer"] == "adam" and metrics["test_accuracy"] > 0.5  # chance is 0.1
 
 
 def test_averaging_clipping_weight_decay_and_dropout_options(tmp_path):
@@ -235,31 +251,7 @@ def test_averaging_clipping_weight_decay_and_dropout_options(tmp_path):
         "--weight-decay", "1e-4", "--dropout", "0.2", "--lr-decay", "0",
     )  # fmt: skip
     assert metrics["settings"]["average"] == "ema" and metrics["test_accuracy"] > 0.5
-    assert metrics["history"]["lr"] == [0.05, 0.05, 0.05]
-
-
-def test_the_last_epochs_test_accuracy_is_not_computed_twice(tmp_path, monkeypatch):
-    from minidl import cli
-
-    evaluations, real_evaluate = [], cli.evaluate
-
-    def counting_evaluate(*args, **kwargs):
-        evaluations.append(real_evaluate(*args, **kwargs))
-        return evaluations[-1]
-
-    monkeypatch.setattr(cli, "evaluate", counting_evaluate)
-    metrics = train_in_process(tmp_path, "--model", "mlp", "--dataset", "moons", "--epochs", "2")
-    assert len(evaluations) == 2  # once per epoch; the final accuracy is the last epoch's
-    assert metrics["test_accuracy"] == metrics["history"]["test_accuracy"][-1] == evaluations[-1]
-    extra = checkpoint.read(tmp_path / "run" / "checkpoint.npz")["extra"]
-    assert extra["settings"]["epochs"] == 2 and "settings_epochs" not in extra  # stored once
-
-    # Resuming a finished run trains nothing; its accuracy is measured afresh, on the saved weights.
-    evaluations.clear()
-    assert main(["train", "--resume", str(tmp_path / "run" / "checkpoint.npz"), "--quiet", "--no-plot"]) == 0
-    resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert len(evaluations) == 1 and resumed["test_accuracy"] == metrics["test_accuracy"]
-    assert resumed["epochs"] == 2 and resumed["history"] == metrics["history"]
+    assert metrics["history"]["lr"] == [0.1, 0.1, 0.1]  # the mlp recipe's α₀, kept by --lr-decay 0
 
 
 def test_mnist_from_a_data_dir(tmp_path):
@@ -274,3 +266,172 @@ def test_mnist_from_a_data_dir(tmp_path):
             (data_dir / (name + ".gz")).write_bytes(gzip.compress(header + array.tobytes()))
     metrics = train_in_process(tmp_path, "--dataset", "fashion-mnist", "--data-dir", str(data_dir), "--epochs", "1")
     assert metrics["settings"]["dataset"] == "fashion-mnist" and 0 <= metrics["test_accuracy"] <= 1
+
+
+# ---------------------------------------------------------------------------
+# A command line that guides (issue 9, item 4)
+# ---------------------------------------------------------------------------
+def write_mnist(data_dir, n_train=64, n_test=16):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx_gz(data_dir / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx_gz(data_dir / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+
+
+def one_error_line(stderr):
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_a_failed_run_leaves_no_empty_runs_folder(tmp_path):
+    # Fails before anything is written: the data is missing...
+    missing = run_cli("train", "--dataset", "mnist", "--data-dir", str(tmp_path / "nothing"), cwd=tmp_path)
+    assert missing.returncode == 2 and "does not contain" in one_error_line(missing.stderr)
+    # ...or the loss becomes NaN in the first epoch, after runs/<time>/ was made.
+    diverged = run_cli("train", "--model", "mlp", "--lr", "1000", "--no-plot", cwd=tmp_path)
+    assert diverged.returncode == 1 and "the loss became" in diverged.stderr
+    assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
+
+
+def test_ctrl_c_prints_the_checkpoint_to_resume_from_and_resuming_it_works(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        minidl_command() + ["train", "--model", "mlp", "--epochs", "1000", "--no-plot", "--out", str(out)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoint.npz").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=300)[1]
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    command = stderr.strip().splitlines()[-1]  # the last line, on its own: the command to continue with
+    assert command.startswith("minidl train --resume "), stderr
+    resume_from = command.split(maxsplit=3)[3]
+    assert resume_from == str(out / "checkpoint.npz")
+    stopped_at = checkpoint.read(resume_from)["step"]
+    assert 1 <= stopped_at < 1000 and not (out / "metrics.json").exists()
+
+    resumed = run_cli("train", "--resume", resume_from, "--epochs", str(stopped_at + 1), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed_from_epoch"] == stopped_at and metrics["epochs"] == stopped_at + 1
+
+
+def test_resuming_a_finished_run_says_so_and_leaves_metrics_alone(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *MOONS, "--epochs", "2", "--out", str(out), "--quiet", "--no-plot"]) == 0
+    metrics_before = (out / "metrics.json").read_bytes()
+    checkpoint_before = (out / "checkpoint.npz").read_bytes()
+    result = run_cli("train", "--resume", str(out / "checkpoint.npz"))
+    assert result.returncode == 0, result.stderr
+    assert "already trained its 2 epochs" in result.stderr and "nothing to do" in result.stderr
+    assert "--epochs N" in result.stderr and "epoch 1/" not in result.stderr
+    assert (out / "metrics.json").read_bytes() == metrics_before
+    assert (out / "checkpoint.npz").read_bytes() == checkpoint_before
+
+
+MOONS = ("--model", "mlp", "--dataset", "moons")
+
+
+@pytest.mark.parametrize(
+    "variable,value,how",
+    [
+        ("MINIDL_KERNELS", "fast", "script"),
+        ("MINIDL_KERNELS", "fast", "module"),
+        ("MINIDL_SIMD", "sse9", "script"),
+    ],
+)
+def test_a_bad_kernel_environment_variable_is_one_line_naming_it_and_its_valid_values(variable, value, how):
+    from minidl import backend
+
+    if variable == "MINIDL_SIMD" and "c" not in backend.available_kernels():
+        pytest.skip("MINIDL_SIMD is read by the C kernels, which are not built here")
+    command = minidl_command() if how == "script" else [sys.executable, "-m", "minidl"]
+    result = subprocess.run(
+        command + ["train"], capture_output=True, text=True, timeout=300, env={**os.environ, variable: value}
+    )
+    assert result.returncode == 2
+    line = one_error_line(result.stderr)
+    assert line.startswith(f"error: {variable}={value}: ")
+    valid = ["numpy", "c", "auto"] if variable == "MINIDL_KERNELS" else ["scalar", "avx2", "avx512", "neon"]
+    named = line.split(f"{variable}={value}: ", 1)[1]
+    assert all(re.search(rf"\b{v}\b", named) for v in valid), line
+    # A program importing minidl still gets the exception itself.
+    program = subprocess.run(
+        [sys.executable, "-c", "import minidl"], capture_output=True, text=True, env={**os.environ, variable: value}
+    )
+    assert program.returncode == 1 and value in program.stderr and "Traceback" in program.stderr
+
+
+def test_mnist_errors_name_the_command_line_flags(tmp_path):
+    result = run_cli("train", "--dataset", "mnist", "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    line = one_error_line(result.stderr)
+    assert line.startswith(f"error: --data-dir {tmp_path} does not contain train-images-idx3-ubyte")
+    assert "use --download to fetch them from https://ossci-datasets.s3.amazonaws.com/mnist/" in line
+    assert "download=True" not in line and "data_dir" not in line
+
+
+def test_download_without_a_mirror_says_where_it_downloads_from(tmp_path):
+    write_mnist(tmp_path / "mnist")  # every file is there already: nothing is actually downloaded
+    result = run_cli(
+        "train", "--dataset", "mnist", "--data-dir", str(tmp_path / "mnist"), "--download", "--epochs", "1",
+        "--no-plot", "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "--download: missing mnist files come from https://ossci-datasets.s3.amazonaws.com/mnist/" in result.stderr
+
+
+def test_quiet_prints_only_the_output_folder(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", *MOONS, "--epochs", "2", "--no-plot", "--quiet", "--out", str(out))
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout == f"{out}\n"
+    default = run_cli("train", *MOONS, "--epochs", "1", "--no-plot", "--quiet", cwd=tmp_path)
+    folder = default.stdout.strip()
+    assert folder.startswith("runs" + os.sep) and (tmp_path / folder / "metrics.json").exists()
+
+
+def test_progress_is_one_line_per_epoch_when_stderr_is_not_a_terminal(tmp_path):
+    result = run_cli("train", *MOONS, "--epochs", "3", "--no-plot", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("epoch")] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert "\r" not in result.stderr
+    assert lines[0].startswith("training mlp on moons (") and lines[-1].startswith("test accuracy ")
+
+
+def test_a_nan_loss_is_one_line_with_the_lectures_advice_before_any_numpy_warning(tmp_path):
+    result = run_cli("train", *MOONS, "--lr", "1e6", "--no-plot", "--out", str(tmp_path / "run"))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "the loss became" in errors[0], result.stderr
+    assert "keep calm and lower your learning rate, e.g. --lr 100000.0 (this run: --lr 1000000.0)" in errors[0]
+    assert "RuntimeWarning" not in result.stderr and "overflow" not in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_growing_loss_is_one_warning_line_naming_the_lr_flag(tmp_path, monkeypatch, capsys):
+    from minidl.training import loop
+
+    losses = iter([1.0, 1.1, 1.2, 1.3, 1.4])
+    monkeypatch.setattr(loop, "train_one_epoch", lambda *a, **k: (next(losses), 0.5))
+    assert main(["train", *MOONS, "--epochs", "5", "--lr", "0.5", "--no-plot", "--out", str(tmp_path / "run")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warned == [
+        "warning: the training loss grew for 3 epochs in a row (1 -> 1.1 -> 1.2 -> 1.3): keep calm and lower "
+        "your learning rate, e.g. --lr 0.05 (this run: --lr 0.5)"
+    ]
+
+
+def test_no_fuse_trains_the_same_model_unfused(tmp_path):
+    fused = train_in_process(tmp_path / "a", *MOONS, "--epochs", "2")
+    unfused = train_in_process(tmp_path / "b", *MOONS, "--epochs", "2", "--no-fuse")
+    assert fused["fused"] is True and unfused["fused"] is False
+    # Fusion changes how the forward pass runs (one op instead of two), not what it computes.
+    np.testing.assert_allclose(unfused["history"]["train_loss"], fused["history"]["train_loss"], rtol=1e-5)

@@ -251,7 +251,7 @@ def test_mnist_reads_idx_files_from_a_folder(tmp_path, compress):
     assert y.shape == (12,) and y.dtype == np.int64
     assert len(test) == 5
     raw = data.read_idx(tmp_path / ("train-images-idx3-ubyte" + (".gz" if compress else "")))
-    np.testing.assert_allclose(x[:, 0], raw / 255, rtol=1e-6)
+    np.testing.assert_allclose(x[:, 0], raw / 255, rtol=1e-6)  # one float32 rounding of raw / 255 (<= 6e-8)
 
 
 def test_mnist_errors_name_the_missing_files_and_bad_contents(tmp_path):
@@ -378,3 +378,14 @@ def test_a_truncated_http_response_is_a_clear_error_and_keeps_nothing(tmp_path, 
         server.shutdown()
         server.server_close()
     assert os.listdir(tmp_path) == []
+
+
+def test_digits_read_without_importing_sklearn_match_sklearns_loader():
+    from sklearn.datasets import load_digits
+
+    from minidl.data.digits import load_digits_arrays
+
+    images, labels = load_digits_arrays()
+    bunch = load_digits()
+    np.testing.assert_array_equal(images, (bunch.images / 16.0).astype(np.float32)[:, None])
+    np.testing.assert_array_equal(labels, bunch.target)

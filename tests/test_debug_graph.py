@@ -8,8 +8,8 @@ import pytest
 import minidl
 from minidl import nn
 from minidl.debug import draw_graph, record_modules, to_dot, trace
-from minidl.debug.graph import _project_with_spacing as project_with_spacing
 from minidl.debug.graph import build_graph, collapse_graph, layered_layout
+from minidl.debug.graph.layout import project_with_spacing
 from minidl.nn.module import module_stack
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tolerances import TRANSCENDENTAL_ULPS, assert_within, eps, half_ulp_float16, linear_atol, matmul_atol, sum_atol
 
 from minidl.backend import c as ck
 from minidl.backend import reference_kernels as nk
@@ -41,14 +42,35 @@ def rand(*shape, seed=0, scale=1.0):
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
 
 
+F32 = eps(np.float32)
+SUBNORMAL = 2.0**-148  # results below 2^-126 have a fixed spacing of 2^-149, no relative accuracy: two steps
+
+
 def assert_gemm_close(got, a, b, bias=None):
-    """float32 GEMM tolerance: relative to sum |a||b| (the size of the rounding errors)."""
+    """Our float32 GEMM against the exact (float64) product: the dot-product bound, one side rounding.
+
+    Any blocking, lane split or FMA keeps each output within (k + 1)·eps·(|a||b| + |bias|).
+    """
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     want = a64 @ b64 + (0 if bias is None else bias)
-    scale = np.abs(a64) @ np.abs(b64) + (0 if bias is None else np.abs(bias)) + 1e-30
     assert got.shape == want.shape and got.dtype == np.float32
-    err = np.max(np.abs(got - want) / scale) if got.size else 0.0
-    assert err < 2e-6 * max(1, np.sqrt(a.shape[-1])), f"relative error {err}"
+    atol = matmul_atol(a, b, results=1) if bias is None else linear_atol(a, b.T, bias, results=1)
+    assert_within(got, want, atol, f"sgemm {a.shape} @ {b.shape}")
+
+
+def c_row_sum_depth(n):
+    """Additions a term goes through in the C row sum (rowops_impl.h): n/32 in its lane (per 4096-block),
+    5 to combine 32 lanes, or up to 31 in the tail; then the block's double total and the final float."""
+    return max(min(n, 4096) // 32 + 5, min(n, 31)) + 2
+
+
+def shifted(x):
+    """x - max(x) over the last axis, rounded to float32 exactly as the C kernels and the twins do it.
+
+    The shift is one IEEE subtraction from the same max, so it is bit-identical everywhere; the
+    float64 twin evaluated on it is then the exact answer to the rest of the computation.
+    """
+    return (x - x.max(axis=-1, keepdims=True)).astype(np.float64)
 
 
 def views(x, kind):
@@ -99,6 +121,7 @@ def test_matmul_many_cache_blocks(c, simd):
             assert_gemm_close(ck.matmul(a, b.T), a, b.T)
             assert_gemm_close(ck.linear(a, b, bias), a, b.T, bias)
             got = ck.linear(a, b, bias, "relu")
+            # Our GEMM, same inputs, blocking and path: the same sums; relu in the epilogue is exact.
             np.testing.assert_allclose(got, np.maximum(ck.linear(a, b, bias), 0), rtol=0, atol=0)
     finally:
         lib.mdk_gemm_set_blocking(path, saved[0], saved[1], saved[2])
@@ -182,14 +205,15 @@ def test_batched_matmul_with_broadcasting(c, a_shape, b_shape):
     got = ck.matmul(a, b)
     want = np.matmul(a.astype(np.float64), b.astype(np.float64))
     assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert_within(got, want, matmul_atol(a, b, results=1), "batched sgemm vs float64")
     assert "mdk_sgemm_batched" in c
 
 
 def test_batched_matmul_transposed_views(c):
     a, b = rand(4, 31, 17, seed=1), rand(4, 33, 17, seed=2)
     got = ck.matmul(a, b.transpose(0, 2, 1))  # a strided batch: no copies
-    np.testing.assert_allclose(got, np.matmul(a, b.transpose(0, 2, 1)), rtol=1e-4, atol=1e-4)
+    bt = b.transpose(0, 2, 1)
+    assert_within(got, np.matmul(a, bt), matmul_atol(a, bt), "batched sgemm vs NumPy's float32 BLAS")
     assert c == ["mdk_sgemm_batched"]
 
 
@@ -202,15 +226,18 @@ def test_linear_fuses_bias_and_activation(c, activation, with_bias):
     want = nk.linear(
         x.astype(np.float64), w.astype(np.float64), None if bias is None else bias.astype(np.float64), activation
     )
-    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    # Against float64: the linear bound carried through the activation (Lipschitz <= 1), plus our
+    # sigmoid/tanh's own error relative to the output (see test_unary_ops).
+    act_rtol = 0.0 if activation in (None, "relu") else (2 * TRANSCENDENTAL_ULPS + 3) * F32
+    assert_within(got, want, linear_atol(x, w, bias, results=1), f"linear_act {activation}", rtol=act_rtol)
     assert c == ["mdk_sgemm"]  # one call: bias and activation ran in the epilogue
 
 
 def test_matmul_falls_back_to_numpy_for_other_dtypes_and_vectors(c):
     a64, b64 = rand(5, 4).astype(np.float64), rand(4, 3).astype(np.float64)
-    np.testing.assert_array_equal(ck.matmul(a64, b64), a64 @ b64)
+    np.testing.assert_array_equal(ck.matmul(a64, b64), a64 @ b64)  # the same np.matmul call on the same arrays
     v = rand(4)
-    np.testing.assert_allclose(ck.matmul(rand(5, 4), v), rand(5, 4) @ v, rtol=1e-6)
+    assert_within(ck.matmul(rand(5, 4), v), rand(5, 4) @ v, matmul_atol(rand(5, 4), v))  # new arrays: any BLAS order
     assert c == []
 
 
@@ -285,11 +312,18 @@ def test_unary_ops(c, name, n):
     with np.errstate(all="ignore"):
         want = getattr(nk, name)(x)
         got = getattr(ck, name)(x)
+        exact = getattr(nk, name)(x.astype(np.float64)).astype(np.float32)  # the twin in float64, rounded once
     assert got.dtype == np.float32 and got.shape == x.shape
     if name in ("neg", "abs", "sqrt", "relu"):
-        np.testing.assert_array_equal(got, want)
-    else:  # our vectorized exp is within ~2 ulp of NumPy's
-        np.testing.assert_allclose(got, want, rtol=4e-7, atol=1e-37)
+        np.testing.assert_array_equal(got, want)  # IEEE operations: exact on every machine
+    else:
+        # Against the twin in float64 (NumPy's own float32 approximations differ by machine):
+        # exp within TRANSCENDENTAL_ULPS; sigmoid (e^-|x|, 1 + z, 1/(.), z·inv) and tanh
+        # ((1 - e)/(1 + e), e = e^-2|x|; a Taylor series near 0) twice that; one more ulp for
+        # rounding the float64 value. Subnormal results (< 2^-126) have a fixed spacing of
+        # 2^-149 and no relative accuracy: two steps absolute.
+        ulps_allowed = TRANSCENDENTAL_ULPS * (1 if name == "exp" else 2) + 1
+        assert_within(got, exact, SUBNORMAL, name, rtol=ulps_allowed * F32)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     assert c == ["mdk_unary"]
 
@@ -299,7 +333,9 @@ def test_exp_accuracy_on_a_dense_sweep(c):
     got, want = ck.exp(x), np.exp(x.astype(np.float64))
     normal = (want > np.finfo(np.float32).tiny) & (want <= np.finfo(np.float32).max)
     rel = np.abs(got[normal] - want[normal]) / want[normal]
-    assert rel.max() < 3e-7  # ~2.5 ulp
+    # Our exp's own accuracy, ~2.5 ulp: stricter than the TRANSCENDENTAL_ULPS the cross-library
+    # tolerances assume, and machine-independent (fixed IEEE operations on each path).
+    assert rel.max() < 3e-7
     small = want <= np.finfo(np.float32).tiny
     assert np.all(np.abs(got[small] - want[small]) <= 2.0**-149)  # subnormals: within one step
     assert np.isinf(got[want > np.finfo(np.float32).max]).all()
@@ -333,7 +369,7 @@ def test_exp_of_very_negative_numbers_is_exactly_zero(c):
     row = np.array([[0.0, -np.inf, 1.0, -np.inf] * 8], np.float32)
     probs = ck.softmax(row)
     assert np.all(probs[row == -np.inf] == 0.0)
-    np.testing.assert_allclose(probs, nk.softmax(row), rtol=1e-6)
+    assert_within(probs, nk.softmax(shifted(row)), SUBNORMAL, "softmax with -inf", rtol=_softmax_ulps(32) * F32)
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
@@ -341,9 +377,11 @@ def test_exp_of_very_negative_numbers_is_exactly_zero(c):
 def test_act_backward(c, activation, shape):
     y = nk.linear(rand(int(np.prod(shape[:-1])), 4, seed=1, scale=3), rand(shape[-1], 4, seed=2), None, activation)
     y, g = y.reshape(shape), rand(*shape, seed=3)
-    np.testing.assert_allclose(
-        ck.act_backward(g, y, activation), nk.act_backward(g, y, activation), rtol=1e-6, atol=1e-7
-    )
+    got = ck.act_backward(g, y, activation)
+    want = nk.act_backward(g.astype(np.float64), y.astype(np.float64), activation)
+    # dz = g·act'(y): 3 roundings, and 1 - y² cancels near |y| = 1, so absolute in |g|(1 + y²).
+    assert_within(got, want, 3 * F32 * np.abs(g) * (1 + y.astype(np.float64) ** 2), f"{activation} dz")
+    assert c == ["mdk_act_backward"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -362,15 +400,21 @@ def test_reductions(c, name, shape, axis, keepdims):
     want = getattr(nk, name)(x, axis=axis, keepdims=keepdims)
     assert np.shape(got) == np.shape(want) and np.asarray(got).dtype == np.float32
     if name == "max":
-        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got, want)  # a selection: exact
     else:
-        np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-5)
+        # Against the twin in float64, with the depth of C's fixed order: a row sum (inner == 1)
+        # goes through 32 lanes, a column sum adds row after row.
+        _, count, inner, _, _ = ck.reduce._axis_split(shape, axis)
+        depth = c_row_sum_depth(count) if inner == 1 else count
+        exact = nk.sum(x.astype(np.float64), axis=axis, keepdims=keepdims)
+        assert_within(got, exact, sum_atol(x, axis, keepdims, results=1, depth=depth), f"sum {shape} axis={axis}")
     assert c == [f"mdk_{name}_axis"]
 
 
 def test_reductions_noncontiguous_and_nan(c):
     x = rand(40, 30, seed=1)
-    np.testing.assert_allclose(ck.sum(x.T, axis=1), x.T.sum(axis=1), rtol=1e-6, atol=1e-6)
+    exact = x.T.astype(np.float64).sum(axis=1)  # C copies x.T to rows of 40 and sums each with its lanes
+    assert_within(ck.sum(x.T, axis=1), exact, sum_atol(x.T, axis=1, results=1, depth=c_row_sum_depth(40)))
     x[5, 7] = np.nan
     assert np.isnan(ck.max(x, axis=1)[5]) and not np.isnan(ck.max(x, axis=1)[4])
     assert np.isnan(ck.max(x, axis=0)[7]) and np.isnan(ck.max(x))
@@ -379,14 +423,31 @@ def test_reductions_noncontiguous_and_nan(c):
 
 def test_sum_of_a_long_row_is_accurate(c):
     x = np.full(1_000_003, 0.1, np.float32)
-    assert abs(float(ck.sum(x)) - 0.1 * 1_000_003) / (0.1 * 1_000_003) < 1e-6
+    # Lanes, 4096-blocks and a double total keep the depth at 135 additions (1.6e-5 relative,
+    # worst case); one float32 accumulator would go through a million and be off by ~1%.
+    exact = x.astype(np.float64).sum()
+    assert_within(ck.sum(x), exact, sum_atol(x, results=1, depth=c_row_sum_depth(x.size)), "long row sum")
+
+
+def _softmax_ulps(n):
+    """C softmax against the float64 twin on the same shifted row, in ulps: exp (TRANSCENDENTAL_ULPS),
+    the row sum of positive terms (relative; depth from c_row_sum_depth), 1/s and e·(1/s)."""
+    return TRANSCENDENTAL_ULPS + c_row_sum_depth(n) + 2
+
+
+def _log_softmax_atol(want, n):
+    """(x - m) - log s: the sum's relative error becomes an absolute one in log s, logf adds its ulps of
+    |log s| <= log n, and the last subtraction rounds at |result|."""
+    return (c_row_sum_depth(n) + TRANSCENDENTAL_ULPS * (1 + np.log(n)) + 2) * F32 + F32 * np.abs(want)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (17, 129), (65, 1000), (2, 3, 31)])
 def test_softmax_and_log_softmax(c, shape):
     x = rand(*shape, seed=1, scale=5)
-    np.testing.assert_allclose(ck.softmax(x), nk.softmax(x), rtol=2e-6, atol=1e-8)
-    np.testing.assert_allclose(ck.log_softmax(x), nk.log_softmax(x), rtol=2e-6, atol=2e-6)
+    n = shape[-1]
+    assert_within(ck.softmax(x), nk.softmax(shifted(x)), SUBNORMAL, "softmax", rtol=_softmax_ulps(n) * F32)
+    want = nk.log_softmax(shifted(x))
+    assert_within(ck.log_softmax(x), want, _log_softmax_atol(want, n), "log_softmax")
     x[0, ...] = 1e4  # huge logits must not overflow
     assert np.isfinite(ck.log_softmax(x)).all()
     assert c.count("mdk_softmax") == 1 and c.count("mdk_log_softmax") == 2
@@ -398,12 +459,14 @@ def test_cross_entropy_forward_backward(c, rows, cols):
     logits[0, 0] = 80.0  # exp would overflow without the max shift
     targets = np.random.default_rng(2).integers(0, cols, rows)
     losses, probs = ck.cross_entropy_forward(logits, targets)
-    want_losses, want_probs = nk.cross_entropy_forward(logits, targets)
-    np.testing.assert_allclose(losses, want_losses, rtol=2e-6, atol=3e-6)
-    np.testing.assert_allclose(probs, want_probs, rtol=3e-6, atol=1e-8)
+    want_losses, want_probs = nk.cross_entropy_forward(shifted(logits), targets)
+    log_probs = np.log(want_probs)
+    assert_within(losses, want_losses, _log_softmax_atol(log_probs, cols)[np.arange(rows), targets], "CE losses")
+    assert_within(probs, want_probs, SUBNORMAL, "CE probabilities", rtol=_softmax_ulps(cols) * F32)
     g = rand(rows, seed=3)
-    np.testing.assert_allclose(
-        ck.cross_entropy_backward(probs, targets, g), nk.cross_entropy_backward(probs, targets, g), rtol=1e-6, atol=1e-7
+    # (p - [j = t])·g: the same two IEEE operations per element in C and NumPy, so the same bits.
+    np.testing.assert_array_equal(
+        ck.cross_entropy_backward(probs, targets, g), nk.cross_entropy_backward(probs, targets, g)
     )
     assert c == ["mdk_cross_entropy_forward", "mdk_cross_entropy_backward"]
 
@@ -436,7 +499,9 @@ def test_im2col_col2im(c, geometry):
     cols = ck.im2col(x, *window)
     np.testing.assert_array_equal(cols, nk.im2col(x, *window))
     g = rand(*cols.shape, seed=2)
-    np.testing.assert_allclose(ck.col2im(g, x.shape, *window), nk.col2im(g, x.shape, *window), rtol=1e-6, atol=1e-6)
+    # Each pixel adds up the patches that cover it (at most kh·kw), in C's order or NumPy's.
+    atol = 2 * kh * kw * F32 * nk.col2im(np.abs(g).astype(np.float64), x.shape, *window)
+    assert_within(ck.col2im(g, x.shape, *window), nk.col2im(g, x.shape, *window), atol)
     assert c == ["mdk_im2col", "mdk_col2im"]
 
 
@@ -488,11 +553,12 @@ def test_max_pool(c, geometry):
     np.testing.assert_array_equal(out, want_out)
     np.testing.assert_array_equal(argmax, want_argmax)
     g = rand(*out.shape, seed=4)
-    np.testing.assert_allclose(
+    # Overlapping windows (stride < kernel) add several gradients into one pixel, in any order.
+    magnitudes = nk.max_pool2d_backward(np.abs(g).astype(np.float64), want_argmax, x.shape, k, stride, pad)
+    assert_within(
         ck.max_pool2d_backward(g, argmax, x.shape, k, stride, pad),
         nk.max_pool2d_backward(g, want_argmax, x.shape, k, stride, pad),
-        rtol=1e-6,
-        atol=1e-6,
+        2 * k[0] * k[1] * F32 * magnitudes,
     )
     assert c == ["mdk_max_pool2d_forward", "mdk_max_pool2d_backward"]
 
@@ -578,7 +644,9 @@ def test_float32_to_float16_rounds_like_numpy(c):
     assert got.dtype == np.float16
     nan = np.isnan(want)
     np.testing.assert_array_equal(np.isnan(got), nan)
-    np.testing.assert_array_equal(got[~nan].view(np.uint16), want[~nan].view(np.uint16))
+    np.testing.assert_array_equal(got[~nan].view(np.uint16), want[~nan].view(np.uint16))  # IEEE rounding: exact
+    fits = np.abs(x) < 65520  # the rest overflows to inf (or is NaN)
+    assert_within(got[fits].astype(np.float32), x[fits], half_ulp_float16(x[fits]), "float16 round trip")
     assert c == ["mdk_f32_to_f16"]
 
 
@@ -617,7 +685,7 @@ def test_every_path_is_reported_and_the_best_is_the_default():
 
 @pytest.mark.parametrize("path", PATHS)
 def test_minidl_simd_env_forces_the_path(path):
-    code = (
+    code = (  # entries in [0, 1): no cancellation, so the bound is relative: 2·90·eps = 2.1e-5 < 1e-4
         "import numpy as np, minidl\n"
         "from minidl.backend import c_kernels as ck, describe\n"
         "a = np.random.rand(70, 90).astype(np.float32); b = np.random.rand(90, 50).astype(np.float32)\n"
@@ -636,7 +704,8 @@ def test_minidl_simd_env_forces_the_path(path):
 
 
 def test_minidl_simd_env_rejects_unknown_names():
-    env = dict(os.environ, MINIDL_SIMD="sse9")
+    # Without MINIDL_KERNELS from the caller's shell: =numpy would never load the C kernels, so never read MINIDL_SIMD.
+    env = {k: v for k, v in os.environ.items() if k != "MINIDL_KERNELS"} | {"MINIDL_SIMD": "sse9"}
     result = subprocess.run([sys.executable, "-c", "import minidl"], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "MINIDL_SIMD=sse9" in result.stderr and "unknown SIMD path" in result.stderr
 

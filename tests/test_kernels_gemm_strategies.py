@@ -47,6 +47,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tolerances import TRANSCENDENTAL_ULPS, eps
 
 from minidl.backend import c as ck
 from minidl.backend import reference_kernels as nk
@@ -260,15 +261,24 @@ def operands(m, k, n, w_layout=False, b_offset=16, b_row=None):
     return x, b, bias, product
 
 
+ACT_ULPS = {None: 0, "relu": 0, "sigmoid": 2 * TRANSCENDENTAL_ULPS + 1, "tanh": 2 * TRANSCENDENTAL_ULPS + 1}
+
+
+def gemm_tolerance(k, scale, bias, activation, want, results=1):
+    """The dot-product bound, (k + 1 for a bias)·eps·(|a||b| + |bias|) per result (tolerances.py), carried
+    through the activation (relu, sigmoid and tanh have slope <= 1) plus the activation kernel's own ulps
+    relative to its output (test_kernels_c.py::test_unary_ops)."""
+    f32 = eps(np.float32)
+    return results * f32 * ((k + (bias is not None)) * scale + ACT_ULPS[activation] * np.abs(want))
+
+
 def assert_matches(got, product, bias=None, activation=None, what=""):
-    """got == act(a @ b + bias) to float32 accuracy: the rounding of a k-term sum, relative to
-    sum |a||b| + |bias| (as assert_gemm_close in test_kernels_c.py), plus a few ulps of the
-    activation kernels (sigmoid and tanh have slope <= 1, so they do not grow the sum's error)."""
+    """got == act(a @ b + bias) to float32 accuracy, against the exact (float64) product: gemm_tolerance."""
     bias64 = None if bias is None else bias.astype(np.float64)
     want = product.exact if bias64 is None else product.exact + bias64
     want = want if activation is None else getattr(nk, activation)(want)
     scale = product.scale + (0 if bias is None else np.abs(bias64))
-    tol = 2e-6 * max(1.0, np.sqrt(product.k)) * scale + (1e-6 if activation in ("sigmoid", "tanh") else 0)
+    tol = gemm_tolerance(product.k, scale, bias, activation, want)
     assert got.shape == want.shape and got.dtype == np.float32, what
     bad = ~(np.abs(got - want) <= tol)  # NaN (a never-written entry) is bad too
     if bad.any():
@@ -358,7 +368,8 @@ def test_a_in_place_in_batched_products(simd, strategies):
         want = np.matmul(a.astype(np.float64), b.astype(np.float64))
         scale = np.matmul(np.abs(a.astype(np.float64)), np.abs(b.astype(np.float64)))
         assert got.shape == want.shape
-        assert (np.abs(got - want) <= 2e-6 * np.sqrt(a.shape[-1]) * scale).all(), f"{a.shape} @ {b.shape}"
+        tol = gemm_tolerance(a.shape[-1], scale, None, None, want)
+        assert (np.abs(got - want) <= tol).all(), f"{a.shape} @ {b.shape}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -554,7 +565,8 @@ def test_b_in_place_in_batched_products(simd, strategies):
         a64, b64 = a.astype(np.float64), b.astype(np.float64)
         want, scale = np.matmul(a64, b64), np.matmul(np.abs(a64), np.abs(b64))
         assert got.shape == want.shape
-        assert (np.abs(got - want) <= 2e-6 * np.sqrt(k) * scale).all(), f"{simd.path} {a.shape} @ {b.shape}"
+        tol = gemm_tolerance(k, scale, None, None, want)
+        assert (np.abs(got - want) <= tol).all(), f"{simd.path} {a.shape} @ {b.shape}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -651,9 +663,11 @@ def test_every_strategy_set_gives_the_same_result(simd, lib):
         what = f"{simd.path} {m}x{k}x{n} A {kind} B {b_kind} bias {with_bias} {activation}"
         assert_matches(results["none"], product, bias, activation, what)
         scale = product.scale + (0 if bias is None else np.abs(bias))
+        # Two of our results, each within the bound of the exact one (different orders of the sum).
+        tol = gemm_tolerance(k, scale, bias, activation, results["none"], results=2)
         for name, got in results.items():
             diff = np.abs(got.astype(np.float64) - results["none"])
-            assert (diff <= 2e-6 * np.sqrt(k) * scale + 1e-6).all(), f"{what}: strategies {name} vs none"
+            assert (diff <= tol).all(), f"{what}: strategies {name} vs none"
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from minidl.data.dataset import Dataset, Subset, TensorDataset, random_split, tr
 from minidl.data.digits import digits
 from minidl.data.download import DownloadError, download_url
 from minidl.data.loader import DataLoader, default_collate
-from minidl.data.mnist import fashion_mnist, mnist, read_idx
+from minidl.data.mnist import MissingFilesError, fashion_mnist, mnist, read_idx
 from minidl.data.sequences import IGNORE_INDEX, sequence_task
 from minidl.data.synthetic import blobs, moons, spirals
 from minidl.data.text import Vocabulary, analogy_corpus, skipgram_dataset, skipgram_pairs, text_file_corpus, tokenize
@@ -28,6 +28,7 @@ __all__ = [
     "mnist",
     "fashion_mnist",
     "read_idx",
+    "MissingFilesError",
     "download_url",
     "DownloadError",
     "spirals",

@@ -40,6 +40,22 @@ CHECKSUMS = {
     },
 }
 
+
+class MissingFilesError(FileNotFoundError):
+    """`root` lacks some of the IDX files and download=False.
+
+    root, missing, kind and url (where download=True would fetch them from) are attributes,
+    so a front end can phrase the advice in its own words (`minidl train` says --download).
+    """
+
+    def __init__(self, root, missing, kind, url):
+        self.root, self.missing, self.kind, self.url = root, list(missing), kind, url
+        super().__init__(
+            f"mnist: {root} does not contain {' and '.join(self.missing)} (plain or .gz): put the files there, "
+            f"or pass download=True to fetch them from {url} (base_url= chooses another mirror)"
+        )
+
+
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -93,17 +109,17 @@ def mnist(root=None, kind="mnist", train=True, download=False, base_url=None, ch
         raise ValueError(f"mnist: kind must be 'mnist' or 'fashion', got {kind!r}")
     if root is None:
         if not download:
-            raise ValueError("mnist: give root (the folder with the IDX files) or download=True")
+            raise ValueError(
+                f"mnist: give root= (the folder with the IDX files) or download=True "
+                f"(fetches them from {base_url or BASE_URLS[kind]} into {default_cache_dir(kind)})"
+            )
         root = default_cache_dir(kind)
     names = FILES[bool(train)]
     paths = [_find(root, name) for name in names]
     if None in paths:
         if not download:
             missing = [n for n, p in zip(names, paths) if p is None]
-            raise FileNotFoundError(
-                f"mnist: {root} does not contain {' and '.join(missing)} (optionally .gz); "
-                "download the files there or pass download=True"
-            )
+            raise MissingFilesError(root, missing, kind, base_url or BASE_URLS[kind])
         checksums = CHECKSUMS[kind] if checksums is None else checksums
         base_url = BASE_URLS[kind] if base_url is None else base_url
         paths = [p or fetch(name + ".gz", root, base_url, checksums.get(name + ".gz")) for name, p in zip(names, paths)]

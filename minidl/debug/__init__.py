@@ -1,10 +1,11 @@
 """Tools for looking inside backprop: watch the chain rule one node at a time, and find the op that broke a gradient.
 
-    trace / Trace          record every backward step (loss.backward(trace=True) prints it)
+    trace / Trace          record every backward step (print the Trace for a table)
     step_backward / Step   walk the backward pass node by node, before each step is applied
     break_on               open the debugger when a chosen op's backward runs
     detect_anomaly         raise at the first NaN/Inf, naming the op and the line that created it
     explain, draw_graph, to_dot, record_modules   look at the graph as text, a picture or DOT
+    name_of                the one name every tool above calls a tensor by
     gradcheck, gradgradcheck                      compare gradients with finite differences
 
 Importing this package is cheap and changes nothing until a tool is used; matplotlib is
@@ -16,6 +17,7 @@ from minidl.debug.breakpoints import Breakpoint, break_on, breakpoints, clear_br
 from minidl.debug.explain import explain
 from minidl.debug.gradcheck import GradcheckError, GradcheckReport, gradcheck, gradgradcheck
 from minidl.debug.graph import draw_graph, to_dot
+from minidl.debug.names import name_of
 from minidl.debug.provenance import record_modules
 from minidl.debug.stepper import Step, step_backward
 from minidl.debug.summary import Summary, summarize
@@ -38,6 +40,7 @@ __all__ = [
     "explain",
     "gradcheck",
     "gradgradcheck",
+    "name_of",
     "record_modules",
     "step_backward",
     "summarize",

@@ -10,6 +10,7 @@ gradients and before they are passed on. Pass `debugger=` to do something else i
 """
 
 from minidl import autograd
+from minidl.debug.names import name_graph
 from minidl.debug.stepper import Step
 
 _breakpoints = []
@@ -97,6 +98,8 @@ def breakpoints():
 
 
 def _observe(engine_step):
+    if engine_step.index == 0:  # the root of this pass: name its graph from here, as every tool does
+        name_graph(engine_step.tensor)
     step = Step(engine_step)
     for bp in list(_breakpoints):
         if bp.matches(step):

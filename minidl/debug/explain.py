@@ -11,20 +11,21 @@ It is a readable walk of `t.grad_fn` and its inputs, the path backward() will ta
 A subgraph used twice is printed once; later uses say "(see above)".
 """
 
+from minidl.debug.names import name_graph, name_of
 from minidl.debug.provenance import origin_of
-from minidl.debug.summary import TensorLabels, format_shape
+from minidl.debug.summary import format_shape
 
 
-def _describe(tensor, labels, show_sites):
+def _describe(tensor, show_sites):
     shape = format_shape(tensor.shape)
     if tensor.grad_fn is None:
         kind = "leaf, requires grad" if tensor.requires_grad else "constant"
-        text = f"{labels(tensor)} {shape}  {kind}"
+        text = f"{name_of(tensor)} {shape}  {kind}"
         if tensor.grad is not None:
             text += "  (has .grad)"
         return text
     fn = tensor.grad_fn
-    text = f"{fn.name} -> {labels(tensor)} {shape}"
+    text = f"{fn.name} -> {name_of(tensor)} {shape}"
     origin = origin_of(fn)
     if origin is not None:
         if origin.module_path:
@@ -42,7 +43,7 @@ def explain(tensor, max_depth=None, show_sites=True, print_it=True):
     max_depth limits how many levels are shown; show_sites adds "@ file:line" where
     the op was created, when known (inside record_modules() or detect_anomaly()).
     """
-    labels = TensorLabels()
+    name_graph(tensor)  # in forward order, from the root, as every tool does
     lines = []
     seen = set()
     # Iterative depth-first walk (a 10,000-op chain must not hit the recursion limit).
@@ -50,7 +51,7 @@ def explain(tensor, max_depth=None, show_sites=True, print_it=True):
     stack = [(tensor, "", "", 0)]
     while stack:
         node, prefix, connector, depth = stack.pop()
-        line = prefix + connector + _describe(node, labels, show_sites)
+        line = prefix + connector + _describe(node, show_sites)
         if id(node) in seen and node.grad_fn is not None:
             lines.append(line + "  (see above)")
             continue

@@ -23,9 +23,6 @@ _APPLY_CODE = autograd.Function.apply.__func__.__code__
 
 # Function -> Origin. Weak keys: tagging an op must not keep its graph alive.
 _origins = weakref.WeakKeyDictionary()
-# id(parameter) -> (weak reference, "Net.features.0.weight"). Keyed by id because Tensor's == is
-# elementwise, which a WeakKeyDictionary would call on a hash collision.
-_parameter_names = {}
 _active = 0  # how many record_modules()/detect_anomaly() blocks are open
 
 
@@ -133,33 +130,7 @@ def record(function):
         modules = tuple(_module_stack())
         origin = Origin(site, call, modules, _call_counter.calls(modules))
         _origins[function] = origin
-        if origin.modules:
-            _name_parameters(function.inputs, *origin.modules[-1])
     return origin
-
-
-def _name_parameters(inputs, module_name, module):
-    """Remember "Net.fc.weight" for leaf inputs that are parameters of the running module."""
-    named = getattr(module, "named_parameters", None)
-    leaves = [t for t in inputs if t.grad_fn is None and t.requires_grad and id(t) not in _parameter_names]
-    if not leaves or named is None:
-        return
-    for name, parameter in named(recurse=False):
-        for t in leaves:
-            if parameter is t:
-                _parameter_names[id(t)] = (weakref.ref(t, _forget_parameter(id(t))), f"{module_name}.{name}")
-
-
-def _forget_parameter(key):
-    return lambda _ref: _parameter_names.pop(key, None)
-
-
-def parameter_name(tensor):
-    """The qualified name of a module parameter seen while recording ("Net.fc.weight"), or None."""
-    entry = _parameter_names.get(id(tensor))
-    if entry is not None and entry[0]() is tensor:
-        return entry[1]
-    return None
 
 
 def origin_of(function):

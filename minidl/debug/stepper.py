@@ -15,8 +15,9 @@ import os
 
 import minidl
 from minidl import autograd
+from minidl.debug.names import name_graph, name_of
 from minidl.debug.provenance import is_user_frame, origin_of
-from minidl.debug.summary import TensorLabels, format_shape, formula_of, op_name, summarize
+from minidl.debug.summary import format_shape, formula_of, op_name, summarize
 
 
 class Step:
@@ -26,24 +27,23 @@ class Step:
     op            the op's class name ("MatMul"), or "leaf"
     function      the op (a Function); None at a leaf
     tensor        the tensor whose gradient is now complete (the op's output, or the leaf)
-    name          a readable label for tensor ("matmul_0", or tensor.name)
+    name          tensor's display name ("matmul_0", "Sequential.0.weight" or tensor.name; see names.py)
     grad_output   d loss / d tensor: the gradient sent back from up the chain (a Tensor)
     inputs        the op's input tensors (empty at a leaf)
     grad_inputs   the gradient this op will send to each input (Tensor or None); None at a leaf
     formula       the derivative the op's docstring states, e.g. "y = ln x;   dy/dx = 1/x"
     """
 
-    def __init__(self, backward_step, number=None, labels=None):
-        labels = labels or TensorLabels()
+    def __init__(self, backward_step, number=None):
         self.engine_step = backward_step
         self.number = backward_step.index if number is None else number
         self.function = backward_step.function
         self.op = op_name(self.function)
         self.tensor = backward_step.tensor
-        self.name = labels(self.tensor)
+        self.name = name_of(self.tensor)
         self.grad_output = backward_step.grad_output
         self.inputs = tuple(backward_step.inputs)
-        self.input_names = tuple(labels(t) for t in self.inputs)
+        self.input_names = tuple(name_of(t) for t in self.inputs)
         self.grad_inputs = backward_step.grad_inputs
 
     @property
@@ -142,12 +142,12 @@ def step_backward(tensor, gradient=None, retain_graph=False, create_graph=False,
     do run as their tensors are reached.
     """
     root_grad = autograd.initial_gradient(tensor, gradient)
-    labels = TensorLabels()
+    name_graph(tensor)  # from the root, as every tool does
     number = 0
     for step in _walk(tensor, root_grad, retain_graph or create_graph, create_graph):
         if step.function is None and not include_leaves:
             continue
-        yield Step(step, number, labels)
+        yield Step(step, number)
         number += 1
 
 

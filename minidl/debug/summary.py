@@ -1,16 +1,13 @@
 """Short descriptions of tensors and gradients, shared by every debugging tool.
 
 `summarize(array)` reduces an array to the numbers worth printing (mean, std, min,
-max, norm, how many zeros / NaN / Inf), and `TensorLabels` gives tensors readable
-names ("W", "matmul_1", "leaf_0") that stay the same for a whole trace or stepper walk.
+max, norm, how many zeros / NaN / Inf); `format_number` and `format_shape` print them the
+same way in every tool. (Tensors' names come from names.py.)
 """
 
 import inspect
-import itertools
 
 import numpy as np
-
-from minidl.debug.provenance import parameter_name
 
 
 def format_number(x):
@@ -113,40 +110,3 @@ def formula_of(function):
             first_paragraph = inspect.cleandoc(doc).split("\n\n")[0]
             return " ".join(line.strip() for line in first_paragraph.splitlines())
     return f"{function.name}: no formula documented"
-
-
-class TensorLabels:
-    """Readable, stable names for the tensors of one graph.
-
-    A tensor's own `.name` wins (set it: `W.name = "W"`), then a module parameter's name
-    ("Net.fc.weight", known for ops recorded inside record_modules()); otherwise an op's output is
-    named after the op and a counter ("matmul_0"), a leaf that requires grad "leaf_0"
-    and a constant "const_0". Labels are kept per object, so the same tensor keeps
-    its name throughout a trace.
-    """
-
-    def __init__(self):
-        self._labels = {}
-        self._keep_alive = []  # ids are only unique while the object lives
-        self._counters = {}
-
-    def __call__(self, tensor):
-        key = id(tensor)
-        label = self._labels.get(key)
-        if label is None:
-            if tensor.name:
-                label = str(tensor.name)
-            elif tensor.grad_fn is None and parameter_name(tensor):
-                label = parameter_name(tensor)
-            else:
-                if tensor.grad_fn is not None:
-                    stem = tensor.grad_fn.name.lower()
-                elif tensor.requires_grad:
-                    stem = "leaf"
-                else:
-                    stem = "const"
-                counter = self._counters.setdefault(stem, itertools.count())
-                label = f"{stem}_{next(counter)}"
-            self._labels[key] = label
-            self._keep_alive.append(tensor)
-        return label

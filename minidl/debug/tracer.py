@@ -5,9 +5,9 @@
     print(t)                      # one block per op, in the order backward visited them
     t.records[0].grad_inputs      # the actual gradient arrays each op sent to its inputs
 
-`loss.backward(trace=True)` does the same and prints the table. The tracer watches the
-engine through `autograd.backward_observers`. Op nodes become the table's rows; leaf
-steps give the total each leaf receives after its hooks (`Trace.gradient(leaf)`).
+The tracer watches the engine through `autograd.backward_observers`. Op nodes become the
+table's rows; leaf steps give the total each leaf receives after its hooks
+(`Trace.gradient(leaf)`). Tensors are called by their names from names.py, as in every tool.
 """
 
 import contextlib
@@ -15,8 +15,9 @@ import contextlib
 import numpy as np
 
 from minidl import autograd
+from minidl.debug.names import name_graph, name_of
 from minidl.debug.provenance import call_name
-from minidl.debug.summary import TensorLabels, format_number, format_shape, op_name, summarize
+from minidl.debug.summary import format_number, format_shape, op_name, summarize
 
 
 class TraceRecord:
@@ -26,20 +27,20 @@ class TraceRecord:
     op            the op's class name ("MatMul"); "leaf" for a leaf step
     function      the op itself (its saved tensors are freed after backward unless retain_graph=True)
     tensor        the op's output: the tensor whose gradient was complete at this step
-    name          tensor's label in this trace ("matmul_0", or its .name)
-    inputs        the op's input tensors, and input_names their labels
+    name          tensor's display name ("matmul_0", "Sequential.0.weight" or its .name; see names.py)
+    inputs        the op's input tensors, and input_names their names
     grad_output   d loss / d tensor, the gradient that arrived from up the chain (ndarray)
     grad_inputs   the gradient sent to each input (ndarray, or None when an input gets none)
     """
 
-    def __init__(self, number, step, labels):
+    def __init__(self, number, step):
         self.number = number
         self.function = step.function
         self.op = op_name(step.function)
         self.tensor = step.tensor
-        self.name = labels(step.tensor)
+        self.name = name_of(step.tensor)
         self.inputs = tuple(step.inputs)
-        self.input_names = tuple(labels(t) for t in self.inputs)
+        self.input_names = tuple(name_of(t) for t in self.inputs)
         # Copies: a record is a snapshot, safe from later in-place updates (optimizer steps, hooks).
         self.grad_output = np.array(step.grad_output.data, copy=True)
         grads = step.grad_inputs or ()
@@ -76,7 +77,6 @@ class Trace:
 
     def __init__(self):
         self.records = []
-        self._labels = TensorLabels()
         # Indexes for the lookups below (records keep their tensors alive, so ids stay unique).
         self._record_of_tensor = {}
         self._record_of_function = {}
@@ -85,12 +85,14 @@ class Trace:
 
     # The engine calls this for every node, before passing its gradients on.
     def _observe(self, step):
+        if step.index == 0:  # the root of this pass: name its graph from here, as every tool does
+            name_graph(step.tensor)
         if step.function is None:  # a leaf: its complete gradient, after its hooks
             total = self._leaf_totals.get(id(step.tensor))
             g = step.grad_output.data
             self._leaf_totals[id(step.tensor)] = g.copy() if total is None else total + g
             return
-        record = TraceRecord(len(self.records), step, self._labels)
+        record = TraceRecord(len(self.records), step)
         self.records.append(record)
         self._record_of_tensor[id(record.tensor)] = record
         self._record_of_function[id(record.function)] = record
@@ -123,8 +125,8 @@ class Trace:
         ]
 
     def label(self, tensor):
-        """The name this trace uses for a tensor."""
-        return self._labels(tensor)
+        """The name this trace (and every other tool) uses for a tensor: names.name_of."""
+        return name_of(tensor)
 
     def record_of(self, tensor):
         """The record of the step at which `tensor`'s gradient was complete, or None (leaves, constants)."""
@@ -180,7 +182,7 @@ class Trace:
                     rows.append(("", "", f"  → {name}", *_stat_cells(summarize(g))))
             rows.append(None)  # a blank line between steps
         leaves = self.leaves()
-        rows += [("", "leaf", f"Σ→ {self._labels(t)}", *_stat_cells(summarize(self.gradient(t)))) for t in leaves]
+        rows += [("", "leaf", f"Σ→ {name_of(t)}", *_stat_cells(summarize(self.gradient(t)))) for t in leaves]
         lines = [
             f"backward trace: {len(self.records)} op steps, output first. '∂x (in)': the gradient arriving at x;",
             "'→ y': what the op sends to its input y; 'Σ→ w': the total a leaf w receives (added to w.grad).",

@@ -10,6 +10,7 @@ Calling a module runs `forward` and, around it, the hooks and the module call st
 which layer created an op.
 """
 
+import weakref
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -25,6 +26,10 @@ from minidl.tensor import Tensor
 # when a tool asks, e.g. the backprop debugger tagging the ops it records. A stand-in for
 # a module may push a (name, object) pair of its own instead.
 module_stack = []
+
+# Every module alive, held weakly: the backprop debugger names a parameter by its path in the model
+# that holds it ("Sequential.0.weight") from here, so nothing needs recording during forward.
+live_modules = weakref.WeakSet()
 
 
 def named_module_stack():
@@ -103,6 +108,11 @@ class Module:
     `training` is True after construction and after .train(), False after .eval();
     layers such as Dropout and BatchNorm behave differently in the two modes.
     """
+
+    def __new__(cls, *args, **kwargs):
+        module = super().__new__(cls)
+        live_modules.add(module)  # in __new__, so that copies (copy.copy skips __init__) count too
+        return module
 
     def __init__(self):
         # object.__setattr__: our own __setattr__ needs these dicts to exist already.

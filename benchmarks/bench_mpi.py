@@ -1,0 +1,305 @@
+"""MPI benchmarks: allreduce bandwidth (ring vs MPI's), data-parallel scaling with and without overlap, bytes sent.
+
+    python benchmarks/bench_mpi.py [--repeats 5] [--ranks 2,4] [--quick]
+
+Everything from one run; the script starts its own MPI jobs with the environment's mpiexec
+(one BLAS thread per rank) and prints three tables:
+
+1. allreduce bandwidth for 4 KB - 64 MB float32 buffers on 2 and 4 ranks: the ring allreduce
+   of minidl.distributed.collectives (written in Python over Sendrecv) beside MPI's own
+   MPI_Allreduce, samples interleaved. Bandwidth = buffer bytes / time ("algorithm bandwidth").
+   ratio = ring / MPI (goal: >= 0.9 from 1 MB on).
+2. synchronous data parallelism, samples/s of an MLP 784-512-512-10 (batch 64 and 256 per rank)
+   on 1 rank (plain single-process training) and on 2 ranks (DistributedDataParallel, overlap
+   on and off). speed-up = 2-rank samples/s / 1-rank samples/s (goal: >= 1.7 on 2 cores).
+3. bytes sent per rank per step: a DDP step (MPI allreduce), a ring-allreduce DDP step and a
+   parameter-server round trip (push gradients + pull parameters), with float32, fp16 and
+   the truncated 16-bit float.
+
+Timings are medians of --repeats samples; on a shared machine they are noisy, ratios less so.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.abspath(__file__)
+REPO = os.path.dirname(os.path.dirname(HERE))
+SIZES = [4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20]  # bytes
+
+
+# ---------------------------------------------------------------------------
+# Parts that run under MPI (python bench_mpi.py --part NAME, started by mpiexec)
+# ---------------------------------------------------------------------------
+def part_allreduce(args):
+    from minidl.distributed.collectives import ring_allreduce
+    from minidl.distributed.comm import world
+
+    comm = world(timeout=300)
+    results = []
+    for nbytes in SIZES:
+        if args.quick and nbytes > (16 << 20):
+            continue
+        count = nbytes // 4
+        buffer = np.ones(count, np.float32)
+        iterations = max(1, min(200, (8 << 20) // nbytes))  # ~8 MB moved per sample, at least one call
+        samples = {"ring": [], "mpi": []}
+        for _ in range(args.repeats):
+            for name in ("ring", "mpi"):  # interleaved, so a noisy neighbour slows both
+                comm.barrier()
+                start = time.perf_counter()
+                for _ in range(iterations):
+                    if name == "ring":
+                        ring_allreduce(buffer, comm)
+                    else:
+                        comm.comm.Allreduce(comm.MPI.IN_PLACE, buffer)
+                elapsed = (time.perf_counter() - start) / iterations
+                samples[name].append(comm.allreduce(np.array([elapsed]))[0] / comm.size)  # mean over ranks
+                buffer[...] = 1  # keep the values finite
+        results.append({"bytes": nbytes, **{k: statistics.median(v) for k, v in samples.items()}})
+    return {"ranks": comm.size, "allreduce": results}
+
+
+def mlp():
+    from minidl import nn
+
+    return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+
+
+def part_ddp(args):
+    import minidl
+    from minidl import nn, optim
+    from minidl.distributed.comm import world
+    from minidl.distributed.ddp import DistributedDataParallel
+
+    comm = world(timeout=300)
+    batch, steps = args.batch, 10 if args.quick else 20
+    rng = np.random.default_rng(comm.rank)
+    x = minidl.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
+    y = minidl.tensor(rng.integers(0, 10, batch))
+    loss_fn = nn.CrossEntropyLoss()
+    # "independent": every rank trains its own model, no communication: what the machine allows.
+    variants = ["single"] if comm.size == 1 else ["overlap", "overlap_small_buckets", "no_overlap", "independent"]
+    models = {}
+    for name in variants:
+        minidl.manual_seed(0)
+        model = mlp()
+        runner = (
+            model
+            if name == "single"
+            else DistributedDataParallel(model, comm, bucket_cap_mb=0.5, overlap=name == "overlap")
+        )
+        models[name] = (runner, optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+
+    def step(name):
+        runner, opt = models[name]
+        loss = loss_fn(runner(x), y)
+        opt.zero_grad()
+        loss.backward()
+        if name not in ("single", "independent"):
+            runner.synchronize()
+        opt.step()
+
+    for name in variants:  # warm up
+        for _ in range(3):
+            step(name)
+    samples = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name in variants:
+            comm.barrier()
+            start = time.perf_counter()
+            for _ in range(steps):
+                step(name)
+            elapsed = comm.allreduce(np.array([time.perf_counter() - start]))[0] / comm.size
+            samples[name].append(batch * comm.size * steps / elapsed)
+    # The gradient allreduce alone, for the record: how much communication there is to hide.
+    grads = np.ones(sum(p.data.size for p in models[variants[0]][0].parameters()), np.float32)
+    times = []
+    for _ in range(args.repeats):
+        comm.barrier()
+        start = time.perf_counter()
+        for _ in range(10):
+            comm.allreduce(grads)
+        times.append((time.perf_counter() - start) / 10)
+    allreduce_ms = 1e3 * statistics.median(times)
+    return {
+        "ranks": comm.size,
+        "samples_per_second": {k: statistics.median(v) for k, v in samples.items()},
+        "allreduce_ms": allreduce_ms,
+        "gradient_bytes": grads.nbytes,
+    }
+
+
+def part_bytes(args):
+    import minidl
+    from minidl import nn
+    from minidl.distributed.comm import world
+    from minidl.distributed.ddp import DistributedDataParallel
+    from minidl.distributed.parameter_server import Layout, WorkerClient
+    from minidl.distributed.rules import ServerRules, UpdateRule
+
+    comm = world(timeout=300)
+    rng = np.random.default_rng(0)
+    x = minidl.tensor(rng.standard_normal((16, 784)).astype(np.float32))
+    y = minidl.tensor(rng.integers(0, 10, 16))
+    rows = {}
+    for algorithm in ("mpi", "ring"):
+        for compression in ("none", "fp16", "trunc16"):
+            minidl.manual_seed(0)
+            ddp = DistributedDataParallel(mlp(), comm, compression=compression, algorithm=algorithm)
+            before = comm.bytes_sent
+            nn.CrossEntropyLoss()(ddp(x), y).backward()
+            ddp.synchronize()
+            rows[f"DDP step, {algorithm} allreduce, {compression}"] = comm.bytes_sent - before
+    # Parameter server: rank 0 serves one pull and one push from every worker, per compression.
+    model = mlp()
+    params = [p.data for p in model.parameters()]
+    layout = Layout([p.shape for p in params], 1)
+    for compression in ("none", "fp16", "trunc16"):
+        comm.barrier()
+        if comm.rank == 0:
+            from minidl.distributed.parameter_server import ParameterServer
+
+            rules = ServerRules(
+                [p.copy() for p in params],
+                UpdateRule("sgd", lr=0.01),
+                "async",
+                comm.size - 1,
+                total_updates=comm.size - 1,
+            )
+            server = ParameterServer(comm, rules, range(1, comm.size), compression=compression)
+            before = comm.bytes_sent
+            server.run()
+            sent = comm.bytes_sent - before
+            rows[f"server, one reply to a pull, {compression}"] = sent // (2 * (comm.size - 1))  # 2 pulls each
+        else:
+            client = WorkerClient(comm, layout, [0], comm.rank - 1, compression=compression)
+            before = comm.bytes_sent
+            client.pull(params)
+            client.push([np.ones_like(p) for p in params])
+            client.pull(params)  # answered "done": training is over after one update per worker
+            client.leave()
+            rows[f"worker, one push (+ 2 pull requests), {compression}"] = comm.bytes_sent - before
+    everyone = comm.gather_object(rows)
+    if comm.rank == 0:
+        merged = {}
+        for entry in everyone:
+            for key, value in entry.items():
+                merged.setdefault(key, value)
+        rows = merged
+    return {"ranks": comm.size, "bytes": rows, "parameters": int(sum(p.size for p in params))}
+
+
+PARTS = {"allreduce": part_allreduce, "ddp": part_ddp, "bytes": part_bytes}
+
+
+# ---------------------------------------------------------------------------
+# The launcher: start the parts, print the tables
+# ---------------------------------------------------------------------------
+def run_part(ranks, part, args):
+    from minidl.distributed.launch import find_mpiexec, rank_environment
+
+    env = rank_environment()
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    command = [
+        find_mpiexec(),
+        "-n",
+        str(ranks),
+        "-launcher",
+        "fork",
+        sys.executable,
+        HERE,
+        "--part",
+        part,
+        "--repeats",
+        str(args.repeats),
+    ] + (["--quick"] if args.quick else [])
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{part} on {ranks} ranks failed:\n{proc.stderr[-2000:]}")
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+def human(nbytes):
+    for unit, size in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if nbytes >= size:
+            return f"{nbytes / size:g} {unit}"
+    return f"{nbytes} B"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ranks", default="2,4", help="rank counts for the allreduce table")
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and steps (a smoke test)")
+    parser.add_argument("--batches", default="64,256", help="per-rank batch sizes for the data-parallel table")
+    parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.part:
+        result = PARTS[args.part](args)
+        from minidl.distributed.comm import world
+
+        if world().rank == 0:
+            print("RESULT " + json.dumps(result), flush=True)
+        return
+    import platform
+
+    print(
+        f"bench_mpi: {platform.machine()}, {os.cpu_count()} cores, one BLAS thread per rank, "
+        f"median of {args.repeats} samples"
+    )
+
+    print("\n1. allreduce bandwidth (buffer bytes / time), ring vs MPI_Allreduce")
+    print(f"{'ranks':>5} {'size':>8} {'ring ms':>9} {'MPI ms':>9} {'ring GB/s':>10} {'MPI GB/s':>9} {'ratio':>6}")
+    for ranks in [int(r) for r in args.ranks.split(",")]:
+        for row in run_part(ranks, "allreduce", args)["allreduce"]:
+            ring, mpi = row["ring"], row["mpi"]
+            print(
+                f"{ranks:5d} {human(row['bytes']):>8} {ring * 1e3:9.3f} {mpi * 1e3:9.3f} "
+                f"{row['bytes'] / ring / 1e9:10.3f} {row['bytes'] / mpi / 1e9:9.3f} {mpi / ring:6.2f}"
+            )
+
+    print("\n2. synchronous data parallelism, MLP 784-512-512-10: samples/s and speed-up over one process")
+    print("   (2 independent = two processes training alone, no communication: the most 2 ranks can get here)")
+    header = ["batch/rank", "1 process", "2 independent", "x", "DDP overlap", "x", "+0.5MB buckets", "x"]
+    header += ["DDP no overlap", "x"]
+    print(" ".join(f"{h:>14}" if len(h) > 1 else f"{h:>5}" for h in header))
+    for batch in [int(b) for b in args.batches.split(",")]:
+        args.batch = batch
+        singles, pairs = [], []
+        for _ in range(2):  # alternate the jobs, so both see similar neighbours
+            singles.append(run_part(1, "ddp", args)["samples_per_second"]["single"])
+            pairs.append(run_part(2, "ddp", args))
+        single = statistics.median(singles)
+        row = [f"{batch:>14d}", f"{single:>14.0f}"]
+        for name in ("independent", "overlap", "overlap_small_buckets", "no_overlap"):
+            value = statistics.median(p["samples_per_second"][name] for p in pairs)
+            row += [f"{value:>14.0f}", f"{value / single:>5.2f}"]
+        print(" ".join(row))
+    print(
+        f"(the gradients, {human(pairs[-1]['gradient_bytes'])}, take {pairs[-1]['allreduce_ms']:.2f} ms "
+        "to allreduce on 2 ranks between steps)"
+    )
+
+    print("\n3. bytes sent per rank (MLP 784-512-512-10)")
+    for ranks in (2, 4):
+        result = run_part(ranks, "bytes", args)
+        print(f"{ranks} ranks, {result['parameters']} parameters ({human(4 * result['parameters'])} in float32):")
+        rows = result["bytes"]
+        for key in sorted(
+            rows, key=lambda k: (k.rsplit(", ", 1)[0], ["none", "fp16", "trunc16"].index(k.rsplit(", ", 1)[1]))
+        ):
+            base = rows[key.rsplit(", ", 1)[0] + ", none"]
+            print(f"  {key:45s} {rows[key]:>12,d} bytes  {rows[key] / base:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()

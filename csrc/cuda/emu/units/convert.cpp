@@ -1,0 +1,2 @@
+/* The emulated build compiles convert.cu as C++ (setuptools and cffi know .cpp, not .cu). */
+#include "../../convert.cu"

@@ -1,0 +1,2 @@
+/* The emulated build compiles gather.cu as C++ (setuptools and cffi know .cpp, not .cu). */
+#include "../../gather.cu"

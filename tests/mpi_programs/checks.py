@@ -1,0 +1,180 @@
+"""Run under mpiexec by tests/test_distributed_mpi.py: collectives, DDP, pipeline and split-Linear checks.
+
+Every rank computes; rank 0 prints one JSON line of results that the test asserts on. The
+single-process references are computed in this same program (no MPI needed for them).
+"""
+
+import json
+import sys
+
+import numpy as np
+
+import minidl
+from minidl import nn, optim
+from minidl.distributed.collectives import broadcast_parameters, ring_allreduce
+from minidl.distributed.comm import world
+from minidl.distributed.compression import get_compressor
+from minidl.distributed.ddp import DistributedDataParallel
+from minidl.distributed.model_parallel import ColumnParallelLinear, Pipeline
+from minidl.distributed.sampler import DistributedSampler
+
+comm = world(timeout=30)
+N, rank = comm.size, comm.rank
+results = {"ranks": N}
+
+# ---------------------------------------------------------------- ring allreduce vs MPI's
+ring = {}
+for count in (1, 2, 3, 5, 7, 31, 1000, 4099):  # fewer values than ranks, primes, not a multiple of N
+    x = np.random.default_rng(100 + rank).standard_normal(count).astype(np.float32) * (rank + 1)
+    expected = np.zeros(count, np.float64)
+    for r in range(N):  # every rank's values, summed in float64: the exact answer
+        expected += np.random.default_rng(100 + r).standard_normal(count).astype(np.float32) * (r + 1)
+    mine, theirs = x.copy(), x.copy()
+    ring_allreduce(mine, comm)
+    comm.allreduce(theirs)
+    entry = {
+        "ring_vs_mpi": float(np.abs(mine - theirs).max()),
+        "ring_vs_exact": float(np.abs(mine - expected).max()),
+        "scale": float(np.abs(expected).max() + 1),
+    }
+    for method in ("fp16", "trunc16"):
+        compressed = x.copy()
+        ring_allreduce(compressed, comm, compression=method)
+        everyone = comm.allgather(compressed)
+        entry[method + "_same_on_all_ranks"] = bool((everyone == everyone[0]).all())
+        # Each of the N-1 hops and the final broadcast may round once; the error of each rounding is at
+        # most relative_error times a partial sum, so bound it by (N + 1)·ε·Σ|x_r|.
+        bound = (
+            (N + 1)
+            * get_compressor(method).relative_error
+            * sum(
+                np.abs(np.random.default_rng(100 + r).standard_normal(count).astype(np.float32) * (r + 1))
+                for r in range(N)
+            )
+        )
+        entry[method + "_within_bound"] = bool((np.abs(compressed - expected) <= bound + 1e-6).all())
+    ring[count] = entry
+results["ring"] = ring
+
+# ---------------------------------------------------------------- broadcast of parameters
+minidl.manual_seed(rank)  # different on every rank on purpose
+model = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3))
+broadcast_parameters(list(model.parameters()), comm)
+gathered = comm.allgather(np.concatenate([p.data.ravel() for p in model.parameters()]))
+results["broadcast_equal"] = bool((gathered == gathered[0]).all())
+
+
+# ---------------------------------------------------------------- sync data parallel == one process, batch N·b
+def make_data(n=N * 8 * 6, features=12, classes=5):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, features)).astype(np.float32)
+    y = (x[:, :classes].argmax(axis=1) + (x[:, -1] > 1)).astype(np.int64) % classes
+    return minidl.data.TensorDataset(x, y)
+
+
+def make_model():
+    minidl.manual_seed(3)
+    return nn.Sequential(nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 5))
+
+
+def train(model, dataset, batch, replicas, me, epochs=2, wrap=None, momentum=0.9):
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
+    runner = wrap(model) if wrap else model
+    sampler = DistributedSampler(dataset, replicas, me, seed=11)
+    loader = minidl.data.DataLoader(dataset, batch_size=batch, sampler=sampler)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        for x, y in loader:
+            loss = loss_fn(runner(x), y)
+            opt.zero_grad()
+            loss.backward()
+            if wrap:
+                runner.synchronize()
+            opt.step()
+    return np.concatenate([p.data.ravel() for p in model.parameters()])
+
+
+dataset = make_data()
+b = 8
+reference = train(make_model(), dataset, N * b, 1, 0)  # one process, batch N·b
+ddp = {}
+for name, kwargs in {
+    "mpi_overlap": dict(bucket_cap_mb=1e-3),  # ~260 values a bucket: several buckets, several overlapping
+    "mpi_no_overlap": dict(overlap=False),
+    "ring": dict(algorithm="ring", bucket_cap_mb=1e-3),
+    "fp16": dict(compression="fp16", bucket_cap_mb=1e-3),
+    "trunc16": dict(compression="trunc16", bucket_cap_mb=1e-3),
+    "ring_trunc16": dict(algorithm="ring", compression="trunc16"),
+}.items():
+    params = train(make_model(), dataset, b, N, rank, wrap=lambda m, kw=kwargs: DistributedDataParallel(m, comm, **kw))
+    everyone = comm.allgather(params)
+    ddp[name] = {
+        "max_diff_to_reference": float(np.abs(params - reference).max()),
+        "same_on_all_ranks": bool((everyone == everyone[0]).all()),
+    }
+results["ddp"] = ddp
+results["reference_norm"] = float(np.abs(reference).max())
+
+
+# ---------------------------------------------------------------- pipeline == one process
+def make_deep():
+    minidl.manual_seed(5)
+    return nn.Sequential(
+        nn.Linear(12, 20), nn.ReLU(), nn.Linear(20, 20), nn.Tanh(), nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 5)
+    )
+
+
+x_all, y_all = dataset.arrays
+single = make_deep()
+opt = optim.SGD(single.parameters(), lr=0.1, momentum=0.9)
+for step in range(6):
+    xs, ys = x_all[step * 16 : (step + 1) * 16], y_all[step * 16 : (step + 1) * 16]
+    opt.zero_grad()
+    nn.CrossEntropyLoss()(single(minidl.tensor(xs)), minidl.tensor(ys)).backward()
+    opt.step()
+pipe = Pipeline(make_deep(), comm, micro_batches=3)
+opt = optim.SGD(pipe.parameters(), lr=0.1, momentum=0.9)
+for step in range(6):
+    xs, ys = x_all[step * 16 : (step + 1) * 16], y_all[step * 16 : (step + 1) * 16]
+    opt.zero_grad()
+    pipe.train_step(xs if pipe.first else None, ys if pipe.last else None, nn.CrossEntropyLoss())
+    opt.step()
+start, end = pipe.bounds[rank]
+mine = [p.data for p in pipe.stage.parameters()]
+theirs = [p.data for p in nn.Sequential(*list(single)[start:end]).parameters()]
+diff = max(float(np.abs(a - b).max()) for a, b in zip(mine, theirs))
+results["pipeline"] = {"bounds": pipe.bounds, "max_diff": max(comm.allgather(np.array([diff]))[:, 0].tolist())}
+
+
+# ---------------------------------------------------------------- a Linear split by output units == one Linear
+def make_split(parallel):
+    minidl.manual_seed(9)
+    first = nn.Linear(12, 23)  # 23 outputs: an uneven split over 2, 3 or 4 ranks
+    return nn.Sequential(
+        ColumnParallelLinear.from_linear(first, comm) if parallel else first, nn.ReLU(), nn.Linear(23, 5)
+    )
+
+
+models = {}
+for parallel in (False, True):
+    m = make_split(parallel)
+    opt = optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    for step in range(6):
+        xs, ys = x_all[step * 16 : (step + 1) * 16], y_all[step * 16 : (step + 1) * 16]
+        opt.zero_grad()
+        nn.CrossEntropyLoss()(m(minidl.tensor(xs)), minidl.tensor(ys)).backward()
+        opt.step()
+    models[parallel] = m
+split = models[True][0]
+results["split_linear"] = {
+    "weight_diff": float(np.abs(split.full_weight() - models[False][0].weight.data).max()),
+    "bias_diff": float(np.abs(split.full_bias() - models[False][0].bias.data).max()),
+    "next_layer_diff": float(np.abs(models[True][2].weight.data - models[False][2].weight.data).max()),
+    "rows_here": split.weight.shape[0],
+}
+
+comm.barrier()
+if rank == 0:
+    print("RESULTS " + json.dumps(results))
+    sys.stdout.flush()
