@@ -29,7 +29,6 @@ is reported with the workers the servers wait for.
 
 import heapq
 import math
-import time
 
 import numpy as np
 
@@ -40,7 +39,7 @@ from minidl.sim.config import SimConfig
 from minidl.sim.network import Channels, Network
 from minidl.sim.results import SimResult
 from minidl.sim.timing import Fixed, parse_compute
-from minidl.sim.workload import Workload
+from minidl.sim.workload import Stopwatch, Workload
 
 # Event kinds.
 TO_SHARD, TO_WORKER, COMPUTED, DIES, SHARD_DOWN, SHARD_UP, DETECTED = range(7)
@@ -242,7 +241,7 @@ class Simulation:
         self.finished = None  # why the run ended
         self.snapshot_uid = 0
         self.events = 0
-        self.rules_seconds = 0.0
+        self.rules_clock = Stopwatch()
         self.update_times = []  # simulated time of every update of shard 0
         self.history = []
         self.window = np.zeros(3)  # (loss sum, correct, examples) of gradients applied since the last evaluation
@@ -271,10 +270,10 @@ class Simulation:
 
     def run(self):
         """Simulate until the end; returns a SimResult."""
-        wall = time.perf_counter()
-        with _one_blas_thread():
+        clock = Stopwatch()
+        with _one_blas_thread(), clock:
             self._run()
-        return SimResult.from_simulation(self, time.perf_counter() - wall)
+        return SimResult.from_simulation(self, clock)
 
     def _run(self):
         c = self.config
@@ -341,14 +340,17 @@ class Simulation:
             self._cancel_step(worker)
             for ticket in worker.tickets:  # steps computed on parameters the restart took back
                 self.pool.cancel(ticket)
-            worker.tickets, worker.oldest, worker.reads = [], None, {}
+            worker.tickets, worker.oldest = [], None
+            worker.reads = {i: read for i, read in worker.reads.items() if self.layout.owner[i] != s}
             self._pull(worker, [s])
         elif kind == STEP_DONE:  # backup mode, abort_late: the step this worker computes for is over
             _, s, version = message
             have = worker.have[s]
             if worker.computing and have is not None and have.version < version:
                 self._cancel_step(worker)
-                self._pull(worker, [s])
+                # From every shard: the others are about to apply the same step (a shard that has not
+                # yet holds the pull until it has, as for any pull in backup mode).
+                self._pull(worker, range(len(self.shards)))
 
     def _start_step(self, worker):
         if worker.batch is None:
@@ -373,6 +375,7 @@ class Simulation:
         if worker.computing:
             worker.computing = False
             worker.compute_seconds += self.now - worker.busy_since  # wasted, but the worker was busy
+            worker.batch = worker.current.batch  # the work is lost, the data is not: the next step uses it
             self.pool.cancel(worker.current)
             worker.current = None
             worker.generation += 1
@@ -464,9 +467,8 @@ class Simulation:
             shard.log.append(("push", push.worker, push.versions[s], wire))
         rules = shard.rules
         before = rules.version
-        started = time.perf_counter()  # wall-clock, for the benchmark's breakdown only
-        result = rules.push(push.worker, grads, push.versions[s])
-        self.rules_seconds += time.perf_counter() - started
+        with self.rules_clock:  # for the benchmark's breakdown only
+            result = rules.push(push.worker, grads, push.versions[s])
         if s == 0 and result.applied:
             self.window += (stats[2], stats[1], stats[0])
             self.examples += int(stats[0])

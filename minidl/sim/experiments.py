@@ -30,7 +30,7 @@ import numpy as np
 from minidl.sim.cluster import Simulation
 from minidl.sim.config import SimConfig
 from minidl.sim.results import _jsonable, new_figure, plot_curves, plot_runs, save_figure, write_history_csv
-from minidl.sim.timing import expected_order_statistic, parse_compute
+from minidl.sim.timing import describe_compute, expected_order_statistic, parse_compute
 
 STRAGGLERS = "straggler:median=0.1,sigma=0.1,p=0.01,slowdown=4,tail=2"
 STEADY = "lognormal:median=0.1,sigma=0.2"
@@ -79,7 +79,7 @@ class SyncVsAsync(Experiment):
     claim = "under heavy-tailed stragglers, sync + backups reaches the target first; async needs a smaller lr"
     defaults = {"workers": 32, "backup": 4, "time": 20.0, "compute": STRAGGLERS, "lr": 0.1, "async_lr": None,
                 "target": 0.95, "seed": 0}  # fmt: skip
-    quick = {"workers": 8, "backup": 2, "time": 8.0}
+    quick = {"workers": 8, "backup": 2, "time": 6.0, "target": 0.9}
 
     def runs(self, p):
         n, b, lr = p["workers"], p["backup"], p["lr"]
@@ -125,15 +125,16 @@ class SyncVsAsync(Experiment):
         names = list(results)
         times = [numbers[n]["time_to_target"] for n in names]
         heights = [t if t is not None else p["time"] for t in times]
-        bars = ax.barh(range(len(names)), heights, color=[f"C{i}" for i in range(len(names))])
-        for bar, t in zip(bars, times):
-            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {t:.1f} s" if t else " not reached",
-                    va="center", fontsize=8)  # fmt: skip
+        for i, (height, t) in enumerate(zip(heights, times)):
+            reached = t is not None
+            ax.barh(i, height, color=f"C{i}", alpha=1.0 if reached else 0.25, hatch=None if reached else "//")
+            text = f" {t:.1f} s" if reached else f" not within {p['time']:g} s"
+            ax.text(height, i, text, va="center", fontsize=8)
         ax.set_yticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlim(0, p["time"] * 1.3)
         ax.set(title=f"simulated time to {p['target']:.0%} test accuracy", xlabel="simulated seconds")
-        figure.suptitle(f"{p['workers']} workers, heavy-tailed stragglers ({p['compute']}), AdaGrad on the server")
+        figure.suptitle(f"{p['workers']} workers, {describe_compute(p['compute'])}; AdaGrad on the server")
         return save_figure(figure, path)
 
 
@@ -142,7 +143,7 @@ class BackupWorkers(Experiment):
     name = "backup-workers"
     claim = "sync waits for the slowest of N; b backups cut the step to the N-th of N + b, with diminishing returns"
     defaults = {"workers": 32, "backup": 8, "updates": 150, "compute": STRAGGLERS, "seed": 0}
-    quick = {"workers": 8, "backup": 4, "updates": 60}
+    quick = {"workers": 8, "backup": 3, "updates": 60}
 
     def backups(self, p):
         values = sorted({0, *[b for b in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32) if b <= p["backup"]], p["backup"]})
@@ -188,7 +189,8 @@ class BackupWorkers(Experiment):
         rows = numbers["backups"]
         b = [r["b"] for r in rows]
         ax = axes[0][0]
-        ax.plot(b, [r["predicted"] * 1000 for r in rows], "k--", marker="o", label="order statistic E[X_(N:N+b)]")
+        ax.plot(b, [r["predicted"] * 1000 for r in rows], "k--", marker="o", label="order statistic E[X₍N:N+b₎]")
+        ax.set_xticks(b)
         ax.errorbar(b, [r["aborted_mean"] * 1000 for r in rows], yerr=[2 * r["aborted_se"] * 1000 for r in rows],
                     marker="s", capsize=3, label="simulated, late steps aborted")  # fmt: skip
         ax.plot(b, [r["finished_mean"] * 1000 for r in rows], marker="^", label="simulated, late steps finished")
@@ -205,7 +207,7 @@ class BackupWorkers(Experiment):
         ax.set(title="what one more backup worker saves (predicted)", xlabel="backup workers b",
                ylabel="ms per step saved, per added worker")  # fmt: skip
         ax.grid(True, alpha=0.3, axis="y")
-        figure.suptitle(f"synchronous SGD with backup workers, {parse_compute(p['compute']).spec}")
+        figure.suptitle(f"synchronous SGD with backup workers: {describe_compute(p['compute'])}")
         return save_figure(figure, path)
 
 
@@ -215,7 +217,7 @@ class Staleness(Experiment):
     claim = "async with N identical workers: mean staleness ≈ N - 1; the learning rate must shrink as N grows"
     defaults = {"workers": [1, 2, 4, 8, 16, 32, 64], "lrs": [0.1, 0.03, 0.01], "updates": 2000, "compute": STEADY,
                 "seed": 0}  # fmt: skip
-    quick = {"workers": [1, 4, 16], "lrs": [0.1, 0.01], "updates": 500}
+    quick = {"workers": [1, 4, 16], "lrs": [0.1, 0.01], "updates": 300}
 
     def runs(self, p):
         return {
@@ -248,8 +250,13 @@ class Staleness(Experiment):
         ax.plot(ns, [row["mean_staleness"] for row in numbers["workers"]], "o", label="simulated mean")
         ax.plot(ns, [row["max_staleness"] for row in numbers["workers"]], "^", label="simulated max")
         ax.set(title="staleness of applied gradients", xlabel="workers N", ylabel="k = t - v (updates)")
-        ax.set_xscale("log", base=2)
+        _log2_axis(ax, ns)
         ax.set_yscale("symlog", linthresh=1)
+        top = max(row["max_staleness"] for row in numbers["workers"])
+        ticks = [t for t in (0, 1, 3, 10, 30, 100, 300, 1000, 3000) if t <= 1.5 * top] or [0, 1]
+        ax.set_yticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
         ax.grid(True, alpha=0.3)
         ax = axes[0][1]
@@ -263,11 +270,11 @@ class Staleness(Experiment):
         for lr in _as_list(p["lrs"]):
             ax.plot(ns, [numbers["accuracy"][n][lr] for n in ns], marker="o", label=f"AdaGrad lr {lr:g}")
         ax.set(title=f"test accuracy after {p['updates']} updates", xlabel="workers N", ylabel="test accuracy")
-        ax.set_xscale("log", base=2)
+        _log2_axis(ax, ns)
         ax.set_ylim(0, 1)
         ax.legend(fontsize=8)
         ax.grid(True, alpha=0.3)
-        figure.suptitle(f"asynchronous SGD (Downpour), identical workers ({p['compute']})")
+        figure.suptitle(f"asynchronous SGD (Downpour), identical workers: {describe_compute(p['compute'])}")
         return save_figure(figure, path)
 
 
@@ -277,7 +284,7 @@ class BoundedDelay(Experiment):
     claim = "with bounded delay τ, the workers' idle time falls as τ grows (Li et al., OSDI 2014)"
     defaults = {"workers": 16, "bounds": [0, 1, 2, 4, 8, 16, None], "updates": 1500, "compute":
                 "lognormal:median=0.1,sigma=0.5", "lr": 0.03, "seed": 0}  # fmt: skip
-    quick = {"workers": 8, "bounds": [0, 1, 4, None], "updates": 400}
+    quick = {"workers": 8, "bounds": [0, 1, 4, None], "updates": 250}
 
     def runs(self, p):
         runs = {}
@@ -326,7 +333,7 @@ class BoundedDelay(Experiment):
         plot_curves(axes[0][2], results, "time", "test_accuracy")
         axes[0][2].set_title(f"test accuracy ({p['updates']} updates each)")
         axes[0][2].legend(fontsize=8, loc="lower right")
-        figure.suptitle(f"bounded delay, {p['workers']} workers ({p['compute']})")
+        figure.suptitle(f"bounded delay, {p['workers']} workers: {describe_compute(p['compute'])}")
         return save_figure(figure, path)
 
 
@@ -336,7 +343,7 @@ class Failures(Experiment):
     claim = "a worker dies mid-run: async and backup-worker sync finish, plain sync stalls; a shard restarts"
     defaults = {"workers": 8, "backup": 1, "time": 30.0, "dies_at": 10.0, "worker": 3, "restart_at": 15.0,
                 "downtime": 1.0, "checkpoint_every": 100, "compute": STEADY, "seed": 0}  # fmt: skip
-    quick = {"time": 12.0, "dies_at": 4.0, "restart_at": 6.0, "checkpoint_every": 50}
+    quick = {"time": 8.0, "dies_at": 3.0, "restart_at": 5.0, "checkpoint_every": 50}
 
     def runs(self, p):
         death = [(p["worker"], p["dies_at"])]
@@ -398,9 +405,9 @@ class Failures(Experiment):
 class Compression(Experiment):
     name = "compression"
     claim = "when the server link saturates, 16-bit transfers halve the bytes and nearly double the updates"
-    defaults = {"workers": 16, "hidden": 128, "server_bandwidth": 20e6, "time": 15.0, "compute": STEADY,
-                "lr": 0.02, "seed": 0}  # fmt: skip
-    quick = {"workers": 8, "time": 5.0, "server_bandwidth": 10e6}
+    defaults = {"workers": 32, "hidden": 128, "server_bandwidth": 10e6, "time": 15.0, "compute": STEADY,
+                "lr": 0.01, "seed": 0}  # fmt: skip
+    quick = {"workers": 16, "time": 3.0, "server_bandwidth": 5e6}
 
     def runs(self, p):
         return {
@@ -459,9 +466,10 @@ class Compression(Experiment):
 # ---------------------------------------------------------------------------
 class Hogwild(Experiment):
     name = "hogwild"
-    claim = "sparse embedding updates: rows rarely collide, so per-row staleness stays near 0 at any N"
-    defaults = {"workers": 32, "updates": 3000, "lr": 0.1, "compute": STEADY, "batch_size": 8, "seed": 0}
-    quick = {"workers": 16, "updates": 800}
+    claim = "Hogwild: a worker reads and writes only its embedding rows: ~100x fewer bytes, per-row staleness ~1"
+    defaults = {"workers": 32, "time": 4.0, "lr": 0.05, "compute": STEADY, "batch_size": 8,
+                "server_bandwidth": 1.25e8, "seed": 0}  # fmt: skip
+    quick = {"workers": 16, "time": 2.0}
 
     def runs(self, p):
         common = dict(
@@ -469,10 +477,12 @@ class Hogwild(Experiment):
             model="embedding",
             dataset="topics",
             compute=p["compute"],
-            updates=p["updates"],
+            updates=None,
+            max_time=p["time"],
+            server_bandwidth=p["server_bandwidth"],
             optimizer="adagrad",
             lr=p["lr"],
-            eval_updates=max(1, p["updates"] // 20),
+            eval_every=p["time"] / 40,
         )
         return {
             "dense async (whole table)": _base(p, mode="async", **common),
@@ -491,11 +501,11 @@ class Hogwild(Experiment):
                 "time": r.end_time,
                 "final_accuracy": r.final_accuracy,
             }
-            rows = "" if "mean_row_staleness" not in s else f", per row {s['mean_row_staleness']:.3f}"
+            rows = "" if "mean_row_staleness" not in s else f", per row {s['mean_row_staleness']:.2f}"
             lines.append(
-                f"{name:26s}: {numbers[name]['bytes_per_update'] / 1e3:8.1f} kB per update; staleness "
-                f"{r.mean_staleness:.1f}{rows}; {r.updates} updates in {r.end_time:.1f} s; test accuracy "
-                f"{r.final_accuracy:.3f}"
+                f"{name:26s}: {numbers[name]['bytes_per_update'] / 1e3:7.1f} kB per update, "
+                f"{r.updates / r.end_time:5.0f} updates/s; staleness {r.mean_staleness:.1f}{rows}; "
+                f"test accuracy {r.final_accuracy:.3f}"
             )
         return numbers, lines
 
@@ -519,7 +529,9 @@ class Hogwild(Experiment):
         plot_curves(axes[0][2], results, "time", "test_accuracy")
         axes[0][2].set_title("test accuracy against simulated time")
         axes[0][2].legend(fontsize=8, loc="lower right")
-        figure.suptitle(f"sparse embeddings (10,000 x 16 table, bags of 8 ids), {p['workers']} workers")
+        mb = p["server_bandwidth"] / 1e6
+        figure.suptitle(f"sparse embeddings (10,000 x 16 table, bags of 8 ids), {p['workers']} async workers, "
+                        f"server link {mb:g} MB/s")  # fmt: skip
         return save_figure(figure, path)
 
 
@@ -657,6 +669,13 @@ class _Reporter:
         if value > self.shown:
             self.bar.update(value - self.shown)
             self.shown = value
+
+
+def _log2_axis(ax, values):
+    """A log-2 axis labelled with the values themselves (1, 2, 4, ... rather than 2⁰, 2¹, 2²)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(values, [str(v) for v in values])
+    ax.minorticks_off()
 
 
 def _as_list(value):

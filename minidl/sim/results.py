@@ -28,7 +28,7 @@ class SimResult:
         self.__dict__.update(fields)
 
     @classmethod
-    def from_simulation(cls, sim, wall_seconds):
+    def from_simulation(cls, sim, clock):
         c = sim.config
         end = sim.now
         workers = []
@@ -63,21 +63,15 @@ class SimResult:
                 "dead": dead,
                 "message": _stall_message(sim, blamed, dead),
             }
-        workload = sim.workload
-        gradient_seconds = workload.seconds["gradients"]
-        evaluation_seconds = workload.seconds["evaluation"]
-        overhead = wall_seconds - gradient_seconds - evaluation_seconds - sim.rules_seconds
-        profile = {
-            "wall_seconds": wall_seconds,
-            "gradient_seconds": gradient_seconds,
-            "evaluation_seconds": evaluation_seconds,
-            "server_update_seconds": sim.rules_seconds,
-            "events": sim.events,
-            "gradients_computed": sim.pool.computed,
-            "passes": workload.passes,
-            "stacked_passes": sim.pool.stacked_passes,
-            "overhead_us_per_event": 1e6 * overhead / max(sim.events, 1),
-        }
+        clocks = {"total": clock, "gradients": sim.workload.clock["gradients"],
+                  "evaluation": sim.workload.clock["evaluation"], "server_updates": sim.rules_clock}  # fmt: skip
+        profile = {"events": sim.events, "gradients_computed": sim.pool.computed, "passes": sim.workload.passes,
+                   "stacked_passes": sim.pool.stacked_passes}  # fmt: skip
+        for kind in ("wall", "cpu"):
+            for name, watch in clocks.items():
+                profile[f"{name}_{kind}_seconds"] = getattr(watch, kind)
+            rest = getattr(clock, kind) - sum(getattr(w, kind) for n, w in clocks.items() if n != "total")
+            profile[f"overhead_{kind}_us_per_event"] = 1e6 * rest / max(sim.events, 1)
         return cls(
             config=c.as_dict(),
             compute=sim.compute.spec,

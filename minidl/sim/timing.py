@@ -164,6 +164,17 @@ class Straggler(ComputeModel):
 COMPUTE_MODELS = {"fixed": Fixed, "lognormal": LogNormal, "straggler": Straggler}
 
 
+def describe_compute(model):
+    """A compute model in words, for plot titles: 'steps of 100 ms (σ 0.1), 1% stragglers ≥ 4x slower (tail 2)'."""
+    model = parse_compute(model)
+    if isinstance(model, Fixed):
+        return f"every step {model.seconds * 1000:g} ms"
+    text = f"steps of {model.median * 1000:g} ms (log-normal σ {model.sigma:g})"
+    if isinstance(model, Straggler):
+        text += f", {model.p:.0%} stragglers ≥ {model.slowdown:g}x slower (Pareto tail {model.tail:g})"
+    return text
+
+
 def parse_compute(spec):
     """A ComputeModel from a spec string ('lognormal:median=0.1,sigma=0.3'), a dict or a model.
 
