@@ -199,6 +199,9 @@ class Simulation:
         self.workload = workload or Workload(
             c.model, c.dataset, c.hidden, c.batch_size, num_workers=n, seed=c.seed, stack=c.stack_gradients
         )
+        if len(self.workload.shards) < n:
+            raise ValueError(f"Simulation: the workload has data shards for {len(self.workload.shards)} workers, "
+                             f"the run has {n}")  # fmt: skip
         compute = parse_compute(c.compute) if not _is_measured(c.compute) else "measured"
         self.measured_seconds = None
         if compute == "measured":  # timed once, then fixed: the run stays deterministic
@@ -269,7 +272,9 @@ class Simulation:
         heapq.heappush(self.queue, (when, self.sequence, kind, a, b))
 
     def run(self):
-        """Simulate until the end; returns a SimResult."""
+        """Simulate until the end; returns a SimResult. A Simulation runs once."""
+        if self.events or self.finished:
+            raise RuntimeError("Simulation.run: this simulation has already run; make a new Simulation")
         clock = Stopwatch()
         with _one_blas_thread(), clock:
             self._run()
@@ -640,7 +645,7 @@ def _is_measured(spec):
 
 class _one_blas_thread:
     """Run with one BLAS thread: the simulator is one process, and on a shared machine a second BLAS
-    thread mostly waits for a core (stacked passes ran 3-30x slower with two). Wall-clock only."""
+    thread mostly waits for a core (stacked passes ran up to 30x slower with two). Wall-clock only."""
 
     def __enter__(self):
         try:

@@ -271,7 +271,9 @@ def plot_curves(axes, results, x="time", y="test_accuracy", target=None, styles=
     labels = {"time": "simulated time (s)", "updates": "updates applied", "epochs": "epochs of data"}
     for name, result in results.items():
         style = (styles or {}).get(name, {})
-        axes.plot(result.column(x), result.column(y), label=name, **style)
+        xs, ys = result.column(x), result.column(y)
+        keep = np.isfinite(ys)  # no gradient applied since the last evaluation: no training loss to show
+        axes.plot(xs[keep], ys[keep], label=name, **style)
     if target is not None and y == "test_accuracy":
         axes.axhline(target, color="gray", linestyle=":", linewidth=1)
     axes.set_xlabel(labels.get(x, x))
@@ -280,24 +282,52 @@ def plot_curves(axes, results, x="time", y="test_accuracy", target=None, styles=
 
 
 def plot_runs(results, path, title=None, target=None):
-    """The standard picture of several runs: test accuracy against simulated time and against
-    updates, training loss against time, and each run's staleness histogram."""
-    figure, axes = new_figure(2, 2, (11, 7.5))
+    """The standard picture of several runs (a dict name -> SimResult): test accuracy and training loss
+    against simulated time and against updates, each run's staleness histogram, and its workers'
+    idle fraction beside the bytes it sent. Writes a PNG to `path`."""
+    from matplotlib.ticker import FuncFormatter
+
+    figure, axes = new_figure(2, 3, (16, 8))
     plot_curves(axes[0][0], results, "time", "test_accuracy", target)
     axes[0][0].set_title("test accuracy against simulated time")
     axes[0][0].legend(loc="lower right", fontsize=8)
     plot_curves(axes[0][1], results, "updates", "test_accuracy", target)
     axes[0][1].set_title("test accuracy against updates")
-    plot_curves(axes[1][0], results, "time", "train_loss")
-    axes[1][0].set_yscale("log")
-    axes[1][0].set_title("training loss (gradients applied) against time")
-    ax = axes[1][1]
+    for k, x in enumerate(("time", "updates")):
+        plot_curves(axes[1][k], results, x, "train_loss")
+        axes[1][k].set_yscale("log")
+        for axis in (axes[1][k].yaxis,):  # 0.3, 1, 2 rather than 3×10⁻¹, 10⁰, 2×10⁰
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}" if str(value)[0] in "1235" else ""))
+        axes[1][k].set_ylabel("loss of the gradients applied (log scale)")
+        axes[1][k].set_title(f"training loss against {'simulated time' if k == 0 else x}")
+    if max(r.updates for r in results.values()) > 20 * max(min(r.updates for r in results.values()), 1):
+        for ax in (axes[0][1], axes[1][1]):  # runs far apart in updates (sync and async): a log axis
+            ax.set_xscale("symlog", linthresh=10)
+            ax.set_xlim(left=0)
+    ax = axes[0][2]
+    widest = 1
     for name, result in results.items():
         histogram = np.asarray(result.staleness_histogram, dtype=np.float64)
         if histogram.sum():
-            ax.plot(np.arange(len(histogram)), histogram / histogram.sum(), drawstyle="steps-mid", label=name)
-    ax.set(title="staleness k = t - v of applied gradients", xlabel="k (updates)", ylabel="fraction of gradients")
+            share = histogram / histogram.sum()
+            ax.stairs(share, np.arange(len(share) + 1) - 0.5, label=name, linewidth=1.5)
+            widest = max(widest, int(np.searchsorted(np.cumsum(share), 0.995)) + 2)
+    ax.set_xlim(-1, widest)
+    ax.set(title="staleness k = t - v of applied gradients", xlabel="k (updates; 99.5% shown)",
+           ylabel="fraction of gradients")  # fmt: skip
+    ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
+    ax = axes[1][2]
+    names = list(results)
+    positions = np.arange(len(names))
+    ax.bar(positions - 0.2, [100 * results[n].idle_fraction for n in names], width=0.4, color="C0", label="idle %")
+    ax.set_ylabel("workers idle (% of their time)", color="C0")
+    other = ax.twinx()
+    other.bar(positions + 0.2, [results[n].bytes_sent / 2**20 for n in names], width=0.4, color="C1")
+    other.set_ylabel("MiB sent", color="C1")
+    ax.set_xticks(positions, [n.replace(" ", "\n", 1) if len(n) > 12 else n for n in names], fontsize=8)
+    ax.set_title("idle time (left bars) and bytes sent (right bars)")
     if title:
         figure.suptitle(title)
     return save_figure(figure, path)
