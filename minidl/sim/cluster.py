@@ -101,7 +101,7 @@ class LazyGradients:
                 for t, r in zip(chunk, self.workload.gradients(chunk[0].params, [t.batch for t in chunk])):
                     t.result = r
                 self.computed += len(chunk)
-                self.stacked_passes += len(chunk) > 1
+                self.stacked_passes += len(chunk) > 1 and self.workload.stackable
         return ticket.result
 
 
