@@ -8,18 +8,28 @@ class, init.py for the initializers and the lectures' advice on them, fusion.py 
 `nn.fuse(model)` (each layer and its activation as one op, when you ask for it).
 """
 
-from minidl.nn import functional, init
-from minidl.nn.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from minidl.nn import functional, init, utils
+from minidl.nn.activation import GELU, LeakyReLU, LogSoftmax, Maxout, ReLU, Sigmoid, Softmax, Tanh
 from minidl.nn.container import ModuleList, Sequential
-from minidl.nn.conv import AvgPool2d, Conv2d, MaxPool2d
+from minidl.nn.conv import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    GlobalAvgPool,
+    MaxPool1d,
+    MaxPool2d,
+)
 from minidl.nn.dropout import Dropout
 from minidl.nn.fusion import FusedConv2d, FusedLinear, fuse
 from minidl.nn.linear import Flatten, Identity, Linear
-from minidl.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from minidl.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, MSELoss, NLLLoss
 from minidl.nn.module import Module, RemovableHandle, module_stack, named_module_stack
-from minidl.nn.normalization import BatchNorm1d, BatchNorm2d
+from minidl.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from minidl.nn.parameter import Parameter
-from minidl.nn.recurrent import LSTM, RNN, LSTMCell, RNNCell
+from minidl.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from minidl.nn.sparse import Embedding
 
 __all__ = [
@@ -33,30 +43,43 @@ __all__ = [
     "Linear",
     "Identity",
     "Flatten",
+    "Conv1d",
     "Conv2d",
+    "MaxPool1d",
     "MaxPool2d",
+    "AvgPool1d",
     "AvgPool2d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "GlobalAvgPool",
     "ReLU",
     "LeakyReLU",
     "Tanh",
     "Sigmoid",
     "Softmax",
     "LogSoftmax",
+    "GELU",
+    "Maxout",
     "Dropout",
     "BatchNorm1d",
     "BatchNorm2d",
+    "LayerNorm",
     "Embedding",
     "RNNCell",
     "RNN",
     "LSTMCell",
     "LSTM",
+    "GRUCell",
+    "GRU",
     "CrossEntropyLoss",
     "NLLLoss",
     "MSELoss",
     "BCEWithLogitsLoss",
+    "KLDivLoss",
     "FusedLinear",
     "FusedConv2d",
     "fuse",
     "init",
     "functional",
+    "utils",
 ]
