@@ -175,7 +175,7 @@ def hessian(func, inputs, create_graph=False, strict=False):
 
     The jacobian of the gradient, so one Hessian-vector product per input element.
     """
-    inputs_tuple, inputs = _as_tuple(inputs, "input", "hessian")
+    inputs_tuple, _ = _as_tuple(inputs, "input", "hessian")
 
     def gradient(*xs):
         output = _scalar_output(func, xs, "hessian")
