@@ -284,21 +284,14 @@ def logistic_problem(dtype):
     return x, y
 
 
-@pytest.mark.parametrize(
-    "dtype,line_search,history",
-    [
-        (np.float64, None, 100),
-        (np.float64, "strong_wolfe", 100),
-        (np.float64, "strong_wolfe", 3),
-        (np.float32, None, 5),
-    ],
-)
-def test_lbfgs_follows_pytorchs_iterates(dtype, line_search, history):
+def lbfgs_runs(dtype, line_search, history=100, max_iter=8, steps=3):
+    """L-BFGS in both libraries from the same start: every point each evaluated the loss at, the optimizers,
+    and the losses each step() returned (benchmarks/bench_toolbox.py uses this too)."""
     x, y = logistic_problem(dtype)
     start = [np.zeros(5, dtype), np.zeros(1, dtype)]
     ours = [nn.Parameter(a.copy()) for a in start]
     theirs = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in start]
-    options = dict(lr=1, max_iter=8, line_search_fn=line_search, history_size=history)
+    options = dict(lr=1, max_iter=max_iter, line_search_fn=line_search, history_size=history)
     opt, opt_t = optim.LBFGS(ours, **options), torch.optim.LBFGS(theirs, **options)
     points, points_t = [], []
 
@@ -319,8 +312,22 @@ def test_lbfgs_follows_pytorchs_iterates(dtype, line_search, history):
         loss.backward()
         return loss
 
-    for step in range(3):
-        loss, loss_t = opt.step(closure), opt_t.step(closure_t)
+    losses = [(opt.step(closure), opt_t.step(closure_t)) for _ in range(steps)]
+    return points, points_t, (opt, ours[0]), (opt_t, theirs[0]), losses
+
+
+@pytest.mark.parametrize(
+    "dtype,line_search,history",
+    [
+        (np.float64, None, 100),
+        (np.float64, "strong_wolfe", 100),
+        (np.float64, "strong_wolfe", 3),
+        (np.float32, None, 5),
+    ],
+)
+def test_lbfgs_follows_pytorchs_iterates(dtype, line_search, history):
+    points, points_t, (opt, w), (opt_t, w_t), losses = lbfgs_runs(dtype, line_search, history)
+    for step, (loss, loss_t) in enumerate(losses):
         assert_close(loss, loss_t.detach(), f"loss at the start of step {step}", budget=200, fan_in=60)
     # Every point where the loss was evaluated, in order: the same number of evaluations (the same
     # line-search and stopping decisions) and the same points. Tolerance: a minimizer is fixed by
@@ -331,12 +338,12 @@ def test_lbfgs_follows_pytorchs_iterates(dtype, line_search, history):
     scale = max(np.abs(p).max() for p in points_t)
     for i, (a, b) in enumerate(zip(points, points_t)):
         np.testing.assert_allclose(a, b, rtol=0, atol=np.sqrt(eps(dtype)) * scale, err_msg=f"evaluation {i}")
-    assert opt.state[ours[0]]["func_evals"] == opt_t.state[theirs[0]]["func_evals"]
+    assert opt.state[w]["func_evals"] == opt_t.state[w_t]["func_evals"]
     if dtype == np.float64:
         # In float32 the last stopping test, |Δloss| < 1e-9, compares two losses that are equal to the
         # last bit in one implementation and one ulp apart in the other: the iteration count (not the
         # points) may differ there by one iteration that evaluates nothing.
-        assert opt.state[ours[0]]["n_iter"] == opt_t.state[theirs[0]]["n_iter"]
+        assert opt.state[w]["n_iter"] == opt_t.state[w_t]["n_iter"]
 
 
 # ---------------------------------------------------------------------------
