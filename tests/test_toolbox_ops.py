@@ -255,3 +255,14 @@ def test_additive_attention_scores_with_a_tanh_layer():
     expected = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
     assert_within(weights.data, expected, 64 * eps(np.float64), "additive weights")
     check_grad(lambda q, k, v, wq, wk, a: F.additive_attention(q, k, v, wq, wk, a)[0], [q, k, v, wq, wk, a])
+
+
+@pytest.mark.parametrize("case", ["plain", "bool mask", "float mask", "causal"])
+def test_scaled_dot_product_attention_gradchecks(case):
+    q, k, v = leaf((2, 3, 4), seed=24), leaf((2, 5, 4), seed=25), leaf((2, 5, 3), seed=26)
+    kwargs = {"is_causal": True} if case == "causal" else {}
+    if case == "bool mask":
+        kwargs["attn_mask"] = np.array([[True, False, True, True, False]] * 3)
+    elif case == "float mask":
+        kwargs["attn_mask"] = minidl.tensor(np.random.default_rng(27).standard_normal((3, 5)))
+    check_grad(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kwargs), [q, k, v])

@@ -142,3 +142,26 @@ def test_attention_seq2seq_learns_to_reverse_sequences_and_beam_search_decodes_i
             peaks.append(int(weights.data[0].argmax()))
             tokens = np.array([target[0, i]])
     assert peaks == list(range(n - 1, -1, -1))
+
+
+def test_seq2seq_parameter_gradients_match_central_differences():
+    """The whole model (packed bidirectional encoder, bridge, attention, decoder) in float64, every parameter."""
+    minidl.manual_seed(0)
+    model = nn.Seq2Seq(5, embedding_size=2, hidden_size=2, score="additive").double()
+    source = np.array([[3, 4, 3], [4, 3, 0]])
+    lengths, target = np.array([3, 2]), np.array([[3, 4, 3, 2], [3, 4, 2, 0]])
+    model.zero_grad()
+    model.loss(source, lengths, target).backward()
+    for name, p in model.named_parameters():
+        numeric = np.zeros(p.shape)
+        for index in np.ndindex(p.shape):
+            original = p.data[index]
+            with minidl.no_grad():
+                p.data[index] = original + 1e-6
+                plus = model.loss(source, lengths, target).item()
+                p.data[index] = original - 1e-6
+                minus = model.loss(source, lengths, target).item()
+                p.data[index] = original
+            numeric[index] = (plus - minus) / 2e-6
+        # gradcheck's rule (step 1e-6, float64): |analytic - numeric| <= 1e-5 + 1e-3·|numeric|
+        np.testing.assert_allclose(p.grad.data, numeric, rtol=1e-3, atol=1e-5, err_msg=name)

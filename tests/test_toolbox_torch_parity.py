@@ -137,9 +137,12 @@ def test_kl_div_loss(reduction, log_target):
     assert_close(x_o.grad, x_t.grad, "gradient", budget)
 
 
-@pytest.mark.parametrize("case", ["plain", "bool mask", "float mask", "causal", "scale"])
+@pytest.mark.parametrize("case", ["plain", "bool mask", "float mask", "causal", "scale", "3-d bool mask"])
 def test_scaled_dot_product_attention(case):
     q, k, v = randn(2, 3, 4, 8, seed=1), randn(2, 3, 6, 8, seed=2), randn(2, 3, 6, 5, seed=3)
+    if case == "3-d bool mask":  # (N, L, E) with N = L = 4: an (L, S) mask applies to every example alike
+        q, k, v = randn(4, 4, 8, seed=1), randn(4, 6, 8, seed=2), randn(4, 6, 5, seed=3)
+        case = "bool mask"
     kwargs = {}
     if case == "bool mask":
         mask = np.random.default_rng(4).random((4, 6)) < 0.7

@@ -33,13 +33,17 @@ from minidl.tensor import Tensor
 SCORES = ("dot", "scaled_dot", "general", "additive")
 
 
-def _as_mask(mask, scores, op):
-    """A boolean array broadcastable to scores (..., L, S): True where a key may be attended to."""
+def _as_mask(mask, scores, op, per_example=True):
+    """A boolean array broadcastable to scores (..., L, S): True where a key may be attended to.
+
+    per_example: a 2-D mask of scores (N, L, S) is a (N, S) key mask, the same for every query (the
+    encoder-decoder's padding); otherwise masks broadcast as NumPy does ((L, S) for every example).
+    """
     mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
     if mask.dtype != np.bool_:
         raise TypeError(f"{op}: mask must be boolean (True where a key takes part), got dtype {mask.dtype}")
-    if mask.ndim == 2 and scores.ndim == 3 and mask.shape == (scores.shape[0], scores.shape[2]):
-        mask = mask[:, None, :]  # a (N, S) key mask: the same for every query
+    if per_example and mask.ndim == 2 and scores.ndim == 3 and mask.shape == (scores.shape[0], scores.shape[2]):
+        mask = mask[:, None, :]
     try:
         np.broadcast_shapes(mask.shape, scores.shape)
     except ValueError:
@@ -136,7 +140,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         else:
             scores = scores + attn_mask
     if mask is not None:
-        scores = ops.where(_as_mask(mask, scores, "scaled_dot_product_attention"), scores, float("-inf"))
+        scores = ops.where(_as_mask(mask, scores, "scaled_dot_product_attention", False), scores, float("-inf"))
     weights = scores.softmax(axis=-1)
     if dropout_p:
         weights = ops.dropout(weights, dropout_p)

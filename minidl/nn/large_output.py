@@ -165,7 +165,7 @@ class HierarchicalSoftmax(_OutputLayer):
 
     def _path_losses(self, scores, bits, mask):
         # -log σ(z) when the path turns to the second child (bit 1), -log σ(-z) when to the first:
-        # a binary cross-entropy per decision, with the stable fused op; padding decisions count 0.
+        # a binary cross-entropy per decision (the stable op on scores); padding decisions count 0.
         losses = ops.binary_cross_entropy_with_logits(scores, bits.astype(scores.dtype), reduction="none")
         return (losses * Tensor(mask.astype(scores.dtype))).sum(axis=-1)
 
