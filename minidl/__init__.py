@@ -16,7 +16,7 @@ except (RuntimeError, ValueError) as _error:
     exit_on_environment_error(_error)
     raise
 
-from minidl import autograd, ops, random
+from minidl import autograd, autograd_functional, ops, random
 from minidl.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.backend import available_kernels, get_kernels, kernels_name, set_kernels
 from minidl.creation import (
@@ -42,6 +42,11 @@ from minidl.creation import (
 from minidl.ops import *  # noqa: F403
 from minidl.random import manual_seed
 from minidl.tensor import Tensor, bool_, float16, float32, float64, int32, int64
+
+# minidl.autograd is a module, not a package: give it its `functional` (vjp, jvp, hvp, hessian...) as
+# an attribute, and register the name so `import minidl.autograd.functional` works as in PyTorch.
+autograd.functional = autograd_functional
+__import__("sys").modules["minidl.autograd.functional"] = autograd_functional
 
 __version__ = "0.1.0"
 
