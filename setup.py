@@ -6,7 +6,7 @@ Three optional cffi extensions, none of which can fail an install:
   minidl/backend/cuda/_cuda_emulated    the CUDA kernels on the CPU emulator (a C++ compiler);
   minidl/backend/cuda/_cuda_real        the CUDA kernels for a GPU (only if nvcc is found).
 `pip install -e .` builds it in place (setuptools runs build_ext with inplace=True for
-editable installs), next to minidl/backend/c_kernels.py which imports it.
+editable installs), where minidl/backend/c/_ffi.py imports it.
 During development: `python minidl/backend/_build_ckernels.py` rebuilds it in place.
 """
 

@@ -14,7 +14,8 @@ environment when it is loaded, so each setting runs in a fresh subprocess:
   3. OPENBLAS_CORETYPE=Haswell: OpenBLAS's AVX2 kernel, against our AVX2 and AVX-512 paths.
 Each table names the OpenBLAS kernel in use (threadpoolctl's 'architecture').
 
-Fused kernels: each C kernel beside its NumPy twin from numpy_kernels.py.
+Fused kernels: each C kernel beside its reference (minidl.backend.reference_kernels: NumPy's
+core with the composed extras).
 
 Every number is a median of several runs; the C and NumPy runs are interleaved so a
 noisy neighbour slows both. Ratio = NumPy time / our time (> 1: we are faster).
@@ -75,7 +76,7 @@ GEMM_CASES = [
 def gemm_table(paths, repeats):
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from minidl.backend import c_kernels as ck
+    from minidl.backend import c as ck
 
     blas = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
     arch = blas[0].get("architecture", "?") if blas else "not OpenBLAS"
@@ -95,7 +96,7 @@ def gemm_table(paths, repeats):
             def ours(path, a=a, b=b):
                 def run():
                     ck.set_simd_path(path)
-                    ck._sgemm(a, b)
+                    ck.gemm.sgemm(a, b)
 
                 return run
 
@@ -115,19 +116,22 @@ def gemm_table(paths, repeats):
 def fused_table(repeats):
     from threadpoolctl import threadpool_limits
 
-    from minidl.backend import c_kernels as ck
-    from minidl.backend import numpy_kernels as nk
+    from minidl.backend import c as ck
+    from minidl.backend import reference_kernels as nk
 
     x = _rand(256, 1024, seed=1)
+    w, y = _rand(256, 1024, seed=11) * 0.03, np.maximum(_rand(256, 1024, seed=12), 0)
     bias = _rand(1024, seed=2)
     logits_big, logits_mlp = _rand(512, 1000, seed=3), _rand(128, 10, seed=3)
     t_big, t_mlp = np.random.default_rng(4).integers(0, 1000, 512), np.random.default_rng(4).integers(0, 10, 128)
     g_big, g_mlp = np.full(512, 1 / 512, np.float32), np.full(128, 1 / 128, np.float32)
     img = _rand(32, 16, 28, 28, seed=5)  # a small CNN layer: 16 channels, 3x3, padding 1
-    cols = nk.im2col(img, 3, 3, 1, 1)
+    window = ((3, 3), (1, 1), (1, 1))
+    cols = nk.im2col(img, *window)
     gcols = _rand(*cols.shape, seed=6)
     pool_in = _rand(32, 16, 28, 28, seed=7)
-    _, am = nk.max_pool2d_forward(pool_in, 2, 2, 0)
+    pool = ((2, 2), (2, 2), (0, 0))
+    _, am = nk.max_pool2d_forward(pool_in, *pool)
     gpool = _rand(32, 16, 14, 14, seed=8)
     n_adam = 1 << 20
     adam_state = {impl: [_rand(n_adam, seed=9), np.zeros(n_adam, np.float32), np.zeros(n_adam, np.float32)]
@@ -137,21 +141,21 @@ def fused_table(repeats):
     def ce(k, logits, t, g):
         return lambda: k.cross_entropy_backward(k.cross_entropy_forward(logits, t)[1], t, g)
 
-    def pool(k):
-        return lambda: k.max_pool2d_backward(gpool, k.max_pool2d_forward(pool_in, 2, 2, 0)[1], pool_in.shape, 2, 2, 0)
+    def pool_fwd_bwd(k):
+        return lambda: k.max_pool2d_backward(gpool, k.max_pool2d_forward(pool_in, *pool)[1], pool_in.shape, *pool)
 
     def adam(k, impl):
         p, m, v = adam_state[impl]
         return lambda: k.adam_update(p, adam_grad, m, v, 10, 1e-3)
 
     cases = [
-        ("bias + ReLU fwd 256x1024", lambda k: lambda: k.bias_act_forward(x, bias, "relu")),
-        ("bias + ReLU bwd (dz, db) 256x1024", lambda k: lambda: k.bias_act_backward(x, x, "relu")),
+        ("linear + bias + ReLU 256x1024 -> 256", lambda k: lambda: k.linear(x, w, bias[:256], "relu")),
+        ("act_backward (ReLU) 256x1024", lambda k: lambda: k.act_backward(x, y, "relu")),
         ("softmax-CE fwd+bwd 512x1000", lambda k: ce(k, logits_big, t_big, g_big)),
         ("softmax-CE fwd+bwd 128x10 (MLP)", lambda k: ce(k, logits_mlp, t_mlp, g_mlp)),
-        ("im2col 32x16x28x28 k3 p1", lambda k: lambda: k.im2col(img, 3, 3, 1, 1)),
-        ("col2im 32x16x28x28 k3 p1", lambda k: lambda: k.col2im(gcols, img.shape, 3, 3, 1, 1)),
-        ("max-pool 2x2 fwd+bwd 32x16x28x28", pool),
+        ("im2col 32x16x28x28 k3 p1", lambda k: lambda: k.im2col(img, *window)),
+        ("col2im 32x16x28x28 k3 p1", lambda k: lambda: k.col2im(gcols, img.shape, *window)),
+        ("max-pool 2x2 fwd+bwd 32x16x28x28", pool_fwd_bwd),
         ("Adam update 1M params", lambda k: adam(k, "c" if k is ck else "numpy")),
         ("sigmoid 1M", lambda k: (lambda v: lambda: k.sigmoid(v))(adam_grad)),
         ("softmax 512x1000", lambda k: lambda: k.softmax(logits_big)),
@@ -172,14 +176,13 @@ def crossover(repeats):
     """Smallest sizes at which each C kernel beats its NumPy twin (sets the MIN_* thresholds)."""
     from threadpoolctl import threadpool_limits
 
-    from minidl.backend import c_kernels as ck
-    from minidl.backend import numpy_kernels as nk
+    from minidl.backend import c as ck
+    from minidl.backend import reference_kernels as nk
 
-    saved = {
-        k: getattr(ck, k) for k in ("MIN_GEMM_FLOPS", "MIN_ELEMENTWISE", "MIN_FUSED", "MIN_CONV", "MIN_TRANSCENDENTAL")
-    }
-    for k in saved:
-        setattr(ck, k, 0)
+    modules = (ck.gemm, ck.elementwise, ck.losses)
+    saved = {(m, k): getattr(m, k) for m in modules for k in dir(m) if k.startswith("MIN_")}
+    for m, k in saved:
+        setattr(m, k, 0)
     try:
         with threadpool_limits(1):
             print(f"{'kernel':14s} {'size':>8s} {'NumPy us':>9s} {'C us':>9s} {'ratio':>6s}")
@@ -200,15 +203,15 @@ def crossover(repeats):
                 t = _median_times([ce_np, ce_c], repeats)
                 print(f"{'CE fwd':14s} {size:8d} {t[0] * 1e6:9.2f} {t[1] * 1e6:9.2f} {t[0] / t[1]:6.2f}")
     finally:
-        for k, v in saved.items():
-            setattr(ck, k, v)
+        for (m, k), v in saved.items():
+            setattr(m, k, v)
 
 
 def tune(repeats):
     """Sweep the GEMM cache blocks (KC, MC) of each SIMD path against OpenBLAS at 1024^3."""
     from threadpoolctl import threadpool_limits
 
-    from minidl.backend import c_kernels as ck
+    from minidl.backend import c as ck
 
     grid = {"avx512": [(256, 240), (384, 240), (512, 240), (512, 480), (768, 120)],
             "avx2": [(256, 120), (512, 120), (512, 240), (768, 96)],
@@ -219,14 +222,14 @@ def tune(repeats):
     before = ck.simd_path()
     with threadpool_limits(1):
         for path in ck.simd_paths_supported():
-            code = ck._PATHS[path]
+            code = ck.SIMD_PATHS[path]
             ck.lib.mdk_gemm_get_blocking(code, saved)
             ck.set_simd_path(path)
             print(f"{path}: default KC={saved[0]} MC={saved[1]} NC={saved[2]}; ratio = ours / OpenBLAS at {n}^3")
             try:
                 for kc, mc in grid.get(path, []):
                     ck.lib.mdk_gemm_set_blocking(code, kc, mc, saved[2])
-                    t_np, t_c = _median_times([lambda: np.matmul(a, b), lambda: ck._sgemm(a, b)], repeats)
+                    t_np, t_c = _median_times([lambda: np.matmul(a, b), lambda: ck.gemm.sgemm(a, b)], repeats)
                     print(f"  KC={kc:4d} MC={mc:4d}: {2 * n**3 / t_c / 1e9:6.1f} GFLOP/s  ratio {t_np / t_c:.2f}")
             finally:
                 ck.lib.mdk_gemm_set_blocking(code, saved[0], saved[1], saved[2])
@@ -234,7 +237,7 @@ def tune(repeats):
 
 
 def child(args):
-    from minidl.backend import c_kernels as ck
+    from minidl.backend import c as ck
 
     if not ck.available:
         print(f"C kernels not available: {ck.unavailable_reason}")

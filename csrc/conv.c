@@ -1,222 +1,189 @@
 /*
- * conv.c -- the memory-movement kernels of convolution and pooling (NCHW):
- * im2col / col2im and max-pool forward / backward.  (The NHWC <-> NCHW
- * copies are mdk_transpose_batched, in gemm.c beside the register transposes.)
+ * conv.c -- 2-D convolution, NCHW: the forward pass with its bias and
+ * activation, and the gradients with respect to the input and the weight.
  *
- * There is no arithmetic to vectorize here worth speaking of; the cost is
- * moving data.  NumPy's versions build strided window views and then copy or
- * scatter them with several full-size temporaries (col2im does kh*kw strided
- * adds over the whole image).  These walk each output once, in the order it
- * is laid out in memory, and touch each input byte a small number of times.
- * One portable copy serves every SIMD path: the inner loops are kw or k
- * elements long (3 to 7), too short for vector code to pay.
+ * A convolution is a matrix product once the input patches are unfolded
+ * (im2col.c).  Done for the whole batch at once, as the textbook does it,
+ * the column matrix is big (N*OH*OW x C*kh*kw: 7 MB for the second layer of
+ * a small MNIST CNN at batch 64), written once and read back from memory, and
+ * the product comes out channels-last (N*OH*OW x F), so it needs one more
+ * pass to become NCHW.  Here each image is done on its own, with its columns
+ * in a per-thread buffer that fits in L2 (113 KB for that layer), and the
+ * product is arranged so that its result IS the image's NCHW output:
  *
- * Layout of cols (as numpy_kernels.im2col): row (n, oh, ow), column (c, i, j):
- *     cols[((n*OH + oh)*OW + ow)][(c*kh + i)*kw + j] = x[n][c][oh*s + i - p][ow*s + j - p]
- * (zero where the window hangs over the padding).
+ *   forward          out[n] (F x P)  = W (F x K)       . cols[n] (K x P)  + bias, act
+ *   weight gradient  dW^T   (K x F) += cols[n] (K x P) . dY[n]^T (P x F)  over n, then one transpose
+ *   input gradient   dcols  (K x P)  = W^T (K x F)     . dY[n] (F x P),   then col2im into dx[n]
+ *
+ * with K = C*kh*kw (per group) and P = OH*OW.  The columns are in the
+ * "planes" layout (K x P, im2col.c) with rows padded to a multiple of 16
+ * floats in a 64-byte aligned buffer, so the GEMM reads them in place instead
+ * of packing them (gemm_strategies.c): as B in the forward product, as A in
+ * the weight gradient's.  W (and W^T, made once per call) is small and read
+ * in place as A.  The bias is added and the activation applied per row of
+ * the output tile in the GEMM's epilogue, while the tile is in L1.  A 1x1
+ * convolution with stride 1 and no padding needs no columns at all: the
+ * image itself is the K x P matrix.
+ *
+ * Groups split the channels: group g convolves input channels
+ * [g*C/G, (g+1)*C/G) with filters [g*F/G, (g+1)*F/G); each is its own
+ * product per image.
  */
-#include <math.h>
+#include "conv_internal.h"
+#include "gemm_internal.h"
 
-#include "mdk_internal.h"
+static int64_t round_up16(int64_t n) { return (n + 15) / 16 * 16; }
 
-static int64_t out_size(int64_t size, int64_t k, int64_t stride, int64_t pad)
+/* A 1x1 window moved one pixel at a time over an unpadded image: its
+ * columns are the image itself (planes layout, ld = H*W). */
+static int pointwise(const mdk_conv_geometry *g)
 {
-    return (size + 2 * pad - k) / stride + 1;
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
 }
 
-/* Both walk one output row (b, y) at a time: its block of cols, OW rows of
- * C*kh*kw floats, stays in L1 while every (channel, i, j) of the window fills
- * (or reads) one column of it, OW floats apart, from one image row read
- * left to right.  The first version went window by window, copying kw = 3
- * floats at a time, and spent its time in loop overhead (measured, CNN conv2
- * 64x16x14x14 in a C harness: im2col 5.7 -> 4.5 ms, col2im about the same; 1.7-2.5x
- * when the columns fit in L2, as for one image or conv1 64x1x28x28). */
-/* The output columns xo in [lo, hi) whose window column j lands inside a row of
- * width w (0 <= xo*stride - pad + j < w); lo = hi when there are none. */
-static void inside_range(int64_t ow, int64_t w, int64_t j, int64_t stride, int64_t pad, int64_t *lo, int64_t *hi)
+/* The image's zero-padded frame for the planes layout (im2col.c): a buffer
+ * for cg channels whose border is zeroed here, once per call (only the
+ * interior is written per image); NULL without padding, *failed if out of
+ * memory. */
+static float *padded_frame(const mdk_conv_geometry *g, int64_t cg, int *failed)
 {
-    const int64_t first = pad - j; /* xo*stride >= pad - j */
-    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
-    const int64_t last = w - 1 + pad - j; /* xo*stride <= w - 1 + pad - j */
-    *hi = last < 0 ? 0 : MDK_MIN(ow, last / stride + 1);
-    if (*lo > ow)
-        *lo = ow;
-    if (*hi < *lo)
-        *hi = *lo;
+    if (g->ph == 0 && g->pw == 0)
+        return NULL;
+    const size_t floats = (size_t)(cg * mdk_conv_hp(g) * mdk_conv_wp(g));
+    float *xp = mdk_workspace(MDK_WS_CONV_PAD, floats);
+    if (xp == NULL)
+        *failed = 1;
+    else
+        memset(xp, 0, floats * sizeof(float));
+    return xp;
 }
 
-void mdk_im2col(const float *x, float *cols, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                int64_t stride, int64_t pad)
+/* One image's planes (K x P, row stride ld) for input channels x (cg of them). */
+static void image_planes(const mdk_conv_geometry *g, int64_t cg, const float *x, float *xp, float *planes, int64_t ld)
 {
-    const int64_t oh = out_size(h, kh, stride, pad), ow = out_size(w, kw, stride, pad);
-    const int64_t k = c * kh * kw; /* floats per row of cols */
-    for (int64_t b = 0; b < n; ++b)
-        for (int64_t y = 0; y < oh; ++y) {
-            float *block = cols + (b * oh + y) * ow * k;
-            for (int64_t ch = 0; ch < c; ++ch)
-                for (int64_t i = 0; i < kh; ++i) {
-                    const int64_t hh = y * stride - pad + i;
-                    const float *row = x + ((b * c + ch) * h + hh) * w;
-                    for (int64_t j = 0; j < kw; ++j) {
-                        float *dst = block + (ch * kh + i) * kw + j;
-                        int64_t lo, hi; /* xo in [lo, hi) reads inside the image row */
-                        inside_range(ow, w, j, stride, pad, &lo, &hi);
-                        if (hh < 0 || hh >= h)
-                            lo = hi = ow;
-                        for (int64_t xo = 0; xo < lo; ++xo)
-                            dst[xo * k] = 0.0f;
-                        const float *src = row + lo * stride - pad + j;
-                        for (int64_t xo = lo; xo < hi; ++xo) /* the hot loop: no tests */
-                            dst[xo * k] = src[(xo - lo) * stride];
-                        for (int64_t xo = hi; xo < ow; ++xo)
-                            dst[xo * k] = 0.0f;
-                    }
-                }
+    if (xp != NULL) {
+        mdk_pad_image(g, cg, x, xp);
+        x = xp;
+    }
+    mdk_im2col_planes(g, cg, x, planes, ld);
+}
+
+int mdk_conv2d_forward(const mdk_conv_geometry *g, const float *x, const float *weight, const float *bias,
+                       float *out, int act)
+{
+    const int64_t p = mdk_conv_oh(g) * mdk_conv_ow(g), hw = g->h * g->w;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, k = cg * g->kh * g->kw;
+    if (g->n <= 0 || p <= 0 || fg <= 0)
+        return MDK_OK;
+    const int direct = pointwise(g);
+    const int64_t ld = direct ? p : round_up16(p); /* row stride of the columns */
+    int failed = 0;
+    float *cols = direct ? NULL : mdk_workspace(MDK_WS_CONV, (size_t)(k * ld));
+    float *xp = direct ? NULL : padded_frame(g, cg, &failed);
+    const struct gemm_cfg *cfg = mdk_gemm_cfg();
+    float *ap, *bp;
+    if ((!direct && cols == NULL) || failed || mdk_gemm_buffers(cfg, fg, p, k, &ap, &bp) != MDK_OK)
+        return MDK_ENOMEM;
+    for (int64_t b = 0; b < g->n; ++b)
+        for (int64_t gi = 0; gi < g->groups; ++gi) {
+            const float *xg = x + (b * g->c + gi * cg) * hw;
+            const float *cols_g = xg;
+            if (!direct) {
+                image_planes(g, cg, xg, xp, cols, ld);
+                cols_g = cols;
+            }
+            const struct gemm_epilogue ep = {NULL, bias ? bias + gi * fg : NULL, act, 0};
+            mdk_gemm_blocked(cfg, fg, p, k, weight + gi * fg * k, k, 1, cols_g, ld, 1, out + (b * g->f + gi * fg) * p,
+                             p, &ep, ap, bp);
         }
+    return MDK_OK;
 }
 
-void mdk_col2im(const float *cols, float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                int64_t stride, int64_t pad)
+/* dW^T (K x F) += cols[n] (K x P) . dY[n]^T (P x F), summed over the images,
+ * then transposed into dW once.  The columns, the big operand, are read in
+ * place as A (the planes layout is row-major along the sum over positions);
+ * only dY[n]^T, F x P, is packed (with register transposes).  The other way
+ * round, dW = dY[n] . cols[n]^T, packs the K x P columns instead (4.5x more
+ * for the CNN's second layer) and leaves F = 32 rows, 5 full micro-tiles of 6
+ * and a 2-row edge: measured ~25% slower there. */
+int mdk_conv2d_backward_weight(const mdk_conv_geometry *g, const float *x, const float *grad, float *dw)
 {
-    const int64_t oh = out_size(h, kh, stride, pad), ow = out_size(w, kw, stride, pad);
-    const int64_t k = c * kh * kw;
-    memset(x, 0, (size_t)(n * c * h * w) * sizeof(float));
-    for (int64_t b = 0; b < n; ++b)
-        for (int64_t y = 0; y < oh; ++y) {
-            const float *block = cols + (b * oh + y) * ow * k;
-            for (int64_t ch = 0; ch < c; ++ch)
-                for (int64_t i = 0; i < kh; ++i) {
-                    const int64_t hh = y * stride - pad + i;
-                    if (hh < 0 || hh >= h) /* this row of the windows lies in the padding */
-                        continue;
-                    float *row = x + ((b * c + ch) * h + hh) * w;
-                    for (int64_t j = 0; j < kw; ++j) {
-                        const float *src = block + (ch * kh + i) * kw + j;
-                        int64_t lo, hi;
-                        inside_range(ow, w, j, stride, pad, &lo, &hi);
-                        float *dst = row + lo * stride - pad + j;
-                        for (int64_t xo = lo; xo < hi; ++xo)
-                            dst[(xo - lo) * stride] += src[xo * k];
-                    }
-                }
+    const int64_t p = mdk_conv_oh(g) * mdk_conv_ow(g), hw = g->h * g->w;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, k = cg * g->kh * g->kw;
+    if (g->n <= 0 || p <= 0 || fg <= 0 || k <= 0) {
+        memset(dw, 0, (size_t)(g->f * k) * sizeof(float));
+        return MDK_OK;
+    }
+    const int direct = pointwise(g);
+    const int64_t ld = direct ? p : round_up16(p);
+    int failed = 0;
+    float *cols = direct ? NULL : mdk_workspace(MDK_WS_CONV, (size_t)(k * ld));
+    float *xp = direct ? NULL : padded_frame(g, cg, &failed);
+    float *dwt = mdk_workspace(MDK_WS_CONV_AUX, (size_t)(g->groups * k * fg)); /* dW^T per group */
+    const struct gemm_cfg *cfg = mdk_gemm_cfg();
+    float *ap, *bp;
+    if ((!direct && cols == NULL) || failed || dwt == NULL || mdk_gemm_buffers(cfg, k, fg, p, &ap, &bp) != MDK_OK)
+        return MDK_ENOMEM;
+    memset(dwt, 0, (size_t)(g->groups * k * fg) * sizeof(float));
+    const struct gemm_epilogue sum = {NULL, NULL, MDK_ACT_NONE, 1};
+    for (int64_t b = 0; b < g->n; ++b)
+        for (int64_t gi = 0; gi < g->groups; ++gi) {
+            const float *xg = x + (b * g->c + gi * cg) * hw;
+            const float *dy = grad + (b * g->f + gi * fg) * p; /* fg x p, row-major */
+            const float *cols_g = xg;
+            if (!direct) {
+                image_planes(g, cg, xg, xp, cols, ld);
+                cols_g = cols;
+            }
+            /* A = cols (k x p, row stride ld); B = dY^T: element (q, f) = dy[f*p + q] */
+            mdk_gemm_blocked(cfg, k, fg, p, cols_g, ld, 1, dy, 1, p, dwt + gi * k * fg, fg, &sum, ap, bp);
         }
+    for (int64_t gi = 0; gi < g->groups; ++gi) /* dW_g (fg x k) = (dW^T_g)^T */
+        mdk_transpose(dwt + gi * k * fg, fg, dw + gi * fg * k, k, k, fg);
+    return MDK_OK;
 }
 
-/* argmax[o] is the offset i*k + j of the winner inside its k x k window,
- * counting padded cells (which hold -inf), exactly as np.argmax over the
- * NumPy twin's window view: the first maximum wins, and a NaN beats
- * everything (the first NaN).
- *
- * The loops run over window offsets (i, j) outside and output positions
- * inside, updating a whole output row per offset.  Inside a window each
- * comparison depends on the previous winner, a serial chain of ~8 cycles per
- * cell; across a row the positions are independent, so the CPU overlaps them
- * and the choice needs no branch (a branch on which cell wins mispredicts
- * about half the time).  Measured on a CNN's 64x16x28x28 activations: 5.5 ms
- * with one window at a time, ~0.7 ms row by row. */
-/* The window's winner between the running best (at offset best_at) and a
- * later cell v at offset at, by the rule above.  The choice is made with bit
- * masks, not `take ? v : best`: GCC compiles that ternary into a compare and
- * jump, and on real activations the jump mispredicts about half the time
- * (measured: 4 ms vs 1 ms for a CNN's 64x16x28x28 pooling). */
-static inline void contest(float v, int64_t at, float *best, int64_t *best_at)
+/* dx[n] = col2im(W^T . dY[n]): the product's K x P result (one row per window
+ * offset) is added back into the image's padded frame, plane by plane, then
+ * the frame's interior is dx[n]. */
+int mdk_conv2d_backward_input(const mdk_conv_geometry *g, const float *grad, const float *weight, float *dx)
 {
-    const int take = (v > *best) | ((v != v) & (*best == *best));
-    const uint32_t keep32 = (uint32_t)take - 1u; /* all ones when the old winner stays */
-    const uint64_t keep64 = (uint64_t)take - 1u;
-    uint32_t v_bits, best_bits;
-    memcpy(&v_bits, &v, sizeof v_bits);
-    memcpy(&best_bits, best, sizeof best_bits);
-    best_bits = (best_bits & keep32) | (v_bits & ~keep32);
-    memcpy(best, &best_bits, sizeof best_bits);
-    *best_at = (int64_t)(((uint64_t)*best_at & keep64) | ((uint64_t)at & ~keep64));
-}
-
-/* The 2x2 windows with stride 2 of most CNNs, as straight-line code. */
-static void max_pool_2x2(const float *x, float *out, int64_t *argmax, int64_t planes, int64_t h, int64_t w,
-                         int64_t oh, int64_t ow)
-{
-    for (int64_t plane = 0; plane < planes; ++plane)
-        for (int64_t y = 0; y < oh; ++y) {
-            const float *r0 = x + (plane * h + 2 * y) * w, *r1 = r0 + w;
-            float *o = out + (plane * oh + y) * ow;
-            int64_t *am = argmax + (plane * oh + y) * ow;
-            for (int64_t xo = 0; xo < ow; ++xo) {
-                float best = r0[2 * xo];
-                int64_t best_at = 0;
-                contest(r0[2 * xo + 1], 1, &best, &best_at);
-                contest(r1[2 * xo], 2, &best, &best_at);
-                contest(r1[2 * xo + 1], 3, &best, &best_at);
-                o[xo] = best;
-                am[xo] = best_at;
+    const int64_t p = mdk_conv_oh(g) * mdk_conv_ow(g), hw = g->h * g->w;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, k = cg * g->kh * g->kw;
+    memset(dx, 0, (size_t)(g->n * g->c * hw) * sizeof(float));
+    if (g->n <= 0 || p <= 0 || fg <= 0 || k <= 0)
+        return MDK_OK;
+    const int direct = pointwise(g), padded = g->ph != 0 || g->pw != 0;
+    const int64_t ld = round_up16(p);
+    const size_t frame = (size_t)(cg * mdk_conv_hp(g) * mdk_conv_wp(g));
+    float *dcols = direct ? NULL : mdk_workspace(MDK_WS_CONV, (size_t)(k * ld));
+    float *xp = padded ? mdk_workspace(MDK_WS_CONV_PAD, frame) : NULL;
+    /* W^T per group (k x fg, row-major), made once: the A operand read in place. */
+    float *wt = mdk_workspace(MDK_WS_CONV_AUX, (size_t)(g->groups * k * fg));
+    const struct gemm_cfg *cfg = mdk_gemm_cfg();
+    float *ap, *bp;
+    if ((!direct && dcols == NULL) || (padded && xp == NULL) || wt == NULL ||
+        mdk_gemm_buffers(cfg, k, p, fg, &ap, &bp) != MDK_OK)
+        return MDK_ENOMEM;
+    for (int64_t gi = 0; gi < g->groups; ++gi)
+        mdk_transpose(weight + gi * fg * k, k, wt + gi * k * fg, fg, fg, k);
+    const struct gemm_epilogue plain = {NULL, NULL, MDK_ACT_NONE, 0};
+    for (int64_t b = 0; b < g->n; ++b)
+        for (int64_t gi = 0; gi < g->groups; ++gi) {
+            const float *dy = grad + (b * g->f + gi * fg) * p; /* fg x p */
+            float *dxg = dx + (b * g->c + gi * cg) * hw;
+            if (direct) { /* dx[n] (cg x p) = W^T . dY[n] */
+                mdk_gemm_blocked(cfg, k, p, fg, wt + gi * k * fg, fg, 1, dy, p, 1, dxg, p, &plain, ap, bp);
+                continue;
+            }
+            mdk_gemm_blocked(cfg, k, p, fg, wt + gi * k * fg, fg, 1, dy, p, 1, dcols, ld, &plain, ap, bp);
+            if (padded) {
+                memset(xp, 0, frame * sizeof(float));
+                mdk_col2im_planes(g, cg, dcols, ld, xp);
+                mdk_crop_image(g, cg, xp, dxg);
+            } else {
+                mdk_col2im_planes(g, cg, dcols, ld, dxg); /* dx was cleared above */
             }
         }
-}
-
-void mdk_max_pool2d_forward(const float *x, float *out, int64_t *argmax, int64_t n, int64_t c, int64_t h, int64_t w,
-                            int64_t k, int64_t stride, int64_t pad)
-{
-    const int64_t oh = out_size(h, k, stride, pad), ow = out_size(w, k, stride, pad);
-    const float neg_inf = -(float)HUGE_VAL;
-    if (k == 2 && stride == 2 && pad == 0) {
-        max_pool_2x2(x, out, argmax, n * c, h, w, oh, ow);
-        return;
-    }
-    for (int64_t plane = 0; plane < n * c; ++plane) {
-        const float *img = x + plane * h * w;
-        for (int64_t y = 0; y < oh; ++y) {
-            float *best = out + (plane * oh + y) * ow;
-            int64_t *best_at = argmax + (plane * oh + y) * ow;
-            for (int64_t i = 0; i < k; ++i) {
-                const int64_t hh = y * stride - pad + i;
-                const int row_inside = hh >= 0 && hh < h;
-                const float *row = img + (row_inside ? hh : 0) * w;
-                for (int64_t j = 0; j < k; ++j) {
-                    const int64_t at = i * k + j;
-                    for (int64_t xo = 0; xo < ow; ++xo) {
-                        const int64_t ww = xo * stride - pad + j;
-                        const float v = (row_inside && ww >= 0 && ww < w) ? row[ww] : neg_inf;
-                        if (at == 0) { /* the window's first cell starts the contest */
-                            best[xo] = v;
-                            best_at[xo] = 0;
-                            continue;
-                        }
-                        contest(v, at, &best[xo], &best_at[xo]);
-                    }
-                }
-            }
-        }
-    }
-}
-
-void mdk_max_pool2d_backward(const float *grad, const int64_t *argmax, float *dx, int64_t n, int64_t c, int64_t h,
-                             int64_t w, int64_t k, int64_t stride, int64_t pad)
-{
-    const int64_t oh = out_size(h, k, stride, pad), ow = out_size(w, k, stride, pad);
-    /* Row and column of each window offset, looked up instead of at / k and
-     * at % k: two 64-bit divisions per output cost more than the rest. */
-    enum { TABLE = 1024 };
-    int32_t row_of[TABLE], col_of[TABLE];
-    const int use_table = k * k <= TABLE;
-    if (use_table)
-        for (int64_t at = 0; at < k * k; ++at) {
-            row_of[at] = (int32_t)(at / k);
-            col_of[at] = (int32_t)(at % k);
-        }
-    memset(dx, 0, (size_t)(n * c * h * w) * sizeof(float));
-    for (int64_t plane = 0; plane < n * c; ++plane) {
-        const float *g = grad + plane * oh * ow;
-        const int64_t *am = argmax + plane * oh * ow;
-        float *d = dx + plane * h * w;
-        for (int64_t y = 0; y < oh; ++y)
-            for (int64_t xo = 0; xo < ow; ++xo) {
-                const int64_t at = am[y * ow + xo];
-                if (at < 0 || at >= k * k) /* not an offset inside the window: nothing to route */
-                    continue;
-                const int64_t di = use_table ? row_of[at] : at / k, dj = use_table ? col_of[at] : at % k;
-                const int64_t hh = y * stride - pad + di, ww = xo * stride - pad + dj;
-                if (hh >= 0 && hh < h && ww >= 0 && ww < w) /* a padded winner has nowhere to go */
-                    d[hh * w + ww] += g[y * ow + xo];
-            }
-    }
+    return MDK_OK;
 }

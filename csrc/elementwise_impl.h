@@ -5,8 +5,8 @@
  * Every loop is a plain loop over contiguous floats with the operation chosen
  * OUTSIDE the loop, so the compiler can turn each into straight SIMD code for
  * the target ISA.  These kernels are memory-bound; the win over NumPy comes
- * from fusing (one pass instead of several temporaries: sigmoid, bias+act,
- * relu_backward), not from the arithmetic.
+ * from fusing (one pass instead of several temporaries: sigmoid,
+ * act_backward), not from the arithmetic.
  */
 #include "simd_math_impl.h"
 
@@ -51,67 +51,46 @@ MDK_TARGET static void MDK_FN(unary)(int op, const float *x, float *out, int64_t
     }
 }
 
-MDK_TARGET static void MDK_FN(relu_backward)(const float *restrict grad, const float *restrict x,
-                                             float *restrict out, int64_t n)
+/* dz = grad * act'(y), written with the activation's output y:
+ * relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2.  ReLU's is a
+ * multiply by the mask, like the reference, not a select: a NaN or inf
+ * gradient at an inactive unit stays NaN (inf * 0), and signs of zero match. */
+MDK_TARGET static void MDK_FN(act_backward)(const float *restrict grad, const float *restrict y,
+                                            float *restrict dz, int64_t n, int act)
 {
-    /* grad * [x > 0], a multiply like the NumPy twin, not a select: a NaN or inf
-     * gradient at an inactive unit stays NaN (inf * 0), and signs of zero match. */
-    for (int64_t i = 0; i < n; ++i)
-        out[i] = grad[i] * (float)(x[i] > 0.0f);
+    switch (act) {
+    case MDK_ACT_RELU: for (int64_t i = 0; i < n; ++i) dz[i] = grad[i] * (float)(y[i] > 0.0f); break;
+    case MDK_ACT_SIGMOID: for (int64_t i = 0; i < n; ++i) dz[i] = grad[i] * (y[i] * (1.0f - y[i])); break;
+    case MDK_ACT_TANH: for (int64_t i = 0; i < n; ++i) dz[i] = grad[i] * (1.0f - y[i] * y[i]); break;
+    default: memmove(dz, grad, (size_t)n * sizeof(float)); break;
+    }
 }
 
-MDK_TARGET static void MDK_FN(bias_act_forward)(const float *restrict x, const float *restrict bias,
-                                                float *restrict out, int64_t rows, int64_t cols, int act)
+/* The GEMM's epilogue on one tile (see mdk_bias_rows_act): c[i][j] =
+ * act(c[i][j] + row_bias[i]), in place.  Without a bias it is the plain unary
+ * activation, so the values (signs of zero included) are those of relu etc. */
+MDK_TARGET static void MDK_FN(bias_rows_act)(float *c, int64_t ldc, int64_t rows, int64_t cols,
+                                             const float *row_bias, int act)
 {
     static const int unary_op[] = {-1, MDK_UN_RELU, MDK_UN_SIGMOID, MDK_UN_TANH};
-    if (bias == NULL) { /* just the activation, over the whole array */
-        if (act == MDK_ACT_NONE)
-            memmove(out, x, (size_t)(rows * cols) * sizeof(float));
-        else
-            MDK_FN(unary)(unary_op[act], x, out, rows * cols);
-        return;
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-        const float *xr = x + r * cols;
-        float *o = out + r * cols;
-        /* One loop per activation so each is a clean vector loop. */
+    for (int64_t i = 0; i < rows; ++i) {
+        float *restrict ci = c + i * ldc;
+        if (row_bias == NULL) {
+            if (act != MDK_ACT_NONE)
+                MDK_FN(unary)(unary_op[act], ci, ci, cols);
+            continue;
+        }
+        const float b = row_bias[i];
         switch (act) {
         case MDK_ACT_RELU:
             for (int64_t j = 0; j < cols; ++j) {
-                float v = xr[j] + bias[j];
-                o[j] = v < 0.0f ? 0.0f : v;
+                const float v = ci[j] + b;
+                ci[j] = v < 0.0f ? 0.0f : v;
             }
             break;
-        case MDK_ACT_SIGMOID: for (int64_t j = 0; j < cols; ++j) o[j] = MDK_FN(mdk_sigmoidf)(xr[j] + bias[j]); break;
-        case MDK_ACT_TANH: for (int64_t j = 0; j < cols; ++j) o[j] = MDK_FN(mdk_tanhf)(xr[j] + bias[j]); break;
-        default: for (int64_t j = 0; j < cols; ++j) o[j] = xr[j] + bias[j]; break;
+        case MDK_ACT_SIGMOID: for (int64_t j = 0; j < cols; ++j) ci[j] = MDK_FN(mdk_sigmoidf)(ci[j] + b); break;
+        case MDK_ACT_TANH: for (int64_t j = 0; j < cols; ++j) ci[j] = MDK_FN(mdk_tanhf)(ci[j] + b); break;
+        default: for (int64_t j = 0; j < cols; ++j) ci[j] += b; break;
         }
-    }
-}
-
-/* dz = grad * act'(y), written with the activation's output y:
- * relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2.  dbias sums dz over rows. */
-MDK_TARGET static void MDK_FN(bias_act_backward)(const float *restrict grad, const float *restrict y,
-                                                 float *restrict dz, float *restrict dbias, int64_t rows,
-                                                 int64_t cols, int act)
-{
-    if (dbias)
-        for (int64_t j = 0; j < cols; ++j)
-            dbias[j] = 0.0f;
-    for (int64_t r = 0; r < rows; ++r) {
-        const float *g = grad + r * cols, *yr = y + r * cols;
-        float *d = dz + r * cols;
-        switch (act) {
-        case MDK_ACT_RELU:
-            for (int64_t j = 0; j < cols; ++j)
-                d[j] = g[j] * (float)(yr[j] > 0.0f); /* as relu_backward: a multiply, like the twin */
-            break;
-        case MDK_ACT_SIGMOID: for (int64_t j = 0; j < cols; ++j) d[j] = g[j] * (yr[j] * (1.0f - yr[j])); break;
-        case MDK_ACT_TANH: for (int64_t j = 0; j < cols; ++j) d[j] = g[j] * (1.0f - yr[j] * yr[j]); break;
-        default: for (int64_t j = 0; j < cols; ++j) d[j] = g[j]; break;
-        }
-        if (dbias) /* column sums, row after row: a vector add per row, no horizontal sums */
-            for (int64_t j = 0; j < cols; ++j)
-                dbias[j] += d[j];
     }
 }

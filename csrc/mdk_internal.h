@@ -85,6 +85,11 @@ extern int mdk_active_path;
         }                                                                                          \
     } while (0)
 
+/* In place on rows x cols of c (leading dimension ldc): add row_bias[i] to row
+ * i (if row_bias is not NULL), then apply the activation (MDK_ACT_*).  The
+ * GEMM's epilogue, run on each tile while it is in L1 (elementwise.c). */
+void mdk_bias_rows_act(float *c, int64_t ldc, int64_t rows, int64_t cols, const float *row_bias, int act);
+
 /* Float <-> bits without breaking strict aliasing (compiles to a register move). */
 static inline uint32_t mdk_f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float mdk_u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }

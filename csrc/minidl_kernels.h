@@ -3,7 +3,7 @@
  *
  * Every function here is the C twin of a NumPy reference kernel in
  * minidl/backend/numpy_kernels.py and is tested against it.  The Python side
- * (minidl/backend/c_kernels.py) calls these through cffi.
+ * (the minidl/backend/c/ package) calls these through cffi.
  *
  * Conventions
  *   - float32 only; sizes, strides and offsets are int64_t and count ELEMENTS,
@@ -55,7 +55,7 @@ const char *mdk_simd_missing(int path); /* CPU features the path lacks, "" if no
 #define MDK_ACT_SIGMOID 2
 #define MDK_ACT_TANH 3
 
-/* ---- GEMM (gemm.c) ------------------------------------------------------
+/* ---- GEMM (gemm.c; beside it gemm_*.c, transpose.c, workspace.c) -------
  * C[m x n] = act(A[m x k] . B[k x n] + bias[n])
  * A and B are strided: A[i][p] = a[i*rsa + p*csa], B[p][j] = b[p*rsb + j*csb],
  * so transposed operands cost nothing extra (packing reads them in place).
@@ -111,21 +111,18 @@ void mdk_binary(int op, const float *x, const float *y, float *out, int64_t n);
 #define MDK_UN_SQRT 6
 void mdk_unary(int op, const float *x, float *out, int64_t n);
 
-/* out = grad where x > 0, else 0 */
-void mdk_relu_backward(const float *grad, const float *x, float *out, int64_t n);
-
-/* out[r][j] = act(x[r][j] + bias[j]) for rows x cols; bias may be NULL.   */
-void mdk_bias_act_forward(const float *x, const float *bias, float *out,
-                          int64_t rows, int64_t cols, int act);
-/* dz = grad * act'(y) from the activation's OUTPUT y; dbias[j] = sum_r dz[r][j]
- * (dbias may be NULL).                                                    */
-void mdk_bias_act_backward(const float *grad, const float *y, float *dz, float *dbias,
-                           int64_t rows, int64_t cols, int act);
+/* dz = grad * act'(y), written with the activation's OUTPUT y:
+ * relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2 (none: dz = grad). */
+void mdk_act_backward(const float *grad, const float *y, float *dz, int64_t n, int act);
 
 /* ---- reductions (reductions.c) ------------------------------------------
  * x viewed as [outer][n][inner] (contiguous); out[o][i] = reduce over n.   */
 void mdk_sum_axis(const float *x, float *out, int64_t outer, int64_t n, int64_t inner);
 void mdk_max_axis(const float *x, float *out, int64_t outer, int64_t n, int64_t inner);
+/* The other way round: out[m] = sum over o and i of x[o][m][i] -- every axis
+ * but one, e.g. a convolution's bias gradient, the sum of an NCHW gradient
+ * over (N, H, W).                                                          */
+void mdk_sum_keep_axis(const float *x, float *out, int64_t outer, int64_t n, int64_t inner);
 
 /* ---- softmax family (softmax.c), rows x cols, over the last axis -------- */
 void mdk_softmax(const float *x, float *out, int64_t rows, int64_t cols);
@@ -139,20 +136,50 @@ int64_t mdk_cross_entropy_backward(const float *probs, const int64_t *targets,
                                 const float *grad_losses, float *dlogits,
                                 int64_t rows, int64_t cols);
 
-/* ---- convolution helpers and pooling (conv.c), NCHW ---------------------- */
+/* ---- layout copies (transpose.c) ---------------------------------------- */
 /* dst[b][j][i] = src[b][i][j]: `batch` row-major rows x cols matrices, each
  * transposed (NHWC <-> NCHW is this with rows = H*W, cols = C or back).     */
 void mdk_transpose_batched(const float *src, float *dst, int64_t batch, int64_t rows, int64_t cols);
-void mdk_im2col(const float *x, float *cols, int64_t n, int64_t c, int64_t h, int64_t w,
-                int64_t kh, int64_t kw, int64_t stride, int64_t pad);
-void mdk_col2im(const float *cols, float *x, int64_t n, int64_t c, int64_t h, int64_t w,
-                int64_t kh, int64_t kw, int64_t stride, int64_t pad);
+
+/* ---- convolution (conv.c, im2col.c), NCHW -------------------------------
+ * The geometry of a 2-D convolution: input (n, c, h, w), weight
+ * (f, c/groups, kh, kw), stride (sh, sw), zero padding (ph, pw) and dilation
+ * (dh, dw).  The output is (n, f, oh, ow) with
+ *     oh = (h + 2*ph - dh*(kh - 1) - 1) / sh + 1      (ow alike).
+ * The caller checks it: strides and dilations >= 1, padding >= 0, groups
+ * dividing c and f, oh and ow >= 1.                                       */
+typedef struct {
+    int64_t n, c, h, w;
+    int64_t f, kh, kw;
+    int64_t sh, sw, ph, pw, dh, dw;
+    int64_t groups;
+} mdk_conv_geometry;
+
+/* out = act(conv(x, weight) + bias[f]): one product per image (and group)
+ * whose result is the image's NCHW output, bias and activation applied in
+ * its epilogue.  bias may be NULL.  MDK_OK or MDK_ENOMEM.                   */
+int mdk_conv2d_forward(const mdk_conv_geometry *g, const float *x, const float *weight, const float *bias,
+                       float *out, int act);
+/* dx (n, c, h, w) = the gradient of the convolution with respect to x.     */
+int mdk_conv2d_backward_input(const mdk_conv_geometry *g, const float *grad, const float *weight, float *dx);
+/* dw (f, c/groups, kh, kw) = the gradient with respect to the weight.      */
+int mdk_conv2d_backward_weight(const mdk_conv_geometry *g, const float *x, const float *grad, float *dw);
+
+/* im2col over the batch (f and groups unused): cols (n*oh*ow, c*kh*kw),
+ *     cols[(b*oh + y)*ow + x][(ch*kh + i)*kw + j] = x[b][ch][y*sh - ph + i*dh][x*sw - pw + j*dw]
+ * (0 in the padding); col2im adds every patch row back (its adjoint).      */
+void mdk_im2col(const mdk_conv_geometry *g, const float *x, float *cols);
+void mdk_col2im(const mdk_conv_geometry *g, const float *cols, float *x);
+
+/* ---- pooling (pool.c), NCHW ----------------------------------------------
+ * kh x kw windows with stride (sh, sw) and padding (ph, pw) (padded cells
+ * never win); argmax is the winner's offset i*kw + j inside its window.     */
 void mdk_max_pool2d_forward(const float *x, float *out, int64_t *argmax,
                             int64_t n, int64_t c, int64_t h, int64_t w,
-                            int64_t k, int64_t stride, int64_t pad);
+                            int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw);
 void mdk_max_pool2d_backward(const float *grad, const int64_t *argmax, float *dx,
                              int64_t n, int64_t c, int64_t h, int64_t w,
-                             int64_t k, int64_t stride, int64_t pad);
+                             int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw);
 
 /* ---- optimizer updates (optim.c), in place, contiguous -------------------
  * Scalars arrive already rounded to float32, exactly as NumPy rounds a Python

@@ -19,3 +19,8 @@ void mdk_max_axis(const float *x, float *out, int64_t outer, int64_t n, int64_t 
 {
     MDK_DISPATCH(max_axis, (x, out, outer, n, inner));
 }
+
+void mdk_sum_keep_axis(const float *x, float *out, int64_t outer, int64_t n, int64_t inner)
+{
+    MDK_DISPATCH(sum_keep_axis, (x, out, outer, n, inner));
+}

@@ -80,11 +80,3 @@ MDK_TARGET static inline float MDK_FN(mdk_tanhf)(float x)
     big = x < 0 ? -big : big;
     return ax < 0.5f ? small : big;
 }
-
-MDK_TARGET static inline float MDK_FN(mdk_act)(float v, int act)
-{
-    return act == MDK_ACT_RELU      ? (v > 0.0f ? v : 0.0f)
-           : act == MDK_ACT_SIGMOID ? MDK_FN(mdk_sigmoidf)(v)
-           : act == MDK_ACT_TANH    ? MDK_FN(mdk_tanhf)(v)
-                                    : v;
-}

@@ -16,7 +16,7 @@ except (RuntimeError, ValueError) as _error:
     exit_on_environment_error(_error)
     raise
 
-from minidl import autograd, ops, random
+from minidl import autograd, autograd_functional, ops, random
 from minidl.autograd import Function, grad, is_grad_enabled, set_grad_enabled
 from minidl.backend import available_kernels, get_kernels, kernels_name, set_kernels
 from minidl.backend.device import device
@@ -62,6 +62,11 @@ from minidl.tensor import (
 # shadow the builtins float, int and bool, which is why they come last, as in torch).
 half, double, short, long = float16, float64, int16, int64
 float, int, bool = float32, int32, bool_  # noqa: A001
+
+# minidl.autograd is a module, not a package: give it its `functional` (vjp, jvp, hvp, hessian...) as
+# an attribute, and register the name so `import minidl.autograd.functional` works as in PyTorch.
+autograd.functional = autograd_functional
+__import__("sys").modules["minidl.autograd.functional"] = autograd_functional
 
 __version__ = "0.1.0"
 

@@ -139,21 +139,34 @@ class Function:
         fn = cls()
         first = inputs[0]
         fn.kernels = active_kernels[first.device]
-        out = fn.forward(*[t.data for t in inputs], **params)
+        if len(inputs) == 1:
+            out = fn.forward(first.data, **params)
+        else:
+            out = fn.forward(*[t.data for t in inputs], **params)
         if type(out) is not np.ndarray:
             out = np.asarray(out)  # reductions to a scalar return NumPy scalars
         version = first._version if cls.is_view else None
-        if not _grad_enabled or not any(t.requires_grad for t in inputs):
-            return _Tensor._make(out, None, version, first.device)
-        fn.inputs = inputs
-        fn.needs_input_grad = [t.requires_grad for t in inputs]
-        fn.saved_versions = [t._version[0] for t in inputs]
-        fn._output_data = out
-        result = _Tensor._make(out, fn, version, first.device)
-        fn._output_version = result._version
-        fn._output_saved_version = result._version[0]
+        if _grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    return fn._record(inputs, out, version)
+        return _Tensor._make(out, None, version, first.device)
+
+    def _record(self, inputs, out, version):
+        """Make this node part of the graph: what backward needs, and the output tensor pointing back to it."""
+        self.inputs = inputs
+        if len(inputs) == 1:  # the common case, spelled out: it is recorded, so its input requires grad
+            self.needs_input_grad = [True]
+            self.saved_versions = [inputs[0]._version[0]]
+        else:
+            self.needs_input_grad = [t.requires_grad for t in inputs]
+            self.saved_versions = [t._version[0] for t in inputs]
+        self._output_data = out
+        result = _Tensor._make(out, self, version, inputs[0].device)
+        self._output_version = result._version
+        self._output_saved_version = result._version[0]
         for observer in forward_observers:
-            observer(fn, result)
+            observer(self, result)
         return result
 
     def forward(self, *arrays, **params):
@@ -241,7 +254,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
 
     `pending` collects the gradient sent to each tensor by the ops that used it; a tensor is
     ready when all of its uses have reported (consumer_counts). A ready op node turns its
-    gradient into its inputs' gradients (chain_rule); a ready leaf adds its gradient to
+    gradient into its inputs' gradients (its backward); a ready leaf adds its gradient to
     .grad, as PyTorch does. `capture` (a dict keyed by id of the tensors of interest) is
     how minidl.grad collects gradients instead of writing .grad.
     """
@@ -254,41 +267,79 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     with _GradMode(create_graph):
         while ready:
             node = ready.pop()
-            grad = pending.pop(id(node), None)
-            step = None
-            if grad is not None:
-                # .grad may take this gradient's memory only if nothing else can see it (store_gradient).
-                private = _held_only_here(grad) and not node._hooks and not backward_observers
-                step = chain_rule(node, grad)
-                if backward_observers:
-                    step.index = len(visited)
-                    for observer in tuple(backward_observers):  # a copy: an observer may remove itself
-                        observer(step)
-                if capture is not None:
-                    if id(node) in capture:
-                        capture[id(node)] = step.grad_output
-                elif node.grad_fn is None or node._retains_grad:
-                    store_gradient(node, step.grad_output, create_graph, private)
             fn = node.grad_fn
+            grad = pending.pop(id(node), None)
+            grad_inputs = None
+            if grad is not None:
+                keep = capture is None and (fn is None or node._retains_grad)  # does this gradient go to .grad?
+                # .grad may take the gradient's memory only if nothing else can see it (store_gradient).
+                private = keep and not node._hooks and not backward_observers and _held_only_here(grad)
+                if node._hooks:
+                    grad = run_hooks(node, grad)
+                if fn is not None:
+                    grad_inputs = local_gradients(fn, grad)
+                if backward_observers:
+                    notify(BackwardStep(node, fn, grad, grad_inputs, len(visited)))
+                if keep:
+                    store_gradient(node, grad, create_graph, private)
+                elif capture is not None and id(node) in capture:
+                    capture[id(node)] = grad
             if fn is not None:
                 visited.append(fn)
-                send_to_inputs(fn, step, pending, remaining, ready)
+                send_to_inputs(fn, grad_inputs, pending, remaining, ready)
     if not retain_graph:
         for fn in visited:
             fn.release()
 
 
-def send_to_inputs(fn, step, pending, remaining, ready):
+def local_gradients(fn, grad):
+    """The op's backward at one node: d loss/d output -> d loss/d each input, checked.
+
+    Inputs that do not require grad get None, whatever the op returned for them.
+    """
+    if fn.released:
+        fn._check_not_released()
+    grad_inputs = fn.backward(grad)
+    if type(grad_inputs) is not tuple:
+        grad_inputs = (grad_inputs,)
+    inputs = fn.inputs
+    if len(grad_inputs) != len(inputs):
+        raise RuntimeError(f"backward of {fn.name} returned {len(grad_inputs)} gradients for {len(inputs)} inputs")
+    checked = []
+    for inp, g in zip(inputs, grad_inputs):
+        if g is None or not inp.requires_grad:
+            g = None
+        elif type(g) is not _Tensor or g.data.shape != inp.data.shape or g.data.dtype != inp.data.dtype:
+            g = _as_gradient(g, inp, fn, len(checked))
+        checked.append(g)
+    return checked
+
+
+def send_to_inputs(fn, grad_inputs, pending, remaining, ready):
     """Pass the gradients a finished node computed on to its inputs; inputs whose every use
-    has now reported become ready. (step is None when no gradient reached the node.)"""
+    has now reported become ready. (grad_inputs is None when no gradient reached the node.)"""
     for i, parent in enumerate(fn.inputs):
-        if not parent.requires_grad:
-            continue
-        if step is not None and step.grad_inputs[i] is not None:
-            accumulate(pending, parent, step.grad_inputs[i])
-        remaining[id(parent)] -= 1
-        if remaining[id(parent)] == 0:
-            ready.append(parent)
+        if parent.requires_grad:
+            if grad_inputs is not None and grad_inputs[i] is not None:
+                accumulate(pending, parent, grad_inputs[i])
+            key = id(parent)
+            remaining[key] -= 1
+            if not remaining[key]:
+                ready.append(parent)
+
+
+def run_hooks(tensor, grad):
+    """A tensor's hooks, in the order they were registered; a hook may return a replacement gradient."""
+    for hook in tuple(tensor._hooks):
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = _as_gradient(replaced, tensor, f"hook {hook!r}", 0)
+    return grad
+
+
+def notify(step):
+    for observer in tuple(backward_observers):  # a copy: an observer may remove itself
+        observer(step)
 
 
 class BackwardStep:
@@ -298,7 +349,7 @@ class BackwardStep:
     function     the op that made it (None for a leaf)
     grad_output  d loss / d tensor (after hooks)
     grad_inputs  the gradients this node sends to each of function.inputs (None for leaves)
-    index        position in the pass (set when an observer is shown the step)
+    index        position in the pass: how many op nodes were visited before it
     """
 
     __slots__ = ("tensor", "function", "grad_output", "grad_inputs", "index")
@@ -320,27 +371,11 @@ class BackwardStep:
 
 
 def chain_rule(node, grad):
-    """The chain rule at one tensor: run its hooks, then its op's backward; check what comes back."""
-    for hook in node._hooks or ():
-        replaced = hook(grad)
-        if replaced is not None:
-            grad = _as_gradient(replaced, node, f"hook {hook!r}", 0)
+    """The chain rule at one tensor, as a BackwardStep: its hooks, then its op's backward (the stepper uses this)."""
+    if node._hooks:
+        grad = run_hooks(node, grad)
     fn = node.grad_fn
-    if fn is None:
-        return BackwardStep(node, None, grad, None)
-    fn._check_not_released()
-    grad_inputs = fn.backward(grad)
-    if type(grad_inputs) is not tuple:
-        grad_inputs = (grad_inputs,)
-    if len(grad_inputs) != len(fn.inputs):
-        raise RuntimeError(f"backward of {fn.name} returned {len(grad_inputs)} gradients for {len(fn.inputs)} inputs")
-    checked = tuple(
-        [
-            None if g is None or not inp.requires_grad else _as_gradient(g, inp, fn, i)
-            for i, (inp, g) in enumerate(zip(fn.inputs, grad_inputs))
-        ]
-    )
-    return BackwardStep(node, fn, grad, checked)
+    return BackwardStep(node, fn, grad, None if fn is None else local_gradients(fn, grad))
 
 
 def _as_gradient(g, like, source, index):

@@ -1,4 +1,4 @@
-"""The `minidl` command: `minidl train` (the main job), `minidl launch` and `minidl info`.
+"""The `minidl` command: `minidl train` (the main job), `minidl launch`, `minidl simulate` and `minidl info`.
 
 This file parses arguments and prints; the work is done by `minidl.training` (fit, the
 model recipes, plots), which notebooks call directly. The library names settings the
@@ -114,7 +114,41 @@ def add_info_command(commands):
     info.set_defaults(run=info_command)
 
 
-COMMANDS = [add_train_command, add_launch_command, add_info_command]
+def add_simulate_command(commands):
+    simulate = commands.add_parser(
+        "simulate",
+        help="a simulated cluster: parameter-server experiments with hundreds of workers in one process",
+        description="Run a named experiment of the simulated cluster (real gradients, simulated time) or a JSON "
+        "config file, and write its data (history.csv, summary.json) and plot to --out. Experiments: "
+        "sync-vs-async, backup-workers, staleness, bounded-delay, failures, compression, hogwild "
+        "(--list says what each shows).",
+    )
+    simulate.add_argument("experiment", nargs="?", help="an experiment name, or a .json config file")
+    simulate.add_argument("--list", action="store_true", help="list the experiments and what each shows")
+    params = simulate.add_argument_group("experiment parameters (each experiment takes some of them)")
+    params.add_argument("--workers", metavar="N", help="workers N (staleness: a list, e.g. 1,4,16)")
+    params.add_argument("--backup", metavar="B", type=int, help="backup workers b (sync-vs-async, backup-workers)")
+    params.add_argument("--updates", metavar="U", type=int, help="updates per run")
+    params.add_argument("--time", metavar="SECONDS", type=float, help="simulated seconds per run")
+    params.add_argument("--lr", type=float, help="the server's learning rate")
+    params.add_argument("--compute", metavar="MODEL", help="compute-time model, e.g. lognormal:median=0.1,sigma=0.3")
+    params.add_argument("--seed", type=int, help="random seed (default 0)")
+    params.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="any other parameter of the experiment (VALUE in JSON), e.g. --set 'lrs=[0.1,0.01]'",
+    )
+    run = simulate.add_argument_group("run")
+    run.add_argument("--quick", action="store_true", help="the small version (seconds; what the docs show)")
+    run.add_argument("--out", help="output folder (default: runs/sim-<experiment>-<time>)")
+    run.add_argument("--no-plot", action="store_true", help="do not draw the plot")
+    run.add_argument("--quiet", action="store_true", help="print only the output folder")
+    simulate.set_defaults(run=simulate_command)
+
+
+COMMANDS = [add_train_command, add_launch_command, add_simulate_command, add_info_command]
 
 
 def build_parser():
@@ -376,6 +410,99 @@ def _default_out_dir():
         n += 1
         out = os.path.join("runs", f"{stamp}-{n}")
     return out
+
+
+# ---------------------------------------------------------------------------
+# minidl simulate
+# ---------------------------------------------------------------------------
+SIMULATE_OPTIONS = ("workers", "backup", "updates", "time", "lr", "compute", "seed")
+
+
+def simulate_command(args):
+    import json
+
+    from minidl.sim import experiments
+
+    if args.list:
+        for name, experiment in experiments.EXPERIMENTS.items():
+            print(f"{name:15s} {experiment.claim}")
+        return 0
+    if not args.experiment:
+        raise UsageError("simulate: name an experiment (minidl simulate --list shows them) or a .json config file")
+    try:
+        experiment, params, file_quick = _simulated_experiment(args.experiment, experiments)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"simulate: {e}") from None
+    for name in SIMULATE_OPTIONS:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name not in experiment.defaults:
+            takes = ", ".join(f"--{k}" for k in SIMULATE_OPTIONS if k in experiment.defaults) or "no such options"
+            raise UsageError(f"simulate {experiment.name}: --{name} does not apply (it takes {takes}, and --set)")
+        params[name] = _simulate_value(name, value, experiment.defaults[name])
+    for item in args.set:
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise UsageError(f"--set {item}: expected NAME=VALUE")
+        try:
+            params[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            params[key.strip()] = text  # a bare string, e.g. --set compute=fixed:seconds=0.1
+    out = args.out or os.path.join("runs", f"sim-{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    progress = None if args.quiet else _simulation_bar
+    try:
+        experiment.runs(experiment.params(quick=args.quick or file_quick, **params))  # checks before running
+        say(f"simulating {experiment.name}: {experiment.claim}")
+        result = experiments.run_experiment(
+            experiment, out=out, quick=args.quick or file_quick, progress=progress, plot=not args.no_plot, **params
+        )
+    except ValueError as e:
+        raise UsageError(f"simulate {experiment.name}: {e}") from None
+    if args.quiet:
+        print(out)
+        return 0
+    print(result.report())
+    say(f"wrote {', '.join(os.path.basename(f) for f in result.files)} in {out}")
+    return 0
+
+
+def _simulated_experiment(name, experiments):
+    if name in experiments.EXPERIMENTS:
+        return experiments.EXPERIMENTS[name], {}, False
+    if name.endswith(".json") or os.path.exists(name):
+        if not os.path.exists(name):
+            raise ValueError(f"config file {name} does not exist")
+        return experiments.load_config(name)
+    raise ValueError(
+        f"unknown experiment {name!r}; expected one of {', '.join(experiments.EXPERIMENTS)} or a .json config file"
+    )
+
+
+def _simulate_value(name, value, default):
+    """A command-line value in the experiment's terms: --workers 1,4,16 is a list where the default is one."""
+    if name != "workers":
+        return value
+    try:
+        values = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--workers {value}: expected a whole number (or a list such as 1,4,16)") from None
+    if not values:
+        raise UsageError(f"--workers {value}: expected a whole number")
+    if isinstance(default, list):
+        return values
+    if len(values) != 1:
+        raise UsageError(f"--workers {value}: this experiment takes one number of workers")
+    return values[0]
+
+
+def _simulation_bar(index, count, name, total, unit):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"[{index + 1}/{count}] {name}", unit=" upd" if unit == "updates" else " sim s",
+                leave=True, dynamic_ncols=True, file=sys.stderr,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}{unit} [{elapsed}<{remaining}]")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------

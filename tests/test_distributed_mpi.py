@@ -116,11 +116,17 @@ def test_split_linear_matches_one_linear(checks):
 
 # ---------------------------------------------------------------- the parameter server on the digits
 ASYNC = ("--optimizer", "adagrad", "--lr", "0.03", "--lr-decay", "0.05")  # DistBelief's server ran AdaGrad
+# The order gradients arrive in changes from run to run, and with it the final accuracy: at 15
+# epochs bounded τ=1 ended between 0.950 and 0.975 over runs on a loaded 2-core machine, at 25
+# between 0.967 and 0.975 (a single process reaches 0.975 at 15). 25 keeps the 95% claim clear of luck.
+ASYNC_EPOCHS = 25
 
 
 @pytest.fixture(scope="module")
 def async_run(tmp_path_factory):
-    return train_job(4, "async", tmp_path_factory.mktemp("async"), *ASYNC, "--checkpoint-every", "50", epochs=15)
+    return train_job(
+        4, "async", tmp_path_factory.mktemp("async"), *ASYNC, "--checkpoint-every", "50", epochs=ASYNC_EPOCHS
+    )
 
 
 def test_async_reaches_95_percent_with_staleness_near_n_minus_1(async_run):
@@ -131,7 +137,7 @@ def test_async_reaches_95_percent_with_staleness_near_n_minus_1(async_run):
         f"{metrics['mean_staleness']:.2f} (N - 1 = {workers - 1}), max {metrics['max_staleness']}"
     )
     assert metrics["test_accuracy"] >= 0.95
-    assert metrics["updates"] == 15 * 45  # 15 epochs of ceil(1437 / 32) updates
+    assert metrics["updates"] == ASYNC_EPOCHS * 45  # epochs of ceil(1437 / 32) updates
     # Each gradient waits while the other N - 1 workers push theirs: the mean is N - 1 whatever the
     # workers' speeds (see docs/distributed.md), a little less since a pull is answered after the push.
     assert abs(metrics["mean_staleness"] - (workers - 1)) < 0.5
@@ -139,7 +145,7 @@ def test_async_reaches_95_percent_with_staleness_near_n_minus_1(async_run):
 
 
 def test_bounded_delay_reaches_95_percent(tmp_path):
-    _, metrics = train_job(4, "bounded", tmp_path, *ASYNC, "--staleness-bound", "1", epochs=15)
+    _, metrics = train_job(4, "bounded", tmp_path, *ASYNC, "--staleness-bound", "1", epochs=ASYNC_EPOCHS)
     print(
         f"\nbounded τ=1: test accuracy {metrics['test_accuracy']:.4f}, mean staleness "
         f"{metrics['mean_staleness']:.2f}, max {metrics['max_staleness']}"
@@ -213,16 +219,24 @@ def test_async_job_killed_mid_run_resumes_to_the_same_accuracy(tmp_path, async_r
         "2",
         "--fail-at-step",
         "100",
-        epochs=15,
+        epochs=ASYNC_EPOCHS,
         check=False,
     )
     assert crashed.returncode != 0 and os.path.exists(out / "checkpoint.npz")
     _, metrics = train_job(
-        4, "async", out, *ASYNC, "--checkpoint-every", "50", "--resume", str(out / "checkpoint.npz"), epochs=15
+        4,
+        "async",
+        out,
+        *ASYNC,
+        "--checkpoint-every",
+        "50",
+        "--resume",
+        str(out / "checkpoint.npz"),
+        epochs=ASYNC_EPOCHS,
     )
     whole = async_run[1]["test_accuracy"]
     print(f"\nasync resumed: test accuracy {metrics['test_accuracy']:.4f} (uninterrupted {whole:.4f})")
-    assert metrics["resumed"] and metrics["updates"] == 15 * 45
+    assert metrics["resumed"] and metrics["updates"] == ASYNC_EPOCHS * 45
     assert metrics["test_accuracy"] >= 0.95 and abs(metrics["test_accuracy"] - whole) <= 0.02
 
 

@@ -1,112 +1,41 @@
 """Every C kernel agrees with its NumPy twin, on every SIMD path this CPU can run.
 
 Each test takes the `simd` fixture, so it runs once per path (scalar, avx2, avx512 on
-x86-64; scalar, neon on aarch64), forced with c_kernels.set_simd_path(). A path the
+x86-64; scalar, neon on aarch64), forced through the library's mdk_set_simd_path(). A path the
 machine cannot run is skipped with a reason naming the missing CPU features.
 
-The `c` fixture sets the size thresholds to 0 (so even a 1x1 problem goes to C) and
-records which C functions were called, so a test fails if an override silently fell
-back to NumPy.
+The `c` fixture sets the size thresholds (every MIN_* of the kernel modules) to 0, so even
+a 1x1 problem goes to C, and records which C functions were called, so a test fails if an
+override silently fell back to NumPy.
 
 Set MINIDL_TEST_CKERNELS_MODULE=/path/to/module.so to run these tests against another
 build of the same sources (tests/test_sanitizers.py does this with an ASan/UBSan build).
 """
 
-import importlib.machinery
-import importlib.util
 import itertools
 import os
-import platform
 import subprocess
 import sys
 import threading
 import time
 
+import ckernel_helpers as helpers
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tolerances import TRANSCENDENTAL_ULPS, assert_within, eps, half_ulp_float16, linear_atol, matmul_atol, sum_atol
 
-from minidl.backend import c_kernels as ck
+from minidl.backend import c as ck
 from minidl.backend import reference_kernels as nk
+from minidl.backend.c import _ffi
 
 pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: {ck.unavailable_reason}")
 
+_ALT, PATHS, X86 = helpers.ALT, helpers.PATHS, helpers.X86
+simd, c = helpers.simd, helpers.c  # the fixtures (see ckernel_helpers)
+
 AWKWARD = [1, 3, 7, 17, 31, 33, 65, 127, 129]
-X86 = platform.machine().lower() in ("x86_64", "amd64")
-PATHS = ["scalar", "avx2", "avx512"] if X86 else ["scalar", "neon"]
-
-
-def _alternate_build():
-    """The kernels of MINIDL_TEST_CKERNELS_MODULE (an instrumented build), if set."""
-    path = os.environ.get("MINIDL_TEST_CKERNELS_MODULE")
-    if not path:
-        return None
-    name = os.path.basename(path).split(".")[0]
-    loader = importlib.machinery.ExtensionFileLoader(name, path)
-    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-_ALT = _alternate_build() if ck.available else None
-
-
-class _RecordingLib:
-    """Wraps the cffi lib and records the names of the C functions called through it."""
-
-    def __init__(self, lib):
-        self._lib = lib
-        self.calls = []
-
-    def __getattr__(self, attr):
-        value = getattr(self._lib, attr)
-        if callable(value) and attr.startswith("mdk_"):
-
-            def call(*args):
-                self.calls.append(attr)
-                return value(*args)
-
-            return call
-        return value
-
-
-@pytest.fixture(params=PATHS)
-def simd(request):
-    """Run the test on one SIMD path; skip, saying why, if the machine cannot run it."""
-    path = request.param
-    lib = _ALT.lib if _ALT is not None else ck.lib
-    if not lib.mdk_simd_built(ck._PATHS[path]):
-        pytest.skip(f"SIMD path {path!r} is not compiled for this architecture ({platform.machine()})")
-    if not lib.mdk_simd_supported(ck._PATHS[path]):
-        missing = ck.ffi.string(lib.mdk_simd_missing(ck._PATHS[path])).decode()
-        pytest.skip(f"this CPU cannot run the {path} path: it lacks {missing}")
-    before = lib.mdk_simd_path()
-    assert lib.mdk_set_simd_path(ck._PATHS[path]) == 0
-    yield path
-    lib.mdk_set_simd_path(before)
-
-
-@pytest.fixture
-def c(simd, monkeypatch):
-    """c_kernels with every size threshold at 0 and C calls recorded (returns the call list)."""
-    for name in (
-        "MIN_GEMM_FLOPS",
-        "MIN_LINEAR_FLOPS",
-        "MIN_ELEMENTWISE",
-        "MIN_FUSED",
-        "MIN_CONV",
-        "MIN_TRANSCENDENTAL",
-        "MIN_REDUCE",
-    ):
-        monkeypatch.setattr(ck, name, 0)
-    if _ALT is not None:
-        monkeypatch.setattr(ck, "ffi", _ALT.ffi)
-    recorder = _RecordingLib(_ALT.lib if _ALT is not None else ck.lib)
-    monkeypatch.setattr(ck, "lib", recorder)
-    return recorder.calls
 
 
 def rand(*shape, seed=0, scale=1.0):
@@ -180,9 +109,9 @@ def test_matmul_strided_operands_without_copies(c, kind_a, kind_b):
 
 def test_matmul_many_cache_blocks(c, simd):
     """Tiny KC/MC/NC so small matrices cross every block boundary of the five loops."""
-    lib = ck.lib
-    path = ck._PATHS[simd]
-    saved = ck.ffi.new("int64_t[3]")
+    lib = _ffi.lib
+    path = ck.SIMD_PATHS[simd]
+    saved = _ffi.ffi.new("int64_t[3]")
     assert lib.mdk_gemm_get_blocking(path, saved) == 0
     try:
         assert lib.mdk_gemm_set_blocking(path, 5, 13, 70) == 0
@@ -205,8 +134,8 @@ def test_matmul_packing_workspace_is_reused_grown_released_and_per_thread(c):
     for m, k, n in shapes:
         a, b = rand(m, k, seed=m), rand(k, n, seed=n)
         assert_gemm_close(ck.matmul(a, b), a, b)
-    ck.lib.mdk_gemm_release_workspace()
-    ck.lib.mdk_gemm_release_workspace()  # releasing twice is harmless
+    _ffi.lib.mdk_gemm_release_workspace()
+    _ffi.lib.mdk_gemm_release_workspace()  # releasing twice is harmless
     a, b = rand(129, 257, seed=5), rand(257, 130, seed=6)
     assert_gemm_close(ck.matmul(a, b), a, b)
 
@@ -325,15 +254,15 @@ def test_matmul_hypothesis_shapes(m, k, n, ta, tb, path):
     if path not in ck.simd_paths_supported():
         return  # the per-path fixture tests report the skip with its reason
     lib = _ALT.lib if _ALT is not None else ck.lib
-    saved = (ck.lib, ck.ffi, ck.MIN_GEMM_FLOPS, lib.mdk_simd_path())
+    saved = (_ffi.lib, _ffi.ffi, ck.gemm.MIN_GEMM_FLOPS, lib.mdk_simd_path())
     try:
-        ck.lib, ck.ffi, ck.MIN_GEMM_FLOPS = lib, (_ALT or ck).ffi, 0
-        assert lib.mdk_set_simd_path(ck._PATHS[path]) == 0
+        _ffi.lib, _ffi.ffi, ck.gemm.MIN_GEMM_FLOPS = lib, (_ALT or ck).ffi, 0
+        assert lib.mdk_set_simd_path(ck.SIMD_PATHS[path]) == 0
         a = rand(k, m, seed=m).T if ta else rand(m, k, seed=m)
         b = rand(n, k, seed=n).T if tb else rand(k, n, seed=n)
         assert_gemm_close(ck.matmul(a, b), a, b)
     finally:
-        ck.lib, ck.ffi, ck.MIN_GEMM_FLOPS = saved[:3]
+        _ffi.lib, _ffi.ffi, ck.gemm.MIN_GEMM_FLOPS = saved[:3]
         lib.mdk_set_simd_path(saved[3])
 
 
@@ -415,7 +344,7 @@ def test_exp_accuracy_on_a_dense_sweep(c):
 def test_act_backward_relu(c):
     g, y = rand(129, seed=1), np.maximum(_values(129, seed=2), 0)
     np.testing.assert_array_equal(ck.act_backward(g, y, "relu"), nk.act_backward(g, y, "relu"))
-    assert c == ["mdk_relu_backward"]
+    assert c == ["mdk_act_backward"]
 
 
 def _bits(a):
@@ -452,7 +381,7 @@ def test_act_backward(c, activation, shape):
     want = nk.act_backward(g.astype(np.float64), y.astype(np.float64), activation)
     # dz = g·act'(y): 3 roundings, and 1 - y² cancels near |y| = 1, so absolute in |g|(1 + y²).
     assert_within(got, want, 3 * F32 * np.abs(g) * (1 + y.astype(np.float64) ** 2), f"{activation} dz")
-    assert c == (["mdk_relu_backward"] if activation == "relu" else ["mdk_bias_act_backward"]) or g.size < ck.MIN_FUSED
+    assert c == ["mdk_act_backward"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -475,7 +404,7 @@ def test_reductions(c, name, shape, axis, keepdims):
     else:
         # Against the twin in float64, with the depth of C's fixed order: a row sum (inner == 1)
         # goes through 32 lanes, a column sum adds row after row.
-        _, count, inner, _, _ = ck._axis_split(shape, axis)
+        _, count, inner, _, _ = ck.reduce._axis_split(shape, axis)
         depth = c_row_sum_depth(count) if inner == 1 else count
         exact = nk.sum(x.astype(np.float64), axis=axis, keepdims=keepdims)
         assert_within(got, exact, sum_atol(x, axis, keepdims, results=1, depth=depth), f"sum {shape} axis={axis}")
@@ -825,7 +754,7 @@ def test_the_gil_is_released_while_a_kernel_runs():
     # switch interval) cannot reach the middle half.
     a = rand(1536, 1536, seed=1)
     result = {}
-    inside_c = _python_ticks_during(lambda: result.setdefault("c", ck._sgemm(a, a)))
+    inside_c = _python_ticks_during(lambda: result.setdefault("c", ck.gemm.sgemm(a, a)))
     # Control: a C function that holds the GIL (sorting a shuffled list) lets no Python run meanwhile.
     data = list(np.random.default_rng(0).permutation(400_000))
     inside_gil_holder = _python_ticks_during(lambda: sorted(data))
@@ -840,7 +769,7 @@ def test_concurrent_calls_from_threads_are_correct():
 
     def run(i):
         for _ in range(5):
-            results[i] = ck._sgemm(*mats[i])
+            results[i] = ck.gemm.sgemm(*mats[i])
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
     for t in threads:

@@ -9,7 +9,7 @@ mdk_sgemm has three routes besides the plain BLIS loops, switched by mdk_gemm_se
               m < n, it computes C^T = B^T A^T into a workspace and stores it transposed, adding the
               bias and applying the activation on the way (store_transposed, 16 x 16 blocks).
   B_IN_PLACE  when B is row-major (csb == 1) with rows a multiple of 16 floats apart and its first
-              element 64-byte aligned (as minidl's parameters are: nn.parameter.aligned_empty), and
+              element 64-byte aligned (as minidl's parameters are: the C set's parameter_storage), and
               m <= 256, the micro-kernel reads B's whole NR-wide column panels from the caller's
               matrix (row stride rsb) instead of a packed copy; only a partial last column panel (n not
               a multiple of NR) is packed, zero-padded. The kernels load B with aligned vector loads, so
@@ -49,8 +49,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tolerances import TRANSCENDENTAL_ULPS, eps
 
-from minidl.backend import c_kernels as ck
+from minidl.backend import c as ck
 from minidl.backend import reference_kernels as nk
+from minidl.backend.c import _ffi
 from minidl.backend.memory import aligned_empty
 
 pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: {ck.unavailable_reason}")
@@ -63,7 +64,7 @@ ACTIVATIONS = [None, "relu", "sigmoid", "tanh"]
 
 
 def _kernels_module():
-    """c_kernels itself, or the build named by MINIDL_TEST_CKERNELS_MODULE (both have .lib and .ffi)."""
+    """The C kernel set itself, or the build named by MINIDL_TEST_CKERNELS_MODULE (both have .lib and .ffi)."""
     path = os.environ.get("MINIDL_TEST_CKERNELS_MODULE")
     if not path or not ck.available:
         return ck
@@ -82,7 +83,7 @@ Tile = collections.namedtuple("Tile", "path mr nr kc")
 
 def _tile(path):
     """Read MR, NR and KC from the build: mdk_gemm_set_blocking rounds MC and NC up to multiples of MR and NR."""
-    lib, code = _K.lib, ck._PATHS[path]
+    lib, code = _K.lib, ck.SIMD_PATHS[path]
     saved, probe = _K.ffi.new("int64_t[3]"), _K.ffi.new("int64_t[3]")
     assert lib.mdk_gemm_get_blocking(code, saved) == 0
     try:
@@ -98,10 +99,10 @@ def _tile(path):
 # ---------------------------------------------------------------------------------------
 @pytest.fixture
 def lib(monkeypatch):
-    """The cffi lib under test, c_kernels routed to it with no GEMM size threshold; strategies reset to all."""
-    monkeypatch.setattr(ck, "lib", _K.lib)
-    monkeypatch.setattr(ck, "ffi", _K.ffi)
-    monkeypatch.setattr(ck, "MIN_GEMM_FLOPS", 0)
+    """The cffi lib under test, the C kernel set routed to it with no GEMM size threshold; strategies reset to all."""
+    monkeypatch.setattr(_ffi, "lib", _K.lib)
+    monkeypatch.setattr(_ffi, "ffi", _K.ffi)
+    monkeypatch.setattr(ck.gemm, "MIN_GEMM_FLOPS", 0)
     try:
         yield _K.lib
     finally:
@@ -111,7 +112,7 @@ def lib(monkeypatch):
 @pytest.fixture(params=PATHS)
 def simd(request, lib):
     """Force one SIMD path (skipped, saying why, where the machine cannot run it); yields its Tile."""
-    path, code = request.param, ck._PATHS[request.param]
+    path, code = request.param, ck.SIMD_PATHS[request.param]
     if not lib.mdk_simd_built(code):
         pytest.skip(f"SIMD path {path!r} is not compiled for this architecture ({platform.machine()})")
     if not lib.mdk_simd_supported(code):
@@ -156,7 +157,7 @@ def layout(x, kind):
 
 
 def strides(x):
-    return ck._elem_strides(x)
+    return _ffi.elem_strides(x)
 
 
 def reads_a_in_place(tile, a, n):
@@ -210,7 +211,7 @@ def pointer(x):
 
 
 def gemm(a, b, bias=None, activation=None):
-    """act(a @ b + bias) by mdk_sgemm on the views' own strides (as c_kernels._sgemm calls it), with C written
+    """act(a @ b + bias) by mdk_sgemm on the views' own strides (as the C set's gemm.sgemm calls it), with C written
     into the middle of NaN-filled memory with row stride n + 3: asserts nothing outside C was touched."""
     (m, k), n = a.shape, b.shape[1]
     ldc = n + 3
@@ -219,7 +220,7 @@ def gemm(a, b, bias=None, activation=None):
     bias_ptr = _K.ffi.NULL if bias is None else _K.ffi.from_buffer("float[]", bias)
     (rsa, csa), (rsb, csb) = strides(a), strides(b)
     rc = _K.lib.mdk_sgemm(
-        m, n, k, pointer(a), rsa, csa, pointer(b), rsb, csb, c_ptr, ldc, bias_ptr, ck._ACTS[activation]
+        m, n, k, pointer(a), rsa, csa, pointer(b), rsb, csb, c_ptr, ldc, bias_ptr, _ffi.ACTIVATIONS[activation]
     )
     assert rc == 0
     outside = np.isnan(memory[[0, -1]]).all() and np.isnan(memory[1:-1, n:]).all()
@@ -399,8 +400,8 @@ def test_b_in_place_matches_numpy(simd, strategies):
         variant = (i + 2 * j) % (2 * len(ACTIVATIONS))  # every activation with and without a bias
         activation, with_bias = ACTIVATIONS[variant % len(ACTIVATIONS)], variant < len(ACTIVATIONS)
         vbias = bias if with_bias else None
-        got = ck._sgemm(va, b, vbias, ck._ACTS[activation])
-        assert_matches(got, product, vbias, activation, f"{what}, c_kernels._sgemm, bias {with_bias}, {activation}")
+        got = ck.gemm.sgemm(va, b, vbias, _ffi.ACTIVATIONS[activation])
+        assert_matches(got, product, vbias, activation, f"{what}, gemm.sgemm, bias {with_bias}, {activation}")
         if n < simd.nr:
             routes.add("n < NR: B's one partial panel packed")
             continue
@@ -453,7 +454,7 @@ def test_c_code_reads_b_in_place_exactly_where_the_mirror_says(simd, strategies,
     m <= 256 -- and never a partial last panel; all of B is packed when a condition fails: m = 257, rows
     16*j + 8 apart, B 4, 16 or 32 bytes off. This checks reads_b_in_place(), the mirror the other tests'
     route checks rely on, against the C code."""
-    nr, code = simd.nr, ck._PATHS[simd.path]
+    nr, code = simd.nr, ck.SIMD_PATHS[simd.path]
     saved = _K.ffi.new("int64_t[3]")
     assert lib.mdk_gemm_get_blocking(code, saved) == 0
     try:
@@ -503,7 +504,8 @@ def test_b_in_place_with_negative_and_zero_row_strides(simd, strategies):
             assert reads_b_in_place(x, b) and strides(b)[0] in (-round16(n), 0), what
             product = Product(x, b)
             assert_matches(gemm(x, b), product, what=what)
-            assert_matches(ck._sgemm(x, b, bias, ck._ACTS["sigmoid"]), product, bias, "sigmoid", f"{what}, bias")
+            got = ck.gemm.sgemm(x, b, bias, _ffi.ACTIVATIONS["sigmoid"])
+            assert_matches(got, product, bias, "sigmoid", f"{what}, bias")
 
 
 def test_b_packed_where_b_in_place_does_not_apply(simd, strategies):
@@ -538,7 +540,8 @@ def test_b_packed_where_b_in_place_does_not_apply(simd, strategies):
         assert np.array_equal(b, values) and b_in_place_blockers(x, b) == blockers, what
         product = Product(x, b)
         assert_matches(gemm(x, b), product, what=what)
-        assert_matches(ck._sgemm(x, b, bias, ck._ACTS["relu"]), product, bias, "relu", f"{what}, bias, relu")
+        got = ck.gemm.sgemm(x, b, bias, _ffi.ACTIVATIONS["relu"])
+        assert_matches(got, product, bias, "relu", f"{what}, bias, relu")
 
 
 def test_b_in_place_in_batched_products(simd, strategies):
@@ -674,7 +677,7 @@ def test_strategies_across_tiny_cache_blocks(simd, strategies, lib):
     """KC = 5, MC = 13 (rounded up to MR), NC = NR: A in place at every pc offset and in several row
     blocks, each ending in a partial panel; B in place at every (pc, jc) offset, the last column block a
     packed partial panel; the swapped product split over many blocks too."""
-    code = ck._PATHS[simd.path]
+    code = ck.SIMD_PATHS[simd.path]
     saved = _K.ffi.new("int64_t[3]")
     assert lib.mdk_gemm_get_blocking(code, saved) == 0
     try:
@@ -720,7 +723,7 @@ def test_random_shapes_near_the_thresholds(path, strategy_set, data, k, a_kind, 
     lib = _K.lib
     before = lib.mdk_simd_path()
     try:
-        assert lib.mdk_set_simd_path(ck._PATHS[path]) == 0
+        assert lib.mdk_set_simd_path(ck.SIMD_PATHS[path]) == 0
         tile = _tile(path)
         m = data.draw(st.integers(1, 2 * tile.nr + 2), label="m")
         n = data.draw(st.integers(1, 2 * tile.nr + 2) | st.integers(2 * tile.nr - 2, 4 * tile.nr), label="n")

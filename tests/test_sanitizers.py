@@ -19,10 +19,11 @@ import sys
 
 import pytest
 
-from minidl.backend import c_kernels as ck
+from minidl.backend import c as ck
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+SUITE = ["tests/test_kernels_c.py", "tests/test_kernels_conv.py"]  # every C kernel against its twin, every path
 
 
 def _runtime(name):
@@ -82,7 +83,7 @@ def test_kernel_suite_is_clean_under_asan_and_ubsan(sanitized_module):
     # time threads (they exercise the regular build, not this one).
     deselect = "not simd_env and not without_the_built and not best_is_the_default and not gil and not concurrent"
     result = _run(
-        ["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/test_kernels_c.py", "-k", deselect],
+        ["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *SUITE, "-k", deselect],
         sanitized_module,
     )
     report = result.stdout[-3000:] + result.stderr[-6000:]
@@ -118,7 +119,9 @@ def test_positive_control_asan_reports_an_out_of_bounds_kernel_call(sanitized_mo
 def test_positive_control_ubsan_reports_undefined_behaviour_in_a_kernel(sanitized_module):
     code = (
         "x = np.ones((1, 1, 4, 4), np.float32); cols = np.empty(64, np.float32)\n"
-        "lib.mdk_im2col(ffi.from_buffer('float[]', x), ffi.from_buffer('float[]', cols), 1, 1, 4, 4, 2, 2, 0, 0)\n"
+        "shape = dict(n=1, c=1, h=4, w=4, f=0, kh=2, kw=2, sh=0, sw=0, ph=0, pw=0, dh=1, dw=1, groups=1)\n"
+        "g = ffi.new('mdk_conv_geometry *', shape)\n"
+        "lib.mdk_im2col(g, ffi.from_buffer('float[]', x), ffi.from_buffer('float[]', cols))\n"
         "print('not detected')  # stride 0: an integer division by zero\n"
     )
     result = _call_kernel(code, sanitized_module)

@@ -10,6 +10,10 @@ copy of the same sources into a temporary directory.
 
 Out-of-line API mode: cffi writes a C extension module that calls the kernels
 directly (no libffi), and its wrappers release the GIL around every call.
+
+Every csrc/*.c file is compiled into the one module (a new kernel file needs no change
+here); the headers are listed as dependencies, so setuptools rebuilds when one changes.
+Only csrc/minidl_kernels.h is visible to Python (through ffi.cdef).
 """
 
 import pathlib
@@ -50,10 +54,12 @@ def make_builder(module_name=MODULE_NAME, extra_compile_args=(), extra_link_args
     ffi = FFI()
     ffi.cdef(_header_declarations())
     sources = sorted(str(p.relative_to(ROOT)) for p in CSRC.glob("*.c"))
+    headers = sorted(str(p.relative_to(ROOT)) for p in CSRC.glob("*.h"))
     ffi.set_source(
         module_name,
         '#include "minidl_kernels.h"\n',
         sources=[str(ROOT / s) for s in sources] if absolute_paths else sources,
+        depends=[str(ROOT / h) for h in headers] if absolute_paths else headers,
         include_dirs=[str(CSRC)],
         extra_compile_args=COMPILE_ARGS + list(extra_compile_args),
         extra_link_args=list(extra_link_args),
@@ -66,7 +72,7 @@ ffibuilder = make_builder()
 
 
 def build_in_place():
-    """Compile the module next to c_kernels.py, under the name `pip install -e .` gives it.
+    """Compile the module into minidl/backend/, under the name `pip install -e .` gives it.
 
     cffi's generated C uses only the stable ABI, and setuptools names the file
     _ckernels.abi3.so; we use the same name and delete other variants, so a stale

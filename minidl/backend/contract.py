@@ -90,6 +90,7 @@ OPTIONAL = {
     "sigmoid": "1 / (1 + e^-x), computed without overflow",
     "relu": "max(x, 0)",
     "leaky_relu": "leaky_relu(x, slope): x if x > 0 else slope * x",
+    "erf": "the error function 2/sqrt(pi) * integral_0^x e^(-t^2) dt (GELU's Gaussian CDF)",
     "softmax": "softmax(x, axis=-1)",
     "log_softmax": "log_softmax(x, axis=-1)",
     "linear": "linear(x, weight, bias=None, activation=None): act(x @ weight.T + bias)",

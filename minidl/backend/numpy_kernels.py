@@ -92,7 +92,10 @@ ones = np.ones
 full = np.full
 empty = np.empty
 arange = np.arange
-eye = np.eye
+
+
+def eye(n, dtype):
+    return np.eye(n, dtype=dtype)
 
 
 def getitem(x, index):

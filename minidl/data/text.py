@@ -116,3 +116,47 @@ def skipgram_dataset(sentences, window=2, min_count=1):
     vocabulary = Vocabulary([w for s in sentences for w in s], min_count=min_count)
     centers, contexts = skipgram_pairs(sentences, vocabulary, window)
     return TensorDataset(centers, contexts), vocabulary
+
+
+def cbow_windows(sentences, vocabulary, window=2):
+    """CBOW examples: (contexts (N, 2·window) int64, centers (N,) int64), one per word of every sentence.
+
+    "Continuous bag of words: predict a word given surrounding words." A word's contexts are the
+    up to `window` words on each side within its sentence; missing ones (near the sentence's ends)
+    are -1, to be masked out. Words without any neighbour are skipped.
+    """
+    contexts, centers = [], []
+    for sentence in sentences:
+        ids = vocabulary.encode(sentence)
+        for i, center in enumerate(ids):
+            around = [ids[j] if 0 <= j < len(ids) and j != i else -1 for j in range(i - window, i + window + 1)]
+            around = around[:window] + around[window + 1 :]
+            if any(a >= 0 for a in around):
+                contexts.append(around)
+                centers.append(center)
+    if not centers:
+        raise ValueError(f"cbow_windows: no sentence has two words within a window of {window}")
+    return np.array(contexts, dtype=np.int64), np.array(centers, dtype=np.int64)
+
+
+def analogy_questions():
+    """The analogies planted in analogy_corpus(): (a, b, c, d) for "a is to b as c is to d".
+
+    Along each attribute (gender, rank, age) the four pairs of PEOPLE that differ only in it, e.g.
+    (man, woman, king, queen) and (king, prince, queen, princess): 3 attributes x 4 pairs x 3 others = 36.
+    """
+    words = {(gender, rank, age): pair[g] for (rank, age), pair in PEOPLE.items()
+             for g, gender in enumerate(("male", "female"))}  # fmt: skip
+    axes = {0: ("male", "female"), 1: ("royal", "common"), 2: ("adult", "young")}
+    questions = []
+    for axis, (first, second) in axes.items():
+        pairs = []
+        for key, word in sorted(words.items()):
+            if key[axis] == first:
+                other = key[:axis] + (second,) + key[axis + 1 :]
+                pairs.append((word, words[other]))
+        for a, b in pairs:
+            for c, d in pairs:
+                if a != c:
+                    questions.append((a, b, c, d))
+    return questions

@@ -166,14 +166,13 @@ def _walk(root, root_grad, retain_graph, create_graph):
             with autograd.set_grad_enabled(create_graph):
                 step = autograd.chain_rule(node, grad)
             step.index = len(visited)
-            for observer in tuple(autograd.backward_observers):
-                observer(step)
+            autograd.notify(step)
             yield step  # paused here, in the caller's grad mode
             if node.grad_fn is None or node._retains_grad:
                 finished.append((node, step.grad_output))
         if node.grad_fn is not None:
             visited.append(node.grad_fn)
-            autograd.send_to_inputs(node.grad_fn, step, pending, remaining, ready)
+            autograd.send_to_inputs(node.grad_fn, step and step.grad_inputs, pending, remaining, ready)
     with autograd.set_grad_enabled(create_graph):
         for tensor, grad in finished:  # copies: the walk showed these gradients to its caller
             autograd.store_gradient(tensor, grad, create_graph)

@@ -32,6 +32,16 @@ Modes:
   slowest worker at every step ("cost of synchronization grows with K: need to wait for
   stragglers"). Every applied gradient has staleness 0.
 
+Sparse rows (Hogwild-style updates of embeddings). In async and bounded mode a pushed
+gradient may be a `SparseRows`: the rows it touches and their values, zero elsewhere. Only
+those rows are updated (SGD or AdaGrad: the same update functions on the gathered rows), so
+a worker that read a few rows of a large embedding writes back only those, with no lock and
+no global step. The server counts the updates of every row; a worker that says how many each
+row had when it read them (`read_rows`, then `SparseRows(..., read_counts=...)`) gets each
+row's own staleness recorded: how many other updates hit that row in between. With sparse
+inputs that is usually 0 even when the global staleness is N - 1, which is why Hogwild (Recht
+et al. 2011) works with many replicas.
+
 The update itself (SGD, momentum, AdaGrad - the DistBelief server used AdaGrad) is
 minidl.optim's update function for that rule, applied to the server's arrays in place.
 """
@@ -73,16 +83,40 @@ class UpdateRule:
         return self.lr0 * math.exp(-self.lr_decay * self.epoch)
 
     def apply(self, params, grads):
-        """Update every array of `params` in place with its gradient."""
+        """Update every array of `params` in place with its gradient (an array, or a SparseRows)."""
         if self.state is None and self.name != "sgd":
             self.state = [np.zeros_like(p) for p in params]
         for i, (p, g) in enumerate(zip(params, grads)):
-            if self.name == "adagrad":
+            if isinstance(g, SparseRows):
+                self._apply_rows(i, p, g)
+            elif self.name == "adagrad":
                 adagrad_update(p, g, self.state[i], self.lr, eps=self.eps, weight_decay=self.weight_decay)
             else:
                 velocity = self.state[i] if self.name == "momentum" else None
                 momentum = self.momentum if self.name == "momentum" else 0.0
                 sgd_update(p, g, velocity, self.lr, momentum=momentum, weight_decay=self.weight_decay)
+
+    def _apply_rows(self, i, param, sparse):
+        """The dense update of the rows `sparse.rows` only: gather them, update, scatter back.
+
+        For sgd and adagrad a zero gradient leaves a row (and its sum of squares) unchanged,
+        so this is the dense update with zeros elsewhere (weight decay, if any, is applied to
+        the touched rows only). Momentum would have to keep moving every row: refused.
+        """
+        if self.name == "momentum":
+            raise ValueError(
+                "UpdateRule: sparse row updates need sgd or adagrad; momentum keeps moving rows that got no gradient"
+            )
+        sparse.check(param, f"parameter {i}")
+        rows = sparse.rows
+        values = param[rows]
+        if self.name == "adagrad":
+            sum_sq = self.state[i][rows]
+            adagrad_update(values, sparse.values, sum_sq, self.lr, eps=self.eps, weight_decay=self.weight_decay)
+            self.state[i][rows] = sum_sq
+        else:
+            sgd_update(values, sparse.values, None, self.lr, weight_decay=self.weight_decay)
+        param[rows] = values
 
     def state_dict(self):
         return {"epoch": self.epoch, "state": None if self.state is None else [s.copy() for s in self.state]}
@@ -91,6 +125,52 @@ class UpdateRule:
         self.epoch = float(state["epoch"])
         saved = state["state"]
         self.state = None if saved is None else [np.array(s, dtype=np.float32) for s in saved]
+
+
+class SparseRows:
+    """A gradient that is zero except in some rows of a parameter (an embedding's rows looked up by a batch).
+
+    rows         distinct row indices (int64)
+    values       float32 array (len(rows), *row_shape): the gradient of those rows
+    read_counts  how many updates each row had had when the worker read it (ServerRules.read_rows),
+                 or None; with it the server records each row's staleness
+    """
+
+    __slots__ = ("rows", "values", "read_counts")
+
+    def __init__(self, rows, values, read_counts=None):
+        self.rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        self.values = np.ascontiguousarray(values, dtype=np.float32)
+        self.read_counts = None if read_counts is None else np.asarray(read_counts, dtype=np.int64).reshape(-1)
+
+    @property
+    def nbytes(self):
+        """Bytes of the values and the row indices (what a transport sends)."""
+        return self.values.nbytes + self.rows.nbytes
+
+    def check(self, param, where):
+        """Raise a ValueError naming `where` unless these rows fit `param`."""
+        rows = self.rows
+        if self.values.shape != (len(rows), *param.shape[1:]):
+            raise ValueError(
+                f"SparseRows for {where}: values of shape {self.values.shape} do not match {len(rows)} rows of a "
+                f"parameter of shape {param.shape}"
+            )
+        if len(rows) and (rows.min() < 0 or rows.max() >= param.shape[0]):
+            raise ValueError(f"SparseRows for {where}: row indices must be in [0, {param.shape[0]})")
+        if len(np.unique(rows)) != len(rows):
+            raise ValueError(f"SparseRows for {where}: row indices must be distinct (sum the gradients of a row)")
+        if self.read_counts is not None and self.read_counts.shape != rows.shape:
+            raise ValueError(f"SparseRows for {where}: {len(self.read_counts)} read counts for {len(rows)} rows")
+
+    def dense(self, shape):
+        """The full gradient: zeros with these rows filled in."""
+        full = np.zeros(shape, np.float32)
+        full[self.rows] = self.values
+        return full
+
+    def __repr__(self):
+        return f"SparseRows({len(self.rows)} rows, values {self.values.shape})"
 
 
 class PushResult:
@@ -162,6 +242,8 @@ class ServerRules:
         self.dropped = 0  # late gradients thrown away (backup mode)
         self.applied_by_worker = [0] * num_workers
         self.dropped_by_worker = [0] * num_workers
+        self.row_updates = {}  # parameter index -> updates of each row so far (created by sparse reads/pushes)
+        self.row_staleness = []  # per-row staleness of every row a SparseRows with read_counts updated
         self._reset_worker_state()
 
     def _reset_worker_state(self):
@@ -195,6 +277,14 @@ class ServerRules:
             raise ValueError(f"push: worker {worker} sent {len(grads)} gradients for {len(self.params)} parameters")
         if not 0 <= version <= self.version:
             raise ValueError(f"push: worker {worker} claims version {version}, the server is at {self.version}")
+        sparse = [i for i, g in enumerate(grads) if isinstance(g, SparseRows)]
+        if sparse and self.mode == "backup":
+            raise ValueError(
+                f"push: worker {worker} sent sparse rows in backup mode, which averages dense gradients; "
+                "sparse updates are for async or bounded mode"
+            )
+        for i in sparse:
+            grads[i].check(self.params[i], f"parameter {i} (push from worker {worker})")
         self.clock[worker] += 1
         if self.done:  # training is over: late gradients change nothing
             return PushResult(False, True, None, self._release())
@@ -216,6 +306,22 @@ class ServerRules:
     def reply(self):
         """What an answered pull carries: (version, parameters, done)."""
         return self.version, self.params, self.done
+
+    def read_rows(self, index, rows):
+        """A sparse read of parameter `index`: (copy of those rows, how many updates each row has had).
+
+        Send the counts back with the rows' gradient (SparseRows.read_counts) to have each row's
+        staleness recorded.
+        """
+        if not 0 <= index < len(self.params):
+            raise ValueError(f"read_rows: parameter {index} is out of range [0, {len(self.params)})")
+        rows = np.asarray(rows, dtype=np.int64)
+        return self.params[index][rows], self._row_counts(index)[rows]
+
+    def _row_counts(self, index):
+        if index not in self.row_updates:
+            self.row_updates[index] = np.zeros(self.params[index].shape[0], np.int64)
+        return self.row_updates[index]
 
     def blocking_workers(self):
         """Workers that others are waiting for: the slowest ones (bounded), or those missing from this step (backup)."""
@@ -273,6 +379,14 @@ class ServerRules:
     def _apply(self, grads):
         if self.updates_per_epoch:
             self.rule.epoch = self.version // self.updates_per_epoch
+        for i, g in enumerate(grads):
+            if isinstance(g, SparseRows):
+                counts = self._row_counts(i)
+                if g.read_counts is not None:  # how many other updates hit each row since the worker read it
+                    self.row_staleness.extend((counts[g.rows] - g.read_counts).tolist())
+                counts[g.rows] += 1
+            elif i in self.row_updates:
+                self.row_updates[i] += 1  # a dense update changes every row
         self.rule.apply(self.params, grads)
         self.version += 1
 
@@ -298,6 +412,19 @@ class ServerRules:
             "dropped_gradients": self.dropped,
             "applied_by_worker": list(self.applied_by_worker),
             "dropped_by_worker": list(self.dropped_by_worker),
+            **self._row_summary(),
+        }
+
+    def _row_summary(self):
+        """Per-row staleness of sparse updates (only when there were some)."""
+        if not self.row_staleness:
+            return {}
+        rows = np.asarray(self.row_staleness, dtype=np.int64)
+        return {
+            "rows_updated": int(rows.size),
+            "mean_row_staleness": float(rows.mean()),
+            "max_row_staleness": int(rows.max()),
+            "row_staleness_histogram": np.bincount(rows).tolist(),
         }
 
     def state_dict(self):
@@ -311,6 +438,8 @@ class ServerRules:
             "dropped": self.dropped,
             "applied_by_worker": list(self.applied_by_worker),
             "dropped_by_worker": list(self.dropped_by_worker),
+            **({"row_updates": {str(i): c.copy() for i, c in self.row_updates.items()}} if self.row_updates else {}),
+            **({"row_staleness": np.asarray(self.row_staleness, dtype=np.int64)} if self.row_staleness else {}),
         }
 
     def load_state_dict(self, state):
@@ -329,6 +458,8 @@ class ServerRules:
         if len(state["applied_by_worker"]) == self.num_workers:
             self.applied_by_worker = [int(n) for n in state["applied_by_worker"]]
             self.dropped_by_worker = [int(n) for n in state["dropped_by_worker"]]
+        self.row_updates = {int(i): np.array(c, dtype=np.int64) for i, c in state.get("row_updates", {}).items()}
+        self.row_staleness = [int(k) for k in np.asarray(state.get("row_staleness", []), dtype=np.int64).ravel()]
         self._reset_worker_state()
 
 

@@ -72,3 +72,25 @@ class BCEWithLogitsLoss(_Loss):
 
     def forward(self, scores, targets):
         return ops.binary_cross_entropy_with_logits(scores, targets, self.reduction)
+
+
+class KLDivLoss(Module):
+    """KL(target ‖ p) = Σ target·(log target - input) for log-probabilities `input`, as torch.nn.KLDivLoss.
+
+    reduction "batchmean" (sum / batch size) is the divergence per example; "mean" averages over
+    every element (PyTorch's default, kept for compatibility). log_target=True takes log-probabilities
+    as targets. Distillation's soft-target term is KLDivLoss("batchmean") · T² (see nn.DistillationLoss).
+    """
+
+    def __init__(self, reduction="mean", log_target=False):
+        super().__init__()
+        if reduction not in ("mean", "batchmean", "sum", "none"):
+            raise ValueError(f"KLDivLoss: reduction must be 'mean', 'batchmean', 'sum' or 'none', got {reduction!r}")
+        self.reduction = reduction
+        self.log_target = log_target
+
+    def forward(self, input, target):  # noqa: A002 - PyTorch's argument name
+        return ops.kl_div(input, target, self.reduction, self.log_target)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}" + (", log_target=True" if self.log_target else "")

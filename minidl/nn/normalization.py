@@ -1,4 +1,4 @@
-"""Batch normalization (Ioffe & Szegedy), as the lecture builds it up idea by idea.
+"""Batch normalization (Ioffe & Szegedy), as the lecture builds it up idea by idea, and layer normalization.
 
 #2  subtract the mean and divide by the standard deviation of each feature,
 #3  using a noisy, local estimate computed per mini-batch (in training),
@@ -10,6 +10,7 @@
 
 import numpy as np
 
+from minidl import ops
 from minidl.autograd import no_grad
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
@@ -115,3 +116,31 @@ class BatchNorm2d(_BatchNorm):
     """Batch norm over (N, C, H, W) images: statistics per channel, over the batch and all pixels."""
 
     expected_ndim = (4,)
+
+
+class LayerNorm(Module):
+    """Layer normalization (Ba, Kiros & Hinton, 2016): each example normalized over its last axes,
+
+        y = (x - mean) / sqrt(var + eps) · γ + β,   mean and biased var over normalized_shape,
+
+    with learned γ (weight, ones) and β (bias, zeros) of normalized_shape, as torch.nn.LayerNorm.
+    Batch norm's idea #2 and #4 per example instead of per mini-batch: no running averages, the
+    same in training and evaluation, and independent of the batch (good for RNNs and attention).
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=np.float32):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        if not shape or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be positive sizes, got {normalized_shape!r}")
+        self.normalized_shape = tuple(int(n) for n in shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype)) if elementwise_affine and bias else None
+
+    def forward(self, x):
+        return ops.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

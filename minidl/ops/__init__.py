@@ -7,6 +7,7 @@ of these modules, wrapped by a function that checks its arguments:
     linalg       matmul, linear
     shape        reshape, transpose, indexing, concat, pad ...
     nn           conv2d, pooling, embedding, dropout, losses
+    special      erf, gelu
     fused        linear_act, conv2d_act: a layer and its activation as one node (nn.fuse)
 """
 
@@ -17,7 +18,8 @@ from minidl.ops.linalg import *  # noqa: F403
 from minidl.ops.nn import *  # noqa: F403
 from minidl.ops.reduce import *  # noqa: F403
 from minidl.ops.shape import *  # noqa: F403
+from minidl.ops.special import *  # noqa: F403
 
 __all__ = ["unbroadcast"]
-for _module in ("elementwise", "fused", "linalg", "nn", "reduce", "shape"):
+for _module in ("elementwise", "fused", "linalg", "nn", "reduce", "shape", "special"):
     __all__ += __import__(f"minidl.ops.{_module}", fromlist=["__all__"]).__all__

@@ -12,8 +12,8 @@ import numpy as np
 from minidl import random as _random
 from minidl.autograd import Function
 from minidl.ops._util import constant
-from minidl.ops.elementwise import log, maximum, sigmoid
-from minidl.ops.shape import getitem
+from minidl.ops.elementwise import log, maximum, sigmoid, where
+from minidl.ops.shape import concat, getitem
 from minidl.tensor import Tensor
 
 
@@ -235,6 +235,159 @@ def _pool_geometry(op, x, kernel_size, stride, padding):
         )
     output_size(op, x.shape[2:], kernel, stride, padding)
     return kernel, stride, padding
+
+
+# ---------------------------------------------------------------------------
+# 1-D convolution and pooling: the 2-D ops on a height-1 image
+# ---------------------------------------------------------------------------
+def one_int(value, name, op):
+    """An int from an int or a 1-tuple (PyTorch accepts both for 1-D layers); errors name the op and argument."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if len(values) != 1 or not isinstance(values[0], (int, np.integer)) or isinstance(values[0], bool):
+        raise TypeError(f"{op}: {name} must be an int or a 1-tuple of ints, got {value!r}")
+    return int(values[0])
+
+
+def _check_1d(op, x, expected="(N, C, L)"):
+    if x.ndim != 3:
+        raise ValueError(f"{op}: expected input {expected}, got shape {x.shape}")
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution (cross-correlation): x (N, C, L), weight (F, C/groups, k), bias (F,) -> (N, F, L_out),
+    L_out = (L + 2·padding - dilation·(k - 1) - 1) // stride + 1.
+
+    A 1-D signal is an image of height 1 and a 1-D filter a 1 x k one, so this is conv2d on
+    (N, C, 1, L) with a (1, k) kernel: the graph shows Conv2d between two reshapes. The lecture's
+    CLDNN "models frequency invariance using 1D convolutions" this way.
+    """
+    _check_1d("conv1d", x)
+    if weight.ndim != 3:
+        raise ValueError(f"conv1d: expected weight (F, C/groups, k), got shape {weight.shape}")
+    stride, padding = one_int(stride, "stride", "conv1d"), one_int(padding, "padding", "conv1d")
+    dilation = one_int(dilation, "dilation", "conv1d")
+    geometry = conv2d_geometry(
+        "conv1d", x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride), (0, padding), (1, dilation), groups
+    )
+    args = (x.unsqueeze(2), weight.unsqueeze(2)) + (() if bias is None else (bias,))
+    return Conv2d.apply(*args, geometry=geometry).squeeze(2)
+
+
+def _pool1d(op, pool2d, x, kernel_size, stride, padding):
+    _check_1d(op, x)
+    kernel = one_int(kernel_size, "kernel_size", op)
+    stride = kernel if stride is None else one_int(stride, "stride", op)
+    padding = one_int(padding, "padding", op)
+    return pool2d(x.unsqueeze(2), (1, kernel), (1, stride), (0, padding)).squeeze(2)
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0):
+    """Max over windows of kernel_size along the last axis of (N, C, L) (stride defaults to kernel_size)."""
+    return _pool1d("max_pool1d", max_pool2d, x, kernel_size, stride, padding)
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0):
+    """Mean over windows of kernel_size along the last axis of (N, C, L); zero padding counts towards the mean."""
+    return _pool1d("avg_pool1d", avg_pool2d, x, kernel_size, stride, padding)
+
+
+# ---------------------------------------------------------------------------
+# Adaptive (global) average pooling
+# ---------------------------------------------------------------------------
+def _adaptive_mean(x, axis, out):
+    """Average axis `axis` of x down to `out` bins, PyTorch's bins: bin i covers [⌊i·n/out⌋, ⌈(i+1)·n/out⌉)."""
+    n = x.shape[axis]
+    if out == n:
+        return x
+    if n % out == 0:  # equal bins: one reshape and one mean
+        shape = x.shape[:axis] + (out, n // out) + x.shape[axis + 1 :]
+        return x.reshape(shape).mean(axis=axis + 1)
+    bins = []
+    for i in range(out):
+        start, stop = (i * n) // out, -((-(i + 1) * n) // out)
+        index = (slice(None),) * axis + (slice(start, stop),)
+        bins.append(x[index].mean(axis=axis, keepdims=True))
+    return concat(bins, axis=axis)
+
+
+def _output_sizes(op, output_size, spatial):
+    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * len(spatial)
+    if len(sizes) != len(spatial):
+        raise ValueError(f"{op}: output_size {output_size!r} needs {len(spatial)} sizes")
+    sizes = tuple(n if s is None else s for s, n in zip(sizes, spatial))  # None keeps the input's size
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in sizes):
+        raise ValueError(f"{op}: output sizes must be positive integers (or None), got {output_size!r}")
+    return sizes
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average (N, C, H, W) down to output_size (an int, or an (oh, ow) pair; None keeps that size).
+
+    Window sizes follow from the input, so one network takes any image size: (1, 1) is global
+    average pooling, the top of GoogLeNet. Averages over rows, then over columns (a mean over a
+    rectangle is a mean of row means), so the gradient is a share 1/count for each window element.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"adaptive_avg_pool2d: expected input (N, C, H, W), got shape {x.shape}")
+    oh, ow = _output_sizes("adaptive_avg_pool2d", output_size, x.shape[2:])
+    if (oh, ow) == (1, 1):
+        return x.mean(axis=(2, 3), keepdims=True)
+    return _adaptive_mean(_adaptive_mean(x, 2, oh), 3, ow)
+
+
+def adaptive_avg_pool1d(x, output_size):
+    """Average (N, C, L) down to output_size bins along L."""
+    _check_1d("adaptive_avg_pool1d", x)
+    (out,) = _output_sizes("adaptive_avg_pool1d", output_size, x.shape[2:])
+    return _adaptive_mean(x, 2, out)
+
+
+# ---------------------------------------------------------------------------
+# Maxout and layer normalization: compositions of existing ops
+# ---------------------------------------------------------------------------
+def maxout(x, pieces, axis=1):
+    """Maxout (Goodfellow et al., 2013): h_i = max_j z_{i,j}, the max of `pieces` consecutive features.
+
+    x has C·pieces features along `axis` (unit i's pieces are features i·pieces .. i·pieces + pieces - 1)
+    -> C features. After a linear layer this is a learned piecewise-linear convex activation; the
+    lecture recommends it with dropout. The gradient goes to each group's winner.
+    """
+    if not isinstance(pieces, (int, np.integer)) or pieces < 1:
+        raise ValueError(f"maxout: pieces must be a positive integer, got {pieces!r}")
+    axis = axis % x.ndim if -x.ndim <= axis < x.ndim else None
+    if axis is None or x.shape[axis] % pieces:
+        raise ValueError(f"maxout: axis of shape {x.shape} must hold a multiple of pieces={pieces} features")
+    grouped = x.reshape(x.shape[:axis] + (x.shape[axis] // pieces, pieces) + x.shape[axis + 1 :])
+    before = (slice(None),) * (axis + 1)
+    result = grouped[before + (0,)]
+    for j in range(1, pieces):  # an elementwise maximum per piece: ties share the gradient, as in max
+        result = maximum(result, grouped[before + (j,)])
+    return result
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalization (Ba, Kiros & Hinton, 2016): normalize each example over its last axes,
+
+        y = (x - mean) / sqrt(var + eps) · weight + bias,   mean and (biased) var over normalized_shape,
+
+    the trailing axes of x. Unlike batch norm it needs no batch, behaves the same in training
+    and evaluation, and suits recurrent and attention layers. Composed from mean, sub, mul, sqrt.
+    """
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    if not shape or x.shape[x.ndim - len(shape) :] != shape:
+        raise ValueError(f"layer_norm: normalized_shape {shape} must be the trailing axes of input {x.shape}")
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and value.shape != shape:
+            raise ValueError(f"layer_norm: {name} shape {value.shape} differs from normalized_shape {shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    centered = x - x.mean(axis=axes, keepdims=True)
+    variance = (centered * centered).mean(axis=axes, keepdims=True)
+    y = centered / (variance + eps).sqrt()
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
 
 
 # ---------------------------------------------------------------------------
@@ -491,6 +644,28 @@ def binary_cross_entropy(probabilities, targets, weight=None, reduction="mean"):
     return _reduce_loss(losses, reduction, "binary_cross_entropy")
 
 
+def kl_div(input, target, reduction="mean", log_target=False):  # noqa: A002 - PyTorch's argument name
+    """Kullback-Leibler divergence KL(target ‖ p) = Σ target · (log target - log p), PyTorch's convention:
+
+    `input` holds log-probabilities log p (e.g. log_softmax of a student's scores); `target` holds
+    probabilities (or log-probabilities with log_target=True). Elementwise target·(log target - input),
+    with 0·log 0 = 0; reduction "mean" averages over every element (as PyTorch does), "batchmean"
+    divides the sum by the batch size (the true KL per example, what distillation wants), "sum", "none".
+    """
+    target = constant(target, like=input)
+    if input.shape != target.shape:
+        raise ValueError(f"kl_div: input {input.shape} and target {target.shape} differ")
+    if log_target:
+        pointwise = target.exp() * (target - input)
+    else:
+        positive = target > 0
+        safe = where(positive, target, 1.0)  # log(1) = 0 where target is 0: 0·log 0 counts as 0
+        pointwise = target * (safe.log() - input)
+    if reduction == "batchmean":
+        return pointwise.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce_loss(pointwise, reduction, "kl_div")
+
+
 __all__ = [
     "one_hot",
     "binary_cross_entropy",
@@ -503,4 +678,12 @@ __all__ = [
     "nll_loss",
     "mse_loss",
     "binary_cross_entropy_with_logits",
+    "conv1d",
+    "max_pool1d",
+    "avg_pool1d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "maxout",
+    "layer_norm",
+    "kl_div",
 ]

@@ -1,9 +1,10 @@
-"""minidl.nn.utils: gradient clipping where PyTorch keeps it (torch.nn.utils.clip_grad_norm_).
+"""minidl.nn.utils: helpers around the layers, where PyTorch keeps them (torch.nn.utils).
 
-The functions live in minidl.optim.clip, with the lecture's reason for clipping; this module
-only gives them PyTorch's address.
+rnn: variable-length batches (packing). clip_grad_norm_ / clip_grad_value_ live in
+minidl.optim.clip, with the lecture's reason for clipping; this module gives them PyTorch's address.
 """
 
+from minidl.nn.utils import rnn
 from minidl.optim.clip import clip_grad_norm_, clip_grad_value_
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+__all__ = ["rnn", "clip_grad_norm_", "clip_grad_value_"]

@@ -1,0 +1,116 @@
+/*
+ * gemm_strategies.c -- where the GEMM skips packing an operand, for the
+ * shapes of a training step.
+ *
+ * A training step multiplies by a batch of ~128 rows: X W^T forward, dY W and
+ * dY^T X backward.  With m = 128 each packed micro-panel of B serves only
+ * 128/MR micro-kernel calls, and copying B into panels cost 15-25% of these
+ * products (measured by skipping the copy in a C harness).  Three routes,
+ * each used only where it measured faster (docs/kernels.md), each switchable
+ * with mdk_gemm_set_strategies() so the tests run every product with each of
+ * them on and off (tests/test_kernels_gemm_strategies.py):
+ *
+ *   A in place   the micro-kernel broadcasts A's elements from the matrix
+ *   B in place   the micro-kernel loads B's rows from the matrix (aligned)
+ *   swap         compute C^T = B^T A^T when that packs the smaller operand
+ */
+#include "gemm_internal.h"
+
+static int gemm_strategies = MDK_GEMM_ALL;
+
+int mdk_gemm_set_strategies(int strategies)
+{
+    const int previous = gemm_strategies;
+    gemm_strategies = strategies & MDK_GEMM_ALL;
+    return previous;
+}
+
+/* Packing A, or not.  A packed micro-panel of A is read once per NR columns of
+ * C; when C has only one or two such column panels (a linear layer with few
+ * outputs, say), the copy costs about as much as the product it serves, and
+ * the micro-kernel can broadcast A's elements from the matrix itself just as
+ * well, as long as one of A's strides is 1 (measured: 1.7x on 128x10x512).
+ * A row-major A (MR rows = MR sequential streams) reads well in place up to
+ * medium sizes too: 1.25x on 128x512x512 with B also in place, 1.03-1.05x at
+ * 256 and 512 rows, 0.99x at 1024 and 0.95x at 2048.  A transposed A with
+ * many columns is the bad case (0.6x at 1024x1024: every k step lands on a
+ * new page), so it is packed unless C is narrow. */
+int mdk_gemm_a_in_place(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t rsa, int64_t csa)
+{
+    if (!(gemm_strategies & MDK_GEMM_A_IN_PLACE))
+        return 0;
+    return (n <= 2 * cfg->nr && (rsa == 1 || csa == 1)) || (csa == 1 && m <= 512);
+}
+
+/* Packing B, or not.  For few rows of C (a batch of 128, say) each packed B
+ * micro-panel serves only m/MR micro-kernel calls, and copying B costs 15-20%
+ * of the product (dX = dY W in a linear layer's backward).  A row-major B can
+ * be read in place instead, one row of NR floats per k step -- when its rows
+ * are 64-byte aligned: with NumPy's usual 16-byte offset every vector load
+ * splits across two cache lines and the gain is gone.  minidl allocates
+ * parameters aligned for this (the C set's parameter_storage), and the
+ * convolutions lay out their column buffers so (conv.c).  Measured with
+ * aligned rows (AVX-512, n = k = 512): 1.15x at m = 128, 1.06x at 256, 0.98x
+ * at 512; and 1.0x unaligned.  Only b itself is checked: later blocks stay
+ * aligned because rsb is a multiple of 16 floats and NC a multiple of NR (64
+ * or 16 on x86; the NEON and scalar kernels load unaligned anyway). */
+int mdk_gemm_b_in_place(int64_t m, const float *b, int64_t rsb, int64_t csb)
+{
+    return (gemm_strategies & MDK_GEMM_B_IN_PLACE) && csb == 1 && m <= 256 && rsb % 16 == 0 &&
+           (uintptr_t)b % 64 == 0;
+}
+
+/* Computing C^T = B^T A^T instead.  The forward pass of a linear layer is
+ * C = X W^T: B = W^T has to be transposed while it is packed -- all of W, the
+ * largest operand, for only m/MR uses of each panel when the batch m is small.
+ * Swapping the roles makes W the A operand, read in place (its rows are rows
+ * of B^T, and C^T has only m <= 2*NR columns: see mdk_gemm_a_in_place), and
+ * transposes X, the smaller operand, while packing it.  C^T lands in a
+ * workspace and is transposed into C with the bias and activation applied:
+ * one extra pass over the m x n output instead of a transposing pass over
+ * k x n.  Measured with the transpose included (AVX-512): 1.2x at 64x512x512,
+ * 1.1x at 128x512x784 and 128x512x512, 0.98x at 256x512x512.  Only for the
+ * linear layer's epilogue (a column bias), not for row biases or sums. */
+enum { SWAP_MAX_FLOATS = 1 << 20 }; /* C^T workspace cap (4 MiB per thread; it is kept, see workspace.c) */
+static int swap_pays(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k, int64_t csa, int64_t rsb,
+                     int64_t csb, const struct gemm_epilogue *ep)
+{
+    return (gemm_strategies & MDK_GEMM_SWAP) && k > 0 && ep->row_bias == NULL && !ep->accumulate && rsb == 1 &&
+           csb != 1 && csa == 1 && m <= 2 * cfg->nr && m < n && m * n <= SWAP_MAX_FLOATS;
+}
+
+/* C[i][j] = act(T[j][i] + bias[j]) for T (n x m, row-major), 16 rows of C at a
+ * time so the bias and activation pass finds them in L1. */
+static void store_transposed(const float *t, int64_t m, int64_t n, float *c, int64_t ldc, const float *bias, int act)
+{
+    for (int64_t i0 = 0; i0 < m; i0 += 16) {
+        const int64_t rows = MDK_MIN(16, m - i0);
+        mdk_transpose(t + i0, m, c + i0 * ldc, ldc, n, rows); /* T[:, i0:i0+rows] -> C[i0:i0+rows, :] */
+        if (bias)
+            for (int64_t i = i0; i < i0 + rows; ++i)
+                for (int64_t j = 0; j < n; ++j)
+                    c[i * ldc + j] += bias[j];
+        if (act != MDK_ACT_NONE)
+            mdk_bias_rows_act(c + i0 * ldc, ldc, rows, n, NULL, act);
+    }
+}
+
+int mdk_gemm_try_swapped(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa,
+                         int64_t csa, const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc,
+                         const struct gemm_epilogue *ep, int *err)
+{
+    if (!swap_pays(cfg, m, n, k, csa, rsb, csb, ep))
+        return 0;
+    float *ap, *bp;
+    float *t = mdk_workspace(MDK_WS_SWAP, (size_t)(m * n));
+    if (t == NULL || mdk_gemm_buffers(cfg, n, m, k, &ap, &bp) != MDK_OK) {
+        *err = MDK_ENOMEM;
+        return 1;
+    }
+    /* A' = B^T: element (j, p) = b[p*rsb + j*csb];  B' = A^T: element (p, i) = a[i*rsa + p*csa]. */
+    const struct gemm_epilogue plain = {NULL, NULL, MDK_ACT_NONE, 0};
+    mdk_gemm_blocked(cfg, n, m, k, b, csb, rsb, a, csa, rsa, t, m, &plain, ap, bp);
+    store_transposed(t, m, n, c, ldc, ep->col_bias, ep->act);
+    *err = MDK_OK;
+    return 1;
+}

@@ -1,0 +1,280 @@
+/*
+ * gemm_x86.c -- the GEMM's micro-kernels and packers for x86-64: AVX2 + FMA
+ * (6 x 16) and AVX-512 (6 x 64), written with intrinsics.  The driver, the
+ * scalar reference micro-kernel and the contract every micro-kernel keeps are
+ * in gemm.c and gemm_internal.h; docs/kernels.md has the measurements behind
+ * the tile shapes.
+ */
+#include "gemm_internal.h"
+
+#if MDK_HAVE_X86
+#include <immintrin.h>
+
+#include "transpose_x86.h"
+
+/* Why the kernels below spell out every accumulator with a macro instead of
+ * looping over an array acc[MR][NV]: for the AVX2 kernel GCC 12 unrolled such
+ * loops but kept a copy of the array on the stack, storing all 12 accumulators
+ * on every k step (half the speed); the AVX-512 kernel written the same way
+ * happened to compile cleanly.  Named variables leave the compiler no choice.
+ * Check with objdump that the k loop has no (%rsp) accesses. */
+
+/* Epilogue for one vector of a C row: C = acc + (accumulate ? C : bias or 0). */
+#define MDK_STORE_VEC(load, store, add, zero, ci, bias, accumulate, acc, off)                                   \
+    store((ci) + (off), add((accumulate) ? load((ci) + (off)) : (bias) ? load((bias) + (off)) : zero(), acc))
+
+/* AVX2 + FMA: 6 rows x 16 columns = 6 x 2 ymm accumulators (12 of the 16 ymm
+ * registers), 2 for B, 1 for the broadcast A element.  Per k: 2 loads of B,
+ * 6 broadcasts, 12 FMAs. */
+#define A2_ROW(i)                                                                                               \
+    do {                                                                                                        \
+        __m256 a_ = _mm256_broadcast_ss(a + (i) * rsa);                                                         \
+        c##i##0 = _mm256_fmadd_ps(a_, b0, c##i##0);                                                             \
+        c##i##1 = _mm256_fmadd_ps(a_, b1, c##i##1);                                                             \
+    } while (0)
+#define A2_STORE(i)                                                                                             \
+    do {                                                                                                        \
+        MDK_STORE_VEC(_mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_setzero_ps, c + (i) * ldc, bias, \
+                      accumulate, c##i##0, 0);                                                                  \
+        MDK_STORE_VEC(_mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_setzero_ps, c + (i) * ldc, bias, \
+                      accumulate, c##i##1, 8);                                                                  \
+    } while (0)
+MDK_TARGET_AVX2 void mdk_ukr_avx2(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
+                                     const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
+                                     const float *restrict bias, int accumulate)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int i = 0; i < A2_MR; ++i) /* the C tile is touched only at the end: start pulling it in */
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+        A2_ROW(0); A2_ROW(1); A2_ROW(2); A2_ROW(3); A2_ROW(4); A2_ROW(5);
+        a += csa;
+        bp += ldb;
+    }
+    A2_STORE(0); A2_STORE(1); A2_STORE(2); A2_STORE(3); A2_STORE(4); A2_STORE(5);
+}
+
+/* AVX2 edge kernel: 6 x 8, for the last 1-8 columns. */
+MDK_TARGET_AVX2 void mdk_ukr_avx2_n8(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
+                                        const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
+                                        const float *restrict bias, int accumulate)
+{
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m256 b0 = _mm256_load_ps(bp);
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0 * rsa), b0, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1 * rsa), b0, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * rsa), b0, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3 * rsa), b0, c3);
+        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4 * rsa), b0, c4);
+        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5 * rsa), b0, c5);
+        a += csa;
+        bp += ldb;
+    }
+    __m256 rows[6] = {c0, c1, c2, c3, c4, c5};
+    for (int i = 0; i < 6; ++i)
+        MDK_STORE_VEC(_mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_setzero_ps, c + i * ldc, bias,
+                      accumulate, rows[i], 0);
+}
+
+/* AVX-512: 6 rows x 64 columns = 6 x 4 zmm accumulators (24 of 32 zmm
+ * registers), 4 for B, 1 for the broadcast A element.  Per k: 4 aligned loads
+ * of B, 6 broadcasts of A and 24 FMAs.  We also tried 14x32, 12x32, 8x48 and
+ * 7x64 (docs/kernels.md): the taller tiles re-use each B vector more but need
+ * 16 loads per 28 FMAs instead of 10 per 24, and on our machine the loads,
+ * not the FMAs, were the limit. */
+#define A5_ROW(i)                                                                                               \
+    do {                                                                                                        \
+        __m512 a_ = _mm512_set1_ps(a[(i) * rsa]);                                                               \
+        c##i##0 = _mm512_fmadd_ps(a_, b0, c##i##0);                                                             \
+        c##i##1 = _mm512_fmadd_ps(a_, b1, c##i##1);                                                             \
+        c##i##2 = _mm512_fmadd_ps(a_, b2, c##i##2);                                                             \
+        c##i##3 = _mm512_fmadd_ps(a_, b3, c##i##3);                                                             \
+    } while (0)
+#define A5_STORE1(i, v)                                                                                         \
+    MDK_STORE_VEC(_mm512_loadu_ps, _mm512_storeu_ps, _mm512_add_ps, _mm512_setzero_ps, c + (i) * ldc, bias,     \
+                  accumulate, c##i##v, 16 * v)
+#define A5_STORE(i)                                                                                             \
+    do {                                                                                                        \
+        A5_STORE1(i, 0);                                                                                        \
+        A5_STORE1(i, 1);                                                                                        \
+        A5_STORE1(i, 2);                                                                                        \
+        A5_STORE1(i, 3);                                                                                        \
+    } while (0)
+MDK_TARGET_AVX512 void mdk_ukr_avx512(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
+                                         const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
+                                         const float *restrict bias, int accumulate)
+{
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    __m512 c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    __m512 c40 = c00, c41 = c00, c42 = c00, c43 = c00, c50 = c00, c51 = c00, c52 = c00, c53 = c00;
+    for (int i = 0; i < A5_MR; ++i) /* the C tile (6 rows x 4 cache lines) is touched only at the end */
+        for (int v = 0; v < 4; ++v)
+            _mm_prefetch((const char *)(c + i * ldc + 16 * v), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+        const __m512 b2 = _mm512_load_ps(bp + 32), b3 = _mm512_load_ps(bp + 48);
+        /* The B micro-panel streams from L2 (see the blocking below): ask for the
+         * 4 lines of the step 8 ahead.  Measured +2-3% at 1024^3 and 2048^3,
+         * close to this machine's noise, never a loss. */
+        _mm_prefetch((const char *)(bp + 8 * ldb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * ldb + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * ldb + 32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * ldb + 48), _MM_HINT_T0);
+        A5_ROW(0); A5_ROW(1); A5_ROW(2); A5_ROW(3); A5_ROW(4); A5_ROW(5);
+        a += csa;
+        bp += ldb;
+    }
+    A5_STORE(0); A5_STORE(1); A5_STORE(2); A5_STORE(3); A5_STORE(4); A5_STORE(5);
+}
+
+/* AVX-512 short kernels: 2 and 4 rows x 64 columns, for the last rows of C
+ * when M is not a multiple of 6.  A network's sizes rarely are: 32 channels
+ * are 5 x 6 + 2, a batch of 128 is 21 x 6 + 2.  The full kernel would run 6
+ * rows of FMAs for those 2 (and a copy through a scratch tile); these run 2
+ * (4) rows of FMAs on the same 4 B loads per k step, and write C directly. */
+MDK_TARGET_AVX512 void mdk_ukr_avx512_m2(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
+                                         const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
+                                         const float *restrict bias, int accumulate)
+{
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+        const __m512 b2 = _mm512_load_ps(bp + 32), b3 = _mm512_load_ps(bp + 48);
+        A5_ROW(0); A5_ROW(1);
+        a += csa;
+        bp += ldb;
+    }
+    A5_STORE(0); A5_STORE(1);
+}
+
+MDK_TARGET_AVX512 void mdk_ukr_avx512_m4(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
+                                         const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
+                                         const float *restrict bias, int accumulate)
+{
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    __m512 c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+        const __m512 b2 = _mm512_load_ps(bp + 32), b3 = _mm512_load_ps(bp + 48);
+        A5_ROW(0); A5_ROW(1); A5_ROW(2); A5_ROW(3);
+        a += csa;
+        bp += ldb;
+    }
+    A5_STORE(0); A5_STORE(1); A5_STORE(2); A5_STORE(3);
+}
+
+/* AVX-512 edge kernels: 6 x 16 and 6 x 32 for the last columns of C, so a
+ * 784-wide product (12 x 64 + 16) does not compute a 3/4-empty 64-wide tile. */
+#define A5_NARROW(NV)                                                                                           \
+    MDK_TARGET_AVX512 void mdk_ukr_avx512_n##NV(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,  \
+                                                   const float *restrict bp, int64_t ldb, float *restrict c,    \
+                                                   int64_t ldc, const float *restrict bias, int accumulate)     \
+    {                                                                                                           \
+        __m512 acc[A5_MR][NV / 16];                                                                             \
+        for (int i = 0; i < A5_MR; ++i)                                                                         \
+            for (int v = 0; v < NV / 16; ++v)                                                                   \
+                acc[i][v] = _mm512_setzero_ps();                                                                \
+        for (int64_t p = 0; p < kc; ++p) {                                                                      \
+            for (int i = 0; i < A5_MR; ++i)                                                                     \
+                for (int v = 0; v < NV / 16; ++v)                                                               \
+                    acc[i][v] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * rsa]), _mm512_load_ps(bp + 16 * v), acc[i][v]); \
+            a += csa;                                                                                           \
+            bp += ldb;                                                                                          \
+        }                                                                                                       \
+        for (int i = 0; i < A5_MR; ++i)                                                                         \
+            for (int v = 0; v < NV / 16; ++v)                                                                   \
+                MDK_STORE_VEC(_mm512_loadu_ps, _mm512_storeu_ps, _mm512_add_ps, _mm512_setzero_ps, c + i * ldc, \
+                              bias, accumulate, acc[i][v], 16 * v);                                             \
+    }
+A5_NARROW(16)
+A5_NARROW(32)
+
+/* ========================================================================
+ * Packers: the transposing layout (contiguous along k: a row-major A, or
+ * B = W^T for a row-major W) goes through register transposes
+ * (transpose_x86.h); the plain copies use whole vectors.
+ * ====================================================================== */
+
+/* AVX2 panel packer: the transposing case 8 x 8 floats at a time in registers
+ * (A panels are 6 wide, B panels 16 or 8); everything else as the generic one. */
+MDK_TARGET_AVX2 void mdk_pack_panel_avx2(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
+                                         int width, float *restrict dst)
+{
+    if (cs == 1 && (width % 8 == 0 || width < 8)) { /* rows past len (a partial panel) pack as zeros */
+        const int groups = width < 8 ? 1 : width / 8, lanes = width < 8 ? width : 8;
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        int64_t p0 = 0;
+        for (; p0 + 8 <= kc; p0 += 8) {
+            for (int g = 0; g < groups; ++g) {
+                __m256 r[8];
+                for (int i = 0; i < 8; ++i)
+                    r[i] = i < lanes && g * 8 + i < len ? _mm256_loadu_ps(src + (g * 8 + i) * rs + p0)
+                                                        : _mm256_setzero_ps();
+                mdk_transpose8(r);
+                for (int q = 0; q < 8; ++q) /* r[q] = step p0+q, lanes g*8 .. g*8+7 */
+                    _mm256_maskstore_ps(dst + (p0 + q) * width + g * 8, mask, r[q]);
+            }
+        }
+        if (p0 < kc)
+            mdk_pack_panel_body(len, kc - p0, src + p0, rs, cs, width, dst + p0 * width);
+        return;
+    }
+    mdk_pack_panel_body(len, kc, src, rs, cs, width, dst);
+}
+
+/* AVX-512 panel packer: the 6-row A panels, the 64-column B panels and the
+ * narrower edge panels (16 and 32 columns). */
+MDK_TARGET_AVX512 void mdk_pack_panel_avx512(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
+                                             int width, float *restrict dst)
+{
+    if (rs == 1 && width % 16 == 0) { /* row-major B: NR/16 vector copies per k (zeros past len) */
+        if (len == width) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int v = 0; v < width; v += 16)
+                    _mm512_store_ps(dst + p * width + v, _mm512_loadu_ps(src + p * cs + v));
+            return;
+        }
+        for (int v = 0; v < width; v += 16) {
+            const int64_t n = len - v;
+            const __mmask16 m = n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+            for (int64_t p = 0; p < kc; ++p)
+                _mm512_store_ps(dst + p * width + v, _mm512_maskz_loadu_ps(m, src + p * cs + v));
+        }
+        return;
+    }
+    if (rs == 1 && width < 16) { /* A^T: one masked copy of MR floats per k (zeros past len) */
+        const __mmask16 m = (__mmask16)((1u << width) - 1u), valid = (__mmask16)((1u << len) - 1u);
+        for (int64_t p = 0; p < kc; ++p)
+            _mm512_mask_storeu_ps(dst + p * width, m, _mm512_maskz_loadu_ps(valid, src + p * cs));
+        return;
+    }
+    if (cs == 1 && (width % 16 == 0 || width < 16)) {
+        /* Contiguous along k: transpose 16 (lanes) x 16 (k steps) blocks; rows
+         * past len (a partial panel: the last columns of B, or a conv's 9
+         * window offsets) pack as zeros. */
+        const int groups = width < 16 ? 1 : width / 16, lanes = width < 16 ? width : 16;
+        const __mmask16 m = (__mmask16)((1u << lanes) - 1u);
+        int64_t p0 = 0;
+        for (; p0 + 16 <= kc; p0 += 16) {
+            for (int g = 0; g < groups; ++g) {
+                __m512 r[16];
+                for (int i = 0; i < 16; ++i)
+                    r[i] = i < lanes && g * 16 + i < len ? _mm512_loadu_ps(src + (g * 16 + i) * rs + p0)
+                                                         : _mm512_setzero_ps();
+                mdk_transpose16(r);
+                for (int q = 0; q < 16; ++q) /* r[q] = step p0+q, lanes g*16 .. g*16+15 */
+                    _mm512_mask_storeu_ps(dst + (p0 + q) * width + g * 16, m, r[q]);
+            }
+        }
+        if (p0 < kc) /* the last kc % 16 steps */
+            mdk_pack_panel_body(len, kc - p0, src + p0, rs, cs, width, dst + p0 * width);
+        return;
+    }
+    mdk_pack_panel_body(len, kc, src, rs, cs, width, dst);
+}
+#endif /* MDK_HAVE_X86 */
