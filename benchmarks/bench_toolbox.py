@@ -85,7 +85,7 @@ def torch_seq2seq(torch, model):
         names[f"decoder.{p}"] = f"decoder.{p}"
     with torch.no_grad():
         for theirs, mine in names.items():
-            peer.get_parameter(theirs).copy_(torch.from_numpy(ours[mine].data))
+            peer.get_parameter(theirs).copy_(torch.from_numpy(ours[mine].array))
     assert len(names) == len(list(peer.parameters())) == len(ours)
     return peer
 
@@ -148,9 +148,9 @@ def torch_run(torch, model, batches, source, lengths, target):
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
     start = time.perf_counter()
     for s, n, y in batches:
-        y = y.data
+        y = y.array
         target_in = np.concatenate([np.full((len(y), 1), 1), y[:, :-1]], axis=1)
-        scores = model(torch.from_numpy(s.data), torch.from_numpy(n.data), torch.from_numpy(target_in))
+        scores = model(torch.from_numpy(s.array), torch.from_numpy(n.array), torch.from_numpy(target_in))
         labels = torch.from_numpy(np.where(y == 0, -100, y).reshape(-1))
         loss = loss_fn(scores.reshape(-1, scores.shape[-1]), labels)
         optimizer.zero_grad()
@@ -189,7 +189,7 @@ def bench_cnn1d(seeds, peer=True):
         )  # fmt: skip
         with minidl.no_grad():
             for p1, p2 in zip(conv1d.parameters(), conv2d.parameters()):
-                p2.copy_(p1.data.reshape(p2.shape))
+                p2.copy_(p1.array.reshape(p2.shape))
         order = np.random.default_rng(3 + seed).permutation(np.tile(np.arange(480), 4)).reshape(-1, 32)
         result = {}
         for name, model, x, xt in (("conv1d", conv1d, x_train, x_test),
@@ -204,7 +204,7 @@ def bench_cnn1d(seeds, peer=True):
                 losses.append(loss.item())
             seconds = time.perf_counter() - start
             with minidl.no_grad():
-                accuracy = float((model(minidl.tensor(xt)).data.argmax(1) == y_test).mean())
+                accuracy = float((model(minidl.tensor(xt)).array.argmax(1) == y_test).mean())
             result[name] = (accuracy, seconds, losses)
         same = result["conv1d"][2] == result["conv2d"][2]
         peer_result = torch_cnn1d(conv1d_start(seed), order, x_train, y_train, x_test, y_test) if peer else None
@@ -233,7 +233,7 @@ def torch_cnn1d(start, order, x_train, y_train, x_test, y_test):
                          t.AdaptiveAvgPool1d(1), t.Flatten(), t.Linear(8, 3))  # fmt: skip
     with torch.no_grad():
         for p, q in zip([p for p in model.parameters()], start.parameters()):
-            p.copy_(torch.from_numpy(q.data))
+            p.copy_(torch.from_numpy(q.array))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     start_time = time.perf_counter()
     for batch in order:
@@ -279,9 +279,9 @@ def bench_distill():
     seconds = time.perf_counter() - start
     x = minidl.tensor(x_test)
     with minidl.no_grad():
-        teacher_acc = [float((m(x).data.argmax(1) == y_test).mean()) for m in teachers]
+        teacher_acc = [float((m(x).array.argmax(1) == y_test).mean()) for m in teachers]
         ensemble_acc = float((ensemble.predict(x) == y_test).mean())
-        student_acc = {k: float((s(x).data.argmax(1) == y_test).mean()) for k, s in students.items()}
+        student_acc = {k: float((s(x).array.argmax(1) == y_test).mean()) for k, s in students.items()}
     print("\n## distillation on the digits (seed 0): five 64-128-10 teachers, an 8-unit student\n")
     print("| model | test accuracy |\n|---|---|")
     print(f"| teachers, each | {', '.join(f'{a:.3f}' for a in teacher_acc)} |")
@@ -299,13 +299,13 @@ def bench_second_order():
 
     rng = np.random.default_rng(1)
     x, v = minidl.tensor(rng.standard_normal(5)), minidl.tensor(rng.standard_normal(5))
-    hv = AF.hvp(objective, x, v)[1].data
-    h = AF.hessian(objective, x).data
+    hv = AF.hvp(objective, x, v)[1].array
+    h = AF.hessian(objective, x).array
     step = 1e-5
-    fd = (gradient_of(minidl.tensor(x.data + step * v.data, requires_grad=True))
-          - gradient_of(minidl.tensor(x.data - step * v.data, requires_grad=True))) / (2 * step)  # fmt: skip
+    fd = (gradient_of(minidl.tensor(x.array + step * v.array, requires_grad=True))
+          - gradient_of(minidl.tensor(x.array - step * v.array, requires_grad=True))) / (2 * step)  # fmt: skip
     print("\n## second order (float64)\n")
-    print(f"max|hvp - hessian @ v| = {np.abs(hv - h @ v.data).max():.1e}, max|hvp - central difference (h=1e-5)| = "
+    print(f"max|hvp - hessian @ v| = {np.abs(hv - h @ v.array).max():.1e}, max|hvp - central difference (h=1e-5)| = "
           f"{np.abs(hv - fd).max():.1e}, max|hvp| = {np.abs(hv).max():.2f}")  # fmt: skip
     from test_toolbox_torch_parity import lbfgs_runs
 

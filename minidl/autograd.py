@@ -140,9 +140,9 @@ class Function:
         first = inputs[0]
         fn.kernels = active_kernels[first.device]
         if len(inputs) == 1:
-            out = fn.forward(first.data, **params)
+            out = fn.forward(first.array, **params)
         else:
-            out = fn.forward(*[t.data for t in inputs], **params)
+            out = fn.forward(*[t.array for t in inputs], **params)
         if type(out) is not np.ndarray:
             out = np.asarray(out)  # reductions to a scalar return NumPy scalars
         version = first._version if cls.is_view else None
@@ -309,7 +309,7 @@ def local_gradients(fn, grad):
     for inp, g in zip(inputs, grad_inputs):
         if g is None or not inp.requires_grad:
             g = None
-        elif type(g) is not _Tensor or g.data.shape != inp.data.shape or g.data.dtype != inp.data.dtype:
+        elif type(g) is not _Tensor or g.array.shape != inp.array.shape or g.array.dtype != inp.array.dtype:
             g = _as_gradient(g, inp, fn, len(checked))
         checked.append(g)
     return checked
@@ -382,12 +382,12 @@ def _as_gradient(g, like, source, index):
     """Check a gradient returned by `source` (a Function or hook) and make it a Tensor of like's shape/dtype."""
     if type(g) is not _Tensor:
         g = _Tensor._make(np.asarray(g), device=like.device)
-    if g.data.shape != like.data.shape:
+    if g.array.shape != like.array.shape:
         raise RuntimeError(
             f"backward of {source} returned a gradient of shape {g.shape} for input {index}, "
             f"which has shape {like.shape}"
         )
-    if g.data.dtype != like.data.dtype:
+    if g.array.dtype != like.array.dtype:
         g = g.astype(like.dtype)
     return g
 
@@ -411,14 +411,14 @@ def store_gradient(tensor, grad, create_graph=False, private=False):
     elif create_graph and grad.grad_fn is not None:
         tensor.grad = grad  # part of the recorded graph: later passes replace it, never add into it
     elif tensor.grad is None:
-        owned = private and grad.data.dtype == tensor.dtype
+        owned = private and grad.array.dtype == tensor.dtype
         tensor.grad = _Tensor._make(
-            grad.data if owned else np.array(grad.data, dtype=tensor.dtype), device=tensor.device
+            grad.array if owned else np.array(grad.array, dtype=tensor.dtype), device=tensor.device
         )
-    elif tensor.grad.grad_fn is None and tensor.grad.data.flags.writeable:
-        tensor.grad.data += grad.data  # repeated backward() accumulates, as in PyTorch
+    elif tensor.grad.grad_fn is None and tensor.grad.array.flags.writeable:
+        tensor.grad.array += grad.array  # repeated backward() accumulates, as in PyTorch
     else:  # .grad came from a create_graph pass (part of a graph, maybe a read-only view)
-        tensor.grad = _Tensor._make(tensor.grad.data + grad.data, device=tensor.device)
+        tensor.grad = _Tensor._make(tensor.grad.array + grad.array, device=tensor.device)
 
 
 def _held_only_here(grad):
@@ -430,9 +430,9 @@ def _held_only_here(grad):
     """
     return (
         sys.getrefcount(grad) <= 3
-        and sys.getrefcount(grad.data) <= 2
-        and grad.data.base is None
-        and grad.data.flags.writeable
+        and sys.getrefcount(grad.array) <= 2
+        and grad.array.base is None
+        and grad.array.flags.writeable
     )
 
 
@@ -444,13 +444,13 @@ def initial_gradient(tensor, gradient):
             "did you forget requires_grad=True on an input, or compute it under no_grad()?"
         )
     if gradient is None:
-        if tensor.data.size != 1:
+        if tensor.array.size != 1:
             raise RuntimeError(
                 f"backward: gradient can be created implicitly only for scalar outputs; this tensor "
                 f"has shape {tensor.shape}. Pass backward(gradient) with a gradient of that shape, "
                 "or reduce it first (e.g. .sum())."
             )
-        return _Tensor._make(np.ones_like(tensor.data), device=tensor.device)
+        return _Tensor._make(np.ones_like(tensor.array), device=tensor.device)
     g = gradient if isinstance(gradient, _Tensor) else _Tensor(np.asarray(gradient, dtype=tensor.dtype))
     if g.shape != tensor.shape:
         raise ValueError(f"backward: gradient has shape {g.shape} but the tensor has shape {tensor.shape}")

@@ -56,7 +56,7 @@ def _call(func, inputs, fn):
 def _directions(v, like, what, fn):
     """v checked against the tensors it multiplies (same count and shapes); None for a single scalar."""
     if v is None:
-        if len(like) == 1 and like[0].data.size == 1:
+        if len(like) == 1 and like[0].array.size == 1:
             return (Tensor(np.ones(like[0].shape, dtype=like[0].dtype)),)
         raise ValueError(f"{fn}: v can be omitted only when the {what} is a single one-element tensor")
     _, v = _as_tuple(v, "v", fn)
@@ -117,7 +117,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
 
 def _scalar_output(func, xs, fn):
     is_tuple, outputs = _call(func, xs, fn)
-    if is_tuple or outputs[0].data.size != 1:
+    if is_tuple or outputs[0].array.size != 1:
         raise ValueError(f"{fn}: the function must return a single tensor with one element")
     return outputs[0]
 
@@ -154,8 +154,8 @@ def jacobian(func, inputs, create_graph=False, strict=False):
     table = []
     for out in outputs:
         rows = [[] for _ in xs]
-        for k in range(out.data.size):
-            onehot = np.zeros(out.data.size, dtype=out.dtype)
+        for k in range(out.array.size):
+            onehot = np.zeros(out.array.size, dtype=out.dtype)
             onehot[k] = 1
             v = tuple(
                 Tensor(onehot.reshape(out.shape)) if o is out else Tensor(np.zeros(o.shape, o.dtype)) for o in outputs

@@ -224,13 +224,15 @@ class Tensor:
         """A new leaf sharing this tensor's data (and its in-place version counter)."""
         return Tensor._make(self.array, version=self._version, device=self.device)
 
-    def _data_as_tensor(self):
+    @property
+    def data(self):
         """PyTorch's `x.data`: a tensor sharing x's memory, outside the graph, whose in-place
         changes autograd does not see (a version counter of its own; detach() shares x's).
-        Becomes `Tensor.data` once the engine reads `.array` (see the note after this class)."""
+        The NumPy array itself is `x.array` (or `x.numpy()`)."""
         return Tensor._make(self.array, device=self.device)
 
-    def _set_data_from_tensor(self, value):
+    @data.setter
+    def data(self, value):
         """PyTorch's `x.data = y`: x takes y's memory (shape and dtype included), keeping its graph role."""
         if not isinstance(value, Tensor):
             raise TypeError(f"data: expected a Tensor, got {type(value).__name__}")
@@ -784,11 +786,6 @@ def _device(where, op):
         raise RuntimeError(f"{op}: device {str(where)!r} is not available{hint}; use 'cpu'")
     return where
 
-
-# `.data`. In PyTorch, x.data is a tensor sharing x's memory outside the graph (see
-# _data_as_tensor). Until the autodiff engine (minidl/autograd.py) reads `.array`, it reads the
-# array as `.data`: the same slot under a second name, so the read costs what a slot read costs.
-Tensor.data = Tensor.__dict__["array"]
 
 # Imported last: autograd and the ops import Tensor from this module.
 from minidl import autograd  # noqa: E402

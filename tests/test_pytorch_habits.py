@@ -315,7 +315,7 @@ def default_dtypes(lib):
     )
 
 
-@snippet(marks=pytest.mark.xfail(strict=True, reason="x.data is still the NumPy array: autograd.py reads it"))
+@snippet()
 def data_is_a_detached_tensor_sharing_memory(lib):
     w = lib.tensor([1.0, 2.0], requires_grad=True)
     snapshot = w.data.clone()

@@ -18,10 +18,10 @@ def test_an_ensemble_averages_its_members_probabilities():
     members = [nn.Linear(3, 4) for _ in range(3)]
     ensemble = Ensemble(members, temperature=2.0)
     x = minidl.randn(5, 3)
-    expected = np.mean([soft_targets(m(x), 2.0).data for m in members], axis=0)
-    np.testing.assert_allclose(ensemble(x).data, expected, rtol=1e-6)
-    np.testing.assert_allclose(ensemble(x).data.sum(axis=1), 1, rtol=1e-6)
-    np.testing.assert_array_equal(ensemble.predict(x), ensemble(x, temperature=1.0).data.argmax(axis=1))
+    expected = np.mean([soft_targets(m(x), 2.0).array for m in members], axis=0)
+    np.testing.assert_allclose(ensemble(x).array, expected, rtol=1e-6)
+    np.testing.assert_allclose(ensemble(x).array.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(ensemble.predict(x), ensemble(x, temperature=1.0).array.argmax(axis=1))
     assert len(list(ensemble.parameters())) == 6 and "members=3" in repr(ensemble)
     with pytest.raises(ValueError, match="Ensemble: needs at least one model"):
         Ensemble([])
@@ -40,13 +40,13 @@ def test_distillation_loss_formula_and_the_t_squared_scaling():
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    p_t, p_s = softmax(teacher / T), softmax(student.data / T)
+    p_t, p_s = softmax(teacher / T), softmax(student.array / T)
     kl = (p_t * (np.log(p_t) - np.log(p_s))).sum() / 4
-    ce = -np.log(softmax(student.data)[np.arange(4), labels]).mean()
-    assert_within(loss.data, alpha * T * T * kl + (1 - alpha) * ce, 200 * eps(np.float64), "distillation loss")
+    ce = -np.log(softmax(student.array)[np.arange(4), labels]).mean()
+    assert_within(loss.array, alpha * T * T * kl + (1 - alpha) * ce, 200 * eps(np.float64), "distillation loss")
     # The soft term's gradient is (p_s - p_t)·T²/(T·N) = (p_s - p_t)·T/N: without the T² it would shrink like 1/T.
     (grad,) = minidl.grad(distillation_loss(student, q, temperature=T, alpha=1.0), student)
-    assert_within(grad.data, (p_s - p_t) * T / 4, 200 * eps(np.float64), "soft gradient")
+    assert_within(grad.array, (p_s - p_t) * T / 4, 200 * eps(np.float64), "soft gradient")
     with pytest.raises(ValueError, match="distillation_loss: alpha must be in"):
         distillation_loss(student, q, labels, T, alpha=1.5)
     with pytest.raises(ValueError, match="distillation_loss: student scores .* and teacher probabilities .* differ"):
@@ -87,7 +87,7 @@ def distill_digits(teacher_hidden=128, teacher_epochs=10, student_hidden=8, stud
         teachers.append(train(mlp(teacher_hidden), x, hard_loss, teacher_epochs, seed))
     ensemble = Ensemble(teachers)
     with minidl.no_grad():
-        soft = ensemble(minidl.tensor(x), temperature=temperature).data  # computed once: the teacher is fixed
+        soft = ensemble(minidl.tensor(x), temperature=temperature).array  # computed once: the teacher is fixed
 
     def soft_loss(model, batch):
         return distillation_loss(
@@ -107,9 +107,9 @@ def test_a_five_model_ensemble_distilled_into_a_small_mlp_on_digits():
         teachers, ensemble, students, x_test, y_test = distill_digits()
     x = minidl.tensor(x_test)
     with minidl.no_grad():
-        member_probs = [m(x).softmax(axis=1).data for m in teachers]
-        ensemble_probs = ensemble(x).data
-        accuracy = {name: float((s(x).data.argmax(1) == y_test).mean()) for name, s in students.items()}
+        member_probs = [m(x).softmax(axis=1).array for m in teachers]
+        ensemble_probs = ensemble(x).array
+        accuracy = {name: float((s(x).array.argmax(1) == y_test).mean()) for name, s in students.items()}
     rows = np.arange(len(y_test))
     member_nll = [-np.log(p[rows, y_test]).mean() for p in member_probs]
     ensemble_nll = -np.log(ensemble_probs[rows, y_test]).mean()

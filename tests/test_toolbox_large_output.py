@@ -49,13 +49,13 @@ def test_hierarchical_softmax_is_normalized_and_its_loss_is_its_log_probability(
     minidl.manual_seed(0)
     layer = nn.HierarchicalSoftmax(4, COUNTS).double()
     h = minidl.tensor(np.random.default_rng(1).standard_normal((6, 4)) * 2)
-    log_p = layer.log_prob(h).data
+    log_p = layer.log_prob(h).array
     depth = int(layer.tree.depth.max())
     # Σ_c P(c) = 1 exactly in exact arithmetic; each P(c) is a product of <= depth rounded factors
     # (a stable log-sigmoid each, TRANSCENDENTAL_ULPS-ish), and the sum adds 10 terms.
     assert_within(np.exp(log_p).sum(axis=1), np.ones(6), (depth * 12 + 10) * eps(np.float64), "Σ P")
     targets = np.array([0, 9, 3, 3, 7, 1])
-    losses = layer(h, targets, reduction="none").data
+    losses = layer(h, targets, reduction="none").array
     assert_within(losses, -log_p[np.arange(6), targets], 4 * depth * eps(np.float64) * np.abs(losses).max(), "loss")
     assert layer(h, targets).item() == pytest.approx(losses.mean(), rel=1e-14)
     assert "depth=" in repr(layer) and layer.weight.shape == (9, 4)
@@ -68,7 +68,7 @@ def test_hierarchical_softmax_is_normalized_and_its_loss_is_its_log_probability(
         def forward(self, h):
             return self.layer(h, targets, reduction="none")
 
-    check_layer_gradients(Loss(), minidl.tensor(h.data, requires_grad=True))
+    check_layer_gradients(Loss(), minidl.tensor(h.array, requires_grad=True))
 
 
 def test_sampled_softmax_and_negative_sampling_compute_their_formulas_and_gradcheck():
@@ -78,24 +78,24 @@ def test_sampled_softmax_and_negative_sampling_compute_their_formulas_and_gradch
     targets = np.array([0, 1, 2, 9, 0])
     samples = np.array([0, 3, 3, 8, 1])  # includes accidental hits of targets 0 and 1
     sampled = nn.SampledSoftmax(4, 10, 5, counts=COUNTS).double()
-    scores = h @ sampled.weight.data.T + sampled.bias.data
+    scores = h @ sampled.weight.array.T + sampled.bias.array
     q = sampled.proposal
     expected = []
     for n, t in enumerate(targets):
         z_hat = np.exp(scores[n, t]) + sum(np.exp(scores[n, j]) / (5 * q[j]) for j in samples if j != t)
         expected.append(np.log(z_hat) - scores[n, t])
-    got = sampled(minidl.tensor(h), targets, reduction="none", samples=samples).data
+    got = sampled(minidl.tensor(h), targets, reduction="none", samples=samples).array
     assert_within(got, np.array(expected), 40 * eps(np.float64) * np.abs(expected).max(), "sampled softmax")
 
     negative = nn.NegativeSampling(4, 10, 3, counts=COUNTS, nce=True).double()
     noise = rng.integers(0, 10, (5, 3))
-    scores = h @ negative.weight.data.T
+    scores = h @ negative.weight.array.T
     shift = np.log(3 * negative.proposal)
     log_sigmoid = lambda z: -np.logaddexp(0, -z)  # noqa: E731
     rows = np.arange(5)
     expected = -log_sigmoid(scores[rows, targets] - shift[targets])
     expected -= log_sigmoid(-(scores[rows[:, None], noise] - shift[noise])).sum(axis=1)
-    got = negative(minidl.tensor(h), targets, reduction="none", negatives=noise).data
+    got = negative(minidl.tensor(h), targets, reduction="none", negatives=noise).array
     assert_within(got, expected, 40 * eps(np.float64) * np.abs(expected).max(), "nce")
 
     for layer, kwargs in ((sampled, {"samples": samples}), (negative, {"negatives": noise})):
@@ -109,7 +109,7 @@ def test_sampled_softmax_and_negative_sampling_compute_their_formulas_and_gradch
                 return self.layer(h, targets, reduction="none", **self.kwargs)
 
         check_layer_gradients(Loss(), minidl.tensor(h, requires_grad=True))
-        np.testing.assert_allclose(np.exp(layer.log_prob(minidl.tensor(h)).data).sum(axis=1), 1, rtol=1e-14)
+        np.testing.assert_allclose(np.exp(layer.log_prob(minidl.tensor(h)).array).sum(axis=1), 1, rtol=1e-14)
 
 
 def test_sampled_softmax_estimates_the_full_softmax_normalizer_without_bias():
@@ -117,10 +117,10 @@ def test_sampled_softmax_estimates_the_full_softmax_normalizer_without_bias():
     layer = nn.SampledSoftmax(4, 10, num_samples=4, counts=COUNTS, power=0.5).double()
     h = minidl.tensor(np.random.default_rng(4).standard_normal((3, 4)))
     targets = np.array([0, 5, 9])
-    full = -layer.log_prob(h).data[np.arange(3), targets]  # the full softmax's cross-entropy
+    full = -layer.log_prob(h).array[np.arange(3), targets]  # the full softmax's cross-entropy
     draws = 4000
     with minidl.no_grad():
-        sampled = np.stack([layer(h, targets, reduction="none").data for _ in range(draws)])
+        sampled = np.stack([layer(h, targets, reduction="none").array for _ in range(draws)])
     ratio = np.exp(sampled - full)  # exp(sampled loss) / exp(full loss) = Ẑ / Z
     # E[Ẑ/Z] = 1. The mean of 4000 independent draws is within 5 standard errors of its expectation
     # except with probability ~6e-7 (central limit theorem); the standard error is estimated from the draws.
@@ -136,7 +136,7 @@ def test_sampled_softmax_estimates_the_full_softmax_normalizer_without_bias():
     big = nn.SampledSoftmax(4, 10, num_samples=400, counts=COUNTS, power=0.5).double()
     big.load_state_dict(layer.state_dict())
     with minidl.no_grad():
-        many = np.stack([big(h, targets, reduction="none").data for _ in range(200)])
+        many = np.stack([big(h, targets, reduction="none").array for _ in range(200)])
     assert np.all(np.abs(full - many.mean(axis=0)) < 0.01 * full)
 
 
@@ -166,7 +166,7 @@ def test_word2vec_finds_the_planted_analogies(mode, output, epochs):
     assert analogy(vectors, vocabulary, "man", "king", "woman")[0] == "queen"
     assert set(nearest_neighbours(vectors, vocabulary, "king", k=3)) & {"queen", "prince", "man"}
     log_p = model.log_prob(np.array([vocabulary["king"]]) if mode == "skipgram" else np.array([[0, 1, -1, -1]]))
-    np.testing.assert_allclose(np.exp(log_p.data).sum(), 1, rtol=1e-5)  # the full-softmax evaluation path
+    np.testing.assert_allclose(np.exp(log_p.array).sum(), 1, rtol=1e-5)  # the full-softmax evaluation path
 
 
 def test_word2vec_checks_its_arguments():

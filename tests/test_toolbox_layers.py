@@ -37,15 +37,15 @@ def check_layer_gradients(layer, x, second_order=False, seed=0):
     for name, p in layer.named_parameters():
         numeric = np.zeros(p.shape)
         for index in np.ndindex(p.shape):
-            original = p.data[index]
+            original = p.array[index]
             with minidl.no_grad():
-                p.data[index] = original + 1e-6
-                plus = float((run(x).data * direction).sum())
-                p.data[index] = original - 1e-6
-                minus = float((run(x).data * direction).sum())
-                p.data[index] = original
+                p.array[index] = original + 1e-6
+                plus = float((run(x).array * direction).sum())
+                p.array[index] = original - 1e-6
+                minus = float((run(x).array * direction).sum())
+                p.array[index] = original
             numeric[index] = (plus - minus) / 2e-6
-        np.testing.assert_allclose(p.grad.data, numeric, rtol=1e-3, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(p.grad.array, numeric, rtol=1e-3, atol=1e-5, err_msg=name)
 
 
 def x64(*shape, seed=0):
@@ -129,7 +129,7 @@ def test_a_1d_cnn_trains_the_same_through_conv1d_and_through_conv2d_with_1xk_ker
     )  # fmt: skip
     with minidl.no_grad():  # the same weights: a (F, C, k) filter is a (F, C, 1, k) one
         for p1, p2 in zip(conv1d.parameters(), conv2d.parameters()):
-            p2.copy_(p1.data.reshape(p2.shape))
+            p2.copy_(p1.array.reshape(p2.shape))
     x_train, y_train = sine_signals(480, seed=1)
     x_test, y_test = sine_signals(240, seed=2)
     models = {"conv1d": (conv1d, x_train, x_test), "conv2d": (conv2d, x_train[:, :, None], x_test[:, :, None])}
@@ -147,9 +147,9 @@ def test_a_1d_cnn_trains_the_same_through_conv1d_and_through_conv2d_with_1xk_ker
     # The very same computation (Conv1d is conv2d on a one-row image): equal to the bit, step after step.
     assert losses["conv1d"] == losses["conv2d"]
     for p1, p2 in zip(conv1d.parameters(), conv2d.parameters()):
-        np.testing.assert_array_equal(p1.data.reshape(p2.shape), p2.data)
+        np.testing.assert_array_equal(p1.array.reshape(p2.shape), p2.array)
     with minidl.no_grad():
-        accuracy = {name: float((model(minidl.tensor(x)).data.argmax(1) == y_test).mean())
+        accuracy = {name: float((model(minidl.tensor(x)).array.argmax(1) == y_test).mean())
                     for name, (model, _, x) in models.items()}  # fmt: skip
     assert accuracy["conv1d"] == accuracy["conv2d"] >= 0.95, accuracy
     assert np.mean(losses["conv1d"][-10:]) < 0.2 * np.mean(losses["conv1d"][:10])
@@ -182,14 +182,14 @@ def test_maxout_layer_is_the_max_of_its_linear_pieces():
     minidl.manual_seed(0)
     layer = nn.Maxout(5, 2, pieces=3)
     x = minidl.randn(4, 5)
-    z = (x.data @ layer.linear.weight.data.T + layer.linear.bias.data).reshape(4, 2, 3)
-    np.testing.assert_array_equal(layer(x).data, z.max(axis=2))
+    z = (x.array @ layer.linear.weight.array.T + layer.linear.bias.array).reshape(4, 2, 3)
+    np.testing.assert_array_equal(layer(x).array, z.max(axis=2))
     assert "in_features=5, out_features=2, pieces=3" in repr(layer)
 
 
 def test_layer_norm_statistics_are_per_example_and_it_has_no_running_state():
     layer = nn.LayerNorm(6)
-    y = layer(minidl.randn(4, 6) * 3 + 2).data
+    y = layer(minidl.randn(4, 6) * 3 + 2).array
     np.testing.assert_allclose(y.mean(axis=1), 0, atol=1e-6)
     np.testing.assert_allclose(y.var(axis=1), 1, rtol=1e-4)  # var/(var + 1e-5) with var ~ 9
     assert [name for name, _ in layer.named_buffers()] == []
@@ -206,12 +206,12 @@ def test_gru_cell_follows_its_equations():
     cell = nn.GRUCell(3, 2)
     x, h = minidl.randn(4, 3), minidl.randn(4, 2)
     sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
-    gi = x.data @ cell.weight_ih.data.T + cell.bias_ih.data
-    gh = h.data @ cell.weight_hh.data.T + cell.bias_hh.data
+    gi = x.array @ cell.weight_ih.array.T + cell.bias_ih.array
+    gh = h.array @ cell.weight_hh.array.T + cell.bias_hh.array
     r, z = sig(gi[:, :2] + gh[:, :2]), sig(gi[:, 2:4] + gh[:, 2:4])
     n = np.tanh(gi[:, 4:] + r * gh[:, 4:])
-    np.testing.assert_allclose(cell(x, h).data, (1 - z) * n + z * h.data, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(cell(x).data, cell(x, minidl.zeros(4, 2)).data)
+    np.testing.assert_allclose(cell(x, h).array, (1 - z) * n + z * h.array, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cell(x).array, cell(x, minidl.zeros(4, 2)).array)
     assert cell.weight_ih.shape == (6, 3) and cell.weight_hh.shape == (6, 2)
 
 
@@ -242,9 +242,9 @@ def test_bidirectional_output_is_the_forward_and_the_reversed_backward_pass_side
     backward_only.cells[0].load_state_dict(gru.cells_reverse[0].state_dict())
     out_f, h_f = forward_only(x)
     out_b, h_b = backward_only(x[::-1])
-    np.testing.assert_allclose(out.data[:, :, :4], out_f.data, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(out.data[:, :, 4:], out_b.data[::-1], rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(h_n.data[1], h_b.data[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(out.array[:, :, :4], out_f.array, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(out.array[:, :, 4:], out_b.array[::-1], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(h_n.array[1], h_b.array[0], rtol=1e-6, atol=1e-7)
     assert [name for name, _ in gru.named_parameters()][4:] == [
         "weight_ih_l0_reverse",
         "weight_hh_l0_reverse",
@@ -257,22 +257,22 @@ def test_packing_round_trips_and_keeps_pytorchs_layout():
     x = minidl.tensor(np.arange(4 * 3 * 2, dtype=np.float64).reshape(4, 3, 2), requires_grad=True)  # (T, B, F)
     packed = pack_padded_sequence(x, [2, 4, 1], enforce_sorted=False)
     # step by step, longest sequence first: t=0 -> batch 1, 0, 2; t=1 -> 1, 0; t=2, 3 -> 1
-    np.testing.assert_array_equal(packed.batch_sizes.data, [3, 2, 1, 1])
-    np.testing.assert_array_equal(packed.sorted_indices.data, [1, 0, 2])
+    np.testing.assert_array_equal(packed.batch_sizes.array, [3, 2, 1, 1])
+    np.testing.assert_array_equal(packed.sorted_indices.array, [1, 0, 2])
     rows = [(0, 1), (0, 0), (0, 2), (1, 1), (1, 0), (2, 1), (3, 1)]
-    np.testing.assert_array_equal(packed.data.data, np.stack([x.data[t, b] for t, b in rows]))
+    np.testing.assert_array_equal(packed.data.array, np.stack([x.array[t, b] for t, b in rows]))
     padded, lengths = pad_packed_sequence(packed, padding_value=-1.0)
-    np.testing.assert_array_equal(lengths.data, [2, 4, 1])
-    expected = x.data.copy()
+    np.testing.assert_array_equal(lengths.array, [2, 4, 1])
+    expected = x.array.copy()
     expected[2:, 0] = expected[1:, 2] = -1
-    np.testing.assert_array_equal(padded.data, expected)
+    np.testing.assert_array_equal(padded.array, expected)
     (padded * 2).sum().backward()  # gradient only where there was data
-    np.testing.assert_array_equal(x.grad.data, np.where(expected == -1, 0, 2))
+    np.testing.assert_array_equal(x.grad.array, np.where(expected == -1, 0, 2))
     with pytest.raises(ValueError, match="lengths .* must be in decreasing order when enforce_sorted=True"):
         pack_padded_sequence(x, [2, 4, 1])
     sequences = [minidl.randn(3, 2), minidl.randn(1, 2)]
     assert pad_sequence(sequences, batch_first=True).shape == (2, 3, 2)
-    np.testing.assert_array_equal(pack_sequence(sequences).batch_sizes.data, [2, 1, 1])
+    np.testing.assert_array_equal(pack_sequence(sequences).batch_sizes.array, [2, 1, 1])
 
 
 @pytest.mark.parametrize("layer", ["GRU", "LSTM", "RNN"])
@@ -286,9 +286,9 @@ def test_packed_sequences_stop_at_their_own_length(layer):
     h_n = first(state)
     for b, n in enumerate(lengths):  # each sequence run on its own, without padding
         alone_out, alone_state = rnn(x[b : b + 1, :n])
-        np.testing.assert_allclose(out.data[b, :n], alone_out.data[0], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(h_n.data[:, b], first(alone_state).data[:, 0], rtol=1e-5, atol=1e-6)
-        assert np.all(out.data[b, n:] == 0)
+        np.testing.assert_allclose(out.array[b, :n], alone_out.array[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(h_n.array[:, b], first(alone_state).array[:, 0], rtol=1e-5, atol=1e-6)
+        assert np.all(out.array[b, n:] == 0)
 
 
 def test_recurrent_layers_check_their_initial_state():
@@ -320,8 +320,8 @@ def test_attention_module_gradchecks_and_masks(score):
     check_layer_gradients(Run(), x64(2, 3, seed=7))
     context, weights = attention(minidl.randn(2, 3, dtype=np.float64), keys, mask=mask)
     assert context.shape == (2, key_size) and weights.shape == (2, 4)
-    np.testing.assert_allclose(weights.data.sum(axis=1), 1, rtol=1e-12)
-    assert np.all(weights.data[0, 2:] == 0)
+    np.testing.assert_allclose(weights.array.sum(axis=1), 1, rtol=1e-12)
+    assert np.all(weights.array[0, 2:] == 0)
     with pytest.raises(ValueError, match="Attention: score must be one of"):
         nn.Attention(3, score="cosine")
 

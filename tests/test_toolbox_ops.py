@@ -36,12 +36,12 @@ def test_erf_matches_math_erf_everywhere(kernel_set, kernels, dtype):
     x = np.concatenate([np.linspace(-7, 7, 4001), [0.0, 1e-300, -1e-30, 2.5, -2.5, 2.4999999, 40.0]]).astype(dtype)
     x = x[np.isfinite(x)]
     expected = np.array([math.erf(v) for v in x.astype(np.float64)])
-    got = minidl.erf(minidl.tensor(x)).data
+    got = minidl.erf(minidl.tensor(x)).array
     assert got.dtype == dtype
     assert_within(got, expected, 0, "erf", rtol=erf_rtol(dtype))
-    special = minidl.erf(minidl.tensor(np.array([np.inf, -np.inf, np.nan], dtype))).data
+    special = minidl.erf(minidl.tensor(np.array([np.inf, -np.inf, np.nan], dtype))).array
     assert special[0] == 1 and special[1] == -1 and np.isnan(special[2])
-    np.testing.assert_array_equal(minidl.erf(minidl.tensor(-x)).data, -got)  # odd, exactly
+    np.testing.assert_array_equal(minidl.erf(minidl.tensor(-x)).array, -got)  # odd, exactly
 
 
 def test_erf_gradients_on_both_branches():
@@ -53,7 +53,7 @@ def test_erf_gradients_on_both_branches():
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_values_and_gradients(approximate):
     x = leaf((3, 5), low=-4, high=4, seed=1)
-    values = x.data
+    values = x.array
     if approximate == "none":
         expected = values * 0.5 * (1 + np.array([math.erf(v / math.sqrt(2)) for v in values.ravel()]).reshape(3, 5))
     else:
@@ -64,7 +64,7 @@ def test_gelu_values_and_gradients(approximate):
     f = eps(np.float64)
     inner = erf_rtol(np.float64) if approximate == "none" else (2 * TRANSCENDENTAL_ULPS + 4) * f
     atol = np.abs(values) / 2 * (inner + 3 * f) + 2 * f * np.abs(expected)
-    assert_within(minidl.gelu(x, approximate).data, expected, atol, "gelu")
+    assert_within(minidl.gelu(x, approximate).array, expected, atol, "gelu")
     check_grad(lambda x: minidl.gelu(x, approximate), [x])
     check_gradgrad(lambda x: minidl.gelu(x, approximate), [x])
     with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh'"):
@@ -103,7 +103,7 @@ def test_conv1d_is_conv2d_on_one_row_and_gradchecks(x_shape, w_shape, stride, pa
     as_2d = minidl.conv2d(
         x.unsqueeze(2), w.unsqueeze(2), b, (1, one(stride)), (0, one(padding)), (1, one(dilation)), groups
     )
-    np.testing.assert_array_equal(out.data, as_2d.data[:, :, 0])  # the same computation, to the bit
+    np.testing.assert_array_equal(out.array, as_2d.array[:, :, 0])  # the same computation, to the bit
     inputs = [x, w] + ([b] if bias else [])
     check_grad(lambda *a: minidl.conv1d(*a[:2], a[2] if bias else None, stride, padding, dilation, groups), inputs)
 
@@ -124,15 +124,15 @@ def test_conv1d_rejects_bad_arguments_by_name():
 def test_pool1d_values_and_gradients(kernel, stride, padding):
     x = distinct((2, 3, 10), seed=4)
     step = kernel if stride is None else stride
-    padded = np.pad(x.data, ((0, 0), (0, 0), (padding, padding)), constant_values=-np.inf)
+    padded = np.pad(x.array, ((0, 0), (0, 0), (padding, padding)), constant_values=-np.inf)
     windows = [padded[:, :, i : i + kernel] for i in range(0, padded.shape[2] - kernel + 1, step)]
     np.testing.assert_array_equal(
-        minidl.max_pool1d(x, kernel, stride, padding).data, np.stack([w.max(-1) for w in windows], -1)
+        minidl.max_pool1d(x, kernel, stride, padding).array, np.stack([w.max(-1) for w in windows], -1)
     )
     zero_padded = np.where(np.isinf(padded), 0, padded)  # average pooling counts zero padding
     windows = [zero_padded[:, :, i : i + kernel] for i in range(0, padded.shape[2] - kernel + 1, step)]
-    assert_within(minidl.avg_pool1d(x, kernel, stride, padding).data, np.stack([w.mean(-1) for w in windows], -1),
-                  (kernel + 1) * eps(np.float64) * np.abs(x.data).max(), "avg_pool1d")  # fmt: skip
+    assert_within(minidl.avg_pool1d(x, kernel, stride, padding).array, np.stack([w.mean(-1) for w in windows], -1),
+                  (kernel + 1) * eps(np.float64) * np.abs(x.array).max(), "avg_pool1d")  # fmt: skip
     check_grad(lambda x: minidl.max_pool1d(x, kernel, stride, padding), [x])
     check_grad(lambda x: minidl.avg_pool1d(x, kernel, stride, padding), [x])
 
@@ -148,18 +148,18 @@ def test_adaptive_avg_pool2d_uses_pytorchs_bins_and_gradchecks(shape, size):
         h0, h1 = (i * shape[2]) // oh, -((-(i + 1) * shape[2]) // oh)
         for j in range(ow):
             w0, w1 = (j * shape[3]) // ow, -((-(j + 1) * shape[3]) // ow)
-            expected[:, :, i, j] = x.data[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
-    assert_within(out.data, expected, 2 * shape[2] * shape[3] * eps(np.float64), "adaptive_avg_pool2d")
+            expected[:, :, i, j] = x.array[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    assert_within(out.array, expected, 2 * shape[2] * shape[3] * eps(np.float64), "adaptive_avg_pool2d")
     check_grad(lambda x: minidl.adaptive_avg_pool2d(x, size), [x])
     if size == (1, 1):
-        np.testing.assert_allclose(out.data[:, :, 0, 0], minidl.nn.GlobalAvgPool()(x).data, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(out.array[:, :, 0, 0], minidl.nn.GlobalAvgPool()(x).array, rtol=0, atol=1e-15)
 
 
 def test_adaptive_avg_pool1d_and_its_errors():
     x = leaf((2, 3, 7), seed=6)
     out = minidl.adaptive_avg_pool1d(x, 3)  # bins [0, 3), [2, 5), [4, 7)
-    expected = np.stack([x.data[:, :, 0:3].mean(-1), x.data[:, :, 2:5].mean(-1), x.data[:, :, 4:7].mean(-1)], -1)
-    assert_within(out.data, expected, 8 * eps(np.float64), "adaptive_avg_pool1d")
+    expected = np.stack([x.array[:, :, 0:3].mean(-1), x.array[:, :, 2:5].mean(-1), x.array[:, :, 4:7].mean(-1)], -1)
+    assert_within(out.array, expected, 8 * eps(np.float64), "adaptive_avg_pool1d")
     check_grad(lambda x: minidl.adaptive_avg_pool1d(x, 3), [x])
     with pytest.raises(ValueError, match="adaptive_avg_pool2d: output sizes must be positive integers"):
         minidl.adaptive_avg_pool2d(minidl.randn(1, 1, 4, 4), (0, 2))
@@ -173,7 +173,7 @@ def test_adaptive_avg_pool1d_and_its_errors():
 def test_maxout_takes_the_max_of_consecutive_pieces():
     x = distinct((3, 6, 2), seed=7)
     out = minidl.maxout(x, 3, axis=1)
-    np.testing.assert_array_equal(out.data, x.data.reshape(3, 2, 3, 2).max(axis=2))
+    np.testing.assert_array_equal(out.array, x.array.reshape(3, 2, 3, 2).max(axis=2))
     check_grad(lambda x: minidl.maxout(x, 3, axis=1), [x])
     check_grad(lambda x: minidl.maxout(x, 2, axis=-1), [distinct((4, 6), seed=8)])
     with pytest.raises(ValueError, match="maxout: axis of shape .* must hold a multiple of pieces=4"):
@@ -186,10 +186,13 @@ def test_layer_norm_normalizes_each_example(normalized_shape):
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
     w, b = leaf(shape, seed=10), leaf(shape, seed=11)
     axes = tuple(range(3 - len(shape), 3))
-    expected = (x.data - x.data.mean(axes, keepdims=True)) / np.sqrt(x.data.var(axes, keepdims=True) + 1e-5)
+    expected = (x.array - x.array.mean(axes, keepdims=True)) / np.sqrt(x.array.var(axes, keepdims=True) + 1e-5)
     n = int(np.prod(shape))  # mean and variance are sums of n terms, then a few roundings per element
     assert_within(
-        minidl.layer_norm(x, normalized_shape, eps=1e-5).data, expected, (2 * n + 8) * eps(np.float64) * 4, "layer_norm"
+        minidl.layer_norm(x, normalized_shape, eps=1e-5).array,
+        expected,
+        (2 * n + 8) * eps(np.float64) * 4,
+        "layer_norm",
     )
     check_grad(lambda x, w, b: minidl.layer_norm(x, normalized_shape, w, b), [x, w, b])
     check_gradgrad(lambda x, w: minidl.layer_norm(x, normalized_shape, w), [x, w])
@@ -210,7 +213,7 @@ def test_kl_div_is_the_kl_divergence(reduction, log_target):
     loss = minidl.kl_div(log_q, minidl.tensor(target), reduction=reduction, log_target=log_target)
     pointwise = np.where(p > 0, p * (np.log(np.where(p > 0, p, 1)) - np.log(q)), 0)
     expected = {"none": pointwise, "sum": pointwise.sum(), "mean": pointwise.mean(), "batchmean": pointwise.sum() / 3}
-    assert_within(loss.data, expected[reduction], 32 * eps(np.float64), f"kl_div {reduction}")
+    assert_within(loss.array, expected[reduction], 32 * eps(np.float64), f"kl_div {reduction}")
     check_grad(lambda a: minidl.kl_div(a, minidl.tensor(target), reduction=reduction, log_target=log_target), [log_q])
     soft = minidl.tensor(p[1:], requires_grad=True)  # strictly positive targets: differentiable in the target too
     check_grad(
@@ -224,10 +227,10 @@ def test_kl_div_is_the_kl_divergence(reduction, log_target):
 def test_attention_is_a_softmax_weighted_average_of_the_values():
     q, k, v = leaf((2, 3, 4), seed=13), leaf((2, 5, 4), seed=14), leaf((2, 5, 6), seed=15)
     context, weights = F.attention(q, k, v, score="scaled_dot")
-    scores = q.data @ k.data.transpose(0, 2, 1) / 2
+    scores = q.array @ k.array.transpose(0, 2, 1) / 2
     expected_weights = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
-    assert_within(weights.data, expected_weights, 64 * eps(np.float64), "weights")
-    assert_within(context.data, expected_weights @ v.data, 64 * eps(np.float64) * np.abs(v.data).max(), "context")
+    assert_within(weights.array, expected_weights, 64 * eps(np.float64), "weights")
+    assert_within(context.array, expected_weights @ v.array, 64 * eps(np.float64) * np.abs(v.array).max(), "context")
     check_grad(lambda q, k, v: F.attention(q, k, v, score="dot")[0], [q, k, v])
     check_gradgrad(lambda q, k: F.attention(q, k, score="scaled_dot")[0], [q, k])
 
@@ -237,9 +240,9 @@ def test_attention_mask_hides_padding_and_a_single_query_keeps_its_shape():
     mask = np.array([[True, True, True, False, False], [True] * 5])
     context, weights = F.attention(q, k, mask=mask)
     assert context.shape == (2, 4) and weights.shape == (2, 5)
-    assert np.all(weights.data[0, 3:] == 0)
+    assert np.all(weights.array[0, 3:] == 0)
     short, _ = F.attention(q[:1], k[:1, :3])  # the masked keys behave as if absent
-    np.testing.assert_allclose(context.data[0], short.data[0], rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(context.array[0], short.array[0], rtol=1e-14, atol=1e-15)
     check_grad(lambda q, k: F.attention(q, k, mask=mask)[0], [q, k])
     with pytest.raises(TypeError, match="attention: mask must be boolean"):
         F.attention(q, k, mask=mask.astype(int))
@@ -251,9 +254,9 @@ def test_additive_attention_scores_with_a_tanh_layer():
     q, k, v = leaf((2, 3), seed=18), leaf((2, 4, 5), seed=19), leaf((2, 4, 2), seed=20)
     wq, wk, a = leaf((6, 3), seed=21), leaf((6, 5), seed=22), leaf((6,), seed=23)
     context, weights = F.additive_attention(q, k, v, wq, wk, a)
-    scores = np.tanh((q.data @ wq.data.T)[:, None, :] + k.data @ wk.data.T) @ a.data
+    scores = np.tanh((q.array @ wq.array.T)[:, None, :] + k.array @ wk.array.T) @ a.array
     expected = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
-    assert_within(weights.data, expected, 64 * eps(np.float64), "additive weights")
+    assert_within(weights.array, expected, 64 * eps(np.float64), "additive weights")
     check_grad(lambda q, k, v, wq, wk, a: F.additive_attention(q, k, v, wq, wk, a)[0], [q, k, v, wq, wk, a])
 
 

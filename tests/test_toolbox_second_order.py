@@ -21,7 +21,7 @@ def objective(x):
 
 def gradient_of(x):
     (g,) = minidl.grad(objective(x), x)
-    return g.data
+    return g.array
 
 
 def test_autograd_functional_is_reachable_as_pytorch_spells_it():
@@ -41,25 +41,25 @@ def test_hvp_equals_the_hessian_times_v_and_a_finite_difference_of_gradients():
     assert hessian.shape == (5, 5)
     # Both are double-backward passes through the same ops, seeded with v or with each unit vector:
     # H @ v adds 5 rounded products to what each entry of H already carries (the chain below).
-    assert_within(hv.data, hessian.data @ v.data, chain_atol(hv.data, budget=5 + 60, fan_in=5), "hvp vs hessian")
-    assert_within(hessian.data, hessian.data.T, chain_atol(hessian.data, budget=60, fan_in=5), "symmetry")
+    assert_within(hv.array, hessian.array @ v.array, chain_atol(hv.array, budget=5 + 60, fan_in=5), "hvp vs hessian")
+    assert_within(hessian.array, hessian.array.T, chain_atol(hessian.array, budget=60, fan_in=5), "symmetry")
     # Central difference of gradients along v: (∇f(x + hv) - ∇f(x - hv)) / 2h = Hv + O(h²·f'''·|v|³) with
     # a rounding error of about eps·|∇f|/h. With h = 1e-5, |v| ~ 2 and third derivatives of this f of
     # order 10 that is ~1e-9 + 1e-10: 1e-7 leaves a factor 100.
     h = 1e-5
-    finite = (gradient_of(minidl.tensor(x.data + h * v.data, requires_grad=True))
-              - gradient_of(minidl.tensor(x.data - h * v.data, requires_grad=True))) / (2 * h)  # fmt: skip
-    assert_within(hv.data, finite, 1e-7 * max(1.0, np.abs(finite).max()), "hvp vs finite differences")
+    finite = (gradient_of(minidl.tensor(x.array + h * v.array, requires_grad=True))
+              - gradient_of(minidl.tensor(x.array - h * v.array, requires_grad=True))) / (2 * h)  # fmt: skip
+    assert_within(hv.array, finite, 1e-7 * max(1.0, np.abs(finite).max()), "hvp vs finite differences")
     # And with a coarser step, truncation shows: the check can fail.
-    coarse = (gradient_of(minidl.tensor(x.data + 0.3 * v.data, requires_grad=True))
-              - gradient_of(minidl.tensor(x.data - 0.3 * v.data, requires_grad=True))) / 0.6  # fmt: skip
-    assert np.abs(coarse - hv.data).max() > 1e-4
+    coarse = (gradient_of(minidl.tensor(x.array + 0.3 * v.array, requires_grad=True))
+              - gradient_of(minidl.tensor(x.array - 0.3 * v.array, requires_grad=True))) / 0.6  # fmt: skip
+    assert np.abs(coarse - hv.array).max() > 1e-4
 
 
 def test_vhp_jvp_vjp_and_jacobian_agree_with_each_other():
     rng = np.random.default_rng(2)
     x, v = minidl.tensor(rng.standard_normal(5)), minidl.tensor(rng.standard_normal(5))
-    np.testing.assert_array_equal(AF.vhp(objective, x, v)[1].data, AF.hvp(objective, x, v)[1].data)
+    np.testing.assert_array_equal(AF.vhp(objective, x, v)[1].array, AF.hvp(objective, x, v)[1].array)
 
     def f(x):
         return (x.reshape(5, 1) * x.reshape(1, 5)).tanh().sum(axis=0) * x
@@ -67,11 +67,11 @@ def test_vhp_jvp_vjp_and_jacobian_agree_with_each_other():
     jacobian = AF.jacobian(f, x)
     assert jacobian.shape == (5, 5)
     out, jv = AF.jvp(f, x, v)
-    np.testing.assert_allclose(jv.data, jacobian.data @ v.data, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(jv.array, jacobian.array @ v.array, rtol=1e-12, atol=1e-13)
     u = minidl.tensor(rng.standard_normal(5))
     out2, uj = AF.vjp(f, x, u)
-    np.testing.assert_allclose(uj.data, u.data @ jacobian.data, rtol=1e-12, atol=1e-13)
-    np.testing.assert_array_equal(out.data, out2.data)
+    np.testing.assert_allclose(uj.array, u.array @ jacobian.array, rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(out.array, out2.array)
     assert not x.requires_grad and x.grad is None  # the inputs are not touched
 
 
@@ -83,10 +83,10 @@ def test_tuples_of_inputs_and_outputs_mirror_pytorch():
 
     hessian = AF.hessian(f, (a, b))
     assert [[block.shape for block in row] for row in hessian] == [[(2, 3, 2, 3), (2, 3, 3)], [(3, 2, 3), (3, 3)]]
-    np.testing.assert_allclose(hessian[0][1].data, hessian[1][0].data.transpose(1, 2, 0), rtol=1e-13)
+    np.testing.assert_allclose(hessian[0][1].array, hessian[1][0].array.transpose(1, 2, 0), rtol=1e-13)
     _, (ha, hb) = AF.hvp(f, (a, b), (minidl.ones(2, 3, dtype=np.float64), minidl.zeros(3, dtype=np.float64)))
-    np.testing.assert_allclose(ha.data, hessian[0][0].data.reshape(6, 6).sum(axis=1).reshape(2, 3), rtol=1e-12)
-    np.testing.assert_allclose(hb.data, hessian[1][0].data.reshape(3, 6).sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(ha.array, hessian[0][0].array.reshape(6, 6).sum(axis=1).reshape(2, 3), rtol=1e-12)
+    np.testing.assert_allclose(hb.array, hessian[1][0].array.reshape(3, 6).sum(axis=1), rtol=1e-12)
 
 
 def test_create_graph_keeps_results_differentiable_and_strict_reports_unused_inputs():
@@ -94,9 +94,9 @@ def test_create_graph_keeps_results_differentiable_and_strict_reports_unused_inp
     v = minidl.tensor(np.array([1.0, 2.0]))
     _, hv = AF.hvp(lambda x: (x**4).sum(), x, v, create_graph=True)  # Hv = 12x²·v
     (third,) = minidl.grad(hv.sum(), x)  # d/dx Σ 12x²v = 24x·v
-    np.testing.assert_allclose(third.data, 24 * x.data * v.data, rtol=1e-14)
+    np.testing.assert_allclose(third.array, 24 * x.array * v.array, rtol=1e-14)
     _, (ga, gb) = AF.vjp(lambda a, b: a * 2, (minidl.randn(2), minidl.randn(2)), minidl.ones(2))
-    np.testing.assert_array_equal(gb.data, 0)
+    np.testing.assert_array_equal(gb.array, 0)
     with pytest.raises(RuntimeError, match="vjp: the output does not depend on input 1"):
         AF.vjp(lambda a, b: a * 2, (minidl.randn(2), minidl.randn(2)), minidl.ones(2), strict=True)
     with pytest.raises(ValueError, match="hvp: the function must return a single tensor with one element"):
@@ -119,14 +119,14 @@ def test_lbfgs_with_line_search_solves_rosenbrock():
         return loss
 
     opt.step(closure)
-    np.testing.assert_allclose(w.data, [1.0, 1.0], atol=1e-7)  # the minimum
+    np.testing.assert_allclose(w.array, [1.0, 1.0], atol=1e-7)  # the minimum
     assert opt.state[w]["func_evals"] < 100
 
 
 def test_lbfgs_fits_a_full_batch_logistic_regression_to_a_stationary_point():
     rng = np.random.default_rng(3)
     x = minidl.tensor(rng.standard_normal((200, 4)))
-    y = minidl.tensor((x.data @ np.array([1.0, -2.0, 0.5, 0.0]) + rng.standard_normal(200) > 0).astype(np.float64))
+    y = minidl.tensor((x.array @ np.array([1.0, -2.0, 0.5, 0.0]) + rng.standard_normal(200) > 0).astype(np.float64))
     model = nn.Linear(4, 1).double()
     opt = optim.LBFGS(model.parameters(), line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-14)
 
@@ -140,7 +140,7 @@ def test_lbfgs_fits_a_full_batch_logistic_regression_to_a_stationary_point():
         opt.step(closure)
     closure()
     assert (
-        max(np.abs(p.grad.data).max() for p in model.parameters()) < 1e-7
+        max(np.abs(p.grad.array).max() for p in model.parameters()) < 1e-7
     )  # (2e-8 here; 2e-6 with the default tolerance_change)
 
 

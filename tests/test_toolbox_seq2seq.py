@@ -139,7 +139,7 @@ def test_attention_seq2seq_learns_to_reverse_sequences_and_beam_search_decodes_i
     with minidl.no_grad():
         for i in range(n):
             _, state, weights = model.decoder_step(tokens, state)
-            peaks.append(int(weights.data[0].argmax()))
+            peaks.append(int(weights.array[0].argmax()))
             tokens = np.array([target[0, i]])
     assert peaks == list(range(n - 1, -1, -1))
 
@@ -155,13 +155,13 @@ def test_seq2seq_parameter_gradients_match_central_differences():
     for name, p in model.named_parameters():
         numeric = np.zeros(p.shape)
         for index in np.ndindex(p.shape):
-            original = p.data[index]
+            original = p.array[index]
             with minidl.no_grad():
-                p.data[index] = original + 1e-6
+                p.array[index] = original + 1e-6
                 plus = model.loss(source, lengths, target).item()
-                p.data[index] = original - 1e-6
+                p.array[index] = original - 1e-6
                 minus = model.loss(source, lengths, target).item()
-                p.data[index] = original
+                p.array[index] = original
             numeric[index] = (plus - minus) / 2e-6
         # gradcheck's rule (step 1e-6, float64): |analytic - numeric| <= 1e-5 + 1e-3·|numeric|
-        np.testing.assert_allclose(p.grad.data, numeric, rtol=1e-3, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(p.grad.array, numeric, rtol=1e-3, atol=1e-5, err_msg=name)

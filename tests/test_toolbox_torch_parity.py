@@ -104,8 +104,8 @@ def test_maxout_matches_a_linear_layer_then_a_max_in_torch():
     ours = nn.Maxout(5, 3, pieces=2)
     theirs = torch.nn.Linear(5, 6)
     with torch.no_grad():
-        theirs.weight.copy_(torch.from_numpy(ours.linear.weight.data))
-        theirs.bias.copy_(torch.from_numpy(ours.linear.bias.data))
+        theirs.weight.copy_(torch.from_numpy(ours.linear.weight.array))
+        theirs.bias.copy_(torch.from_numpy(ours.linear.bias.array))
     x = randn(4, 5)
     x_o, x_t = minidl.tensor(x, requires_grad=True), to_torch(x, requires_grad=True)
     out, out_t = ours(x_o), theirs(x_t).reshape(4, 3, 2).max(dim=2).values
@@ -299,7 +299,7 @@ def lbfgs_runs(dtype, line_search, history=100, max_iter=8, steps=3):
 
     def closure():
         opt.zero_grad()
-        points.append(np.concatenate([p.data.copy() for p in ours]))
+        points.append(np.concatenate([p.array.copy() for p in ours]))
         scores = minidl.tensor(x) @ ours[0] + ours[1]
         loss = minidl.binary_cross_entropy_with_logits(scores, minidl.tensor(y)) + 0.01 * (ours[0] * ours[0]).sum()
         loss.backward()
@@ -389,7 +389,7 @@ def test_autograd_functional(name):
         expected = theirs.vjp(
             lambda a: (a.sin() * 2, (a * a).sum()),
             torch.from_numpy(a),
-            tuple(torch.from_numpy(np.asarray(t.data)) for t in v),
+            tuple(torch.from_numpy(np.asarray(t.array)) for t in v),
         )
         results, expecteds = [*result[0], result[1]], [*expected[0], expected[1]]
     else:

@@ -39,7 +39,7 @@ def _as_mask(mask, scores, op, per_example=True):
     per_example: a 2-D mask of scores (N, L, S) is a (N, S) key mask, the same for every query (the
     encoder-decoder's padding); otherwise masks broadcast as NumPy does ((L, S) for every example).
     """
-    mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    mask = mask.array if isinstance(mask, Tensor) else np.asarray(mask)
     if mask.dtype != np.bool_:
         raise TypeError(f"{op}: mask must be boolean (True where a key takes part), got dtype {mask.dtype}")
     if per_example and mask.ndim == 2 and scores.ndim == 3 and mask.shape == (scores.shape[0], scores.shape[2]):
@@ -134,8 +134,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         length, source = scores.shape[-2:]
         mask = np.tril(np.ones((length, source), dtype=bool))
     if attn_mask is not None:
-        if (attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)).dtype == np.bool_:
-            bool_mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        if (attn_mask.array if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)).dtype == np.bool_:
+            bool_mask = attn_mask.array if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
             mask = bool_mask if mask is None else mask & bool_mask
         else:
             scores = scores + attn_mask

@@ -35,7 +35,7 @@ def _rows(state, index):
 
 def _log_probs(step, tokens, state):
     log_probs, state = step(tokens, state)
-    values = log_probs.data if isinstance(log_probs, Tensor) else np.asarray(log_probs)
+    values = log_probs.array if isinstance(log_probs, Tensor) else np.asarray(log_probs)
     if values.ndim != 2 or values.shape[0] != len(tokens):
         raise ValueError(f"decode: step returned log_probs of shape {values.shape}, expected ({len(tokens)}, vocab)")
     return values.astype(np.float64), state

@@ -50,7 +50,7 @@ class Ensemble(Module):
 
     def predict(self, x):
         with no_grad():
-            return self(x).data.argmax(axis=-1)
+            return self(x).array.argmax(axis=-1)
 
     def extra_repr(self):
         return f"members={len(self.members)}, temperature={self.temperature}"

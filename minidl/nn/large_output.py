@@ -104,7 +104,7 @@ def _proposal(num_classes, counts, power, op):
 def _targets(op, h, targets, num_classes, in_features):
     if h.ndim != 2 or h.shape[1] != in_features:
         raise ValueError(f"{op}: expected input (N, {in_features}), got shape {h.shape}")
-    t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    t = targets.array if isinstance(targets, Tensor) else np.asarray(targets)
     if t.shape != (h.shape[0],) or t.dtype.kind not in "iu":
         raise ValueError(f"{op}: expected integer targets of shape ({h.shape[0]},), got {t.shape} {t.dtype}")
     if t.size and (t.min() < 0 or t.max() >= num_classes):
@@ -146,7 +146,7 @@ class _OutputLayer(Module):
 
     def predict(self, h):
         """The most probable class of each example (int64 array (N,))."""
-        return self.log_prob(h).data.argmax(axis=1)
+        return self.log_prob(h).array.argmax(axis=1)
 
 
 class HierarchicalSoftmax(_OutputLayer):

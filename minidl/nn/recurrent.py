@@ -202,7 +202,7 @@ class _Recurrent(Module):
         packed = x if isinstance(x, PackedSequence) else None
         if packed is not None:
             x, lengths = pad_packed_sequence(packed)  # time-major, the batch in its original order
-            mask = np.arange(x.shape[0])[:, None] < lengths.data[None, :]  # (T, N): step t is real for sequence n
+            mask = np.arange(x.shape[0])[:, None] < lengths.array[None, :]  # (T, N): step t is real for sequence n
         else:
             x, mask = self._time_major(x), None
         states = self._split_state(state, x)

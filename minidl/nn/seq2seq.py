@@ -68,8 +68,8 @@ class Seq2Seq(Module):
     def encode(self, source, lengths):
         """The decoder's starting state for source (N, S) int64 with lengths (N,):
         (h, context, keys, memory, mask), each with the batch on axis 0."""
-        source = source.data if isinstance(source, Tensor) else np.asarray(source)
-        lengths = lengths.data if isinstance(lengths, Tensor) else np.asarray(lengths)
+        source = source.array if isinstance(source, Tensor) else np.asarray(source)
+        lengths = lengths.array if isinstance(lengths, Tensor) else np.asarray(lengths)
         if source.ndim != 2 or lengths.shape != (source.shape[0],):
             raise ValueError(
                 f"Seq2Seq: expected source (N, S) and lengths (N,), got {source.shape} and {lengths.shape}"
@@ -90,7 +90,7 @@ class Seq2Seq(Module):
     def decoder_step(self, tokens, state):
         """One decoder step: (scores (B, target_vocab), new state, attention weights (B, S))."""
         h, context, keys, memory, mask = state
-        tokens = tokens.data if isinstance(tokens, Tensor) else np.asarray(tokens)
+        tokens = tokens.array if isinstance(tokens, Tensor) else np.asarray(tokens)
         embedded = self.target_embedding(as_tensor(tokens))
         h = self.decoder(ops.concat([embedded, context], axis=1), h)
         context, weights = self.attention(h, keys, memory, mask)
@@ -104,7 +104,7 @@ class Seq2Seq(Module):
 
     def forward(self, source, lengths, target_in):
         """Teacher forcing: scores (N, T, target_vocab) for every position of target_in (N, T)."""
-        target_in = target_in.data if isinstance(target_in, Tensor) else np.asarray(target_in)
+        target_in = target_in.array if isinstance(target_in, Tensor) else np.asarray(target_in)
         state = self.encode(source, lengths)
         scores = []
         for t in range(target_in.shape[1]):
@@ -117,7 +117,7 @@ class Seq2Seq(Module):
 
         The decoder reads bos then target[:, :-1], and pad positions do not count.
         """
-        target = target.data if isinstance(target, Tensor) else np.asarray(target)
+        target = target.array if isinstance(target, Tensor) else np.asarray(target)
         target_in = np.concatenate([np.full((len(target), 1), self.bos), target[:, :-1]], axis=1)
         scores = self(source, lengths, target_in)
         scored = np.where(target == self.pad, -100, target).reshape(-1)
@@ -129,7 +129,7 @@ class Seq2Seq(Module):
         Each sequence is a list of token ids ending with eos (unless max_length, by default twice
         the longest source plus 2, cut it short); scores are the sums of their log-probabilities.
         """
-        lengths_array = lengths.data if isinstance(lengths, Tensor) else np.asarray(lengths)
+        lengths_array = lengths.array if isinstance(lengths, Tensor) else np.asarray(lengths)
         max_length = 2 * int(lengths_array.max()) + 2 if max_length is None else max_length
         state = self.encode(source, lengths)
         batch = len(lengths_array)
@@ -143,7 +143,7 @@ class Seq2Seq(Module):
 
 def exact_match_accuracy(sequences, target, eos):
     """The fraction of decoded sequences equal to their target (N, T) up to and including eos."""
-    target = target.data if isinstance(target, Tensor) else np.asarray(target)
+    target = target.array if isinstance(target, Tensor) else np.asarray(target)
     correct = 0
     for sequence, row in zip(sequences, target):
         end = int(np.flatnonzero(row == eos)[0]) + 1 if np.any(row == eos) else len(row)

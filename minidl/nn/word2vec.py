@@ -66,7 +66,7 @@ class Word2Vec(Module):
 
     def hidden(self, inputs):
         """The vector that predicts: a center word's embedding, or the mean of the context embeddings."""
-        ids = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
+        ids = inputs.array if isinstance(inputs, Tensor) else np.asarray(inputs)
         if self.mode == "skipgram":
             return self.embedding(ids)
         present = ids >= 0
@@ -89,7 +89,7 @@ class Word2Vec(Module):
 
     def vectors(self):
         """The learned embeddings, one unit-length row per word (a NumPy array (V, d))."""
-        table = self.embedding.weight.data.astype(np.float64)
+        table = self.embedding.weight.array.astype(np.float64)
         return table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-12)
 
 

@@ -15,12 +15,12 @@ def constant(value, like=None):
         return value
     if isinstance(value, np.ndarray):
         return Tensor._make(value)
-    if like is not None and like.data.dtype.kind == "f":
-        dtype = like.data.dtype
+    if like is not None and like.array.dtype.kind == "f":
+        dtype = like.array.dtype
     elif isinstance(value, bool):
         dtype = np.bool_
-    elif isinstance(value, int) and (like is None or like.data.dtype.kind in "iu"):
-        dtype = like.data.dtype if like is not None else np.int64
+    elif isinstance(value, int) and (like is None or like.array.dtype.kind in "iu"):
+        dtype = like.array.dtype if like is not None else np.int64
     elif isinstance(value, (int, float)):
         dtype = DEFAULT_FLOAT
     else:

@@ -153,16 +153,16 @@ class LBFGS(Optimizer):
     # ------------------------------------------------------- the flat vector
     def _flat_grad(self):
         return np.concatenate(
-            [np.zeros(p.data.size, p.dtype) if p.grad is None else p.grad.data.reshape(-1) for p in self._params]
+            [np.zeros(p.array.size, p.dtype) if p.grad is None else p.grad.array.reshape(-1) for p in self._params]
         )
 
     def _add(self, t, direction):
         """w += t·direction, parameter by parameter."""
         offset = 0
         for p in self._params:
-            p.data += t * direction[offset : offset + p.data.size].reshape(p.shape)
+            p.array += t * direction[offset : offset + p.array.size].reshape(p.shape)
             p._bump_version()
-            offset += p.data.size
+            offset += p.array.size
 
     def _evaluate(self, closure):
         with enable_grad():
@@ -171,13 +171,13 @@ class LBFGS(Optimizer):
 
     def _evaluate_along(self, closure, direction):
         """evaluate(t) for the line search: the loss and gradient t·direction away, parameters restored."""
-        start = [p.data.copy() for p in self._params]
+        start = [p.array.copy() for p in self._params]
 
         def evaluate(t):
             self._add(t, direction)
             result = self._evaluate(closure)
             for p, values in zip(self._params, start):
-                p.data[...] = values
+                p.array[...] = values
                 p._bump_version()
             return result
 

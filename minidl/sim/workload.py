@@ -103,8 +103,8 @@ class Workload:
             self.model = training.make_model(model, shape, classes, hidden=hidden, dropout=0.0)
         self.model.train()
         self.parameters = list(self.model.parameters())
-        self._storage = [p.data for p in self.parameters]  # the model's own (aligned) arrays
-        self.params = [p.data.copy() for p in self.parameters]
+        self._storage = [p.array for p in self.parameters]  # the model's own (aligned) arrays
+        self.params = [p.array.copy() for p in self.parameters]
         self.shapes = [p.shape for p in self.params]
         self.sparse_params = [
             i for i, p in enumerate(self.parameters) if any(p is m.weight for m in _modules(self.model, nn.Embedding))
@@ -163,10 +163,10 @@ class Workload:
     def _load(self, params):
         for p, storage, value in zip(self.parameters, self._storage, params):
             if storage.shape == value.shape:
-                p.data = storage
+                p.array = storage
                 storage[...] = value
             else:
-                p.data = np.ascontiguousarray(value, dtype=np.float32)  # a sparse read: just the rows read
+                p.array = np.ascontiguousarray(value, dtype=np.float32)  # a sparse read: just the rows read
 
     def _one(self, params, batch):
         """One forward/backward on one batch: the plain way."""
@@ -180,10 +180,10 @@ class Workload:
         self._load(params)
         scores = self.model(minidl.tensor(x))
         loss = minidl.cross_entropy(scores, minidl.tensor(y))
-        grads = [g.data for g in minidl.grad(loss, self.parameters)]
+        grads = [g.array for g in minidl.grad(loss, self.parameters)]
         for i, (rows, _values) in reads.items():
             grads[i] = SparseRows(rows, grads[i])
-        correct = int((scores.data.argmax(axis=1) == y).sum())
+        correct = int((scores.array.argmax(axis=1) == y).sum())
         return grads, (len(y), correct, float(loss.item()) * len(y))
 
     def _capture(self, module, args, output):
@@ -208,13 +208,13 @@ class Workload:
         deltas = minidl.grad(total, [out for _, _, out in captured])
         grads = [np.zeros((k, *shape), np.float32) for shape in self.shapes]
         for (module, x, _), delta in zip(captured, deltas):
-            x = x.data.reshape(k, -1, module.in_features)
-            d = delta.data.reshape(k, -1, module.out_features)
+            x = x.array.reshape(k, -1, module.in_features)
+            d = delta.array.reshape(k, -1, module.out_features)
             grads[self._index[id(module.weight)]] += np.matmul(d.transpose(0, 2, 1), x)
             if module.bias is not None:
                 grads[self._index[id(module.bias)]] += d.sum(axis=1)
-        loss_sums = losses.data.reshape(k, b).sum(axis=1)
-        correct = (scores.data.argmax(axis=1) == y).reshape(k, b).sum(axis=1)
+        loss_sums = losses.array.reshape(k, b).sum(axis=1)
+        correct = (scores.array.argmax(axis=1) == y).reshape(k, b).sum(axis=1)
         return [([g[j] for g in grads], (b, int(correct[j]), float(loss_sums[j]))) for j in range(k)]
 
     # ------------------------------------------------------------ evaluation
@@ -224,7 +224,7 @@ class Workload:
             self._load(params)
             scores = self.model(minidl.tensor(self.x_test))
             loss = float(minidl.cross_entropy(scores, minidl.tensor(self.y_test)).item())
-        accuracy = float((scores.data.argmax(axis=1) == self.y_test).mean())
+        accuracy = float((scores.array.argmax(axis=1) == self.y_test).mean())
         return loss, accuracy
 
     def measure_step_seconds(self, repeats=30):

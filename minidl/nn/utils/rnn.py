@@ -41,21 +41,21 @@ class PackedSequence:
     @property
     def lengths(self):
         """Each sequence's length, in the batch's original order (an int64 array)."""
-        sizes = self.batch_sizes.data
+        sizes = self.batch_sizes.array
         sorted_lengths = (sizes[None, :] > np.arange(sizes[0])[:, None]).sum(axis=1)
         if self.unsorted_indices is None:
             return sorted_lengths
-        return sorted_lengths[self.unsorted_indices.data]
+        return sorted_lengths[self.unsorted_indices.array]
 
     def __iter__(self):  # unpacks like PyTorch's namedtuple
         return iter((self.data, self.batch_sizes, self.sorted_indices, self.unsorted_indices))
 
     def __repr__(self):
-        return f"PackedSequence(data shape {self.data.shape}, batch_sizes={self.batch_sizes.data.tolist()})"
+        return f"PackedSequence(data shape {self.data.shape}, batch_sizes={self.batch_sizes.array.tolist()})"
 
 
 def _lengths_array(lengths, op):
-    values = lengths.data if isinstance(lengths, Tensor) else np.asarray(lengths)
+    values = lengths.array if isinstance(lengths, Tensor) else np.asarray(lengths)
     if values.ndim != 1 or values.dtype.kind not in "iu":
         raise TypeError(f"{op}: lengths must be a 1-D sequence of integers, got {lengths!r}")
     if values.size and values.min() < 1:
@@ -114,7 +114,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
             raise ValueError(f"pad_packed_sequence: total_length={total_length} is shorter than the longest "
                              f"sequence ({steps} steps)")  # fmt: skip
         steps = int(total_length)
-    order = np.arange(batch) if sequence.sorted_indices is None else sequence.sorted_indices.data
+    order = np.arange(batch) if sequence.sorted_indices is None else sequence.sorted_indices.array
     rows, _ = _flat_positions(order, lengths[order], batch)
     features = sequence.data.shape[1:]
     flat = ops.scatter_add(sequence.data, rows, (steps * batch, *features))
