@@ -12,7 +12,7 @@ environment variable. This layer knows nothing of Tensor.
     contract.py              the required core and the optional extras, KernelSet
     numpy_kernels.py         the core in NumPy (the reference)
     composed.py              every extra, built from a kernel set's core
-    c_kernels.py, csrc/      the C SIMD kernel set
+    c/, csrc/                the C SIMD kernel set (c/ by family; c_kernels.py an alias)
     memory.py                malloc tuning for the training loop's big temporaries
 """
 

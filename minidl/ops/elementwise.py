@@ -50,6 +50,12 @@ def _result_dtypes(a, b):
     return a, b
 
 
+def _floating(x):
+    """x itself if it is floating point, else x as float32: exp, log and the like of integers
+    are float32 in PyTorch (NumPy would make them float64)."""
+    return x if x.array.dtype.kind == "f" else astype(x, DEFAULT_FLOAT)
+
+
 # ---------------------------------------------------------------------------
 # Arithmetic
 # ---------------------------------------------------------------------------
@@ -64,6 +70,11 @@ class Add(Function):
         return unbroadcast(grad, a.shape), unbroadcast(grad, b.shape)
 
 
+def add(a, b, alpha=1):
+    """a + alpha * b (alpha as in torch.add)."""
+    return _binary(Add, "add", a, b if alpha == 1 else b * alpha)
+
+
 class Sub(Function):
     """y = a - b;   dy/da = 1, dy/db = -1"""
 
@@ -73,6 +84,11 @@ class Sub(Function):
     def backward(self, grad):
         a, b = self.inputs
         return unbroadcast(grad, a.shape), unbroadcast(-grad, b.shape)
+
+
+def sub(a, b, alpha=1):
+    """a - alpha * b (alpha as in torch.sub)."""
+    return _binary(Sub, "sub", a, b if alpha == 1 else b * alpha)
 
 
 class Mul(Function):
@@ -86,6 +102,10 @@ class Mul(Function):
         grad_a = unbroadcast(grad * b, a.shape) if self.needs_input_grad[0] else None
         grad_b = unbroadcast(grad * a, b.shape) if self.needs_input_grad[1] else None
         return grad_a, grad_b
+
+
+def mul(a, b):
+    return _binary(Mul, "mul", a, b)
 
 
 class Div(Function):
@@ -103,6 +123,10 @@ class Div(Function):
         return grad_a, grad_b
 
 
+def div(a, b):
+    return _binary(Div, "div", a, b)
+
+
 class Neg(Function):
     """y = -x;   dy/dx = -1"""
 
@@ -111,6 +135,10 @@ class Neg(Function):
 
     def backward(self, grad):
         return -grad
+
+
+def neg(x):
+    return Neg.apply(x)
 
 
 class PowScalar(Function):
@@ -152,6 +180,15 @@ class Pow(Function):
         return grad_a, grad_b
 
 
+def pow(base, exponent):  # noqa: A001 - mirrors torch.pow
+    """base ** exponent; a number exponent uses the simpler x^n rule."""
+    if isinstance(base, Tensor) and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+        if isinstance(exponent, float) and base.array.dtype.kind in "biu":
+            base = astype(base, DEFAULT_FLOAT)  # int ** 0.5 is float32 in PyTorch
+        return PowScalar.apply(base, exponent=exponent)
+    return _binary(Pow, "pow", base, exponent)
+
+
 # ---------------------------------------------------------------------------
 # Unary functions
 # ---------------------------------------------------------------------------
@@ -165,6 +202,10 @@ class Exp(Function):
         return grad * self.output
 
 
+def exp(x):
+    return Exp.apply(_floating(x))
+
+
 class Log(Function):
     """y = ln x;   dy/dx = 1/x"""
 
@@ -176,6 +217,10 @@ class Log(Function):
         return grad / x
 
 
+def log(x):
+    return Log.apply(_floating(x))
+
+
 class Sqrt(Function):
     """y = sqrt(x);   dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)"""
 
@@ -184,6 +229,10 @@ class Sqrt(Function):
 
     def backward(self, grad):
         return grad / (2 * self.output)
+
+
+def sqrt(x):
+    return Sqrt.apply(_floating(x))
 
 
 class Abs(Function):
@@ -197,6 +246,10 @@ class Abs(Function):
         return grad * sign(x)
 
 
+def abs(x):  # noqa: A001
+    return Abs.apply(x)
+
+
 class Sin(Function):
     """y = sin x;   dy/dx = cos x"""
 
@@ -206,6 +259,10 @@ class Sin(Function):
     def backward(self, grad):
         (x,) = self.saved_tensors
         return grad * cos(x)
+
+
+def sin(x):
+    return Sin.apply(_floating(x))
 
 
 class Cos(Function):
@@ -219,6 +276,10 @@ class Cos(Function):
         return -grad * sin(x)
 
 
+def cos(x):
+    return Cos.apply(_floating(x))
+
+
 class Tanh(Function):
     """y = tanh x;   dy/dx = 1 - y^2"""
 
@@ -228,6 +289,10 @@ class Tanh(Function):
     def backward(self, grad):
         y = self.output
         return grad * (1 - y * y)
+
+
+def tanh(x):
+    return Tanh.apply(_floating(x))
 
 
 class Sigmoid(Function):
@@ -241,6 +306,10 @@ class Sigmoid(Function):
         return grad * (y * (1 - y))
 
 
+def sigmoid(x):
+    return Sigmoid.apply(_floating(x))
+
+
 class ReLU(Function):
     """y = max(0, x);   dy/dx = 1 if x > 0 else 0  (the lecture's "X > 0 ? 1 : 0")"""
 
@@ -250,6 +319,10 @@ class ReLU(Function):
     def backward(self, grad):
         (x,) = self.saved_tensors
         return grad * (x > 0)
+
+
+def relu(x):
+    return ReLU.apply(x)
 
 
 class LeakyReLU(Function):
@@ -265,6 +338,10 @@ class LeakyReLU(Function):
         return where(x > 0, grad, grad * self.slope)
 
 
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyReLU.apply(x, slope=negative_slope)
+
+
 class Maximum(Function):
     """y = max(a, b) elementwise; the gradient goes to the larger input (split evenly on ties)."""
 
@@ -277,6 +354,10 @@ class Maximum(Function):
         return _split_gradient(grad, share_a, a, b, self.needs_input_grad)
 
 
+def maximum(a, b):
+    return _binary(Maximum, "maximum", a, b)
+
+
 class Minimum(Function):
     """y = min(a, b) elementwise; the gradient goes to the smaller input (split evenly on ties)."""
 
@@ -287,6 +368,10 @@ class Minimum(Function):
         a, b = self.saved_tensors
         share_a = (a < b) + 0.5 * (a == b)
         return _split_gradient(grad, share_a, a, b, self.needs_input_grad)
+
+
+def minimum(a, b):
+    return _binary(Minimum, "minimum", a, b)
 
 
 def _split_gradient(grad, share_a, a, b, needs):
@@ -313,6 +398,15 @@ class Clip(Function):
         return grad * constant(inside)
 
 
+def clip(x, min=None, max=None):  # noqa: A002 - PyTorch's argument names
+    """Limit values to [min, max]; either bound may be None."""
+    if min is None and max is None:
+        raise ValueError("clip: at least one of min and max must be given")
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"clip: min ({min}) is greater than max ({max})")
+    return Clip.apply(x, low=min, high=max)
+
+
 class Where(Function):
     """y = a where cond else b;   the gradient flows to whichever input was chosen."""
 
@@ -326,6 +420,24 @@ class Where(Function):
         return None, grad_a, grad_b
 
 
+def where(condition, a, b):
+    """Elementwise choice: a where condition is true, b elsewhere (broadcasting all three)."""
+    condition = constant(condition)
+    if condition.array.dtype != np.bool_:
+        condition = Tensor._make(condition.array.astype(bool))
+    a, b = pair(a, b)
+    try:
+        return Where.apply(condition, a, b)
+    except ValueError:
+        try:
+            np.broadcast_shapes(condition.shape, a.shape, b.shape)
+        except ValueError:
+            raise ValueError(
+                f"where: shapes {condition.shape} (condition), {a.shape} and {b.shape} cannot be broadcast together"
+            ) from None
+        raise
+
+
 class AsType(Function):
     """y = x converted to another dtype;   the gradient is converted back."""
 
@@ -335,6 +447,15 @@ class AsType(Function):
     def backward(self, grad):
         (x,) = self.inputs
         return grad.astype(x.dtype)
+
+
+def astype(x, dtype):
+    dtype = np.dtype(dtype)
+    if dtype == x.dtype:
+        return x
+    if x.requires_grad and dtype.kind != "f":
+        return Tensor._make(x.array.astype(dtype), device=x.device)  # integer results carry no gradient
+    return AsType.apply(x, dtype=dtype)
 
 
 class Clone(Function):
@@ -347,102 +468,13 @@ class Clone(Function):
         return grad
 
 
+def clone(x):
+    return Clone.apply(x)
+
+
 # ---------------------------------------------------------------------------
-# The functions users call
+# Masks, signs, comparisons and logic (no gradient flows through a comparison)
 # ---------------------------------------------------------------------------
-def add(a, b, alpha=1):
-    """a + alpha * b (alpha as in torch.add)."""
-    return _binary(Add, "add", a, b if alpha == 1 else b * alpha)
-
-
-def sub(a, b, alpha=1):
-    """a - alpha * b (alpha as in torch.sub)."""
-    return _binary(Sub, "sub", a, b if alpha == 1 else b * alpha)
-
-
-def mul(a, b):
-    return _binary(Mul, "mul", a, b)
-
-
-def div(a, b):
-    return _binary(Div, "div", a, b)
-
-
-def neg(x):
-    return Neg.apply(x)
-
-
-def pow(base, exponent):  # noqa: A001 - mirrors torch.pow
-    """base ** exponent; a number exponent uses the simpler x^n rule."""
-    if isinstance(base, Tensor) and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
-        if isinstance(exponent, float) and base.array.dtype.kind in "biu":
-            base = astype(base, DEFAULT_FLOAT)  # int ** 0.5 is float32 in PyTorch
-        return PowScalar.apply(base, exponent=exponent)
-    return _binary(Pow, "pow", base, exponent)
-
-
-def _floating(x):
-    """x itself if it is floating point, else x as float32: exp, log and the like of integers
-    are float32 in PyTorch (NumPy would make them float64)."""
-    return x if x.array.dtype.kind == "f" else astype(x, DEFAULT_FLOAT)
-
-
-def exp(x):
-    return Exp.apply(_floating(x))
-
-
-def log(x):
-    return Log.apply(_floating(x))
-
-
-def sqrt(x):
-    return Sqrt.apply(_floating(x))
-
-
-def abs(x):  # noqa: A001
-    return Abs.apply(x)
-
-
-def sin(x):
-    return Sin.apply(_floating(x))
-
-
-def cos(x):
-    return Cos.apply(_floating(x))
-
-
-def tanh(x):
-    return Tanh.apply(_floating(x))
-
-
-def sigmoid(x):
-    return Sigmoid.apply(_floating(x))
-
-
-def relu(x):
-    return ReLU.apply(x)
-
-
-def leaky_relu(x, negative_slope=0.01):
-    return LeakyReLU.apply(x, slope=negative_slope)
-
-
-def maximum(a, b):
-    return _binary(Maximum, "maximum", a, b)
-
-
-def minimum(a, b):
-    return _binary(Minimum, "minimum", a, b)
-
-
-def clip(x, min=None, max=None):  # noqa: A002 - PyTorch's argument names
-    """Limit values to [min, max]; either bound may be None."""
-    if min is None and max is None:
-        raise ValueError("clip: at least one of min and max must be given")
-    if min is not None and max is not None and min > max:
-        raise ValueError(f"clip: min ({min}) is greater than max ({max})")
-    return Clip.apply(x, low=min, high=max)
-
 
 clamp = clip
 
@@ -468,37 +500,6 @@ def masked_fill(x, mask, value):
     if not isinstance(value, Tensor):
         value = Tensor._make(np.asarray(value, dtype=x.dtype), device=x.device)  # x's dtype, as in PyTorch
     return where(mask, value, x)
-
-
-def where(condition, a, b):
-    """Elementwise choice: a where condition is true, b elsewhere (broadcasting all three)."""
-    condition = constant(condition)
-    if condition.array.dtype != np.bool_:
-        condition = Tensor._make(condition.array.astype(bool))
-    a, b = pair(a, b)
-    try:
-        return Where.apply(condition, a, b)
-    except ValueError:
-        try:
-            np.broadcast_shapes(condition.shape, a.shape, b.shape)
-        except ValueError:
-            raise ValueError(
-                f"where: shapes {condition.shape} (condition), {a.shape} and {b.shape} cannot be broadcast together"
-            ) from None
-        raise
-
-
-def astype(x, dtype):
-    dtype = np.dtype(dtype)
-    if dtype == x.dtype:
-        return x
-    if x.requires_grad and dtype.kind != "f":
-        return Tensor._make(x.array.astype(dtype), device=x.device)  # integer results carry no gradient
-    return AsType.apply(x, dtype=dtype)
-
-
-def clone(x):
-    return Clone.apply(x)
 
 
 def sign(x):

@@ -84,6 +84,15 @@ class Linear(Function):
         return linear_gradients(self, grad, x, weight)
 
 
+def linear(x, weight, bias=None):
+    """The fully connected layer: x @ weight.T + bias, for a batch x of shape (N, in_features)."""
+    if x.ndim > 2 and weight.ndim == 2:  # (..., in): flatten the leading axes, as nn.Linear allows
+        lead = x.shape[:-1]
+        return linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*lead, weight.shape[0])
+    check_linear_args("linear", x, weight, bias)
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
+
+
 def linear_gradients(fn, dz, x, weight):
     """What a fully connected node `fn` sends back, given dz = dL/d(x Wᵀ + b):
 
@@ -97,15 +106,6 @@ def linear_gradients(fn, dz, x, weight):
     if len(need) == 2:
         return grad_x, grad_w
     return grad_x, grad_w, dz.sum(0) if need[2] else None
-
-
-def linear(x, weight, bias=None):
-    """The fully connected layer: x @ weight.T + bias, for a batch x of shape (N, in_features)."""
-    if x.ndim > 2 and weight.ndim == 2:  # (..., in): flatten the leading axes, as nn.Linear allows
-        lead = x.shape[:-1]
-        return linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*lead, weight.shape[0])
-    check_linear_args("linear", x, weight, bias)
-    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
 def check_linear_args(op, x, weight, bias):

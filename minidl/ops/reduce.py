@@ -34,6 +34,48 @@ def _spread(grad, shape, axes):
     return grad.expand(shape)
 
 
+def _axes(op, x, dim):
+    """The dims a reduction runs over, as a sorted tuple (all of them for dim=None)."""
+    if dim is None:
+        return tuple(range(x.ndim))
+    return normalize_axis(dim, x.ndim, op) if x.ndim else ()
+
+
+def _reduce(function, op, x, dim, keepdim):
+    axes = _axes(op, x, dim)
+    if x.array.size == 0 and function in (Max, Min):
+        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
+    return function.apply(x, axes=axes, keepdims=keepdim)
+
+
+def _along_dim(op, arg_function, result_type, x, dim, keepdim):
+    """(values, indices) of the extreme element along one dim. The values are picked out of x at the
+    indices, so the gradient goes to that one element, as in PyTorch (the first one among ties)."""
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{op}: dim must be one int when indices are returned; use amax/amin for several dims")
+    if x.ndim == 0:
+        single_dim(op, dim, 0)
+        return result_type(x, Tensor._make(np.zeros((), np.int64), device=x.device))
+    d = single_dim(op, dim, x.ndim)
+    if x.shape[d] == 0:
+        raise ValueError(f"{op}: cannot reduce over dim {d} of size 0 (shape {x.shape})")
+    indices = arg_function(x.array, axis=d, keepdims=True).astype(np.int64, copy=False)
+    values = gather(x, d, Tensor._make(indices, device=x.device))
+    if not keepdim:
+        values, indices = values.squeeze(d), np.squeeze(indices, axis=d)
+    return result_type(values, Tensor._make(indices, device=x.device))
+
+
+def _softmax_dim(x, dim, op):
+    """Validate softmax's dim. A 0-d tensor is one value over "dim 0 or -1" (as in torch): axis=None."""
+    if x.ndim == 0:
+        if dim not in (0, -1):
+            raise ValueError(f"{op}: dim {dim} is out of range for a 0-d tensor (use 0 or -1)")
+        return None
+    normalize_axis(dim, x.ndim, op)
+    return dim
+
+
 class Sum(Function):
     """y = sum of x over dims;   dy/dx = 1 for every summed element."""
 
@@ -44,6 +86,11 @@ class Sum(Function):
     def backward(self, grad):
         (x,) = self.inputs
         return _spread(grad, x.shape, self.axes)
+
+
+def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001 - mirrors torch.sum
+    """Sum over dim (an int, a tuple, or None for every element)."""
+    return _reduce(Sum, "sum", x, dim_alias("sum", dim, axis), keepdim_alias(keepdim, keepdims))
 
 
 class Mean(Function):
@@ -57,6 +104,13 @@ class Mean(Function):
     def backward(self, grad):
         (x,) = self.inputs
         return _spread(grad, x.shape, self.axes) / self.count
+
+
+def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """Mean over dim. Integer and bool tensors average to float32 (PyTorch asks for .float() first)."""
+    if x.array.dtype.kind in "biu":
+        x = x.astype(DEFAULT_FLOAT)
+    return _reduce(Mean, "mean", x, dim_alias("mean", dim, axis), keepdim_alias(keepdim, keepdims))
 
 
 class _Extremum(Function):
@@ -82,9 +136,44 @@ class Max(_Extremum):
         return self.kernels.max(x, axis=axis, keepdims=keepdims)
 
 
+def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    """torch.max: the largest element; along a dim, (values, indices); with a tensor, the elementwise maximum.
+
+    x.max()              a 0-d tensor (ties share its gradient, like amax)
+    x.max(1)             (values, indices) along dim 1: `_, predicted = scores.max(1)`
+    minidl.max(a, b)     elementwise, as minidl.maximum(a, b)
+    """
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
+    dim = dim_alias("max", dim, axis)
+    if dim is None:
+        return _reduce(Max, "max", x, None, False)
+    return _along_dim("max", np.argmax, max_result, x, dim, keepdim_alias(keepdim, keepdims))
+
+
+def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """The largest values over dim (an int or a tuple); ties share the gradient equally."""
+    return _reduce(Max, "amax", x, dim_alias("amax", dim, axis), keepdim_alias(keepdim, keepdims))
+
+
 class Min(_Extremum):
     def reduce(self, x, axis, keepdims):
         return self.kernels.min(x, axis=axis, keepdims=keepdims)
+
+
+def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    """torch.min: the smallest element; along a dim, (values, indices); with a tensor, the elementwise minimum."""
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
+    dim = dim_alias("min", dim, axis)
+    if dim is None:
+        return _reduce(Min, "min", x, None, False)
+    return _along_dim("min", np.argmin, min_result, x, dim, keepdim_alias(keepdim, keepdims))
+
+
+def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """The smallest values over dim (an int or a tuple); ties share the gradient equally."""
+    return _reduce(Min, "amin", x, dim_alias("amin", dim, axis), keepdim_alias(keepdim, keepdims))
 
 
 class Norm(Function):
@@ -103,6 +192,28 @@ class Norm(Function):
         return grad.reshape(kept) * where(y == 0, 0, x / safe)
 
 
+def norm(x, p="fro", dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """The p-norm of x over dim (all of x by default): "fro" or 2 (Euclidean), 1, inf, -inf, 0 or any p > 0."""
+    dim = dim_alias("norm", dim, axis)
+    keepdim = keepdim_alias(keepdim, keepdims)
+    if x.array.dtype.kind != "f":
+        raise TypeError(f"norm: expects a floating point tensor, got dtype {x.dtype}")
+    axes = _axes("norm", x, dim)
+    if p in ("fro", 2, 2.0):
+        return Norm.apply(x, axes=axes, keepdims=keepdim)
+    if p == math.inf:
+        return amax(x.abs(), axes, keepdim)
+    if p == -math.inf:
+        return amin(x.abs(), axes, keepdim)
+    if p == 0:
+        return (x != 0).astype(x.dtype).sum(axes, keepdim)
+    if p == 1:
+        return x.abs().sum(axes, keepdim)
+    if isinstance(p, (int, float)) and p > 0:
+        return (x.abs() ** p).sum(axes, keepdim) ** (1.0 / p)
+    raise ValueError(f"norm: p must be 'fro', inf, -inf, 0 or a positive number, got {p!r}")
+
+
 class Softmax(Function):
     """y_i = e^x_i / sum_j e^x_j;   dx = y * (dy - sum(dy * y))"""
 
@@ -113,6 +224,12 @@ class Softmax(Function):
     def backward(self, grad):
         y = self.output
         return y * (grad - (grad * y).sum(self.axis, True))
+
+
+def softmax(x, dim=None, *, axis=None):
+    """e^x / sum(e^x) along dim (the last one by default)."""
+    dim = dim_alias("softmax", dim, axis)
+    return Softmax.apply(x, axis=_softmax_dim(x, -1 if dim is None else dim, "softmax"))
 
 
 class LogSoftmax(Function):
@@ -126,90 +243,23 @@ class LogSoftmax(Function):
         return grad - self.output.exp() * grad.sum(self.axis, True)
 
 
-def _axes(op, x, dim):
-    """The dims a reduction runs over, as a sorted tuple (all of them for dim=None)."""
-    if dim is None:
-        return tuple(range(x.ndim))
-    return normalize_axis(dim, x.ndim, op) if x.ndim else ()
-
-
-def _reduce(function, op, x, dim, keepdim):
-    axes = _axes(op, x, dim)
-    if x.array.size == 0 and function in (Max, Min):
-        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
-    return function.apply(x, axes=axes, keepdims=keepdim)
-
-
-def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001 - mirrors torch.sum
-    """Sum over dim (an int, a tuple, or None for every element)."""
-    return _reduce(Sum, "sum", x, dim_alias("sum", dim, axis), keepdim_alias(keepdim, keepdims))
-
-
-def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """Mean over dim. Integer and bool tensors average to float32 (PyTorch asks for .float() first)."""
-    if x.array.dtype.kind in "biu":
-        x = x.astype(DEFAULT_FLOAT)
-    return _reduce(Mean, "mean", x, dim_alias("mean", dim, axis), keepdim_alias(keepdim, keepdims))
+def log_softmax(x, dim=None, *, axis=None):
+    """log(softmax(x)) along dim (the last one by default), computed stably."""
+    dim = dim_alias("log_softmax", dim, axis)
+    return LogSoftmax.apply(x, axis=_softmax_dim(x, -1 if dim is None else dim, "log_softmax"))
 
 
 # torch.return_types.max and friends: a tuple that also has .values and .indices.
 max_result = namedtuple("max", ["values", "indices"])
+
+
 min_result = namedtuple("min", ["values", "indices"])
+
+
 sort_result = namedtuple("sort", ["values", "indices"])
+
+
 topk_result = namedtuple("topk", ["values", "indices"])
-
-
-def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
-    """torch.max: the largest element; along a dim, (values, indices); with a tensor, the elementwise maximum.
-
-    x.max()              a 0-d tensor (ties share its gradient, like amax)
-    x.max(1)             (values, indices) along dim 1: `_, predicted = scores.max(1)`
-    minidl.max(a, b)     elementwise, as minidl.maximum(a, b)
-    """
-    if isinstance(dim, Tensor):
-        return maximum(x, dim)
-    dim = dim_alias("max", dim, axis)
-    if dim is None:
-        return _reduce(Max, "max", x, None, False)
-    return _along_dim("max", np.argmax, max_result, x, dim, keepdim_alias(keepdim, keepdims))
-
-
-def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
-    """torch.min: the smallest element; along a dim, (values, indices); with a tensor, the elementwise minimum."""
-    if isinstance(dim, Tensor):
-        return minimum(x, dim)
-    dim = dim_alias("min", dim, axis)
-    if dim is None:
-        return _reduce(Min, "min", x, None, False)
-    return _along_dim("min", np.argmin, min_result, x, dim, keepdim_alias(keepdim, keepdims))
-
-
-def _along_dim(op, arg_function, result_type, x, dim, keepdim):
-    """(values, indices) of the extreme element along one dim. The values are picked out of x at the
-    indices, so the gradient goes to that one element, as in PyTorch (the first one among ties)."""
-    if isinstance(dim, (tuple, list)):
-        raise TypeError(f"{op}: dim must be one int when indices are returned; use amax/amin for several dims")
-    if x.ndim == 0:
-        single_dim(op, dim, 0)
-        return result_type(x, Tensor._make(np.zeros((), np.int64), device=x.device))
-    d = single_dim(op, dim, x.ndim)
-    if x.shape[d] == 0:
-        raise ValueError(f"{op}: cannot reduce over dim {d} of size 0 (shape {x.shape})")
-    indices = arg_function(x.array, axis=d, keepdims=True).astype(np.int64, copy=False)
-    values = gather(x, d, Tensor._make(indices, device=x.device))
-    if not keepdim:
-        values, indices = values.squeeze(d), np.squeeze(indices, axis=d)
-    return result_type(values, Tensor._make(indices, device=x.device))
-
-
-def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """The largest values over dim (an int or a tuple); ties share the gradient equally."""
-    return _reduce(Max, "amax", x, dim_alias("amax", dim, axis), keepdim_alias(keepdim, keepdims))
-
-
-def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """The smallest values over dim (an int or a tuple); ties share the gradient equally."""
-    return _reduce(Min, "amin", x, dim_alias("amin", dim, axis), keepdim_alias(keepdim, keepdims))
 
 
 def gather(x, dim, index):
@@ -286,28 +336,6 @@ def _var_arguments(op, dim, axis, unbiased, correction):
     return dim, correction
 
 
-def norm(x, p="fro", dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """The p-norm of x over dim (all of x by default): "fro" or 2 (Euclidean), 1, inf, -inf, 0 or any p > 0."""
-    dim = dim_alias("norm", dim, axis)
-    keepdim = keepdim_alias(keepdim, keepdims)
-    if x.array.dtype.kind != "f":
-        raise TypeError(f"norm: expects a floating point tensor, got dtype {x.dtype}")
-    axes = _axes("norm", x, dim)
-    if p in ("fro", 2, 2.0):
-        return Norm.apply(x, axes=axes, keepdims=keepdim)
-    if p == math.inf:
-        return amax(x.abs(), axes, keepdim)
-    if p == -math.inf:
-        return amin(x.abs(), axes, keepdim)
-    if p == 0:
-        return (x != 0).astype(x.dtype).sum(axes, keepdim)
-    if p == 1:
-        return x.abs().sum(axes, keepdim)
-    if isinstance(p, (int, float)) and p > 0:
-        return (x.abs() ** p).sum(axes, keepdim) ** (1.0 / p)
-    raise ValueError(f"norm: p must be 'fro', inf, -inf, 0 or a positive number, got {p!r}")
-
-
 def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """log(sum(exp(x))), computed as m + log(sum(exp(x - m))) with m = max(x) so exp cannot overflow.
 
@@ -320,28 +348,6 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     shift = Tensor._make(np.where(np.isfinite(m), m, 0).astype(m.dtype, copy=False), device=x.device)
     result = (x - shift).exp().sum(axes, True).log() + shift
     return result if keepdim else result.reshape(np.squeeze(result.array, axis=axes).shape)
-
-
-def _softmax_dim(x, dim, op):
-    """Validate softmax's dim. A 0-d tensor is one value over "dim 0 or -1" (as in torch): axis=None."""
-    if x.ndim == 0:
-        if dim not in (0, -1):
-            raise ValueError(f"{op}: dim {dim} is out of range for a 0-d tensor (use 0 or -1)")
-        return None
-    normalize_axis(dim, x.ndim, op)
-    return dim
-
-
-def softmax(x, dim=None, *, axis=None):
-    """e^x / sum(e^x) along dim (the last one by default)."""
-    dim = dim_alias("softmax", dim, axis)
-    return Softmax.apply(x, axis=_softmax_dim(x, -1 if dim is None else dim, "softmax"))
-
-
-def log_softmax(x, dim=None, *, axis=None):
-    """log(softmax(x)) along dim (the last one by default), computed stably."""
-    dim = dim_alias("log_softmax", dim, axis)
-    return LogSoftmax.apply(x, axis=_softmax_dim(x, -1 if dim is None else dim, "log_softmax"))
 
 
 def _index_reduction(op, function, x, dim, keepdim):

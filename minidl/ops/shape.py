@@ -21,145 +21,6 @@ def _shape_arg(shape):
     return tuple(shape)
 
 
-class Reshape(Function):
-    """y = x with a new shape (same elements, same order);   dx = dy reshaped back."""
-
-    is_view = True
-
-    def forward(self, x, shape):
-        return self.kernels.reshape(x, shape)
-
-    def backward(self, grad):
-        (x,) = self.inputs
-        return grad.reshape(x.shape)
-
-
-class Permute(Function):
-    """y = x with its axes reordered;   dx = dy with the inverse reordering."""
-
-    is_view = True
-
-    def forward(self, x, axes):
-        self.axes = axes
-        return self.kernels.transpose(x, axes)
-
-    def backward(self, grad):
-        return grad.permute(*np.argsort(self.axes))
-
-
-class Expand(Function):
-    """y = x broadcast to a larger shape (copies along new or size-1 axes);   dx = sum of the copies' dy."""
-
-    is_view = True
-
-    def forward(self, x, shape):
-        return self.kernels.broadcast_to(x, shape)
-
-    def backward(self, grad):
-        (x,) = self.inputs
-        return unbroadcast(grad, x.shape)
-
-
-class Contiguous(Function):
-    """y = x laid out row-major in memory (a copy if x is a strided view);   dx = dy.
-
-    The values do not change, only their order in memory: kernels run fastest on
-    row-major arrays, so an op that produces a transposed view can hand its
-    consumers a compact copy once instead of every consumer striding through it.
-    """
-
-    def forward(self, x):
-        return self.kernels.ascontiguousarray(x)
-
-    def backward(self, grad):
-        return grad
-
-
-class Concat(Function):
-    """y = inputs joined along an axis;   each input gets its own slice of dy."""
-
-    def forward(self, *arrays, axis):
-        self.axis = axis
-        return self.kernels.concatenate(arrays, axis=axis)
-
-    def backward(self, grad):
-        grads, start = [], 0
-        for t, needed in zip(self.inputs, self.needs_input_grad):
-            stop = start + t.shape[self.axis]
-            index = (slice(None),) * self.axis + (slice(start, stop),)
-            grads.append(grad[index] if needed else None)
-            start = stop
-        return tuple(grads)
-
-
-class Stack(Function):
-    """y = inputs stacked along a new axis;   input i gets dy[..., i, ...]."""
-
-    def forward(self, *arrays, axis):
-        self.axis = axis
-        return self.kernels.stack(arrays, axis=axis)
-
-    def backward(self, grad):
-        prefix = (slice(None),) * self.axis
-        return tuple(grad[prefix + (i,)] if needed else None for i, needed in enumerate(self.needs_input_grad))
-
-
-class GetItem(Function):
-    """y = x[index] (slices, ints, None, integer arrays, boolean masks);
-    dx = zeros with dy added back at x[index] (repeated indices add up)."""
-
-    def forward(self, x, index):
-        self.index = index
-        return self.kernels.getitem(x, index)
-
-    def backward(self, grad):
-        (x,) = self.inputs
-        return scatter_add(grad, self.index, x.shape)
-
-
-class ScatterAdd(Function):
-    """y = zeros(shape) with values added at [index];   dvalues = dy[index].
-
-    The adjoint of GetItem; having it as an op makes indexing twice differentiable.
-    """
-
-    def forward(self, values, index, shape):
-        self.index = index
-        return self.kernels.scatter_add(shape, index, values, values.dtype)
-
-    def backward(self, grad):
-        return grad[self.index]
-
-
-class Pad(Function):
-    """y = x with constant padding around it;   dx = the un-padded middle of dy."""
-
-    def forward(self, x, widths, value):
-        self.widths = widths
-        return self.kernels.pad(x, widths, constant_values=value)
-
-    def backward(self, grad):
-        index = tuple(slice(before, grad.shape[i] - after) for i, (before, after) in enumerate(self.widths))
-        return grad[index]
-
-
-# ---------------------------------------------------------------------------
-# The functions users call
-# ---------------------------------------------------------------------------
-def reshape(x, *shape):
-    shape = _shape_arg(shape)
-    if shape == x.shape:
-        return x
-    try:
-        return Reshape.apply(x, shape=shape)  # NumPy resolves -1 and checks the sizes
-    except (ValueError, TypeError):
-        try:
-            _resolve_shape(x.shape, shape)  # say in our words what is wrong with the shape
-        except ValueError as e:
-            raise ValueError(f"reshape: cannot reshape {x.shape} ({x.array.size} elements) into {shape}: {e}") from None
-        raise
-
-
 def _resolve_shape(old, new):
     size = math.prod(old)
     if -1 not in new and math.prod(new) == size and all(type(n) is int and n >= 0 for n in new):
@@ -177,6 +38,46 @@ def _resolve_shape(old, new):
     elif known != size:
         raise ValueError("the number of elements differs")
     return tuple(int(n) for n in new)
+
+
+class Reshape(Function):
+    """y = x with a new shape (same elements, same order);   dx = dy reshaped back."""
+
+    is_view = True
+
+    def forward(self, x, shape):
+        return self.kernels.reshape(x, shape)
+
+    def backward(self, grad):
+        (x,) = self.inputs
+        return grad.reshape(x.shape)
+
+
+def reshape(x, *shape):
+    shape = _shape_arg(shape)
+    if shape == x.shape:
+        return x
+    try:
+        return Reshape.apply(x, shape=shape)  # NumPy resolves -1 and checks the sizes
+    except (ValueError, TypeError):
+        try:
+            _resolve_shape(x.shape, shape)  # say in our words what is wrong with the shape
+        except ValueError as e:
+            raise ValueError(f"reshape: cannot reshape {x.shape} ({x.array.size} elements) into {shape}: {e}") from None
+        raise
+
+
+class Permute(Function):
+    """y = x with its axes reordered;   dx = dy with the inverse reordering."""
+
+    is_view = True
+
+    def forward(self, x, axes):
+        self.axes = axes
+        return self.kernels.transpose(x, axes)
+
+    def backward(self, grad):
+        return grad.permute(*np.argsort(self.axes))
 
 
 def permute(x, *axes):
@@ -208,11 +109,17 @@ def transpose(x, *axes):
     return Permute.apply(x, axes=tuple(order))  # a swap of two valid axes is always a permutation
 
 
-def t(x):
-    """The transpose of a matrix (a vector or a 0-d tensor stays as it is), as torch.t."""
-    if x.ndim > 2:
-        raise ValueError(f"t: expects a tensor with at most 2 dims, got shape {x.shape}; use transpose(dim0, dim1)")
-    return transpose(x, 0, 1) if x.ndim == 2 else x
+class Expand(Function):
+    """y = x broadcast to a larger shape (copies along new or size-1 axes);   dx = sum of the copies' dy."""
+
+    is_view = True
+
+    def forward(self, x, shape):
+        return self.kernels.broadcast_to(x, shape)
+
+    def backward(self, grad):
+        (x,) = self.inputs
+        return unbroadcast(grad, x.shape)
 
 
 def expand(x, *shape):
@@ -229,6 +136,163 @@ def expand(x, *shape):
     if bad_new_axis or any(have != want and have != 1 for have, want in zip(x.shape, shape[lead:])):
         raise ValueError(f"expand: cannot broadcast shape {x.shape} to {shape}")
     return Expand.apply(x, shape=shape)
+
+
+class Contiguous(Function):
+    """y = x laid out row-major in memory (a copy if x is a strided view);   dx = dy.
+
+    The values do not change, only their order in memory: kernels run fastest on
+    row-major arrays, so an op that produces a transposed view can hand its
+    consumers a compact copy once instead of every consumer striding through it.
+    """
+
+    def forward(self, x):
+        return self.kernels.ascontiguousarray(x)
+
+    def backward(self, grad):
+        return grad
+
+
+def contiguous(x):
+    """x itself if it is already row-major in memory, else a row-major copy."""
+    if x.array.flags.c_contiguous:
+        return x
+    return Contiguous.apply(x)
+
+
+class Concat(Function):
+    """y = inputs joined along an axis;   each input gets its own slice of dy."""
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        return self.kernels.concatenate(arrays, axis=axis)
+
+    def backward(self, grad):
+        grads, start = [], 0
+        for t, needed in zip(self.inputs, self.needs_input_grad):
+            stop = start + t.shape[self.axis]
+            index = (slice(None),) * self.axis + (slice(start, stop),)
+            grads.append(grad[index] if needed else None)
+            start = stop
+        return tuple(grads)
+
+
+def concat(tensors, dim=None, *, axis=None):
+    """Join tensors along an existing dim (0 by default)."""
+    dim = dim_alias("cat", dim, axis)
+    dim = 0 if dim is None else dim
+    tensors = list(tensors)
+    _check_same("concat", tensors)
+    first = tensors[0]
+    if first.ndim == 0:
+        raise ValueError("concat: 0-d tensors have no dim to join along; use stack to make a new one")
+    dim = normalize_axis(dim, first.ndim, "concat")[0]
+    for t in tensors[1:]:
+        if t.ndim != first.ndim or any(t.shape[i] != first.shape[i] for i in range(first.ndim) if i != dim):
+            raise ValueError(
+                f"concat: shapes {first.shape} and {t.shape} differ outside dim {dim}; "
+                f"all shapes: {[u.shape for u in tensors]}"
+            )
+    return Concat.apply(*tensors, axis=dim)
+
+
+class Stack(Function):
+    """y = inputs stacked along a new axis;   input i gets dy[..., i, ...]."""
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        return self.kernels.stack(arrays, axis=axis)
+
+    def backward(self, grad):
+        prefix = (slice(None),) * self.axis
+        return tuple(grad[prefix + (i,)] if needed else None for i, needed in enumerate(self.needs_input_grad))
+
+
+def stack(tensors, dim=None, *, axis=None):
+    """Join same-shaped tensors along a new dim (0 by default)."""
+    dim = dim_alias("stack", dim, axis)
+    dim = 0 if dim is None else dim
+    tensors = list(tensors)
+    _check_same("stack", tensors)
+    for t in tensors[1:]:
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: all tensors need the same shape, got {[u.shape for u in tensors]}")
+    ndim = tensors[0].ndim + 1
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"stack: dim {dim} is out of range for a result with {ndim} dimensions")
+    return Stack.apply(*tensors, axis=dim % ndim)
+
+
+class GetItem(Function):
+    """y = x[index] (slices, ints, None, integer arrays, boolean masks);
+    dx = zeros with dy added back at x[index] (repeated indices add up)."""
+
+    def forward(self, x, index):
+        self.index = index
+        return self.kernels.getitem(x, index)
+
+    def backward(self, grad):
+        (x,) = self.inputs
+        return scatter_add(grad, self.index, x.shape)
+
+
+def getitem(x, index):
+    index = to_index(index)
+    try:
+        out = GetItem.apply(x, index=index)
+    except IndexError as e:
+        raise IndexError(f"getitem: index {index!r} is invalid for shape {x.shape}: {e}") from None
+    base = out.array.base
+    if base is not None and (base is x.array or base is x.array.base):
+        out._version = x._version  # a basic slice is a view: an in-place change of either is a change of both
+    return out
+
+
+class ScatterAdd(Function):
+    """y = zeros(shape) with values added at [index];   dvalues = dy[index].
+
+    The adjoint of GetItem; having it as an op makes indexing twice differentiable.
+    """
+
+    def forward(self, values, index, shape):
+        self.index = index
+        return self.kernels.scatter_add(shape, index, values, values.dtype)
+
+    def backward(self, grad):
+        return grad[self.index]
+
+
+def scatter_add(values, index, shape):
+    """zeros(shape) with `values` added at [index] (the gradient of indexing)."""
+    return ScatterAdd.apply(values, index=to_index(index), shape=tuple(shape))
+
+
+class Pad(Function):
+    """y = x with constant padding around it;   dx = the un-padded middle of dy."""
+
+    def forward(self, x, widths, value):
+        self.widths = widths
+        return self.kernels.pad(x, widths, constant_values=value)
+
+    def backward(self, grad):
+        index = tuple(slice(before, grad.shape[i] - after) for i, (before, after) in enumerate(self.widths))
+        return grad[index]
+
+
+def pad(x, widths, value=0.0):
+    """Constant padding. widths: one (before, after) pair per axis, or per trailing axes."""
+    widths = [tuple(int(v) for v in w) for w in widths]
+    if len(widths) > x.ndim or any(len(w) != 2 or min(w) < 0 for w in widths):
+        raise ValueError(f"pad: widths {widths} must be (before, after) pairs of non-negative ints, at most {x.ndim}")
+    widths = [(0, 0)] * (x.ndim - len(widths)) + widths
+    return Pad.apply(x, widths=tuple(widths), value=value)
+
+
+def t(x):
+    """The transpose of a matrix (a vector or a 0-d tensor stays as it is), as torch.t."""
+    if x.ndim > 2:
+        raise ValueError(f"t: expects a tensor with at most 2 dims, got shape {x.shape}; use transpose(dim0, dim1)")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
 
 
 broadcast_to = expand
@@ -278,13 +342,6 @@ def flatten(x, start_dim=0, end_dim=-1, *, start_axis=None, end_axis=None):
     return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1 :])
 
 
-def contiguous(x):
-    """x itself if it is already row-major in memory, else a row-major copy."""
-    if x.array.flags.c_contiguous:
-        return x
-    return Contiguous.apply(x)
-
-
 def _check_same(op, tensors):
     if not tensors:
         raise ValueError(f"{op}: expected a non-empty sequence of tensors")
@@ -293,41 +350,7 @@ def _check_same(op, tensors):
             raise TypeError(f"{op}: expected tensors, got {type(t).__name__}")
 
 
-def concat(tensors, dim=None, *, axis=None):
-    """Join tensors along an existing dim (0 by default)."""
-    dim = dim_alias("cat", dim, axis)
-    dim = 0 if dim is None else dim
-    tensors = list(tensors)
-    _check_same("concat", tensors)
-    first = tensors[0]
-    if first.ndim == 0:
-        raise ValueError("concat: 0-d tensors have no dim to join along; use stack to make a new one")
-    dim = normalize_axis(dim, first.ndim, "concat")[0]
-    for t in tensors[1:]:
-        if t.ndim != first.ndim or any(t.shape[i] != first.shape[i] for i in range(first.ndim) if i != dim):
-            raise ValueError(
-                f"concat: shapes {first.shape} and {t.shape} differ outside dim {dim}; "
-                f"all shapes: {[u.shape for u in tensors]}"
-            )
-    return Concat.apply(*tensors, axis=dim)
-
-
 cat = concat
-
-
-def stack(tensors, dim=None, *, axis=None):
-    """Join same-shaped tensors along a new dim (0 by default)."""
-    dim = dim_alias("stack", dim, axis)
-    dim = 0 if dim is None else dim
-    tensors = list(tensors)
-    _check_same("stack", tensors)
-    for t in tensors[1:]:
-        if t.shape != tensors[0].shape:
-            raise ValueError(f"stack: all tensors need the same shape, got {[u.shape for u in tensors]}")
-    ndim = tensors[0].ndim + 1
-    if not -ndim <= dim < ndim:
-        raise ValueError(f"stack: dim {dim} is out of range for a result with {ndim} dimensions")
-    return Stack.apply(*tensors, axis=dim % ndim)
 
 
 def split(x, split_size_or_sections, dim=None, *, axis=None):
@@ -375,32 +398,6 @@ def to_index(index):
     if isinstance(index, tuple):
         return tuple(to_index(i) for i in index)
     return index
-
-
-def getitem(x, index):
-    index = to_index(index)
-    try:
-        out = GetItem.apply(x, index=index)
-    except IndexError as e:
-        raise IndexError(f"getitem: index {index!r} is invalid for shape {x.shape}: {e}") from None
-    base = out.array.base
-    if base is not None and (base is x.array or base is x.array.base):
-        out._version = x._version  # a basic slice is a view: an in-place change of either is a change of both
-    return out
-
-
-def scatter_add(values, index, shape):
-    """zeros(shape) with `values` added at [index] (the gradient of indexing)."""
-    return ScatterAdd.apply(values, index=to_index(index), shape=tuple(shape))
-
-
-def pad(x, widths, value=0.0):
-    """Constant padding. widths: one (before, after) pair per axis, or per trailing axes."""
-    widths = [tuple(int(v) for v in w) for w in widths]
-    if len(widths) > x.ndim or any(len(w) != 2 or min(w) < 0 for w in widths):
-        raise ValueError(f"pad: widths {widths} must be (before, after) pairs of non-negative ints, at most {x.ndim}")
-    widths = [(0, 0)] * (x.ndim - len(widths)) + widths
-    return Pad.apply(x, widths=tuple(widths), value=value)
 
 
 __all__ = [
