@@ -633,6 +633,15 @@ class Tensor:
     def ne(self, other):
         return _ops.ne(self, other)
 
+    def isnan(self):
+        return _ops.isnan(self)
+
+    def isinf(self):
+        return _ops.isinf(self)
+
+    def isfinite(self):
+        return _ops.isfinite(self)
+
     def gt(self, other):
         return _ops.gt(self, other)
 

@@ -350,3 +350,12 @@ def test_integers_meeting_floats_take_pytorchs_dtype(make):
     ours, theirs = make(minidl), make(torch)
     assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
     np.testing.assert_allclose(ours.array, theirs.numpy(), rtol=2 * eps(np.float16))  # float16 rounds, once
+
+
+def test_isnan_isinf_isfinite_match_numpy_and_never_require_grad():
+    values = np.array([0.0, -1.5, np.inf, -np.inf, np.nan, 3e38], dtype=np.float32)
+    x = minidl.tensor(values, requires_grad=True)
+    for name in ("isnan", "isinf", "isfinite"):
+        result = getattr(x, name)()
+        np.testing.assert_array_equal(result.numpy(), getattr(np, name)(values), err_msg=name)
+        assert result.dtype == np.bool_ and not result.requires_grad

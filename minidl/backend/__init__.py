@@ -17,12 +17,21 @@ environment variable. This layer knows nothing of Tensor.
 """
 
 import os
+import warnings
 
 from minidl.backend import memory, numpy_kernels
 from minidl.backend.contract import KernelContractError, KernelSet
 from minidl.backend.device import CPU, device
 
 memory.tune_malloc()  # keep freed activations for reuse (see memory.py; MINIDL_MALLOC_TUNING=0 to skip)
+
+# Kernels keep floating point warnings to themselves: exp overflowing to inf is a result for
+# the op above to report (detect_anomaly names the op and the line that made it; the trainer
+# flags a NaN loss with advice), not a NumPy RuntimeWarning pointing into a kernel file.
+# NumPy attributes the warning to the Python line that called the ufunc: a kernel file, or an
+# op's forward where a kernel is the ufunc itself. A filter on those modules costs nothing per
+# call (np.errstate around each kernel would cost ~2 µs).
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"minidl\.(backend|ops)(\.|$)")
 
 KERNEL_SET_NAMES = ("numpy", "c")
 _KERNEL_SETS = {"numpy": KernelSet("numpy", numpy_kernels)}

@@ -545,6 +545,21 @@ def ne(a, b):
     return _comparison("not_equal", a, b)
 
 
+def isnan(x):
+    """True where x is NaN (the one value not equal to itself)."""
+    return ne(x, x)
+
+
+def isinf(x):
+    """True where x is +inf or -inf."""
+    return eq(abs(x.detach()), float("inf"))
+
+
+def isfinite(x):
+    """True where x is neither NaN nor infinite."""
+    return lt(abs(x.detach()), float("inf"))  # NaN compares False
+
+
 # PyTorch's longer names for the same comparisons (torch.greater is torch.gt, ...).
 greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
@@ -636,6 +651,9 @@ __all__ = [
     "le",
     "eq",
     "ne",
+    "isnan",
+    "isinf",
+    "isfinite",
     "greater",
     "greater_equal",
     "less",
