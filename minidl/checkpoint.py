@@ -168,18 +168,24 @@ def _fsync_directory(directory):
 # ---------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------
+def read_archive(f, what, not_ours):
+    """(meta, arrays) of an .npz written by minidl (a checkpoint or minidl.save): every array, and
+    the JSON `meta` entry decoded. Never unpickles. `what` names the file in errors ("load: x.npz")."""
+    try:
+        with np.load(f, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as e:  # a truncated or foreign file: zipfile, OSError, ValueError...
+        raise CheckpointError(f"{what} cannot be read: {type(e).__name__}: {e}") from None
+    if "meta" not in arrays:
+        raise CheckpointError(f"{what} {not_ours} (no 'meta' entry)")
+    return json.loads(str(arrays.pop("meta"))), arrays
+
+
 def read(path):
     """Read a checkpoint without applying it: {"step", "model" (name -> array), "optimizer", "extra", "rng_state"}."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as e:  # a truncated or foreign file: zipfile, OSError, ValueError...
-        raise CheckpointError(f"checkpoint {path} cannot be read: {type(e).__name__}: {e}") from None
-    if "meta" not in arrays:
-        raise CheckpointError(f"checkpoint {path} is not a minidl checkpoint (no 'meta' entry)")
-    meta = json.loads(str(arrays.pop("meta")))
+    meta, arrays = read_archive(path, f"checkpoint {path}", "is not a minidl checkpoint")
     if meta.get("format") == "minidl-save":
         raise CheckpointError(f"checkpoint {path} was written by minidl.save; read it with minidl.load(path)")
     if meta.get("format") != FORMAT or meta.get("version", 0) > FORMAT_VERSION:

@@ -25,7 +25,7 @@ import os
 import numpy as np
 
 from minidl.checkpoint import FORMAT as CHECKPOINT_FORMAT
-from minidl.checkpoint import CheckpointError, _write_atomically
+from minidl.checkpoint import CheckpointError, _write_atomically, read_archive
 from minidl.tensor import Tensor, _device
 
 FORMAT = "minidl-save"
@@ -75,14 +75,7 @@ def load(f, map_location=None, weights_only=True, **checkpoint_arguments):
     name = getattr(f, "name", f)
     if not hasattr(f, "read") and not os.path.exists(f):
         raise FileNotFoundError(f"load: {f} does not exist")
-    try:
-        with np.load(f, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as e:  # a truncated or foreign file: zipfile, OSError, ValueError...
-        raise CheckpointError(f"load: {name} cannot be read as a minidl file: {type(e).__name__}: {e}") from None
-    if "meta" not in arrays:
-        raise CheckpointError(f"load: {name} was not written by minidl.save (no 'meta' entry)")
-    meta = json.loads(str(arrays.pop("meta")))
+    meta, arrays = read_archive(f, f"load: {name}", "was not written by minidl.save")
     if meta.get("format") == CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"load: {name} is a training checkpoint; restore it with "
