@@ -66,6 +66,34 @@ def unpack(message, wire_dtype):
     return [int(h) for h in header], message[HEADER_BYTES:].view(wire_dtype)
 
 
+class Outbox:
+    """Non-blocking sends in flight, each kept with its buffer until MPI has taken it (a buffer
+    freed early would be sent half-overwritten). Bytes sent are counted on the Comm."""
+
+    def __init__(self, mpi_comm, comm, timeout, what):
+        self.mpi, self.comm, self.timeout, self.what = mpi_comm, comm, timeout, what
+        self.pending = []  # (request, buffer)
+
+    def send(self, message, rank, tag, counted=True):
+        if counted:
+            self.comm.bytes_sent += message.nbytes
+        self.pending.append((self.mpi.Isend(message, dest=rank, tag=tag), message))
+
+    def flush(self, wait=False):
+        """Forget the sends MPI has completed; with wait=True, wait (up to the timeout) for all of them."""
+        if wait and self.pending:
+            requests = [r for r, _ in self.pending]
+            poll(
+                lambda: self.comm.MPI.Request.Testall(requests),
+                self.timeout,
+                lambda waited: f"{self.what} not taken after {waited:.1f} s",
+                self.comm,
+            )
+            self.pending = []
+        else:
+            self.pending = [(r, m) for r, m in self.pending if not r.Test()]
+
+
 class Layout:
     """Which server holds which parameter, and how a server's shard is laid out in a flat buffer."""
 
@@ -114,7 +142,7 @@ class ParameterServer:
         self.codec = get_compressor(compression)
         self.on_update = on_update
         self.timeout = comm.timeout
-        self._sends = []  # (request, buffer) in flight
+        self.outbox = Outbox(self.mpi, comm, self.timeout, f"server rank {comm.rank}: replies")
         self._encoded = (None, None)  # (version, encoded parameters): one encoding per version
         self._snapshots = {}  # (server rank, version) -> flat float32 shard, on server 0
         self.pull_waits = {}  # worker -> time its pull started waiting
@@ -174,9 +202,9 @@ class ParameterServer:
             elif tag == TAG_LEAVE:
                 live.discard(source)
                 self._send_params(self.rules.leave(worker))
-            self._finish_sends()
+            self.outbox.flush()
         if not self.missing:
-            self._finish_sends(wait=True)
+            self.outbox.flush(wait=True)
         return self.rules.summary()
 
     def _send_params(self, workers):
@@ -188,23 +216,7 @@ class ParameterServer:
         payload = self._encoded[1]
         for worker in workers:
             self.pull_waits.pop(worker, None)
-            message = pack([version, int(done)], payload)
-            rank = self.worker_ranks[worker]
-            self.comm.bytes_sent += message.nbytes
-            self._sends.append((self.mpi.Isend(message, dest=rank, tag=TAG_PARAMS), message))
-
-    def _finish_sends(self, wait=False):
-        if wait and self._sends:
-            requests = [r for r, _ in self._sends]
-            poll(
-                lambda: self.comm.MPI.Request.Testall(requests),
-                self.timeout,
-                lambda waited: f"server rank {self.comm.rank}: replies not taken after {waited:.1f} s",
-                self.comm,
-            )
-            self._sends = []
-        else:
-            self._sends = [(r, m) for r, m in self._sends if not r.Test()]
+            self.outbox.send(pack([version, int(done)], payload), self.worker_ranks[worker], TAG_PARAMS)
 
     def _check_waits(self, now, last_message, live):
         rank = self.comm.rank
@@ -228,7 +240,7 @@ class ParameterServer:
     def send_snapshot(self, root=0):
         """A non-root server sends its shard (as of now) to server `root`."""
         message = pack([self.rules.version], _flat(self.rules.params))
-        self._sends.append((self.mpi.Isend(message, dest=root, tag=TAG_SNAPSHOT), message))
+        self.outbox.send(message, root, TAG_SNAPSHOT, counted=False)  # the final model, not training traffic
 
     def receive_snapshots(self, server_ranks, version):
         """On server 0: every other server's shard at `version` (they send it when they reach it)."""
@@ -274,12 +286,12 @@ class WorkerClient:
         self.codec = get_compressor(compression)
         self.timeout = 2 * comm.timeout  # the server reports first: it knows whom everyone waits for
         self.versions = [0] * len(self.server_ranks)
-        self._sends = []
+        self.outbox = Outbox(self.mpi, comm, self.timeout, f"worker rank {comm.rank}: sends")
 
     def pull(self, params):
         """Fill `params` (arrays, all of the model's) with the servers' values. Returns done (training over)."""
         for rank in self.server_ranks:
-            self._isend(pack([self.worker]), rank, TAG_PULL)
+            self.outbox.send(pack([self.worker]), rank, TAG_PULL)
         done = False
         MPI = self.comm.MPI
         status = MPI.Status()
@@ -298,7 +310,7 @@ class WorkerClient:
             self.versions[s] = header[0]
             done = done or bool(header[1])
             _split_into(self.codec.decode(payload), self.layout.shard(params, s))
-        self._finish_sends()
+        self.outbox.flush()
         return done
 
     def push(self, grads, versions=None, stats=(0, 0, 0.0)):
@@ -312,30 +324,13 @@ class WorkerClient:
         for s, rank in enumerate(self.server_ranks):
             payload = self.codec.encode(_flat(self.layout.shard(grads, s)))
             header = [self.worker, versions[s], int(examples), int(correct), loss_bits]
-            self._isend(pack(header, payload), rank, TAG_PUSH)
-        self._finish_sends()
+            self.outbox.send(pack(header, payload), rank, TAG_PUSH)
+        self.outbox.flush()
 
     def leave(self):
         for rank in self.server_ranks:
-            self._isend(pack([self.worker]), rank, TAG_LEAVE)
-        self._finish_sends(wait=True)
-
-    def _isend(self, message, rank, tag):
-        self.comm.bytes_sent += message.nbytes
-        self._sends.append((self.mpi.Isend(message, dest=rank, tag=tag), message))
-
-    def _finish_sends(self, wait=False):
-        if wait and self._sends:
-            requests = [r for r, _ in self._sends]
-            poll(
-                lambda: self.comm.MPI.Request.Testall(requests),
-                self.timeout,
-                lambda waited: f"worker rank {self.comm.rank}: sends not taken after {waited:.1f} s",
-                self.comm,
-            )
-            self._sends = []
-        else:
-            self._sends = [(r, m) for r, m in self._sends if not r.Test()]
+            self.outbox.send(pack([self.worker]), rank, TAG_LEAVE)
+        self.outbox.flush(wait=True)
 
 
 def downpour_worker(client, params, compute_gradients, n_fetch=1, n_push=1, after_step=None):
