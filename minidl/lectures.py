@@ -103,11 +103,12 @@ def execute_notebook(path, fast=False, cwd=None, timeout=CELL_TIMEOUT):
 
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
-    own_dir = None
+    scratch = tempfile.TemporaryDirectory(prefix=f"minidl-{path.stem}-")
     if cwd is None:
-        own_dir = tempfile.TemporaryDirectory(prefix=f"minidl-{path.stem}-")
-        cwd = own_dir.name
-    manager = KernelManager(kernel_name="python3")
+        cwd = os.path.join(scratch.name, "work")
+        os.mkdir(cwd)
+    # Local sockets (ipc) rather than TCP ports: nothing listens on the network, and no warning about it.
+    manager = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(scratch.name, "kernel"))
     manager.kernel_spec.argv[0] = sys.executable  # this environment's Python, whatever `python` is on PATH
     client = NotebookClient(
         notebook,
@@ -118,17 +119,22 @@ def execute_notebook(path, fast=False, cwd=None, timeout=CELL_TIMEOUT):
     )
     start = time.perf_counter()
     error = None
+    # The kernel process's own output (its log lines, anything C code prints) goes to a file rather than
+    # our terminal; what the notebook's cells print is captured in the notebook as usual.
+    kernel_log = os.path.join(scratch.name, "kernel.log")
     try:
-        client.execute(env=kernel_environment(fast), cwd=str(cwd))
+        with open(kernel_log, "w") as log:
+            client.execute(env=kernel_environment(fast), cwd=str(cwd), stdout=log, stderr=log)
     except CellExecutionError as e:
         error = f"{path.name}: a cell failed:\n{e}"
     except CellTimeoutError:
         error = f"{path.name}: a cell ran longer than {timeout} s"
     except DeadKernelError as e:
-        error = f"{path.name}: the kernel died: {e}"
+        with open(kernel_log) as log:
+            tail = "".join(log.readlines()[-20:])
+        error = f"{path.name}: the kernel died: {e}\n{tail}"
     finally:
-        if own_dir is not None:
-            own_dir.cleanup()
+        scratch.cleanup()
     return NotebookRun(path, notebook, time.perf_counter() - start, error)
 
 
