@@ -1,4 +1,5 @@
-"""The `minidl` command: `minidl train` (the main job), `minidl launch`, `minidl simulate` and `minidl info`.
+"""The `minidl` command: `minidl train` (the main job), `minidl launch`, `minidl simulate`, `minidl lectures`
+and `minidl info`.
 
 This file parses arguments and prints; the work is done by `minidl.training` (fit, the
 model recipes, plots), which notebooks call directly. The library names settings the
@@ -148,7 +149,34 @@ def add_simulate_command(commands):
     simulate.set_defaults(run=simulate_command)
 
 
-COMMANDS = [add_train_command, add_launch_command, add_simulate_command, add_info_command]
+def add_lectures_command(commands):
+    lectures = commands.add_parser(
+        "lectures",
+        help="the lecture notebooks: run them and write HTML pages with their figures",
+        description="Work with the lecture notebooks in lectures/ (NN_topic.ipynb).",
+    )
+    actions = lectures.add_subparsers(dest="lectures_action", parser_class=_Parser)
+    build = actions.add_parser(
+        "build",
+        help="execute the notebooks and write one HTML page each (and index.html) into DEST",
+        description="Execute the lecture notebooks top to bottom (full mode unless --fast) in a fresh python3 "
+        "kernel and write DEST/NN_topic.html with their outputs and figures, plus DEST/index.html. "
+        "The notebooks in lectures/ stay without outputs.",
+    )
+    build.add_argument("dest", metavar="DEST", help="output folder for the HTML pages (created if missing)")
+    build.add_argument(
+        "notebooks",
+        nargs="*",
+        metavar="NOTEBOOK",
+        help="only these notebooks: a number (2 or 02), a name or part of one (backprop); default: all",
+    )
+    build.add_argument("--fast", action="store_true", help="fast mode (MINIDL_NOTEBOOK_FAST=1): small data, few epochs")
+    build.add_argument("--source", help="the folder with the notebooks (default: lectures/ beside the minidl package)")
+    build.add_argument("--quiet", action="store_true", help="no progress bar; print only the written pages")
+    lectures.set_defaults(run=lectures_command)
+
+
+COMMANDS = [add_train_command, add_launch_command, add_simulate_command, add_lectures_command, add_info_command]
 
 
 def build_parser():
@@ -503,6 +531,36 @@ def _simulation_bar(index, count, name, total, unit):
     return tqdm(total=total, desc=f"[{index + 1}/{count}] {name}", unit=" upd" if unit == "updates" else " sim s",
                 leave=True, dynamic_ncols=True, file=sys.stderr,
                 bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}{unit} [{elapsed}<{remaining}]")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# minidl lectures
+# ---------------------------------------------------------------------------
+def lectures_command(args):
+    from minidl import lectures
+
+    if args.lectures_action != "build":
+        raise UsageError("lectures: name an action: minidl lectures build DEST")
+    try:
+        runs = lectures.build(
+            args.dest, source=args.source, names=args.notebooks, fast=args.fast, progress=not args.quiet
+        )
+    except lectures.LectureError as e:
+        raise UsageError(str(e)) from None
+    except ImportError as e:
+        raise UsageError(
+            f"lectures build needs nbclient, ipykernel and nbconvert ({e}); pip install -e '.[dev]'"
+        ) from None
+    failed = [run for run in runs if not run.ok]
+    for run in runs:
+        state = "ok" if run.ok else "FAILED"
+        print(f"{os.path.join(args.dest, run.path.stem + '.html')}  {run.seconds:5.1f} s  {state}")
+    for run in failed:
+        print(f"error: {run.error}", file=sys.stderr)
+    if failed:
+        print(f"error: {len(failed)} of {len(runs)} notebooks failed (their pages show where)", file=sys.stderr)
+        return 1
+    return 0
 
 
 # ---------------------------------------------------------------------------
