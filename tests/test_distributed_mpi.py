@@ -293,6 +293,11 @@ def test_pipeline_mode_trains(tmp_path):
     stages = metrics["stages"]  # the mlp's 7 layers, cut where the parameters balance
     assert len(stages) == 2 and stages[0][0] == 0 and stages[0][1] == stages[1][0] and stages[1][1] == 7
     assert metrics["test_accuracy"] > 0.8 and "test accuracy" in proc.stderr
+    # Each stage's time in train_step, and the part spent waiting for its neighbour (the bubble).
+    step_seconds, wait_seconds = metrics["pipeline_step_seconds_by_rank"], metrics["pipeline_wait_seconds_by_rank"]
+    assert len(step_seconds) == len(wait_seconds) == 2
+    for step, wait in zip(step_seconds, wait_seconds):
+        assert 0 < wait < step <= metrics["train_seconds"]
 
 
 def test_minidl_launch_starts_the_job(tmp_path):

@@ -448,6 +448,7 @@ class _Job:
             "steps": step,
             "parameters": _arrays(pipe.stage),
             "stages": [list(b) for b in pipe.bounds],
+            "pipeline_seconds": (pipe.step_seconds, pipe.wait_seconds),
         }
 
     # ------------------------------------------------------------ parameter server modes
@@ -552,6 +553,7 @@ class _Job:
             "steps": result.get("steps"),
             "role": result.get("role", "replica"),
             "rules": result.get("rules"),
+            "pipeline_seconds": result.get("pipeline_seconds"),
         }
         everyone = self.comm.gather_object(mine, what="final statistics", tolerate_missing=True)
         if self.rank != 0:
@@ -595,6 +597,9 @@ class _Job:
             metrics["updates_per_second"] = result["updates"] / train_seconds
         if "stages" in result:
             metrics["stages"] = result["stages"]
+            # Per stage: seconds in train_step, and of those, seconds waiting for a neighbour (the bubble).
+            metrics["pipeline_step_seconds_by_rank"] = [r["pipeline_seconds"][0] for r in everyone]
+            metrics["pipeline_wait_seconds_by_rank"] = [r["pipeline_seconds"][1] for r in everyone]
         with open(os.path.join(self.out, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2)
         minidl.save_checkpoint(

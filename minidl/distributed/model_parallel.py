@@ -8,7 +8,8 @@
   micro-batch m while stage k+1 works on micro-batch m-1. All M forwards, then all M
   backwards; the gradients of the micro-batches add up in .grad, each micro-batch's mean
   loss weighted by its share of the batch, so one step equals a step on the whole batch.
-  Idle time ("bubble") is about (K-1)/(M+K-1) of a step for K stages.
+  Idle time ("bubble") is about (K-1)/(M+K-1) of a step for K stages; each stage measures the
+  time it waits for its neighbours (wait_seconds, of step_seconds in train_step).
 
 - Inside a layer (ColumnParallelLinear), the DistBelief picture: a Linear's output units are
   split over the ranks, rank r computing y_r = x·W_rᵀ + b_r for its rows W_r of W. Only the
@@ -18,6 +19,8 @@
 "Model parallelism means you need to exchange activations between workers: O(batch size ×
 # network edges) values sent at every step" - the bytes counted here are those activations.
 """
+
+import time
 
 import numpy as np
 
@@ -93,6 +96,11 @@ class Pipeline:
         self.first = self.comm.rank == 0
         self.last = self.comm.rank == self.comm.size - 1
         self._sends = []
+        # Time inside train_step, and the part of it spent waiting for a neighbour's activations or
+        # gradients: the pipeline's bubble on this stage (plus the transfers), measured, not modelled.
+        self.step_seconds = 0.0
+        self.wait_seconds = 0.0
+        self._waited = 0.0
 
     def parameters(self):
         return self.stage.parameters()
@@ -114,9 +122,12 @@ class Pipeline:
         self._sends.append((self.comm.isend(array, dest, tag + 1), array))
 
     def _receive(self, source, tag, what):
+        start = time.perf_counter()
         header = self.comm.recv(np.empty(_MAX_DIMS + 1, np.int64), source, tag, what=what)
         shape = tuple(int(d) for d in header[1 : 1 + header[0]])
-        return self.comm.recv(np.empty(shape, np.float32), source, tag + 1, what=what)
+        array = self.comm.recv(np.empty(shape, np.float32), source, tag + 1, what=what)
+        self._waited += time.perf_counter() - start
+        return array
 
     def _finish_sends(self):
         self.comm.wait_all([r for r, _ in self._sends], "pipeline sends", peers=None)
@@ -144,6 +155,7 @@ class Pipeline:
 
     def train_step(self, x, y, loss_fn):
         """One forward and backward of the whole batch, micro-batch by micro-batch; fills each stage's .grad."""
+        start, waited_before = time.perf_counter(), self._waited
         rank = self.comm.rank
         results = self.forward_micro_batches(x)
         total_loss, scores = None, None
@@ -163,6 +175,8 @@ class Pipeline:
             if not self.first:
                 self._send(inp.grad.array, rank - 1, _BACKWARD_TAG + 2 * m)
         self._finish_sends()
+        self.step_seconds += time.perf_counter() - start
+        self.wait_seconds += self._waited - waited_before
         return total_loss, scores
 
     def predict(self, x):
