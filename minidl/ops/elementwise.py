@@ -330,7 +330,7 @@ class AsType(Function):
     """y = x converted to another dtype;   the gradient is converted back."""
 
     def forward(self, x, dtype):
-        return x.astype(dtype, copy=False)
+        return self.kernels.astype(x, dtype)
 
     def backward(self, grad):
         (x,) = self.inputs
@@ -503,13 +503,18 @@ def clone(x):
 
 def sign(x):
     """-1, 0 or 1 for each element. Piecewise constant, so it carries no gradient."""
-    return Tensor._make(np.sign(x.array), device=x.device)
+    return Tensor._make(active_kernels[x.device].sign(x.array), device=x.device)
 
 
 # Comparisons return boolean tensors that never require grad (their derivative is 0 a.e.).
 def _comparison(kernel_name, a, b):
     a, b = pair(a, b)
     _check_broadcast(kernel_name, a, b)
+    if a.device is not b.device:
+        raise RuntimeError(
+            f"{kernel_name}: expected both tensors on the same device, but found {a.device} and {b.device}; "
+            "move one with .to(device) first"
+        )
     kernel = getattr(active_kernels[a.device], kernel_name)
     return Tensor._make(kernel(*_result_dtypes(a.array, b.array)), device=a.device)
 
