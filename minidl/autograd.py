@@ -237,8 +237,9 @@ class Function:
 def _mixed_devices(fn, inputs):
     """Raise the error for an op given tensors on different devices, naming the op and the devices."""
     devices = [str(t.device) for t in inputs]
+    found = " and ".join(dict.fromkeys(devices))
     raise RuntimeError(
-        f"{fn.name}: expected all tensors on the same device, but found tensors on {' and '.join(dict.fromkeys(devices))} "
+        f"{fn.name}: expected all tensors on the same device, but found tensors on {found} "
         f"(inputs on {', '.join(devices)}); move them with .to(device) first, e.g. x.to('cuda') or y.cpu()"
     )
 
@@ -410,7 +411,11 @@ def chain_rule(node, grad):
 def _as_gradient(g, like, source, index):
     """Check a gradient returned by `source` (a Function or hook) and make it a Tensor of like's shape/dtype."""
     if type(g) is not _Tensor:
-        g = _Tensor._make(np.asarray(g), device=like.device) if like.device is _CPU else _Tensor._make(g, device=like.device)
+        g = (
+            _Tensor._make(np.asarray(g), device=like.device)
+            if like.device is _CPU
+            else _Tensor._make(g, device=like.device)
+        )
     if g.array.shape != like.array.shape:
         raise RuntimeError(
             f"backward of {source} returned a gradient of shape {g.shape} for input {index}, "

@@ -398,8 +398,10 @@ class Tensor:
             )
         if self.device is not CPU:
             if not np.can_cast(values.dtype, self.dtype, casting="same_kind"):
-                raise TypeError(f"{op}: the result has dtype {values.dtype}, which cannot be stored in place in "
-                                f"this {self.dtype} tensor (PyTorch refuses it too); convert first, e.g. x = x.float()")  # fmt: skip
+                raise TypeError(
+                    f"{op}: the result has dtype {values.dtype}, which cannot be stored in place in this "
+                    f"{self.dtype} tensor (PyTorch refuses it too); convert first, e.g. x = x.float()"
+                )
             _backend.active_kernels[self.device].setitem(self.array, Ellipsis, values)
             self._version[0] += 1
             return

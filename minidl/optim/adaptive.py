@@ -6,7 +6,7 @@ history of its own gradients.
 """
 
 from minidl.optim.optimizer import Optimizer
-from minidl.optim.updates import zeros_like, adagrad_update, adam_update, rmsprop_update
+from minidl.optim.updates import adagrad_update, adam_update, rmsprop_update, zeros_like
 
 
 def _buffer(state, key, like):

@@ -5,7 +5,7 @@ decay, averaging) all reduce the noise of the gradient estimate while staying ch
 """
 
 from minidl.optim.optimizer import Optimizer
-from minidl.optim.updates import zeros_like, sgd_update
+from minidl.optim.updates import sgd_update, zeros_like
 
 
 class SGD(Optimizer):

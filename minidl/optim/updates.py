@@ -49,7 +49,9 @@ def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=
     Centered (pass a `mean` buffer): m ← α·m + (1 - α)·∂L and the scale is √(n - m²), an
     estimate of the gradient's variance rather than its raw second moment.
     """
-    kernels_for_array(param).rmsprop_update(param, grad, mean_sq, lr, alpha=alpha, eps=eps, weight_decay=weight_decay, mean=mean)
+    kernels_for_array(param).rmsprop_update(
+        param, grad, mean_sq, lr, alpha=alpha, eps=eps, weight_decay=weight_decay, mean=mean
+    )
 
 
 def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, max_v=None):
