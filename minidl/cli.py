@@ -273,6 +273,8 @@ def train_command(args):
             raise UsageError("--device cuda: not with --distributed yet (the MPI ranks train on the cpu)")
         if not minidl.cuda.is_available():
             raise UsageError(f"--device cuda: {minidl.cuda.unavailable_reason()}")
+        if args.clip_grad_norm or args.average not in (None, "none"):
+            raise UsageError("--device cuda: not with --clip-grad-norm or --average yet (they run on the cpu)")
     if args.distributed:
         return train_distributed(args)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -567,7 +569,22 @@ def _cuda_lines():
         info = runtime.describe()
     lines = [f"CUDA: {info.pop('cuda')}"]
     lines += [f"  {key.removeprefix('cuda_')}: {value}" for key, value in info.items()]
+    lines.append(f"  builds compiled: {_compiled_cuda_builds()}")
+    if not lines[0].startswith("CUDA: not available"):
+        lines.append('  python device: "cuda" (cuda:0): x.to("cuda"), model.to("cuda"), minidl train --device cuda')
     return lines
+
+
+def _compiled_cuda_builds():
+    """Which of the two CUDA libraries exist in this install (found, not loaded)."""
+    import importlib.util
+
+    found = [
+        build
+        for build, module in (("real (nvcc)", "_cuda_real"), ("emulated (C++)", "_cuda_emulated"))
+        if importlib.util.find_spec(f"minidl.backend.cuda.{module}") is not None
+    ]
+    return ", ".join(found) or "none"
 
 
 def _blas_lines():

@@ -320,4 +320,6 @@ def test_minidl_info_names_the_cuda_build_and_the_device(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert f"CUDA: {minidl.cuda.build()}" in out
-    assert "compiled" in out
+    compiled = next(line for line in out.splitlines() if "builds compiled:" in line)
+    assert ("emulated (C++)" if runtime.build() == "emulated" else "real (nvcc)") in compiled
+    assert 'python device: "cuda" (cuda:0)' in out

@@ -541,7 +541,7 @@ def a_training_loop_as_the_tutorials_write_it(lib):
     optimizer = lib.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
     x, y = lib.tensor(data((8, 4), 12)), lib.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    device = "cuda" if lib.cuda.is_available() else "cpu"
+    device = "cuda" if lib.cuda.is_available() and torch.cuda.is_available() else "cpu"  # the same for both
     model.to(device)
     losses = []
     for _ in range(5):
@@ -553,10 +553,10 @@ def a_training_loop_as_the_tutorials_write_it(lib):
         losses.append(loss.item())
     model.eval()
     with lib.no_grad():
-        _, predicted = model(x).max(1)
-        accuracy = (predicted == y).float().mean().item()
-        probabilities = F.softmax(model(x), dim=1)
-    return losses, predicted, accuracy, probabilities
+        _, predicted = model(x.to(device)).max(1)
+        accuracy = (predicted == y.to(device)).float().mean().item()
+        probabilities = F.softmax(model(x.to(device)), dim=1)
+    return losses, predicted.cpu(), accuracy, probabilities.cpu()
 
 
 # ---------------------------------------------------------------------------

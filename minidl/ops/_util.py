@@ -42,6 +42,38 @@ def _constant_array(value, like):
     return np.asarray(value, dtype=dtype)
 
 
+def host_values(op, t):
+    """t's values as a NumPy array, for the few ops computed on the host (index and truth functions).
+
+    On the cpu that is t's own array. A device tensor's is copied down, and the kernel set counts
+    it as a host round trip of `op` (minidl.cuda.host_round_trips()).
+    """
+    if t.device is CPU:
+        return t.array
+    kernels = active_kernels[t.device]
+    count = getattr(kernels.module, "count_host_round_trip", None)
+    if count is not None:
+        count(op)
+    return kernels.to_numpy(t.array)
+
+
+def on_device(array, where):
+    """A host result as the array of a tensor on the device `where` (copied up unless it is the cpu)."""
+    return array if where is CPU else active_kernels[where].from_numpy(np.asarray(array))
+
+
+def same_device(op, *tensors):
+    """Raise the clear error if `tensors` are not all on one device; return that device."""
+    where = tensors[0].device
+    for t in tensors:
+        if t.device is not where:
+            raise RuntimeError(
+                f"{op}: expected all tensors on the same device, but found {where} and {t.device}; "
+                "move them with .to(device) first"
+            )
+    return where
+
+
 def pair(a, b):
     """Make both operands of a binary op tensors, numbers taking the dtype of the tensor."""
     if not isinstance(a, Tensor):

@@ -10,7 +10,7 @@ import numpy as np
 
 from minidl.autograd import Function
 from minidl.backend import active_kernels
-from minidl.ops._util import constant, pair, unbroadcast
+from minidl.ops._util import constant, host_values, on_device, pair, same_device, unbroadcast
 from minidl.tensor import DEFAULT_FLOAT, Tensor
 
 
@@ -556,29 +556,35 @@ greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 def equal(a, b):
     """True if a and b have the same shape and the same values (one Python bool, as torch.equal)."""
     a, b = pair(a, b)
-    return a.shape == b.shape and bool(np.array_equal(a.array, b.array))
+    same_device("equal", a, b)
+    return a.shape == b.shape and bool(np.array_equal(host_values("equal", a), host_values("equal", b)))
 
 
 def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     """|a - b| <= atol + rtol * |b| elementwise (a bool tensor)."""
     a, b = pair(a, b)
     _check_broadcast("isclose", a, b)
-    return Tensor._make(np.isclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan), device=a.device)
+    where = same_device("isclose", a, b)
+    close = np.isclose(host_values("isclose", a), host_values("isclose", b), rtol=rtol, atol=atol, equal_nan=equal_nan)
+    return Tensor._make(on_device(close, where), device=where)
 
 
 def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     """Whether isclose holds everywhere (one Python bool, as torch.allclose)."""
-    return bool(isclose(a, b, rtol, atol, equal_nan).array.all())
+    return bool(host_values("allclose", isclose(a, b, rtol, atol, equal_nan)).all())
 
 
 def _logical(op, function, *operands):
     """A bool (or integer bit) function of tensors or numbers; like comparisons, it carries no gradient."""
-    tensors = [constant(t) for t in operands]
+    like = next((t for t in operands if isinstance(t, Tensor)), None)  # numbers join the tensors' device
+    tensors = [constant(t, like=like) for t in operands]
     for t in tensors:
         if t.array.dtype.kind not in "biu":
             raise TypeError(f"{op}: expects bool or integer tensors, got dtype {t.dtype}")
+    where = same_device(op, *tensors)
     try:
-        return Tensor._make(function(*[t.array for t in tensors]), device=tensors[0].device)
+        result = function(*[host_values(op, t) for t in tensors])
+        return Tensor._make(on_device(result, where), device=where)
     except ValueError:
         raise ValueError(f"{op}: shapes {[t.shape for t in tensors]} cannot be broadcast together") from None
 

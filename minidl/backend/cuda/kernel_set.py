@@ -52,6 +52,11 @@ def reset_host_round_trips():
     _round_trips.clear()
 
 
+def count_host_round_trip(op):
+    """Count a round trip made above the kernels (an op that computes its result on the host)."""
+    _round_trips[op] += 1
+
+
 def _reference():
     from minidl.backend import reference_kernels  # imported late: minidl.backend imports nothing from cuda
 
