@@ -254,6 +254,69 @@ def test_an_mlp_trained_on_cuda_ends_where_the_cpu_run_ends(name, fuse):
     assert minidl.cuda.host_round_trips() == {}, "a training step went through the host"
 
 
+# The longest reduction in one forward + backward of the small cnn / lstm below, and how many
+# reducing stages a gradient passes (each at most that long): the cnn's weight gradients sum over
+# N·H·W = 8·8·8 = 512 positions through conv, conv, linear, linear and the loss; the lstm's over
+# 8 time steps of (N = 8) rows with fan-in 32 + 8, through 8 steps of 2 products and the loss.
+GRADIENT_BUDGETS = {"cnn": (512, 5), "lstm": (64, 2 * 8 + 2)}
+
+
+@pytest.mark.parametrize("name", ["cnn", "lstm"])
+def test_the_cnn_and_lstm_gradients_on_cuda_match_the_cpu_without_host_round_trips(name):
+    """One forward and backward of the `minidl train` cnn / lstm on 8x8 images, fused as fit() runs
+    them: the gradients agree with the cpu's within the worst-case bound for their reduction chain
+    (tolerances.chain_atol: stages x longest reduction roundings, terms up to sqrt(length) times the
+    result), and nothing went through the host."""
+    length, stages = GRADIENT_BUDGETS[name]
+    budget = stages * length + 2 * TRANSCENDENTAL_ULPS * 8  # plus the gates' / softmax's transcendentals
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((8, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 8)
+    results = {}
+    for where in ("cpu", "cuda"):
+        minidl.manual_seed(0)
+        model = minidl.training.make_model(name, (1, 8, 8), 10, 8, 0.0).to(where)
+        minidl.cuda.reset_host_round_trips()
+        loss = nn.functional.cross_entropy(
+            nn.fuse(model)(minidl.tensor(x, device=where)), minidl.tensor(y, device=where)
+        )
+        loss.backward()
+        results[where] = (loss.item(), [p.grad.cpu().numpy() for p in model.parameters()])
+        if where == "cuda":
+            assert minidl.cuda.host_round_trips() == {}
+    (loss_cpu, grads_cpu), (loss_cuda, grads_cuda) = results["cpu"], results["cuda"]
+    assert_within(loss_cuda, loss_cpu, chain_atol(np.float32(loss_cpu), budget=budget, fan_in=length))
+    for i, (got, want) in enumerate(zip(grads_cuda, grads_cpu)):
+        assert np.abs(want).max() > 0, f"gradient {i} is zero: the comparison would say nothing"
+        assert_within(got, want, chain_atol(want, budget=budget, fan_in=length), f"{name} gradient {i}")
+
+
+def test_float32_primitives_run_in_cuda_kernels_not_through_the_host():
+    """The contract test passes for any correct set, a host round trip included: this checks that the
+    float32 cases a model uses really ran in CUDA kernels (none counted)."""
+    k = minidl.backend.get_kernels("cuda")
+    rng = np.random.default_rng(0)
+    a, b = (k.from_numpy(rng.standard_normal((5, 7)).astype(np.float32)) for _ in range(2))
+    image = k.from_numpy(rng.standard_normal((2, 3, 6, 6)).astype(np.float32))
+    weight = k.from_numpy(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    rows = k.from_numpy(np.array([4, 0, 4]))
+    for name in ("add", "sub", "mul", "div", "maximum", "minimum", "greater", "less_equal", "equal"):
+        getattr(k, name)(a, b)
+    for name in ("neg", "exp", "log", "sqrt", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu", "erf"):
+        getattr(k, name)(a)
+    k.power(a, 2.0), k.where(k.greater(a, 0), a, b), k.clip(a, -0.5, None), k.astype(k.less(a, 0), np.float32)
+    k.sum(a, (0,), True), k.max(a, None), k.min(a, 1), k.argmax(a, 1), k.softmax(a, 1), k.log_softmax(a, 0)
+    k.matmul(a, k.transpose(b, (1, 0))), k.matmul(k.reshape(a, (35,))[:7], b.T), k.linear(a, b, None, "tanh")
+    k.act_backward(a, b, "relu"), k.concatenate([a, b], 1), k.stack([a, b], 0), k.pad(a, ((1, 0), (0, 2)))
+    k.getitem(a, rows), k.scatter_add((5, 7), rows, k.getitem(a, rows), np.float32), k.setitem(a, (slice(1, 3),), b[:2])
+    k.conv2d_forward(image, weight, None, (1, 1), (1, 1), (1, 1), 1, "relu")
+    k.max_pool2d_forward(image, (2, 2), (2, 2), (0, 0)), k.avg_pool2d_forward(image, (3, 3), (1, 1), (1, 1))
+    losses, probs = k.cross_entropy_forward(a, k.from_numpy(np.arange(5) % 7))
+    k.cross_entropy_backward(probs, k.from_numpy(np.arange(5) % 7), losses)
+    k.adam_update(a, b, k.zeros((5, 7)), k.zeros((5, 7)), 1, 1e-3), k.sgd_update(a, b, k.zeros((5, 7)), 0.1, 0.9)
+    k.float16_to_float32(k.float32_to_float16(a)), k.truncated16_to_float32(k.float32_to_truncated16(a))
+    assert minidl.cuda.host_round_trips() == {}
+
+
 # ---------------------------------------------------------------------------
 # minidl train --device cuda, minidl info, and the emulator's announcement
 # ---------------------------------------------------------------------------
