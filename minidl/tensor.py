@@ -45,11 +45,12 @@ def _to_array(data, dtype=None, copy=False):
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
-    array          the NumPy array holding the values (`.numpy()` returns it too)
+    array          the array holding the values: a NumPy array on the cpu (`.numpy()` returns it too),
+                   a DeviceArray on "cuda" (read it back with `.cpu()`)
     grad           the gradient accumulated by backward() (a Tensor), or None
     requires_grad  whether ops on this tensor are recorded for differentiation
     grad_fn        the op (a Function) that produced this tensor; None for leaves
-    device         where the array lives (minidl.device("cpu"))
+    device         where the array lives (minidl.device("cpu") or minidl.device("cuda:0"))
 
     Called directly, Tensor(data) makes a floating point tensor, as torch.Tensor does:
     float32 from numbers, lists and integer arrays (a float64 array keeps its precision),

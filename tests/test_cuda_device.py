@@ -330,6 +330,7 @@ def test_minidl_train_runs_on_the_cuda_device_and_learns_what_the_cpu_learns(tmp
     assert f"kernels: cuda ({minidl.cuda.build()})" in err
     on_cuda = json.loads((tmp_path / "cuda" / "metrics.json").read_text())
     on_cpu = json.loads((tmp_path / "cpu" / "metrics.json").read_text())
+    assert on_cuda["kernels"] == f"cuda ({minidl.cuda.build()})" and on_cpu["kernels"] == minidl.kernels_name()
     # 12 steps of 1438/128 examples: the same rounding budget per step as above, 12 times, on the loss
     # (terms of size about log 10 + the logits; the mean loss itself is the scale here).
     budget = 12 * STEP_ROUNDINGS

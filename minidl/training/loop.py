@@ -456,6 +456,7 @@ def _remove_if_empty(created):
 
 
 def _metrics(result, fuse):
+    where = next(iter(result.model.parameters()), None)  # the device the run trained on
     return {
         "test_accuracy": result.test_accuracy,
         "train_loss": result.train_loss,
@@ -464,7 +465,7 @@ def _metrics(result, fuse):
         "seconds": result.seconds,
         "total_training_seconds": result.total_seconds,
         "resumed_from_epoch": result.resumed_from_epoch,
-        "kernels": minidl.kernels_name(),
+        "kernels": _kernels_name(None if where is None else where.device),
         "fused": bool(fuse),
         "settings": result.config.as_dict(),
         "history": result.history,

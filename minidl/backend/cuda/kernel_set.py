@@ -12,17 +12,18 @@ NumPy reference computes, the result is copied back. It is correct (the referenc
 and slow, so each one is counted per primitive: `host_round_trips()` (also
 `minidl.cuda.host_round_trips()`) says how many there were and which primitives made them,
 and a training step of the models minidl train builds makes none (tests/test_cuda_device.py
-checks that). README's CUDA section lists what goes through the host:
+checks that). What goes through the host here (README's CUDA section and docs/cuda.md list it):
 
-    float64 / integer / bool arithmetic, comparisons, reductions and matmul
-    astype between dtypes other than float32 <-> float16 and bool -> float32 -> bool
+    arithmetic, comparisons, reductions and matmul in dtypes other than float32
+    astype other than float32 <-> float16 and bool <-> float32
     getitem / setitem / scatter_add with boolean masks, several index arrays, or an index
         array not on the first axis (fancy indexing)
     im2col / col2im / pooling with rectangular windows, unequal strides or paddings, dilation
-    max_pool2d_select (no kernel)
-    where with two Python numbers, clip with NaN-propagation needs (none: bounds are scalars)
+    max_pool2d_select (no kernel); where with no float32 array among its operands
 
-`arange` and `eye` are made on the host and copied up once (creation, not a round trip).
+A few ops above the kernels compute on the host too (index and truth functions: argmax, sort,
+gather, any/all, isclose, ...); they count their trips with count_host_round_trip. `arange` and
+`eye` are made on the host and copied up once (creation, not a round trip).
 """
 
 import builtins
@@ -269,9 +270,10 @@ def stack(arrays, axis=0):
 
 
 def pad(x, widths, constant_values=0):
-    widths = np.broadcast_to(np.asarray(widths, dtype=np.int64).reshape(-1, 2) if np.ndim(widths) else
-                             np.full((1, 2), widths), (x.ndim, 2))  # fmt: skip
-    return launch.pad(x, [tuple(int(w) for w in pair) for pair in widths], constant_values)
+    """np.pad's constant mode: widths is one (before, after) pair per axis, or one pair or number for all."""
+    pairs = np.asarray(widths, dtype=np.int64)
+    pairs = np.broadcast_to(pairs.reshape(-1, 2) if pairs.ndim else np.full((1, 2), pairs), (x.ndim, 2))
+    return launch.pad(x, [(int(before), int(after)) for before, after in pairs], constant_values)
 
 
 def _is_basic(index):
@@ -306,6 +308,8 @@ def setitem(x, index, value):
         _on_host_in_place("setitem", x, index, value)
         return
     target = x[index]
+    if isinstance(value, np.ndarray):
+        value = DeviceArray.from_numpy(value)  # host values: copied up
     if isinstance(value, DeviceArray):
         if value.dtype != x.dtype:
             value = astype(value, x.dtype)
