@@ -222,6 +222,31 @@ def test_optimizer_state_lives_on_the_device(name):
     assert minidl.cuda.host_round_trips() == {}
 
 
+def test_a_checkpoint_saved_from_cuda_loads_on_the_cpu_and_back_on_cuda(tmp_path):
+    minidl.manual_seed(0)
+    model = _mlp().to("cuda")
+    optimizer = optim.Adam(model.parameters(), lr=0.01)
+    x, y = minidl.randn(4, 20, device="cuda"), minidl.tensor([0, 1, 2, 3], device="cuda")
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    minidl.save_checkpoint(tmp_path / "run.npz", model=model, optimizer=optimizer, step=1)
+    on_cpu = _mlp()
+    minidl.load_checkpoint(tmp_path / "run.npz", model=on_cpu, optimizer=optim.Adam(on_cpu.parameters(), lr=0.01))
+    for a, b in zip(model.parameters(), on_cpu.parameters()):
+        np.testing.assert_array_equal(b.numpy(), a.cpu().numpy())
+    back = _mlp().to("cuda")
+    back_optimizer = optim.Adam(back.parameters(), lr=0.01)
+    minidl.load_checkpoint(tmp_path / "run.npz", model=back, optimizer=back_optimizer)
+    for m, opt in ((model, optimizer), (back, back_optimizer)):  # one more step: the same kernels, the same state
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+    for a, b in zip(model.parameters(), back.parameters()):
+        np.testing.assert_array_equal(b.cpu().numpy(), a.cpu().numpy())
+    assert all(isinstance(v, DeviceArray) for s in back_optimizer.state.values() for k, v in s.items() if k != "step")
+    assert minidl.cuda.host_round_trips() == {}
+
+
 # Roundings on a path through one step (counted as in tests/tolerances.py): forward 20 + 1 and 24 + 1
 # (two linear layers), cross-entropy 5 + 2 transcendentals + 3 and the mean over 16 rows; backward 2
 # (dlogits), 16 (dW2, db2), 5 (dh), 16 (dW1, db1); the update about 10 (Adam's: two moments, two bias
