@@ -571,7 +571,7 @@ def _cuda_lines():
     lines += [f"  {key.removeprefix('cuda_')}: {value}" for key, value in info.items()]
     lines.append(f"  builds compiled: {_compiled_cuda_builds()}")
     if not lines[0].startswith("CUDA: not available"):
-        lines.append('  python device: "cuda" (cuda:0): x.to("cuda"), model.to("cuda"), minidl train --device cuda')
+        lines.append('  python device: "cuda", as in x.to("cuda"), model.to("cuda"), minidl train --device cuda')
     return lines
 
 

@@ -411,4 +411,4 @@ def test_minidl_info_names_the_cuda_build_and_the_device(capsys):
     assert f"CUDA: {minidl.cuda.build()}" in out
     compiled = next(line for line in out.splitlines() if "builds compiled:" in line)
     assert ("emulated (C++)" if runtime.build() == "emulated" else "real (nvcc)") in compiled
-    assert 'python device: "cuda" (cuda:0)' in out
+    assert 'python device: "cuda", as in x.to("cuda")' in out
