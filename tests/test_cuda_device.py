@@ -134,6 +134,25 @@ def test_a_loss_with_targets_on_another_device_is_an_error_naming_both():
         nn.functional.cross_entropy(scores, minidl.tensor([0, 3, 2, 0], device="cuda"))
 
 
+@pytest.mark.parametrize(
+    "f",
+    [lambda x: minidl.where(x > 0, x * 3, x * x).clamp(-1, 4), lambda x: x.maximum(x * 0.5) - x.minimum(-x),
+     lambda x: x.sigmoid() * x.tanh() + x.leaky_relu(0.1), lambda x: (x.exp() / (1 + x.abs())).log_softmax(0),
+     lambda x: (x.reshape(2, 3).T @ x.reshape(2, 3)).sum(0) ** 2],
+    ids=["where-clamp", "maximum-minimum", "activations", "log-softmax", "matmul-pow"],
+)  # fmt: skip
+def test_gradients_of_elementwise_ops_on_cuda_match_the_cpu(f):
+    """A handful of roundings and transcendentals per element: within 2·(4 transcendentals + 8 ops) ulps of
+    the largest gradient (tolerances.chain_atol), and the same gradient structure (kinks, ties, branches)."""
+    values = np.array([-2.0, -0.5, 0.3, 1.7, 0.0, 2.5], np.float32)
+    grads = []
+    for where in ("cpu", "cuda"):
+        x = minidl.tensor(values, device=where, requires_grad=True)
+        f(x).sum().backward()
+        grads.append(x.grad.cpu().numpy())
+    assert_within(grads[1], grads[0], chain_atol(grads[0], budget=4 * TRANSCENDENTAL_ULPS + 8, fan_in=3))
+
+
 # ---------------------------------------------------------------------------
 # Host round trips: counted, and none in a training step
 # ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import numpy as np
 
 from minidl.autograd import Function
 from minidl.backend import active_kernels
+from minidl.backend.device import CPU
 from minidl.ops._util import constant, host_values, on_device, pair, same_device, unbroadcast
 from minidl.tensor import DEFAULT_FLOAT, Tensor
 
@@ -305,12 +306,13 @@ class Clip(Function):
 
     def backward(self, grad):
         (x,) = self.saved_tensors
+        values = host_values("clamp", x)  # x.array on the cpu; a counted copy from a device
         inside = np.ones(x.shape, dtype=bool)
         if self.low is not None:
-            inside &= x.array >= self.low
+            inside &= values >= self.low
         if self.high is not None:
-            inside &= x.array <= self.high
-        return grad * constant(inside)
+            inside &= values <= self.high
+        return grad * constant(inside, like=grad)
 
 
 class Where(Function):
@@ -322,7 +324,10 @@ class Where(Function):
     def backward(self, grad):
         cond, a, b = self.inputs
         grad_a = unbroadcast(grad * cond, a.shape) if self.needs_input_grad[1] else None
-        grad_b = unbroadcast(grad * ~cond.array, b.shape) if self.needs_input_grad[2] else None
+        if self.needs_input_grad[2] and cond.device is not CPU:  # no ~ on device arrays: grad - grad·cond
+            grad_b = unbroadcast(grad - grad * cond, b.shape)
+        else:
+            grad_b = unbroadcast(grad * ~cond.array, b.shape) if self.needs_input_grad[2] else None
         return None, grad_a, grad_b
 
 
