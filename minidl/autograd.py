@@ -23,6 +23,7 @@ import sys
 import numpy as np
 
 from minidl.backend import active_kernels
+from minidl.backend.device import CPU as _CPU
 
 # ----------------------------------------------------------------------------
 # Grad mode: whether ops record the graph
@@ -129,6 +130,9 @@ class Function:
     # True when the output is a view sharing memory with input 0 (reshape, transpose...):
     # then an in-place change of either is a change of both.
     is_view = False
+    # True for the one op whose output lives on another device than its input (Tensor.to): its
+    # forward sets self.device, where the output goes. Every other op computes where its inputs are.
+    moves_device = False
 
     inputs = ()
     released = False
@@ -138,22 +142,29 @@ class Function:
         """Run forward on the inputs' arrays and, if any input requires grad, record the node."""
         fn = cls()
         first = inputs[0]
-        fn.kernels = active_kernels[first.device]
+        where = first.device
+        fn.kernels = active_kernels[where]
         if len(inputs) == 1:
             out = fn.forward(first.array, **params)
         else:
+            for t in inputs:  # one device per op: tensors are moved explicitly (.to), never behind your back
+                if t.device is not where:
+                    _mixed_devices(fn, inputs)
             out = fn.forward(*[t.array for t in inputs], **params)
-        if type(out) is not np.ndarray:
-            out = np.asarray(out)  # reductions to a scalar return NumPy scalars
+        if cls.moves_device:
+            where = fn.device
+        elif type(out) is not np.ndarray:
+            out = _device_result(fn, out, where)  # reductions to a scalar return NumPy scalars
         version = first._version if cls.is_view else None
         if _grad_enabled:
             for t in inputs:
                 if t.requires_grad:
-                    return fn._record(inputs, out, version)
-        return _Tensor._make(out, None, version, first.device)
+                    return fn._record(inputs, out, version, where)
+        return _Tensor._make(out, None, version, where)
 
-    def _record(self, inputs, out, version):
+    def _record(self, inputs, out, version, where=None):
         """Make this node part of the graph: what backward needs, and the output tensor pointing back to it."""
+        self.device = where = inputs[0].device if where is None else where
         self.inputs = inputs
         if len(inputs) == 1:  # the common case, spelled out: it is recorded, so its input requires grad
             self.needs_input_grad = [True]
@@ -162,7 +173,7 @@ class Function:
             self.needs_input_grad = [t.requires_grad for t in inputs]
             self.saved_versions = [t._version[0] for t in inputs]
         self._output_data = out
-        result = _Tensor._make(out, self, version, inputs[0].device)
+        result = _Tensor._make(out, self, version, where)
         self._output_version = result._version
         self._output_saved_version = result._version[0]
         for observer in forward_observers:
@@ -205,7 +216,7 @@ class Function:
                 "clone it before changing it."
             )
         grad_fn = self if _grad_enabled else None
-        return _Tensor._make(self._output_data, grad_fn, self._output_version, self.inputs[0].device)
+        return _Tensor._make(self._output_data, grad_fn, self._output_version, self.device)
 
     def _check_not_released(self):
         if self.released:
@@ -221,6 +232,25 @@ class Function:
         self.saved_versions = ()
         self._output_data = None
         self.released = True
+
+
+def _mixed_devices(fn, inputs):
+    """Raise the error for an op given tensors on different devices, naming the op and the devices."""
+    devices = [str(t.device) for t in inputs]
+    found = " and ".join(dict.fromkeys(devices))
+    raise RuntimeError(
+        f"{fn.name}: expected all tensors on the same device, but found tensors on {found} "
+        f"(inputs on {', '.join(devices)}); move them with .to(device) first, e.g. x.to('cuda') or y.cpu()"
+    )
+
+
+def _device_result(fn, out, where):
+    """A forward's result as the device's own array: NumPy scalars become 0-d arrays on the cpu."""
+    if where is _CPU:
+        return np.asarray(out)
+    if type(out).__name__ != "DeviceArray":
+        raise TypeError(f"{fn.name}: the {where} kernels returned a {type(out).__name__}, not a device array")
+    return out
 
 
 # ----------------------------------------------------------------------------
@@ -381,7 +411,11 @@ def chain_rule(node, grad):
 def _as_gradient(g, like, source, index):
     """Check a gradient returned by `source` (a Function or hook) and make it a Tensor of like's shape/dtype."""
     if type(g) is not _Tensor:
-        g = _Tensor._make(np.asarray(g), device=like.device)
+        g = (
+            _Tensor._make(np.asarray(g), device=like.device)
+            if like.device is _CPU
+            else _Tensor._make(g, device=like.device)
+        )
     if g.array.shape != like.array.shape:
         raise RuntimeError(
             f"backward of {source} returned a gradient of shape {g.shape} for input {index}, "
@@ -410,6 +444,8 @@ def store_gradient(tensor, grad, create_graph=False, private=False):
         tensor.grad = tensor.grad + grad
     elif create_graph and grad.grad_fn is not None:
         tensor.grad = grad  # part of the recorded graph: later passes replace it, never add into it
+    elif tensor.device is not _CPU:  # a device's arrays: the same rules, through its kernels
+        _store_device_gradient(tensor, grad, private)
     elif tensor.grad is None:
         owned = private and grad.array.dtype == tensor.dtype
         tensor.grad = _Tensor._make(
@@ -421,6 +457,20 @@ def store_gradient(tensor, grad, create_graph=False, private=False):
         tensor.grad = _Tensor._make(tensor.grad.array + grad.array, device=tensor.device)
 
 
+def _store_device_gradient(tensor, grad, private):
+    """store_gradient for a tensor on a device: .grad owns its memory and accumulates in place."""
+    k = active_kernels[tensor.device]
+    if tensor.grad is None:
+        array = grad.array
+        if not private or array.dtype != tensor.dtype:
+            array = k.astype(array, tensor.dtype)  # a copy (astype never returns its input)
+        tensor.grad = _Tensor._make(array, device=tensor.device)
+    elif tensor.grad.grad_fn is None:
+        k.setitem(tensor.grad.array, Ellipsis, k.add(tensor.grad.array, grad.array))
+    else:
+        tensor.grad = _Tensor._make(k.add(tensor.grad.array, grad.array), device=tensor.device)
+
+
 def _held_only_here(grad):
     """Whether the gradient the pass just took out of `pending` is referenced by nothing else.
 
@@ -428,6 +478,8 @@ def _held_only_here(grad):
     this function's parameter, its array by the tensor alone. A view of another array, or a
     read-only one, is never private.
     """
+    if type(grad.array) is not np.ndarray:  # a device array: views share a buffer we cannot see from here
+        return False
     return (
         sys.getrefcount(grad) <= 3
         and sys.getrefcount(grad.array) <= 2
@@ -450,8 +502,15 @@ def initial_gradient(tensor, gradient):
                 f"has shape {tensor.shape}. Pass backward(gradient) with a gradient of that shape, "
                 "or reduce it first (e.g. .sum())."
             )
+        if tensor.device is not _CPU:
+            return _Tensor._make(active_kernels[tensor.device].ones(tensor.shape, tensor.dtype), device=tensor.device)
         return _Tensor._make(np.ones_like(tensor.array), device=tensor.device)
-    g = gradient if isinstance(gradient, _Tensor) else _Tensor(np.asarray(gradient, dtype=tensor.dtype))
+    if isinstance(gradient, _Tensor):
+        g = gradient
+    else:
+        g = _Tensor(np.asarray(gradient, dtype=tensor.dtype), device=tensor.device)
+    if g.device is not tensor.device:
+        raise RuntimeError(f"backward: the gradient is on {g.device} but the tensor is on {tensor.device}")
     if g.shape != tensor.shape:
         raise ValueError(f"backward: gradient has shape {g.shape} but the tensor has shape {tensor.shape}")
     return g

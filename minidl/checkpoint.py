@@ -47,7 +47,7 @@ def _split_arrays(value, where, arrays):
     NumPy scalars become Python numbers; dict keys must be strings (JSON would turn 1 into "1").
     """
     if isinstance(value, Tensor):
-        value = value.array
+        value = value.detach().cpu().array  # a device tensor is saved from a host copy
     if isinstance(value, np.ndarray):
         name = f"arrays/{len(arrays)}"
         arrays[name] = value
@@ -107,7 +107,9 @@ def save_checkpoint(path, model=None, optimizer=None, step=None, extra=None, sav
         state = model.state_dict() if hasattr(model, "state_dict") else model
         meta["model"] = list(state)
         for name, value in state.items():
-            model_arrays["model/" + name] = np.asarray(value.array if isinstance(value, Tensor) else value)
+            model_arrays["model/" + name] = np.asarray(
+                value.detach().cpu().array if isinstance(value, Tensor) else value
+            )
     if optimizer is not None:
         meta["optimizer"] = _split_arrays(_with_string_keys(optimizer.state_dict()), "optimizer", arrays)
     meta["extra"] = _split_arrays(extra if extra is not None else {}, "extra", arrays)

@@ -89,6 +89,11 @@ def add_train_command(commands):
     run.add_argument("--out", help="output folder (default: runs/<time>, or the checkpoint's folder on --resume)")
     run.add_argument("--resume", metavar="CHECKPOINT", help="continue training from this checkpoint")
     run.add_argument("--kernels", choices=("numpy", "c"), help="kernel set (default: c when built, else numpy)")
+    run.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        help="where to train (default: cpu); cuda runs on the emulator without a GPU",
+    )
     run.add_argument("--no-fuse", action="store_true", help="run Linear/Conv2d and their activation as separate ops")
     run.add_argument("--no-plot", action="store_true", help="do not write training_curves.png")
     run.add_argument("--quiet", action="store_true", help="print only the output folder (and errors, warnings)")
@@ -291,6 +296,13 @@ def train_command(args):
             minidl.set_kernels(args.kernels)
         except (RuntimeError, ValueError) as e:
             raise UsageError(f"--kernels {args.kernels}: {e}") from None
+    if args.device == "cuda":
+        if args.distributed:
+            raise UsageError("--device cuda: not with --distributed yet (the MPI ranks train on the cpu)")
+        if not minidl.cuda.is_available():
+            raise UsageError(f"--device cuda: {minidl.cuda.unavailable_reason()}")
+        if args.clip_grad_norm or args.average not in (None, "none"):
+            raise UsageError("--device cuda: not with --clip-grad-norm or --average yet (they run on the cpu)")
     if args.distributed:
         return train_distributed(args)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -306,7 +318,7 @@ def train_command(args):
     try:
         result = training.fit(
             out=out, resume=args.resume, data_dir=args.data_dir, download=args.download, mirror=args.mirror,
-            fuse=not args.no_fuse, callbacks=progress, plot=not args.no_plot, **settings,
+            fuse=not args.no_fuse, callbacks=progress, plot=not args.no_plot, device=args.device, **settings,
         )  # fmt: skip
     except training.DivergedError as e:
         print(f"error: {e.format(flag)}", file=sys.stderr)
@@ -615,7 +627,22 @@ def _cuda_lines():
         info = runtime.describe()
     lines = [f"CUDA: {info.pop('cuda')}"]
     lines += [f"  {key.removeprefix('cuda_')}: {value}" for key, value in info.items()]
+    lines.append(f"  builds compiled: {_compiled_cuda_builds()}")
+    if not lines[0].startswith("CUDA: not available"):
+        lines.append('  python device: "cuda", as in x.to("cuda"), model.to("cuda"), minidl train --device cuda')
     return lines
+
+
+def _compiled_cuda_builds():
+    """Which of the two CUDA libraries exist in this install (found, not loaded)."""
+    import importlib.util
+
+    found = [
+        build
+        for build, module in (("real (nvcc)", "_cuda_real"), ("emulated (C++)", "_cuda_emulated"))
+        if importlib.util.find_spec(f"minidl.backend.cuda.{module}") is not None
+    ]
+    return ", ".join(found) or "none"
 
 
 def _blas_lines():

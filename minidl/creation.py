@@ -105,29 +105,44 @@ def randperm(n, dtype=np.int64, device=None):
     return Tensor._wrap(_random.generator().permutation(int(n)).astype(dtype), device=device)
 
 
+def _like(t, device):
+    """The *_like functions make their tensor on t's device unless told otherwise, as in PyTorch."""
+    return t.device if device is None else device
+
+
 def zeros_like(t, dtype=None, requires_grad=False, device=None):
-    return zeros(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, device=device)
+    return zeros(
+        t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, device=_like(t, device)
+    )
 
 
 def ones_like(t, dtype=None, requires_grad=False, device=None):
-    return ones(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, device=device)
+    return ones(
+        t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, device=_like(t, device)
+    )
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False, device=None):
     dtype = t.dtype if dtype is None else dtype
-    return full(t.shape, fill_value, dtype=dtype, requires_grad=requires_grad, device=device)
+    return full(t.shape, fill_value, dtype=dtype, requires_grad=requires_grad, device=_like(t, device))
 
 
 def empty_like(t, dtype=None, requires_grad=False, device=None):
-    return empty(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, device=device)
+    return empty(
+        t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, device=_like(t, device)
+    )
 
 
 def rand_like(t, dtype=None, requires_grad=False, device=None):
-    return rand(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, device=device)
+    return rand(
+        t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, device=_like(t, device)
+    )
 
 
 def randn_like(t, dtype=None, requires_grad=False, device=None):
-    return randn(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, device=device)
+    return randn(
+        t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, device=_like(t, device)
+    )
 
 
 def as_tensor(data, dtype=None, device=None):

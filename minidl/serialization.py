@@ -92,7 +92,7 @@ def _encode(value, where, arrays):
     `where` is the path to the value (obj/model/weight), for error messages only.
     """
     if isinstance(value, Tensor):
-        return {_TENSOR: _store(value.array, arrays)}
+        return {_TENSOR: _store(value.detach().cpu().array, arrays)}  # device tensors load back on the cpu
     if isinstance(value, np.ndarray):
         return {_ARRAY: _store(value, arrays)}
     if isinstance(value, np.generic):

@@ -26,7 +26,7 @@ DEFAULT_FLOAT = float32
 def _to_array(data, dtype=None, copy=False):
     """Convert user data to an ndarray with PyTorch's defaults: float32 for Python floats."""
     if isinstance(data, Tensor):
-        data = data.array
+        data = data.array if data.device is CPU else data._host_copy()
     if isinstance(data, np.ndarray):
         array = data.astype(dtype, copy=False) if dtype is not None else data
         return array.copy() if copy and array is data else array
@@ -45,11 +45,12 @@ def _to_array(data, dtype=None, copy=False):
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
-    array          the NumPy array holding the values (`.numpy()` returns it too)
+    array          the array holding the values: a NumPy array on the cpu (`.numpy()` returns it too),
+                   a DeviceArray on "cuda" (read it back with `.cpu()`)
     grad           the gradient accumulated by backward() (a Tensor), or None
     requires_grad  whether ops on this tensor are recorded for differentiation
     grad_fn        the op (a Function) that produced this tensor; None for leaves
-    device         where the array lives (minidl.device("cpu"))
+    device         where the array lives (minidl.device("cpu") or minidl.device("cuda:0"))
 
     Called directly, Tensor(data) makes a floating point tensor, as torch.Tensor does:
     float32 from numbers, lists and integer arrays (a float64 array keeps its precision),
@@ -87,6 +88,8 @@ class Tensor:
     def _init(self, array, requires_grad, where, name):
         if requires_grad and array.dtype.kind != "f":
             raise TypeError(f"Tensor: only floating point tensors can require grad, got dtype {array.dtype}")
+        if where is not CPU and isinstance(array, np.ndarray):  # made on the host, copied to the device once
+            array = _backend.active_kernels[where].from_numpy(array)
         self.array = array
         self.grad = None
         self.requires_grad = bool(requires_grad)
@@ -171,8 +174,9 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __repr__(self):
-        body = np.array2string(self.array, separator=", ", prefix="tensor(", precision=4, threshold=200)
-        extras = []
+        values = self.array if self.device is CPU else self._host_copy()
+        body = np.array2string(values, separator=", ", prefix="tensor(", precision=4, threshold=200)
+        extras = [] if self.device is CPU else [f"device='{self.device}'"]
         if self.array.dtype != DEFAULT_FLOAT:
             extras.append(f"dtype={self.array.dtype}")
         if self.grad_fn is not None:
@@ -185,20 +189,33 @@ class Tensor:
     def item(self):
         if self.array.size != 1:
             raise ValueError(f"item: only one-element tensors convert to a Python number, got shape {self.shape}")
-        return self.array.item()
+        return (self.array if self.device is CPU else self._host_copy()).item()
+
+    def _host_copy(self):
+        """The values of a device tensor copied to a NumPy array (what .item(), repr and .cpu() read)."""
+        return _backend.active_kernels[self.device].to_numpy(self.array)
+
+    def _refuse_device_numpy(self):
+        if self.device is not CPU:
+            raise TypeError(
+                f"can't convert a {self.device} tensor to NumPy: its memory is on the device. "
+                "Use .cpu() to copy it to host memory first (x.cpu().numpy())"
+            )
 
     def numpy(self):
         """The underlying array (shared, not copied), like torch's .numpy() on CPU."""
+        self._refuse_device_numpy()
         return self.array
 
     def __array__(self, dtype=None, copy=None):
         """np.asarray(tensor) gives the values, as for a PyTorch CPU tensor."""
+        self._refuse_device_numpy()
         if dtype is not None and dtype != self.array.dtype:
             return self.array.astype(dtype)
         return self.array.copy() if copy else self.array
 
     def tolist(self):
-        return self.array.tolist()
+        return (self.array if self.device is CPU else self._host_copy()).tolist()
 
     def __float__(self):
         return float(self.item())
@@ -211,12 +228,12 @@ class Tensor:
             raise ValueError(
                 f"the truth value of a tensor with {self.array.size} elements is ambiguous; use .any() or .all()"
             )
-        return bool(self.array)
+        return bool(self.item())
 
     def __index__(self):
         if self.array.dtype.kind not in "iu" or self.array.size != 1:
             raise TypeError("only integer tensors of one element can be used as an index")
-        return int(self.array)
+        return int(self.item())
 
     __hash__ = object.__hash__  # == is elementwise, so hash by identity
 
@@ -259,8 +276,8 @@ class Tensor:
         result = self
         if device is not None:
             where = _device(device, "to")
-            if where != self.device:  # pragma: no cover - reached once a second device is registered
-                raise NotImplementedError(f"to: moving a tensor from {self.device} to {where} is not implemented yet")
+            if where is not self.device:
+                result = _ops.shape.to_device(self, where)  # a copy on the other device, differentiable
         if dtype is not None:
             result = _ops.astype(result, dtype)
         if copy and result is self:
@@ -380,6 +397,15 @@ class Tensor:
                 f"{op}: the result has shape {values.shape} but this tensor has shape {self.shape}; "
                 "an in-place op never changes its tensor's shape (only the other operand broadcasts)"
             )
+        if self.device is not CPU:
+            if not np.can_cast(values.dtype, self.dtype, casting="same_kind"):
+                raise TypeError(
+                    f"{op}: the result has dtype {values.dtype}, which cannot be stored in place in this "
+                    f"{self.dtype} tensor (PyTorch refuses it too); convert first, e.g. x = x.float()"
+                )
+            _backend.active_kernels[self.device].setitem(self.array, Ellipsis, values)
+            self._version[0] += 1
+            return
         try:
             np.copyto(self.array, values, casting="same_kind")
         except TypeError:
@@ -399,7 +425,18 @@ class Tensor:
         value_needs_grad = isinstance(value, Tensor) and value.requires_grad
         if autograd.is_grad_enabled() and (self.requires_grad or value_needs_grad):
             self._check_recorded_inplace(op, rebind=False)
+        if isinstance(value, Tensor) and value.device is not self.device:
+            raise RuntimeError(
+                f"{op}: the value is on {value.device} but this tensor is on {self.device}; move it with .to() first"
+            )
         value = value.array if isinstance(value, Tensor) else value
+        if self.device is not CPU:
+            k = _backend.active_kernels[self.device]
+            if isinstance(value, np.ndarray):
+                value = k.from_numpy(value.astype(self.dtype, copy=False))
+            k.setitem(self.array, index, value)
+            self._version[0] += 1
+            return self
         try:
             self.array[index] = value
         except ValueError as e:
@@ -424,9 +461,13 @@ class Tensor:
 
     def copy_(self, source):
         """Copy source's values into this tensor (broadcast to its shape, converted to its dtype)."""
+        if isinstance(source, Tensor) and source.device is not self.device:
+            with autograd.no_grad():
+                source = source.to(self.device)  # copy_ copies across devices, as in PyTorch
         value = source.array if isinstance(source, Tensor) else np.asarray(source)
         try:
-            np.broadcast_to(value, self.shape)
+            if np.broadcast_shapes(value.shape, self.shape) != self.shape:
+                raise ValueError
         except ValueError:
             raise ValueError(f"copy_: cannot copy shape {value.shape} into shape {self.shape}") from None
         return self._set("copy_", Ellipsis, source if isinstance(source, Tensor) else value)
@@ -782,17 +823,26 @@ def _any_requires_grad(args):
 
 
 def _device(where, op):
-    """The device a tensor is made on or moved to: cpu by default; an unavailable one is an error."""
+    """The device a tensor is made on or moved to: cpu by default; an unavailable one is an error.
+
+    "cuda" is the first GPU, "cuda:0", as in PyTorch; asking for it the first time loads the CUDA
+    build (the emulator when there is no GPU, which says so once).
+    """
     if where is None:
         return CPU
     where = device(where)
+    if where is CPU:
+        return where
+    if where.type == "cuda":
+        if where.index not in (None, 0):
+            raise RuntimeError(f"{op}: device {str(where)!r} is not available; minidl drives one GPU, 'cuda:0'")
+        where = _backend.CUDA
+        if where not in _backend.active_kernels:
+            reason = _backend.enable_cuda()
+            if reason is not None:
+                raise RuntimeError(f"{op}: device 'cuda' is not available: {reason}; use 'cpu'")
     if where not in _backend.active_kernels:
-        hint = (
-            " (minidl.cuda.is_available() is False: the cuda device is not wired up yet)"
-            if where.type == "cuda"
-            else ""
-        )
-        raise RuntimeError(f"{op}: device {str(where)!r} is not available{hint}; use 'cpu'")
+        raise RuntimeError(f"{op}: device {str(where)!r} is not available; use 'cpu'")
     return where
 
 

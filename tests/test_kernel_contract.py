@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -32,12 +33,16 @@ REFERENCE = backend.reference_kernels
 
 
 def kernel_sets():
-    """Every kernel set this install can run, by name."""
+    """Every kernel set this install can run, by name: "cuda" too when a CUDA build loads (the emulator here)."""
     sets = {"numpy": backend.reference_kernels}
     if "c" in backend.available_kernels():
         from minidl.backend import c_kernels
 
         sets["c"] = KernelSet("c", c_kernels)
+    with warnings.catch_warnings():  # "cuda runs on the emulator" is said by tests/test_cuda_device.py
+        warnings.simplefilter("ignore", UserWarning)
+        if backend.enable_cuda() is None:
+            sets["cuda"] = backend.get_kernels(backend.CUDA)
     return sets
 
 
@@ -237,7 +242,9 @@ def cases(name):
     if name in comparisons:
         return [(args, exact) for args in elementwise_binary_cases() + INTS]
     if name == "power":
-        return [((x, 3), exact) for x in UNARY] + [((x, 0.5), TRANSCENDENTAL) for x in POSITIVE]
+        # x**3 is not one IEEE operation: NumPy's float32 power is itself 1 ulp off the correctly rounded
+        # cube (1.2808453**3: NumPy 2.1013093, float64-then-rounded 2.1013095), so it is a transcendental here.
+        return [((x, 3), TRANSCENDENTAL) for x in UNARY] + [((x, 0.5), TRANSCENDENTAL) for x in POSITIVE]
     if name in ("neg", "abs", "sign"):
         return [((x,), exact) for x in UNARY + [ints(5, 4)]]
     if name == "sqrt":

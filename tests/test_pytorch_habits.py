@@ -363,7 +363,10 @@ def dim_and_keepdim_everywhere(lib):
 
 @snippet(budget=4, fan_in=4)
 def device_boilerplate(lib):
-    device = lib.device("cuda" if lib.cuda.is_available() else "cpu")
+    # Both libraries must pick the same device for their answers to compare: minidl's "cuda" runs on
+    # the emulator where PyTorch has none (tests/test_cuda_device.py tests that device against the cpu).
+    cuda = lib.cuda.is_available() and torch.cuda.is_available()
+    device = lib.device("cuda" if cuda else "cpu")
     model = set_weights(lib, lib.nn.Linear(3, 2)).to(device)
     x = lib.ones(4, 3).to(device)
     y = model(x).cpu()
@@ -378,7 +381,6 @@ def device_boilerplate(lib):
         x64.dtype,
         x.to(lib.float64).dtype,
         x.to(x64).dtype,
-        lib.cuda.is_available(),
         x.is_cuda,
         model.to("cpu") is model,
         x.to("cpu") is x,
@@ -539,7 +541,7 @@ def a_training_loop_as_the_tutorials_write_it(lib):
     optimizer = lib.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
     x, y = lib.tensor(data((8, 4), 12)), lib.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    device = "cuda" if lib.cuda.is_available() else "cpu"
+    device = "cuda" if lib.cuda.is_available() and torch.cuda.is_available() else "cpu"  # the same for both
     model.to(device)
     losses = []
     for _ in range(5):
@@ -551,10 +553,10 @@ def a_training_loop_as_the_tutorials_write_it(lib):
         losses.append(loss.item())
     model.eval()
     with lib.no_grad():
-        _, predicted = model(x).max(1)
-        accuracy = (predicted == y).float().mean().item()
-        probabilities = F.softmax(model(x), dim=1)
-    return losses, predicted, accuracy, probabilities
+        _, predicted = model(x.to(device)).max(1)
+        accuracy = (predicted == y.to(device)).float().mean().item()
+        probabilities = F.softmax(model(x.to(device)), dim=1)
+    return losses, predicted.cpu(), accuracy, probabilities.cpu()
 
 
 # ---------------------------------------------------------------------------
@@ -766,19 +768,17 @@ def test_the_old_checkpoint_call_and_checkpoint_files_point_to_the_checkpoint_he
 
 
 # ---------------------------------------------------------------------------
-# Devices: only the cpu exists until the cuda device is wired up
+# Devices: parsed like PyTorch's; "cuda" is available when a CUDA build (real or emulated) loads
 # ---------------------------------------------------------------------------
 def test_devices_parse_like_pytorchs_and_unavailable_ones_are_clear_errors():
     assert minidl.device("cpu") is minidl.device(minidl.device("cpu"))
     assert (minidl.device("cuda:1").type, minidl.device("cuda:1").index) == ("cuda", 1)
     assert repr(minidl.device("cuda", 1)) == repr(torch.device("cuda", 1)) == "device(type='cuda', index=1)"
     assert repr(minidl.device("cpu")) == repr(torch.device("cpu"))
-    assert minidl.cuda.is_available() is False and minidl.cuda.device_count() == 0
     with pytest.raises(ValueError, match="device: unknown device type 'gpu'"):
         minidl.device("gpu")
-    with pytest.raises(RuntimeError, match="to: device 'cuda' is not available .*not wired up yet"):
-        minidl.ones(2).to("cuda")
-    with pytest.raises(RuntimeError, match="device 'cuda:0' is not available"):
-        minidl.zeros(2, device="cuda:0")
-    with pytest.raises(RuntimeError, match="Module.to: device 'cuda' is not available"):
-        minidl.nn.ReLU().cuda()
+    with pytest.raises(RuntimeError, match="to: device 'cuda:1' is not available; minidl drives one GPU"):
+        minidl.ones(2).to("cuda:1")
+    with pytest.raises(RuntimeError, match="Module.to: device 'cuda:3' is not available"):
+        minidl.nn.ReLU().to("cuda:3")
+    assert minidl.cuda.device_count() == int(minidl.cuda.is_available())

@@ -13,6 +13,7 @@ environment variable. This layer knows nothing of Tensor.
     numpy_kernels.py         the core in NumPy (the reference)
     composed.py              every extra, built from a kernel set's core
     c/, csrc/                the C SIMD kernel set (c/ by family; c_kernels.py an alias)
+    cuda/                    the "cuda" device: DeviceArray, the CUDA build (real or emulated), its kernel set
     memory.py                malloc tuning for the training loop's big temporaries
 """
 
@@ -34,6 +35,7 @@ memory.tune_malloc()  # keep freed activations for reuse (see memory.py; MINIDL_
 warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"minidl\.(backend|ops)(\.|$)")
 
 KERNEL_SET_NAMES = ("numpy", "c")
+CUDA = device("cuda:0")  # "cuda" means the first (and only) GPU, as in PyTorch
 _KERNEL_SETS = {"numpy": KernelSet("numpy", numpy_kernels)}
 # The reference: NumPy's core with every extra composed from it (what other sets are tested against).
 reference_kernels = _KERNEL_SETS["numpy"]
@@ -83,11 +85,32 @@ def set_kernels(name):
     active_kernels[CPU] = _KERNEL_SETS[name]
 
 
+def enable_cuda():
+    """Register the "cuda" kernel set (loading the CUDA build on first use); returns None or why it cannot run.
+
+    Nothing CUDA is loaded by `import minidl`: the first tensor made on, or moved to, "cuda" (or
+    minidl.cuda.is_available()) calls this. With no GPU, the emulator runs the same kernels and
+    says so once (a CudaEmulatorWarning naming the reason).
+    """
+    if CUDA in active_kernels:
+        return None
+    from minidl.backend.cuda import kernel_set, runtime
+
+    reason = runtime.unavailable_reason()
+    if reason is not None:
+        return reason
+    kernels = KernelSet("cuda", kernel_set)
+    active_kernels[CUDA] = active_kernels[device("cuda")] = kernels
+    return None
+
+
 def get_kernels(where=CPU):
     """The kernel set currently computing for the device `where` ("cpu" or a minidl.device)."""
     try:
         return active_kernels[where]
     except KeyError:
+        if device(where).type == "cuda" and enable_cuda() is None:
+            return active_kernels[CUDA]
         raise ValueError(
             f"device {str(where)!r} is not available; available devices: {sorted(map(str, active_kernels))}"
         ) from None
@@ -95,6 +118,17 @@ def get_kernels(where=CPU):
 
 def kernels_name(where=CPU):
     return get_kernels(where).name
+
+
+def kernels_for_array(array):
+    """The kernel set for the device an array lives on: a NumPy array is on the cpu, a DeviceArray on cuda.
+
+    For code below the tensors (optimizer update rules, parameter servers) that holds raw arrays.
+    """
+    where = getattr(array, "device", None)
+    if isinstance(where, str) and where != "cpu":
+        return get_kernels(device(where))
+    return active_kernels[CPU]
 
 
 def _initial_choice():

@@ -1,6 +1,6 @@
 """The kernel contract: which array primitives a kernel set must provide, and which it may.
 
-A kernel set (numpy, c, later cuda) is a namespace of functions on its own arrays. The ops
+A kernel set (numpy, c, cuda) is a namespace of functions on its own arrays. The ops
 in minidl/ops/ call nothing else, so a new device is a new kernel set and nothing above
 the seam changes. The contract has two parts:
 

@@ -45,8 +45,11 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.array[...] = values
-        tensor._bump_version()
+        if tensor.device == "cpu":
+            tensor.array[...] = values
+            tensor._bump_version()
+        else:  # a device tensor: values drawn on the host, copied up once
+            tensor.detach().copy_(np.asarray(values, dtype=tensor.dtype))
     return tensor
 
 

@@ -355,14 +355,16 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.array[...] = 0
+                _zero_gradient(p)
 
     def to(self, *args, dtype=None, device=None, non_blocking=False):
         """model.to(device), model.to(dtype), model.to(device, dtype), as in PyTorch; returns the module.
 
         A dtype converts the floating point parameters and buffers in place (e.g. float64 for
         gradcheck); the new arrays are C-contiguous whatever the old layout, so the C update
-        kernels can step them. The device must be one the tensors are on ("cpu" for now).
+        kernels can step them. A device moves them in place, as PyTorch does: each Parameter
+        stays the same object (an optimizer made before keeps working) and takes new memory on
+        the device, its .grad moved with it. Optimizer state moves on the optimizer's next step.
         """
         for arg in args:
             if isinstance(arg, Tensor):
@@ -372,9 +374,10 @@ class Module:
             else:
                 dtype = arg
         if device is not None:
+            where = _device(device, "Module.to")  # raises for a device that is not available
             for t in list(self.parameters()) + list(self.buffers()):
-                t.to(device)  # raises for a device that is not available (moving comes with the cuda device)
-            _device(device, "Module.to")  # also for a module without parameters
+                if t.device is not where:
+                    _move_in_place(t, where)
         if dtype is None:
             return self
         dtype = np.dtype(dtype)
@@ -382,7 +385,7 @@ class Module:
             raise TypeError(f"Module.to: only floating point dtypes convert a module, got {dtype}")
         for t in list(self.parameters()) + list(self.buffers()):
             if t.array.dtype.kind == "f":
-                t.array = t.array.astype(dtype, order="C")
+                t.array = t.array.astype(dtype, order="C") if t.device == "cpu" else t.array.astype(dtype)
                 t.grad = None
                 t._bump_version()
         return self
@@ -437,7 +440,7 @@ class Module:
             for k, target in own.items():
                 if k in state_dict:
                     value = state_dict[k]
-                    target.copy_(value.array if isinstance(value, Tensor) else np.asarray(value))
+                    target.copy_(value if isinstance(value, Tensor) else np.asarray(value))
         return IncompatibleKeys(missing, unexpected)
 
     # ----------------------------------------------------------- printing
@@ -453,3 +456,19 @@ class Module:
         if not self._modules:
             return head + "".join(lines) + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _move_in_place(t, where):
+    """Move a parameter or buffer to the device `where`, keeping the Python object (and its .grad with it)."""
+    with no_grad():
+        t.array = t.to(where).array
+        t.device = where
+        if t.grad is not None:
+            t.grad = t.grad.detach().to(where)
+    t._bump_version()  # old graphs saw the old memory
+
+
+def _zero_gradient(p):
+    """p.grad = 0 in place, on whatever device p lives."""
+    with no_grad():
+        p.grad.detach().zero_()

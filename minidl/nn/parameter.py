@@ -7,7 +7,7 @@ finds it and the optimizer updates it. It requires grad unless told otherwise.
 import numpy as np
 
 from minidl.backend import get_kernels
-from minidl.tensor import Tensor, _to_array
+from minidl.tensor import Tensor, _device, _to_array
 
 
 class Parameter(Tensor):
@@ -21,6 +21,9 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
+        if isinstance(data, Tensor) and data.device != "cpu":  # a device tensor stays on its device
+            self._init(data.array.contiguous(), requires_grad, data.device, None)
+            return
         data = _to_array(data)  # a Tensor's or ndarray's dtype is kept (Python floats become float32)
         if not data.flags.c_contiguous:
             data = data.copy(order="C")  # not np.ascontiguousarray: it would make a 0-d array 1-d
@@ -33,7 +36,10 @@ class Parameter(Tensor):
         The memory comes from the device's kernel set (`parameter_storage`), which may lay
         it out the way its kernels like best.
         """
-        return cls(get_kernels(device).parameter_storage(shape, dtype))
+        storage = get_kernels(device).parameter_storage(shape, dtype)
+        if isinstance(storage, np.ndarray):
+            return cls(storage)
+        return cls(Tensor._make(storage, device=_device(device, "Parameter.empty")))
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()

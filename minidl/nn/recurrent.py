@@ -60,7 +60,8 @@ class _CellBase(Module):
         return ops.linear(x, self.weight_ih, self.bias_ih) + ops.linear(h, self.weight_hh, self.bias_hh)
 
     def _zeros(self, x):
-        return Tensor._wrap(np.zeros((x.shape[0], self.hidden_size), dtype=self.weight_ih.dtype))
+        shape = (x.shape[0], self.hidden_size)
+        return Tensor._wrap(np.zeros(shape, dtype=self.weight_ih.dtype), device=x.device)  # where x is
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}"
@@ -266,7 +267,7 @@ class _Recurrent(Module):
         return ops.where(keep, h, 0.0), state
 
     def _zero_state(self, x):
-        zeros = Tensor(np.zeros((x.shape[1], self.hidden_size), dtype=self.cells[0].weight_ih.dtype))
+        zeros = Tensor(np.zeros((x.shape[1], self.hidden_size), dtype=self.cells[0].weight_ih.dtype), device=x.device)
         return self._state_like(zeros)
 
     def _check_state(self, tensor, x, what):

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from minidl.backend import active_kernels
+from minidl.backend.device import CPU
 from minidl.tensor import DEFAULT_FLOAT, Tensor
 
 
@@ -9,12 +11,21 @@ def constant(value, like=None):
     """A tensor that never requires grad, for numbers and arrays mixed into tensor math.
 
     Python numbers take `like`'s dtype when it is a float tensor, so `x * 2` stays
-    float32 (NumPy would otherwise promote through a float64 scalar).
+    float32 (NumPy would otherwise promote through a float64 scalar). The constant is made
+    on `like`'s device (copied there from the host), so `x * 2` works on any device.
     """
     if isinstance(value, Tensor):
         return value
+    array = _constant_array(value, like)
+    if like is not None and like.device is not CPU:
+        return Tensor._make(active_kernels[like.device].from_numpy(array), device=like.device)
+    return Tensor._make(array)
+
+
+def _constant_array(value, like):
+    """The NumPy array a constant holds (dtype rules in constant's docstring)."""
     if isinstance(value, np.ndarray):
-        return Tensor._make(value)
+        return value
     if like is not None and like.array.dtype.kind == "f":
         dtype = like.array.dtype
     elif isinstance(value, bool):
@@ -27,8 +38,40 @@ def constant(value, like=None):
         array = np.asarray(value)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"expected a tensor or a number, got {type(value).__name__}")
-        return Tensor._make(array.astype(DEFAULT_FLOAT) if array.dtype == np.float64 else array)
-    return Tensor._make(np.asarray(value, dtype=dtype))
+        return array.astype(DEFAULT_FLOAT) if array.dtype == np.float64 else array
+    return np.asarray(value, dtype=dtype)
+
+
+def host_values(op, t):
+    """t's values as a NumPy array, for the few ops computed on the host (index and truth functions).
+
+    On the cpu that is t's own array. A device tensor's is copied down, and the kernel set counts
+    it as a host round trip of `op` (minidl.cuda.host_round_trips()).
+    """
+    if t.device is CPU:
+        return t.array
+    kernels = active_kernels[t.device]
+    count = getattr(kernels.module, "count_host_round_trip", None)
+    if count is not None:
+        count(op)
+    return kernels.to_numpy(t.array)
+
+
+def on_device(array, where):
+    """A host result as the array of a tensor on the device `where` (copied up unless it is the cpu)."""
+    return array if where is CPU else active_kernels[where].from_numpy(np.asarray(array))
+
+
+def same_device(op, *tensors):
+    """Raise the clear error if `tensors` are not all on one device; return that device."""
+    where = tensors[0].device
+    for t in tensors:
+        if t.device is not where:
+            raise RuntimeError(
+                f"{op}: expected all tensors on the same device, but found {where} and {t.device}; "
+                "move them with .to(device) first"
+            )
+    return where
 
 
 def pair(a, b):

@@ -10,7 +10,8 @@ import numpy as np
 
 from minidl.autograd import Function
 from minidl.backend import active_kernels
-from minidl.ops._util import constant, pair, unbroadcast
+from minidl.backend.device import CPU
+from minidl.ops._util import constant, host_values, on_device, pair, same_device, unbroadcast
 from minidl.tensor import DEFAULT_FLOAT, Tensor
 
 
@@ -390,12 +391,13 @@ class Clip(Function):
 
     def backward(self, grad):
         (x,) = self.saved_tensors
+        values = host_values("clamp", x)  # x.array on the cpu; a counted copy from a device
         inside = np.ones(x.shape, dtype=bool)
         if self.low is not None:
-            inside &= x.array >= self.low
+            inside &= values >= self.low
         if self.high is not None:
-            inside &= x.array <= self.high
-        return grad * constant(inside)
+            inside &= values <= self.high
+        return grad * constant(inside, like=grad)
 
 
 def clip(x, min=None, max=None):  # noqa: A002 - PyTorch's argument names
@@ -416,7 +418,10 @@ class Where(Function):
     def backward(self, grad):
         cond, a, b = self.inputs
         grad_a = unbroadcast(grad * cond, a.shape) if self.needs_input_grad[1] else None
-        grad_b = unbroadcast(grad * ~cond.array, b.shape) if self.needs_input_grad[2] else None
+        if self.needs_input_grad[2] and cond.device is not CPU:  # no ~ on device arrays: grad - grad·cond
+            grad_b = unbroadcast(grad - grad * cond, b.shape)
+        else:
+            grad_b = unbroadcast(grad * ~cond.array, b.shape) if self.needs_input_grad[2] else None
         return None, grad_a, grad_b
 
 
@@ -442,7 +447,7 @@ class AsType(Function):
     """y = x converted to another dtype;   the gradient is converted back."""
 
     def forward(self, x, dtype):
-        return x.astype(dtype, copy=False)
+        return self.kernels.astype(x, dtype)
 
     def backward(self, grad):
         (x,) = self.inputs
@@ -504,13 +509,18 @@ def masked_fill(x, mask, value):
 
 def sign(x):
     """-1, 0 or 1 for each element. Piecewise constant, so it carries no gradient."""
-    return Tensor._make(np.sign(x.array), device=x.device)
+    return Tensor._make(active_kernels[x.device].sign(x.array), device=x.device)
 
 
 # Comparisons return boolean tensors that never require grad (their derivative is 0 a.e.).
 def _comparison(kernel_name, a, b):
     a, b = pair(a, b)
     _check_broadcast(kernel_name, a, b)
+    if a.device is not b.device:
+        raise RuntimeError(
+            f"{kernel_name}: expected both tensors on the same device, but found {a.device} and {b.device}; "
+            "move one with .to(device) first"
+        )
     kernel = getattr(active_kernels[a.device], kernel_name)
     return Tensor._make(kernel(*_result_dtypes(a.array, b.array)), device=a.device)
 
@@ -567,29 +577,35 @@ greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 def equal(a, b):
     """True if a and b have the same shape and the same values (one Python bool, as torch.equal)."""
     a, b = pair(a, b)
-    return a.shape == b.shape and bool(np.array_equal(a.array, b.array))
+    same_device("equal", a, b)
+    return a.shape == b.shape and bool(np.array_equal(host_values("equal", a), host_values("equal", b)))
 
 
 def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     """|a - b| <= atol + rtol * |b| elementwise (a bool tensor)."""
     a, b = pair(a, b)
     _check_broadcast("isclose", a, b)
-    return Tensor._make(np.isclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan), device=a.device)
+    where = same_device("isclose", a, b)
+    close = np.isclose(host_values("isclose", a), host_values("isclose", b), rtol=rtol, atol=atol, equal_nan=equal_nan)
+    return Tensor._make(on_device(close, where), device=where)
 
 
 def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     """Whether isclose holds everywhere (one Python bool, as torch.allclose)."""
-    return bool(isclose(a, b, rtol, atol, equal_nan).array.all())
+    return bool(host_values("allclose", isclose(a, b, rtol, atol, equal_nan)).all())
 
 
 def _logical(op, function, *operands):
     """A bool (or integer bit) function of tensors or numbers; like comparisons, it carries no gradient."""
-    tensors = [constant(t) for t in operands]
+    like = next((t for t in operands if isinstance(t, Tensor)), None)  # numbers join the tensors' device
+    tensors = [constant(t, like=like) for t in operands]
     for t in tensors:
         if t.array.dtype.kind not in "biu":
             raise TypeError(f"{op}: expects bool or integer tensors, got dtype {t.dtype}")
+    where = same_device(op, *tensors)
     try:
-        return Tensor._make(function(*[t.array for t in tensors]), device=tensors[0].device)
+        result = function(*[host_values(op, t) for t in tensors])
+        return Tensor._make(on_device(result, where), device=where)
     except ValueError:
         raise ValueError(f"{op}: shapes {[t.shape for t in tensors]} cannot be broadcast together") from None
 

@@ -11,6 +11,8 @@ import numpy as np
 
 from minidl import random as _random
 from minidl.autograd import Function
+from minidl.backend import active_kernels
+from minidl.backend.device import CPU
 from minidl.ops._util import constant
 from minidl.ops.elementwise import log, maximum, sigmoid, where
 from minidl.ops.shape import concat, getitem
@@ -441,7 +443,7 @@ def dropout(x, p=0.5, training=True):
         return x * 0
     keep = _random.generator().random(x.shape) >= p
     mask = keep.astype(x.dtype) / x.dtype.type(1 - p)
-    return x * constant(mask)
+    return x * constant(mask, like=x)
 
 
 # ---------------------------------------------------------------------------
@@ -461,7 +463,16 @@ def _check_targets(op, logits, targets, ignore_index):
     """(targets as int64, valid) where valid masks the rows that count, or is None when all do."""
     if logits.ndim != 2:
         raise ValueError(f"{op}: expected scores of shape (N, C), got {logits.shape}")
+    if isinstance(targets, Tensor) and targets.device is not logits.device:
+        raise RuntimeError(
+            f"{op}: expected scores and targets on the same device, but the scores are on {logits.device} "
+            f"and the targets on {targets.device}; move the targets with .to({str(logits.device)!r})"
+        )
+    if logits.device is not CPU and not isinstance(targets, Tensor):
+        targets = Tensor._make(active_kernels[logits.device].from_numpy(np.asarray(targets)), device=logits.device)
     t = targets.array if isinstance(targets, Tensor) else np.asarray(targets)
+    if logits.device is not CPU:
+        return _device_targets(op, logits, t, ignore_index)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must be integer class indices, got dtype {t.dtype}")
     if t.shape != (logits.shape[0],):
@@ -475,6 +486,17 @@ def _check_targets(op, logits, targets, ignore_index):
         bad = t[valid][(t[valid] < 0) | (t[valid] >= logits.shape[1])][0]
         raise IndexError(f"{op}: target {bad} is out of range for {logits.shape[1]} classes")
     return t.astype(np.int64, copy=False), valid
+
+
+def _device_targets(op, logits, t, ignore_index):
+    """Targets on a device: dtype and shape are checked here, the range by the kernel (which names the
+    bad row), so no copy to the host is needed. ignore_index rows are not supported there: such a
+    target is out of range, and the kernel's error says so."""
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{op}: targets must be integer class indices, got dtype {t.dtype}")
+    if t.shape != (logits.shape[0],):
+        raise ValueError(f"{op}: scores {logits.shape} need targets of shape ({logits.shape[0]},), got {t.shape}")
+    return (t if t.dtype == np.int64 else active_kernels[logits.device].astype(t, np.int64)), None
 
 
 class CrossEntropy(Function):
@@ -506,7 +528,7 @@ class CrossEntropy(Function):
         if self.reduction != "none":
             row_grad = (grad / self.count if self.reduction == "mean" else grad).expand(len(self.targets))
         if self.valid is not None:
-            row_grad = row_grad * constant(self.valid)
+            row_grad = row_grad * constant(self.valid, like=row_grad)
         return CrossEntropyBackward.apply(logits, row_grad, probs=self.probs, targets=self.targets)
 
 
@@ -529,7 +551,7 @@ class CrossEntropyBackward(Function):
             d_logits = row_grad.reshape(-1, 1) * p * (dy - (dy * p).sum(1, True))
         if self.needs_input_grad[1]:
             onehot = np.eye(logits.shape[1], dtype=logits.dtype)[self.targets]
-            d_rows = (dy * (p - constant(onehot))).sum(1)
+            d_rows = (dy * (p - constant(onehot, like=p))).sum(1)
         return d_logits, d_rows
 
 

@@ -16,7 +16,7 @@ from collections import namedtuple
 import numpy as np
 
 from minidl.autograd import Function
-from minidl.ops._util import dim_alias, keepdim_alias, normalize_axis, single_dim
+from minidl.ops._util import dim_alias, host_values, keepdim_alias, normalize_axis, on_device, same_device, single_dim
 from minidl.ops.elementwise import maximum, minimum, where
 from minidl.ops.shape import getitem
 from minidl.tensor import DEFAULT_FLOAT, Tensor
@@ -59,11 +59,11 @@ def _along_dim(op, arg_function, result_type, x, dim, keepdim):
     d = single_dim(op, dim, x.ndim)
     if x.shape[d] == 0:
         raise ValueError(f"{op}: cannot reduce over dim {d} of size 0 (shape {x.shape})")
-    indices = arg_function(x.array, axis=d, keepdims=True).astype(np.int64, copy=False)
-    values = gather(x, d, Tensor._make(indices, device=x.device))
+    indices = arg_function(host_values(op, x), axis=d, keepdims=True).astype(np.int64, copy=False)
+    values = gather(x, d, Tensor._make(on_device(indices, x.device), device=x.device))
     if not keepdim:
         values, indices = values.squeeze(d), np.squeeze(indices, axis=d)
-    return result_type(values, Tensor._make(indices, device=x.device))
+    return result_type(values, Tensor._make(on_device(indices, x.device), device=x.device))
 
 
 def _softmax_dim(x, dim, op):
@@ -268,7 +268,9 @@ def gather(x, dim, index):
     index is an integer tensor with as many dims as x; each output element is read from x at
     the position index gives along `dim`. Its gradient is added back at those positions.
     """
-    index_array = index.array if isinstance(index, Tensor) else np.asarray(index)
+    if isinstance(index, Tensor):
+        same_device("gather", x, index)
+    index_array = host_values("gather", index) if isinstance(index, Tensor) else np.asarray(index)
     if index_array.dtype.kind not in "iu":
         raise TypeError(f"gather: index must be an integer tensor, got dtype {index_array.dtype}")
     if index_array.ndim != x.ndim:
@@ -353,15 +355,14 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 def _index_reduction(op, function, x, dim, keepdim):
     """argmax / argmin: an int64 tensor without gradient (over all elements, flattened, for dim=None)."""
     if dim is None:
-        result = function(x.array.reshape(-1))
-        return Tensor._make(
-            np.asarray(result, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ()), device=x.device
-        )
+        result = function(host_values(op, x).reshape(-1))
+        result = np.asarray(result, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ())
+        return Tensor._make(on_device(result, x.device), device=x.device)
     d = single_dim(op, dim, x.ndim)
     if x.ndim == 0:
-        return Tensor._make(np.zeros((), np.int64), device=x.device)
-    result = function(x.array, axis=d, keepdims=keepdim)
-    return Tensor._make(np.asarray(result, dtype=np.int64), device=x.device)
+        return Tensor._make(on_device(np.zeros((), np.int64), x.device), device=x.device)
+    result = function(host_values(op, x), axis=d, keepdims=keepdim)
+    return Tensor._make(on_device(np.asarray(result, dtype=np.int64), x.device), device=x.device)
 
 
 def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -376,7 +377,8 @@ def argmin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 def _truth_reduction(op, function, x, dim, keepdim):
     axes = _axes(op, x, dim)
-    return Tensor._make(np.asarray(function(x.array, axis=axes, keepdims=keepdim)), device=x.device)
+    result = np.asarray(function(host_values(op, x), axis=axes, keepdims=keepdim))
+    return Tensor._make(on_device(result, x.device), device=x.device)
 
 
 def all(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001 - mirrors torch.all
@@ -398,14 +400,15 @@ def argsort(x, dim=None, descending=False, stable=False, *, axis=None):
         single_dim("argsort", dim, 0)
         return Tensor._make(np.zeros((), np.int64), device=x.device)
     d = single_dim("argsort", dim, x.ndim)
+    values = host_values("argsort", x)
     if not descending:
-        order = np.argsort(x.array, axis=d, kind="stable")
+        order = np.argsort(values, axis=d, kind="stable")
     else:
         # Sort the reversed row ascending (stable, NaN last) and reverse again: largest (and NaN)
         # first, and equal elements still in their original order.
         n = x.shape[d]
-        order = n - 1 - np.flip(np.argsort(np.flip(x.array, axis=d), axis=d, kind="stable"), axis=d)
-    return Tensor._make(order.astype(np.int64, copy=False), device=x.device)
+        order = n - 1 - np.flip(np.argsort(np.flip(values, axis=d), axis=d, kind="stable"), axis=d)
+    return Tensor._make(on_device(order.astype(np.int64, copy=False), x.device), device=x.device)
 
 
 def sort(x, dim=None, descending=False, stable=False, *, axis=None):
@@ -430,7 +433,8 @@ def topk(x, k, dim=None, largest=True, sorted=True, *, axis=None):  # noqa: A002
     indices = argsort(x, dim, descending=largest)
     if x.ndim == 0:
         return topk_result(x, indices)
-    indices = Tensor._make(np.take(indices.array, np.arange(k), axis=d), device=x.device)
+    first_k = np.take(host_values("topk", indices), np.arange(k), axis=d)
+    indices = Tensor._make(on_device(first_k, x.device), device=x.device)
     return topk_result(gather(x, d, indices), indices)
 
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from minidl.autograd import Function
+from minidl.backend import active_kernels
 from minidl.ops._util import dim_alias, normalize_axis, single_dim, unbroadcast
 from minidl.tensor import Tensor
 
@@ -155,7 +156,7 @@ class Contiguous(Function):
 
 def contiguous(x):
     """x itself if it is already row-major in memory, else a row-major copy."""
-    if x.array.flags.c_contiguous:
+    if x.array.flags.c_contiguous if isinstance(x.array, np.ndarray) else x.array.is_contiguous():
         return x
     return Contiguous.apply(x)
 
@@ -242,8 +243,12 @@ def getitem(x, index):
         out = GetItem.apply(x, index=index)
     except IndexError as e:
         raise IndexError(f"getitem: index {index!r} is invalid for shape {x.shape}: {e}") from None
-    base = out.array.base
-    if base is not None and (base is x.array or base is x.array.base):
+    if isinstance(out.array, np.ndarray):
+        base = out.array.base
+        shares = base is not None and (base is x.array or base is x.array.base)
+    else:  # a device array: a view shares its base's allocation
+        shares = getattr(out.array, "_buffer", None) is getattr(x.array, "_buffer", False)
+    if shares:
         out._version = x._version  # a basic slice is a view: an in-place change of either is a change of both
     return out
 
@@ -398,6 +403,25 @@ def to_index(index):
     if isinstance(index, tuple):
         return tuple(to_index(i) for i in index)
     return index
+
+
+class ToDevice(Function):
+    """y = x copied to another device (Tensor.to, .cuda(), .cpu());   dx = dy copied back."""
+
+    moves_device = True
+
+    def forward(self, x, where):
+        self.device, self.source = where, self.kernels
+        target = active_kernels[where]
+        return target.from_numpy(self.kernels.to_numpy(x))  # through host memory: the one copy across the bus
+
+    def backward(self, grad):
+        return to_device(grad, self.inputs[0].device)
+
+
+def to_device(x, where):
+    """x's values on the device `where` (a minidl.device that is available): a new tensor, differentiable."""
+    return ToDevice.apply(x, where=where)
 
 
 __all__ = [

@@ -5,15 +5,13 @@ result" - it needs little tuning because each weight's learning rate decays with
 history of its own gradients.
 """
 
-import numpy as np
-
 from minidl.optim.optimizer import Optimizer
-from minidl.optim.updates import adagrad_update, adam_update, rmsprop_update
+from minidl.optim.updates import adagrad_update, adam_update, rmsprop_update, zeros_like
 
 
 def _buffer(state, key, like):
     if key not in state:
-        state[key] = np.zeros_like(like)
+        state[key] = zeros_like(like)
     return state[key]
 
 

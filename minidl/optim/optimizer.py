@@ -9,6 +9,7 @@ the update (and not yet run) fails loudly instead of using stale values.
 import numpy as np
 
 from minidl.autograd import enable_grad, no_grad
+from minidl.backend import get_kernels
 from minidl.tensor import Tensor
 
 
@@ -73,7 +74,8 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad.array[...] = 0
+                    with no_grad():
+                        p.grad.detach().zero_()  # in place, on whatever device the gradient lives
 
     def step(self, closure=None):
         """Update every parameter that has a gradient. closure() (optional) recomputes and returns the loss."""
@@ -89,6 +91,8 @@ class Optimizer:
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = {}
+                    else:
+                        _state_to_device(state, p)
                     self.update(p.array, p.grad.array, state, group)
                     p._bump_version()  # the values changed in place: backward through old graphs must fail
         return loss
@@ -115,9 +119,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p in self.state:
-                    state[index_of[id(p)]] = {
-                        k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.state[p].items()
-                    }
+                    state[index_of[id(p)]] = {k: _host_copy(v) for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -211,3 +213,20 @@ class Optimizer:
             for key in sorted(k for k in group if k != "params"):
                 lines.append(f"    {key}: {group[key]}")
         return "\n".join(lines) + "\n)"
+
+
+def _host_copy(value):
+    """A state value as saved: arrays copied to NumPy (from any device), numbers as they are."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if hasattr(value, "to_numpy"):  # a DeviceArray
+        return value.to_numpy()
+    return value
+
+
+def _state_to_device(state, p):
+    """Move a parameter's state arrays to the device it now lives on (after Module.to or load_state_dict)."""
+    for key, value in state.items():
+        if type(value) is not type(p.array) and getattr(value, "ndim", 0) > 0:
+            host = _host_copy(value)
+            state[key] = get_kernels(p.device).from_numpy(np.ascontiguousarray(host, dtype=p.dtype))

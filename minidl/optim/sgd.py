@@ -4,10 +4,8 @@
 decay, averaging) all reduce the noise of the gradient estimate while staying cheap.
 """
 
-import numpy as np
-
 from minidl.optim.optimizer import Optimizer
-from minidl.optim.updates import sgd_update
+from minidl.optim.updates import sgd_update, zeros_like
 
 
 class SGD(Optimizer):
@@ -44,7 +42,7 @@ class SGD(Optimizer):
         if group["momentum"]:
             velocity = state.get("momentum_buffer")
             if velocity is None:
-                velocity = state["momentum_buffer"] = np.zeros_like(param)
+                velocity = state["momentum_buffer"] = zeros_like(param)
                 dampening = 0.0  # the first step sets the velocity to the whole gradient
         momentum, decay, nesterov = group["momentum"], group["weight_decay"], group["nesterov"]
         sgd_update(param, grad, velocity, group["lr"], momentum, decay, nesterov, dampening)

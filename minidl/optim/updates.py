@@ -2,12 +2,18 @@
 
 They know nothing of Tensors, Modules or optimizers: the optimizers in this package call
 them with `p.array` and `p.grad.array`, and a parameter server can call them on its own
-arrays. Each forwards to the active kernel set (`minidl.backend.get_kernels()`), so the C
-kernels speed them up without changing their meaning; the NumPy reference versions in
+arrays. Each forwards to the kernel set of the device the parameter lives on (the active cpu
+set for NumPy arrays, the "cuda" set for DeviceArrays), so the C and CUDA kernels speed them
+up without changing their meaning; the NumPy reference versions in
 minidl/backend/numpy_kernels.py are the readable definitions.
 """
 
-from minidl.backend import get_kernels
+from minidl.backend import kernels_for_array
+
+
+def zeros_like(param):
+    """A zero state buffer (momentum, squared-gradient sums...) on the parameter's device, in its dtype."""
+    return kernels_for_array(param).zeros(param.shape, param.dtype)
 
 
 def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False, dampening=0.0):
@@ -20,7 +26,7 @@ def sgd_update(param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nester
     ∂L: the gradient of the L2 penalty (ε/2)|w|², the lecture's weight decay. dampening d
     scales the new gradient's share of the velocity (0, the default, is plain momentum).
     """
-    get_kernels().sgd_update(
+    kernels_for_array(param).sgd_update(
         param, grad, velocity, lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=dampening
     )
 
@@ -31,7 +37,7 @@ def adagrad_update(param, grad, sum_sq, lr, eps=1e-10, weight_decay=0.0):
     n ← n + ∂L²
     w ← w - α/(√n + eps) · ∂L       (eps, added to √n, keeps the division finite)
     """
-    get_kernels().adagrad_update(param, grad, sum_sq, lr, eps=eps, weight_decay=weight_decay)
+    kernels_for_array(param).adagrad_update(param, grad, sum_sq, lr, eps=eps, weight_decay=weight_decay)
 
 
 def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, mean=None):
@@ -43,7 +49,9 @@ def rmsprop_update(param, grad, mean_sq, lr, alpha=0.99, eps=1e-8, weight_decay=
     Centered (pass a `mean` buffer): m ← α·m + (1 - α)·∂L and the scale is √(n - m²), an
     estimate of the gradient's variance rather than its raw second moment.
     """
-    get_kernels().rmsprop_update(param, grad, mean_sq, lr, alpha=alpha, eps=eps, weight_decay=weight_decay, mean=mean)
+    kernels_for_array(param).rmsprop_update(
+        param, grad, mean_sq, lr, alpha=alpha, eps=eps, weight_decay=weight_decay, mean=mean
+    )
 
 
 def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, max_v=None):
@@ -56,6 +64,6 @@ def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, w
     AMSGrad (pass a `max_v` buffer): v̂ uses max(v) over all steps so far, so a weight's
     step size never grows back after a large gradient.
     """
-    get_kernels().adam_update(
+    kernels_for_array(param).adam_update(
         param, grad, m, v, step, lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, max_v=max_v
     )

@@ -90,8 +90,12 @@ class NonFiniteLoss(FloatingPointError):
 # ---------------------------------------------------------------------------
 # One epoch, and evaluation
 # ---------------------------------------------------------------------------
-def train_one_epoch(model, loader, optimizer, loss_fn=None, clip_grad_norm=None, averager=None, on_batch=None):
+def train_one_epoch(
+    model, loader, optimizer, loss_fn=None, clip_grad_norm=None, averager=None, on_batch=None, device=None
+):
     """One pass over `loader`: forward, loss, backward, (clip), step. Returns (mean loss, accuracy).
+
+    device: where the model is ("cpu", "cuda"); each batch is copied there (None: leave it where it is).
 
     on_batch(batch, running_loss, running_accuracy) is called after every step (batch counts
     from 1). A NaN or infinite loss raises NonFiniteLoss before its backward pass, so the
@@ -103,6 +107,9 @@ def train_one_epoch(model, loader, optimizer, loss_fn=None, clip_grad_norm=None,
     total_loss, correct, seen = 0.0, 0, 0
     with np.errstate(all="ignore"):
         for step, (x, y) in enumerate(loader, start=1):
+            targets = y.array  # the host's copy, for the accuracy
+            if device is not None:
+                x, y = x.to(device), y.to(device)
             scores = model(x)
             loss = loss_fn(scores, y)
             value = loss.item()
@@ -117,30 +124,45 @@ def train_one_epoch(model, loader, optimizer, loss_fn=None, clip_grad_norm=None,
                 averager.update()
             n = len(y)
             total_loss += value * n
-            correct += int((scores.array.argmax(axis=1) == y.array).sum())
+            correct += _correct(scores, targets)
             seen += n
             if on_batch is not None:
                 on_batch(step, total_loss / seen, correct / seen)
     return total_loss / seen, correct / seen
 
 
-def evaluate(model, dataset, batch_size=512):
+def evaluate(model, dataset, batch_size=512, device=None):
     """Accuracy of `model` on `dataset`, in eval mode (no dropout) and without recording the graph."""
     was_training = model.training
     model.eval()
     correct = 0
     with minidl.no_grad(), np.errstate(all="ignore"):
         for x, y in data.DataLoader(dataset, batch_size=batch_size):
-            correct += int((model(x).array.argmax(axis=1) == y.array).sum())
+            correct += _correct(model(x if device is None else x.to(device)), y.array)
     model.train(was_training)
     return correct / len(dataset)
 
 
-def _test_accuracy(net, model, dataset, averager):
+def _kernels_name(device):
+    """What computes the run: the cpu kernel set's name, or "cuda (emulated)" / "cuda (real)"."""
+    if device is None or device.type == "cpu":
+        return minidl.kernels_name()
+    return f"cuda ({minidl.cuda.build()})"
+
+
+def _correct(scores, targets):
+    """How many rows of `scores` have their largest score at the target (a host array): the argmax runs
+    where the scores are, and only the predicted classes come back to the host."""
+    kernels = minidl.backend.get_kernels(scores.device)
+    predicted = kernels.to_numpy(kernels.argmax(scores.array, 1))
+    return int((predicted == targets).sum())
+
+
+def _test_accuracy(net, model, dataset, averager, device=None):
     if averager is None:
-        return evaluate(net, dataset)
+        return evaluate(net, dataset, device=device)
     with averager.average_parameters(model):  # averaged weights for testing only, never for training
-        return evaluate(net, dataset)
+        return evaluate(net, dataset, device=device)
 
 
 # ---------------------------------------------------------------------------
@@ -171,6 +193,7 @@ def fit(
     progress=False,
     callbacks=(),
     plot=True,
+    device=None,
     **settings,
 ):
     """Train a model from the recipes on a data set; returns a FitResult.
@@ -191,6 +214,8 @@ def fit(
                where the MNIST / Fashion-MNIST files are; download=True fetches missing ones from
                `mirror` (default: recipes.default_mirror(dataset)) into data_dir (default: the cache)
     fuse       run each Linear/Conv2d + activation as one fused op (the same function, faster)
+    device     "cpu" (default) or "cuda": where the model, its gradients and the optimizer state live;
+               batches are copied there step by step (the emulator runs "cuda" when there is no GPU)
     progress   True: a ProgressBar on stderr; or a Callback
     callbacks  more Callbacks (progress.Callback hooks)
     plot       write training_curves.png into `out`
@@ -221,6 +246,9 @@ def fit(
     train_set, test_set = load_data(config.dataset, data_dir, download, mirror)
     input_shape, num_classes = describe_data(train_set, test_set)
     model = make_model(config.model, input_shape, num_classes, config.hidden, config.dropout)
+    device = None if device is None else minidl.device(device)
+    if device is not None:
+        model.to(device)  # before the optimizer: its state is made where the parameters are
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum, config.weight_decay)
     scheduler = optim.lr_scheduler.ExponentialLR(optimizer, beta=config.lr_decay)
     averager = {"none": None, "polyak": optim.PolyakAverage, "ema": optim.EMA}[config.average]
@@ -273,7 +301,7 @@ def fit(
         callback.on_fit_start(
             {
                 "config": config, "out": out, "train_size": len(train_set), "test_size": len(test_set),
-                "parameters": model.num_parameters(), "kernels": minidl.kernels_name(), "fused": fuse,
+                "parameters": model.num_parameters(), "kernels": _kernels_name(device), "fused": fuse,
                 "first_epoch": first_epoch, "epochs": config.epochs, "batches": len(loader),
                 "resumed_from": resumed_from,
             }
@@ -287,10 +315,11 @@ def fit(
                 callback.on_batch_end(epoch, step, loss, accuracy)
 
             train_loss, train_accuracy = train_one_epoch(
-                net, loader, optimizer, clip_grad_norm=config.clip_grad_norm, averager=averager, on_batch=on_batch
-            )
+                net, loader, optimizer, clip_grad_norm=config.clip_grad_norm, averager=averager, on_batch=on_batch,
+                device=device,
+            )  # fmt: skip
             scheduler.step()
-            test_accuracy = _test_accuracy(net, model, test_set, averager)
+            test_accuracy = _test_accuracy(net, model, test_set, averager, device)
             for key, value in zip(history, (train_loss, train_accuracy, test_accuracy, lr)):
                 history[key].append(value)
             if checkpoint_path is not None:
@@ -427,6 +456,7 @@ def _remove_if_empty(created):
 
 
 def _metrics(result, fuse):
+    where = next(iter(result.model.parameters()), None)  # the device the run trained on
     return {
         "test_accuracy": result.test_accuracy,
         "train_loss": result.train_loss,
@@ -435,7 +465,7 @@ def _metrics(result, fuse):
         "seconds": result.seconds,
         "total_training_seconds": result.total_seconds,
         "resumed_from_epoch": result.resumed_from_epoch,
-        "kernels": minidl.kernels_name(),
+        "kernels": _kernels_name(None if where is None else where.device),
         "fused": bool(fuse),
         "settings": result.config.as_dict(),
         "history": result.history,

@@ -10,7 +10,9 @@ runs the same kernels on the CPU, slowly and exactly, with printf, gdb and a mem
     y.to_numpy()
 
 `runtime` picks the build (MINIDL_CUDA=auto|real|emulate|off) and turns on the checker
-(MINIDL_CUDA_CHECK=1). Nothing here is imported by `import minidl`.
+(MINIDL_CUDA_CHECK=1). `kernel_set` is the kernel contract on DeviceArrays, what the "cuda"
+device computes with (minidl.backend.enable_cuda registers it). Nothing here is imported by
+`import minidl`: the first use of "cuda" loads it.
 """
 
 from minidl.backend.cuda.array import DeviceArray

@@ -1,9 +1,9 @@
 """DeviceArray: an n-d array in CUDA device memory (a pointer, a shape, strides and a dtype).
 
 It is deliberately thin: memory, views and explicit copies, nothing else. Arithmetic lives in
-`minidl.backend.cuda.kernels`, whose functions take and return DeviceArrays. There is no
-`__array__`: moving data to the host is always an explicit `to_numpy()`, so a hidden copy
-across the bus can never slip into a training step.
+`minidl.backend.cuda.kernels`, whose functions take and return DeviceArrays. `__array__` refuses:
+moving data to the host is always an explicit `to_numpy()`, so a hidden copy across the bus can
+never slip into a training step (np.asarray(device_array) is an error, not an object array).
 
 Views (transpose, broadcast_to, basic slicing, reshape of contiguous data) share memory with
 their base, like NumPy's; strides and offsets count elements, not bytes. The memory is freed
@@ -17,7 +17,13 @@ import numpy as np
 
 from minidl.backend.cuda import runtime
 
-DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float16, np.int64, np.int32, np.uint16, np.uint8, np.bool_))
+# What device memory can hold. The kernels compute in float32 (indices int64, masks bool, 16-bit
+# floats float16/uint16); the other dtypes are stored so that tensors of them can live on the device,
+# and the "cuda" kernel set computes on them through the host (counted: kernel_set.host_round_trips).
+DTYPES = tuple(
+    np.dtype(t)
+    for t in (np.float32, np.float16, np.float64, np.int64, np.int32, np.int16, np.int8, np.uint16, np.uint8, np.bool_)
+)
 
 
 class _Buffer:
@@ -96,7 +102,7 @@ class DeviceArray:
     @classmethod
     def from_numpy(cls, array, dtype=None):
         """Copy a host array to the device (as `dtype` if given)."""
-        host = np.ascontiguousarray(array, dtype=dtype)
+        host = np.asarray(array, dtype=dtype, order="C")  # not ascontiguousarray: it makes a 0-d array 1-d
         _check_dtype(host.dtype, "from_numpy")
         out = cls.empty(host.shape, host.dtype)
         if host.size:
@@ -140,6 +146,18 @@ class DeviceArray:
 
     def is_contiguous(self):
         return all(st == c for st, c, s in zip(self.strides, contiguous_strides(self.shape), self.shape) if s > 1)
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            f"a DeviceArray {self.shape} {self.dtype} lives on the cuda device: copy it to the host explicitly "
+            "(.to_numpy(), or tensor.cpu()) instead of handing it to NumPy"
+        )
+
+    def astype(self, dtype):
+        """A copy converted to `dtype` (through the "cuda" kernel set: float32 <-> float16 on the device)."""
+        from minidl.backend.cuda import kernel_set
+
+        return kernel_set.astype(self, dtype)
 
     def __len__(self):
         if not self.shape:
