@@ -163,8 +163,12 @@ def add_exercises_command(commands):
         "fixtures (wrong/) and instructor-only tests (tests/test_instructor_*.py) left out.",
     )
     release.add_argument("dest", metavar="DEST", help="folder to write the exercises into")
-    release.add_argument("names", metavar="NAME", nargs="*", help="exercises to release, e.g. 01_backward (default: all)")
-    release.add_argument("--from", dest="source", metavar="DIR", help="the exercises folder (default: the repository's)")
+    release.add_argument(
+        "names", metavar="NAME", nargs="*", help="exercises to release, e.g. 01_backward (default: all)"
+    )
+    release.add_argument(
+        "--from", dest="source", metavar="DIR", help="the exercises folder (default: the repository's)"
+    )
     release.set_defaults(run=release_command)
     exercises.set_defaults(run=lambda args: _missing_action(exercises))
 
@@ -180,7 +184,9 @@ def add_grade_command(commands):
     grade.add_argument("--instructor", metavar="DIR", help="the original exercise folder: grade with its tests, "
                        "hidden ones included")  # fmt: skip
     grade.add_argument("--json", action="store_true", help="print the result as JSON (for a gradebook)")
-    grade.add_argument("--timeout", type=float, metavar="SECONDS", help="per-task time limit (default: exercise.toml's)")
+    grade.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="per-task time limit (default: exercise.toml's)"
+    )
     grade.add_argument("--jobs", type=int, metavar="N", help="tasks graded side by side (default: the CPU count)")
     grade.set_defaults(run=grade_command)
 

@@ -77,7 +77,9 @@ class Grade:
                 f"{t.id:<{width}}  {points:>6}  {'passed' if t.passed else 'failed'}  {tests:>5}  {t.detail}".rstrip()
             )
         passed = sum(t.passed for t in self.tasks)
-        lines.append(f"{'total':<{width}}  {f'{self.score}/{self.max_score}':>6}  {passed}/{len(self.tasks)} tasks passed")
+        lines.append(
+            f"{'total':<{width}}  {f'{self.score}/{self.max_score}':>6}  {passed}/{len(self.tasks)} tasks passed"
+        )
         return "\n".join(lines)
 
 

@@ -132,7 +132,7 @@ def load_exercise(path):
         raise ExerciseError(f"{toml_path}: {e}") from None
     for key in ("name", "title"):
         if not isinstance(data.get(key), str):
-            raise ExerciseError(f"{toml_path}: expected a string {key} = \"...\"")
+            raise ExerciseError(f'{toml_path}: expected a string {key} = "..."')
     tasks = []
     for entry in data.get("tasks", []):
         task_id = entry.get("id")

@@ -29,4 +29,6 @@ def check_shapes(fn, *tensors):
     out.backward(minidl.ones_like(out))
     for i, t in enumerate(tensors):
         assert t.grad is not None, f"input {i} got no gradient"
-        assert tuple(t.grad.shape) == tuple(t.shape), f"input {i}: gradient shape {tuple(t.grad.shape)}, expected {tuple(t.shape)}"
+        assert tuple(t.grad.shape) == tuple(t.shape), (
+            f"input {i}: gradient shape {tuple(t.grad.shape)}, expected {tuple(t.shape)}"
+        )

@@ -3,10 +3,10 @@
 These tests use minidl's own unbroadcast, so a bug in yours costs only the unbroadcast task.
 """
 
+import backward_ops as ops
 import pytest
 from helpers import check, check_shapes, inputs
 
-import backward_ops as ops
 from minidl.ops._util import unbroadcast as reference_unbroadcast
 
 SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 3, 4), (3, 1)), ((3, 1), (1, 4))]

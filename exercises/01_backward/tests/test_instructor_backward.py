@@ -1,9 +1,9 @@
 """Hidden tests (instructor only): other shapes and values than the public tests."""
 
+import backward_ops as ops
 import pytest
 from helpers import check, inputs
 
-import backward_ops as ops
 from minidl.ops._util import unbroadcast as reference_unbroadcast
 
 

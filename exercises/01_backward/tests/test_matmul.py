@@ -1,9 +1,8 @@
 """Task matmul_backward: Y = A @ B."""
 
+import backward_ops as ops
 import pytest
 from helpers import check, check_shapes, inputs
-
-import backward_ops as ops
 
 
 @pytest.mark.task("matmul_backward")

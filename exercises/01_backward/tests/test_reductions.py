@@ -1,10 +1,10 @@
 """Task reduction_backward: Sum, Mean and Max over dims, with and without keepdim."""
 
+import backward_ops as ops
 import numpy as np
 import pytest
 from helpers import check, check_shapes, inputs
 
-import backward_ops as ops
 import minidl
 
 DIMS = [None, 0, 1, (0, 2), -1]

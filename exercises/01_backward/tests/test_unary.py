@@ -1,10 +1,10 @@
 """Task unary_backward: Exp, Log, Tanh, Sigmoid, ReLU."""
 
+import backward_ops as ops
 import numpy as np
 import pytest
 from helpers import check, check_shapes, inputs
 
-import backward_ops as ops
 import minidl
 
 

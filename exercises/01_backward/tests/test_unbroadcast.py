@@ -1,9 +1,9 @@
 """Task unbroadcast: summing a broadcast gradient back to an input's shape."""
 
+import backward_ops as ops
 import numpy as np
 import pytest
 
-import backward_ops as ops
 import minidl
 
 CASES = [
