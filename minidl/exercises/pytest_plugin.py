@@ -46,6 +46,8 @@ def first_line(report):
                     text += f" ({os.path.basename(place.group(1))}, line {place.group(2)})"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     line = lines[0] if lines else "failed"
+    if line.endswith(":") and len(lines) > 1:  # "AssertionError:" with the message on the next line
+        line = f"{line} {lines[1]}"
     return line if len(line) <= 300 else line[:297] + "..."
 
 
