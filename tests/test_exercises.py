@@ -85,6 +85,7 @@ def test_solution_scores_full_marks(path):
     assert not failed, f"{exercise.name}: the solution fails {failed}"
     assert result["score"] == result["max_score"] == exercise.max_points
     assert all(t["tests_run"] > 0 for t in result["tasks"])
+    assert not result["unmarked_tests"], "every graded test needs @pytest.mark.task (at collection time)"
 
 
 @pytest.fixture(scope="module")

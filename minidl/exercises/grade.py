@@ -45,6 +45,7 @@ class Grade:
     exercise: str
     title: str
     tasks: list
+    unmarked: list = dataclasses.field(default_factory=list)  # tests with no task marker: never graded
 
     @property
     def score(self):
@@ -64,6 +65,7 @@ class Grade:
             "score": self.score,
             "max_score": self.max_score,
             "tasks": [dataclasses.asdict(t) for t in self.tasks],
+            "unmarked_tests": self.unmarked,
         }
 
     def table(self):
@@ -233,12 +235,17 @@ def grade(path=".", instructor=None, timeout=None, jobs=None, isolate=True, task
         if not isolate:
             limit = sum(limits.values())
             run = run_tests(student, source, [t.id for t in chosen], limit, scratch / "all", fail_fast)
-            return Grade(exercise.name, exercise.title, [score_task(t, *run, limit) for t in chosen])
+            tasks = [score_task(t, *run, limit) for t in chosen]
+            return Grade(exercise.name, exercise.title, tasks, sorted((run[0] or {}).get("unmarked", [])))
+
+        unmarked = set()
 
         def one(task):
             run = run_tests(student, source, [task.id], limits[task.id], scratch / task.id, fail_fast)
+            unmarked.update((run[0] or {}).get("unmarked", []))
             return score_task(task, *run, limits[task.id])
 
         workers = max(1, min(len(chosen), jobs or os.cpu_count() or 1))
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            return Grade(exercise.name, exercise.title, list(pool.map(one, chosen)))
+            tasks = list(pool.map(one, chosen))
+        return Grade(exercise.name, exercise.title, tasks, sorted(unmarked))
