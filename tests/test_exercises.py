@@ -2,7 +2,7 @@
 
 - the graded tests pass on the solution (N/N through `minidl grade`, one process per task),
 - the released student version scores 0 and no single test passes on a stub,
-- every wrong-answer fixture (wrong/<task>/<variant>) fails its task,
+- every wrong-answer fixture (wrong/<task>/<variant>) fails its task (in rounds: one fixture per task per run),
 - a half-done copy gets the partial score (so tasks are graded independently), a copy with an
   infinite loop loses that task on its timeout and keeps the others, a syntax error costs
   points but never the grader.
@@ -27,8 +27,6 @@ from minidl.exercises import release, spec
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = spec.find_exercises(ROOT / "exercises")
 EXERCISE_IDS = [p.name for p in EXERCISES]
-FIXTURES = [(path, task, fixture) for path in EXERCISES for task, fixture in spec.load_exercise(path).fixtures()]
-FIXTURE_IDS = [f"{p.name}/{task}/{fixture.name}" for p, task, fixture in FIXTURES]
 
 
 def minidl_command(*args, cwd=None):
@@ -111,17 +109,36 @@ def test_released_version_scores_zero(path, released):
         assert task.tests_run > 0 or "no test ran" in task.detail or "crash" in task.detail, task
 
 
-@pytest.mark.parametrize("path, task, fixture", FIXTURES, ids=FIXTURE_IDS)
-def test_wrong_fixture_is_rejected(path, task, fixture, tmp_path):
-    # Only the fixture's task is run (stopping at its first failing test): that the other
-    # tasks do not depend on this region is checked by test_tasks_are_graded_independently.
-    exercise = spec.load_exercise(path)
-    region = spec.region_for_fixture(exercise, task, fixture)
-    copy = copy_solution(exercise, tmp_path / path.name)
-    target = copy / region.path
-    target.write_text(spec.replace_body(target.read_text(), region, fixture.read_text()))
-    result = grading.grade(copy, instructor=path, isolate=False, tasks=[task], fail_fast=True)
-    assert not result.result(task).passed, f"{fixture.name} in {region} is not caught by the tests of {task}"
+def fixture_rounds(path):
+    """The wrong fixtures of an exercise in rounds: round k holds the k-th fixture of every task."""
+    by_task = {}
+    for task, fixture in spec.load_exercise(path).fixtures():
+        by_task.setdefault(task, []).append(fixture)
+    count = max((len(f) for f in by_task.values()), default=0)
+    return [[(task, f[k]) for task, f in by_task.items() if k < len(f)] for k in range(count)]
+
+
+ROUNDS = [(path, k, batch) for path in EXERCISES for k, batch in enumerate(fixture_rounds(path))]
+ROUND_IDS = [f"{path.name}-round{k}" for path, k, _ in ROUNDS]
+
+
+@pytest.mark.parametrize("path, k, batch", ROUNDS, ids=ROUND_IDS)
+def test_wrong_fixtures_are_rejected(path, k, batch, tmp_path):
+    """Each fixture of the round in place of its task's region, all in one copy: every one of
+    those tasks must fail, on a test that ran (not on an import error). Putting one fixture per
+    task in one copy and one pytest run keeps this quick; it is sound because the tasks are
+    graded independently (test_tasks_are_graded_independently)."""
+    copy = copy_solution(spec.load_exercise(path), tmp_path / path.name)
+    where = {}
+    for task, fixture in batch:
+        region = spec.region_for_fixture(spec.load_exercise(copy), task, fixture)
+        target = copy / region.path
+        target.write_text(spec.replace_body(target.read_text(), region, fixture.read_text()))
+        where[task] = f"{fixture.relative_to(path)} (in {region})"
+    result = grading.grade(copy, instructor=path, isolate=False, tasks=list(where))
+    caught = {t.id: not t.passed and t.tests_run > 0 for t in result.tasks}
+    missed = [where[task] for task, ok in caught.items() if not ok]
+    assert not missed, f"not caught by a test of their task: {missed}\n{result.table()}"
 
 
 @pytest.mark.parametrize("path", EXERCISES, ids=EXERCISE_IDS)
