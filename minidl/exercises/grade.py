@@ -115,7 +115,8 @@ def _environment():
 def run_tests(student, instructor, task_ids, timeout, scratch, fail_fast=False):
     """Run the tests of `task_ids` in a fresh copy of the student's folder, killed after `timeout` seconds.
 
-    Returns (results from the pytest plugin or None, "timeout" | "crash" | None, the run's output, seconds).
+    Returns (the pytest plugin's results or None, "timeout" | "crash" | None, the run's output,
+    seconds, exit status).
     """
     scratch.mkdir(parents=True)
     workspace = scratch / "exercise"
