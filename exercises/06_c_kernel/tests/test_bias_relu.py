@@ -8,9 +8,8 @@ and in NumPy. The output array starts filled with NaN, so an element the kernel 
 
 import numpy as np
 import pytest
-
-from build import load
-from kernel import avx2_supported, bias_relu
+from bias_relu import avx2_supported, bias_relu
+from bias_relu_build import load
 
 # (rows, cols): cols below, at, just above and far from multiples of 8 (the AVX2 width),
 # single rows and columns, and a long row whose tail is 7.
@@ -41,7 +40,9 @@ def run(x, bias, path):
 def check_path(path):
     for seed, (rows, cols) in enumerate(SHAPES):
         x, bias = inputs(rows, cols, seed)
-        np.testing.assert_array_equal(run(x, bias, path), reference(x, bias), err_msg=f"{path} path, shape {(rows, cols)}")
+        np.testing.assert_array_equal(
+            run(x, bias, path), reference(x, bias), err_msg=f"{path} path, shape {(rows, cols)}"
+        )
 
 
 @pytest.mark.task("scalar")

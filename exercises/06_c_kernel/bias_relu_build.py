@@ -1,6 +1,6 @@
 """Builds bias_relu.c into a cffi extension module in a temporary directory, and loads it.
 
-    from build import load
+    from bias_relu_build import load
     lib = load()        # compiles on the first call in a process, then returns the same module
 
 The same recipe as minidl's own kernels (minidl/backend/_build_ckernels.py): cffi's
@@ -12,8 +12,11 @@ Nothing is written into the exercise folder, so a student's copy stays clean.
 
 import hashlib
 import importlib.util
+import os
 import pathlib
+import shutil
 import sys
+import sysconfig
 import tempfile
 
 from cffi import FFI
@@ -35,6 +38,8 @@ int bias_relu(const float *x, const float *bias, float *out, int64_t rows, int64
 """
 
 _loaded = {}
+# Built modules, named by a hash of their sources: reused by later runs and by pytest-xdist workers.
+CACHE = pathlib.Path(tempfile.gettempdir()) / f"minidl-exercises-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
 def load():
@@ -46,6 +51,17 @@ def load():
 
 
 def _build(module_name):
+    path = CACHE / (module_name + sysconfig.get_config_var("EXT_SUFFIX"))
+    if not path.exists():
+        _compile(module_name, path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[module_name] = module
+    return module.ffi, module.lib
+
+
+def _compile(module_name, path):
     ffi = FFI()
     ffi.cdef(CDEF)
     ffi.set_source(
@@ -56,12 +72,11 @@ def _build(module_name):
         extra_compile_args=COMPILE_ARGS,
     )
     tmp = tempfile.mkdtemp(prefix="minidl_ex06_")
-    path = ffi.compile(tmpdir=tmp, verbose=False)
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[module_name] = module
-    return module.ffi, module.lib
+    built = ffi.compile(tmpdir=str(tmp), verbose=False)
+    # one copy per source hash, shared by pytest-xdist workers and later runs; os.replace is atomic
+    CACHE.mkdir(parents=True, exist_ok=True)
+    os.replace(built, path)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Python face of the exercise's C kernel: fused bias + ReLU over NumPy arrays.
 
-    from kernel import bias_relu
+    from bias_relu import bias_relu
     out = bias_relu(x, bias)                 # the path the dispatcher picks
     out = bias_relu(x, bias, path="scalar")  # or force one: "scalar", "avx2"
 
@@ -9,8 +9,7 @@ kernel set computes for Linear + ReLU's bias and activation).
 """
 
 import numpy as np
-
-from build import load
+from bias_relu_build import load
 
 PATHS = {"auto": 0, "scalar": 1, "avx2": 2}
 
