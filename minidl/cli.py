@@ -1,4 +1,5 @@
-"""The `minidl` command: `minidl train` (the main job), `minidl launch`, `minidl simulate` and `minidl info`.
+"""The `minidl` command: `minidl train` (the main job), `minidl launch`, `minidl simulate`, `minidl info`,
+and for courses `minidl exercises release` and `minidl grade`.
 
 This file parses arguments and prints; the work is done by `minidl.training` (fit, the
 model recipes, plots), which notebooks call directly. The library names settings the
@@ -148,7 +149,52 @@ def add_simulate_command(commands):
     simulate.set_defaults(run=simulate_command)
 
 
-COMMANDS = [add_train_command, add_launch_command, add_simulate_command, add_info_command]
+def add_exercises_command(commands):
+    exercises = commands.add_parser(
+        "exercises",
+        help="course exercises: write the student version (release)",
+        description="Work with the course exercises in exercises/ (see exercises/README.md).",
+    )
+    actions = exercises.add_subparsers(dest="action", parser_class=_Parser)
+    release = actions.add_parser(
+        "release",
+        help="write the student version of exercises to DEST",
+        description="Write DEST/<exercise>/ for each exercise: solution regions replaced by stubs, the wrong-answer "
+        "fixtures (wrong/) and instructor-only tests (tests/test_instructor_*.py) left out.",
+    )
+    release.add_argument("dest", metavar="DEST", help="folder to write the exercises into")
+    release.add_argument(
+        "names", metavar="NAME", nargs="*", help="exercises to release, e.g. 01_backward (default: all)"
+    )
+    release.add_argument(
+        "--from", dest="source", metavar="DIR", help="the exercises folder (default: the repository's)"
+    )
+    release.set_defaults(run=release_command)
+    exercises.set_defaults(run=lambda args: _missing_action(exercises))
+
+
+def add_grade_command(commands):
+    grade = commands.add_parser(
+        "grade",
+        help="grade a student's copy of an exercise and print the score table",
+        description="Run each task's graded tests (one process per task, killed at the task's timeout) against the "
+        "code in PATH and print a score table. Exit status 0 whenever grading completed, whatever the score.",
+    )
+    grade.add_argument("path", nargs="?", default=".", help="the student's exercise folder (default: here)")
+    grade.add_argument("--instructor", metavar="DIR", help="the original exercise folder: grade with its tests, "
+                       "hidden ones included")  # fmt: skip
+    grade.add_argument("--json", action="store_true", help="print the result as JSON (for a gradebook)")
+    grade.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="per-task time limit (default: exercise.toml's)"
+    )
+    grade.add_argument("--jobs", type=int, metavar="N", help="tasks graded side by side (default: the CPU count)")
+    grade.set_defaults(run=grade_command)
+
+
+COMMANDS = [
+    add_train_command, add_launch_command, add_simulate_command, add_info_command, add_exercises_command,
+    add_grade_command,
+]  # fmt: skip
 
 
 def build_parser():
@@ -580,3 +626,40 @@ def _blas_lines():
         return [f"BLAS: {blas.get('name')} {blas.get('version')}"]
     except Exception:  # older NumPy builds describe themselves differently
         return ["BLAS: unknown"]
+
+
+# ---------------------------------------------------------------------------
+# minidl exercises release, minidl grade (the logic lives in minidl.exercises)
+# ---------------------------------------------------------------------------
+def _missing_action(parser):
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def release_command(args):
+    from minidl.exercises import ExerciseError, release
+
+    try:
+        written = release.release(args.dest, args.names, args.source)
+    except ExerciseError as e:
+        raise UsageError(f"exercises release: {e}") from None
+    for name, count in written.items():
+        print(f"{os.path.join(args.dest, name)}: {count} files")
+    return 0
+
+
+def grade_command(args):
+    import json
+
+    from minidl.exercises import ExerciseError, grade
+
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout {args.timeout:g}: expected a positive number of seconds")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: expected 1 or more")
+    try:
+        result = grade.grade(args.path, instructor=args.instructor, timeout=args.timeout, jobs=args.jobs)
+    except ExerciseError as e:
+        raise UsageError(f"grade: {e}") from None
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
+    return 0
