@@ -7,7 +7,6 @@
             plus = float(f(*arrays))
             x[index] = original - eps
             minus = float(f(*arrays))
-            x[index] += eps
             gradient[index] = (plus - minus) / (2 * eps)
         gradients.append(gradient)
     return gradients
