@@ -187,6 +187,7 @@ def add_grade_command(commands):
     grade.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="per-task time limit (default: exercise.toml's)"
     )
+    grade.add_argument("--task", action="append", metavar="ID", help="grade only this task (repeatable)")
     grade.add_argument("--jobs", type=int, metavar="N", help="tasks graded side by side (default: the CPU count)")
     grade.set_defaults(run=grade_command)
 
@@ -658,7 +659,9 @@ def grade_command(args):
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: expected 1 or more")
     try:
-        result = grade.grade(args.path, instructor=args.instructor, timeout=args.timeout, jobs=args.jobs)
+        result = grade.grade(
+            args.path, instructor=args.instructor, timeout=args.timeout, jobs=args.jobs, tasks=args.task
+        )
     except ExerciseError as e:
         raise UsageError(f"grade: {e}") from None
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())

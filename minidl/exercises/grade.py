@@ -99,6 +99,9 @@ def _environment():
     for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_XDIST_WORKER"):
         env.pop(name, None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Only the plugins the grading needs: autoloading every installed one (xdist, hypothesis, ...)
+    # costs seconds per task and could change how the tests run.
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     env.setdefault("OPENBLAS_NUM_THREADS", "1")  # tasks run side by side; keep BLAS from oversubscribing
     env.setdefault("OMP_NUM_THREADS", "1")
     # The tests import the same minidl as the grader (and its pytest plugin).
@@ -107,7 +110,7 @@ def _environment():
     return env
 
 
-def run_tests(student, instructor, task_ids, timeout, scratch):
+def run_tests(student, instructor, task_ids, timeout, scratch, fail_fast=False):
     """Run the tests of `task_ids` in a fresh copy of the student's folder, killed after `timeout` seconds.
 
     Returns (results from the pytest plugin or None, "timeout" | "crash" | None, the run's output, seconds).
@@ -124,6 +127,8 @@ def run_tests(student, instructor, task_ids, timeout, scratch):
                "--continue-on-collection-errors", "-o", "console_output_style=classic"]  # fmt: skip
     for task_id in task_ids:
         command += ["--minidl-task", task_id]
+    if fail_fast:
+        command.append("--exitfirst")
     command.append("tests")
     start = time.monotonic()
     with open(output, "wb") as out:
@@ -194,15 +199,23 @@ def score_task(task, results, problem, output, seconds, returncode, timeout):
     return TaskResult(task.id, task.points if ok else 0, task.points, ok, detail, len(passed), run, round(seconds, 2))
 
 
-def grade(path=".", instructor=None, timeout=None, jobs=None, isolate=True, tasks=None):
+def _limit(task, timeout):
+    if isinstance(timeout, dict):
+        return timeout.get(task.id, task.timeout)
+    return task.timeout if timeout is None else timeout
+
+
+def grade(path=".", instructor=None, timeout=None, jobs=None, isolate=True, tasks=None, fail_fast=False):
     """Grade the exercise in `path`; returns a Grade.
 
     instructor  the original exercise folder: its tests (hidden ones included) and exercise.toml are used
-    timeout     seconds per task, overriding exercise.toml (e.g. to keep a test of the grader quick)
+    timeout     seconds per task, overriding exercise.toml (e.g. to keep a test of the grader quick);
+                a number for every task, or {task id: seconds} for some
     jobs        tasks run side by side (default: the number of CPUs)
     isolate     one pytest process per task (False: one process for all, for quick checks in CI;
                 a timeout or crash then fails every task)
     tasks       grade only these task ids
+    fail_fast   stop a task's tests at the first failure (quick checks that a wrong answer is caught)
     """
     student = Path(path).resolve()
     if not student.is_dir():
@@ -214,16 +227,17 @@ def grade(path=".", instructor=None, timeout=None, jobs=None, isolate=True, task
     chosen = [t for t in exercise.tasks if tasks is None or t.id in tasks]
     if tasks is not None and len(chosen) != len(set(tasks)):
         raise ExerciseError(f"{exercise.name}: unknown task in {', '.join(tasks)}")
+    limits = {t.id: _limit(t, timeout) for t in chosen}
     with tempfile.TemporaryDirectory(prefix="minidl-grade-") as scratch:
         scratch = Path(scratch)
         if not isolate:
-            limit = timeout * len(chosen) if timeout is not None else sum(t.timeout for t in chosen)
-            run = run_tests(student, source, [t.id for t in chosen], limit, scratch / "all")
+            limit = sum(limits.values())
+            run = run_tests(student, source, [t.id for t in chosen], limit, scratch / "all", fail_fast)
             return Grade(exercise.name, exercise.title, [score_task(t, *run, limit) for t in chosen])
 
         def one(task):
-            limit = timeout if timeout is not None else task.timeout
-            return score_task(task, *run_tests(student, source, [task.id], limit, scratch / task.id), limit)
+            run = run_tests(student, source, [task.id], limits[task.id], scratch / task.id, fail_fast)
+            return score_task(task, *run, limits[task.id])
 
         workers = max(1, min(len(chosen), jobs or os.cpu_count() or 1))
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:

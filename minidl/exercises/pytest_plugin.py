@@ -6,6 +6,8 @@
 """
 
 import json
+import os
+import re
 
 
 def pytest_addoption(parser):
@@ -35,9 +37,17 @@ def first_line(report):
     else:  # a collection error is pytest's text, whose "E   " lines hold the exception
         text = str(report.longrepr)
         errors = [line[1:].strip() for line in text.splitlines() if line.startswith("E ") and line[1:].strip()]
-        text = errors[-1] if errors else text
+        if errors:
+            text = errors[-1]
+            places = [e for e in errors if e.startswith('File "')]
+            if places and text.startswith(("SyntaxError", "IndentationError", "TabError")):
+                place = re.match(r'File "([^"]+)", line (\d+)', places[-1])  # where the student's code fails to parse
+                if place:
+                    text += f" ({os.path.basename(place.group(1))}, line {place.group(2)})"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     line = lines[0] if lines else "failed"
+    if line.endswith(":") and len(lines) > 1:  # "AssertionError:" with the message on the next line
+        line = f"{line} {lines[1]}"
     return line if len(line) <= 300 else line[:297] + "..."
 
 

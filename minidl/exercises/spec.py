@@ -232,18 +232,57 @@ def strip_regions(text, regions, exercise_name, descriptions):
     return _join(lines, text)
 
 
+_FIXTURE_TARGET = re.compile(r"^\s*(?:#|//)\s*region:\s*(\S+)\s*$")
+_PY_SCOPE = re.compile(r"^(\s*)(?:async\s+)?(?:def|class)\s+(\w+)")
+_C_FUNCTION = re.compile(r"^[A-Za-z_][\w\s\*]*?\b(\w+)\s*\([^;]*$")
+
+
+def region_scope(text, region):
+    """Where a region sits: "Class.method" or "function" (Python), the enclosing function (C)."""
+    lines = text.splitlines()[: region.begin]
+    if region.language == "c":
+        for line in reversed(lines):
+            match = _C_FUNCTION.match(line)
+            if match:
+                return match.group(1)
+        return ""
+    names, indent = [], len(region.indent)
+    for line in reversed(lines):
+        match = _PY_SCOPE.match(line)
+        if match and len(match.group(1)) < indent:
+            names.append(match.group(2))
+            indent = len(match.group(1))
+    return ".".join(reversed(names))
+
+
 def region_for_fixture(exercise, task_id, fixture_path, regions=None):
-    """The region a wrong fixture replaces: the task's region in a file of the fixture's language;
-    when the task has several, the one whose body the fixture resembles most (a wrong answer is
-    a small change of the right one)."""
+    """The region a wrong fixture replaces: the task's region in a file of the fixture's language.
+
+    When the task has several, a first line `# region: Max.backward` (`// region: name` in C)
+    names the enclosing function; without it, the region whose body the fixture resembles
+    most is taken (a wrong answer is a small change of the right one).
+    """
     regions = exercise.regions() if regions is None else regions
     language = language_of(fixture_path)
     candidates = [r for r in regions if r.task == task_id and r.language == language]
     if not candidates:
         raise ExerciseError(f"{fixture_path}: task {task_id!r} has no {language} solution region to replace")
+    wrong = Path(fixture_path).read_text()
+    first = next((line for line in wrong.splitlines() if line.strip()), "")
+    target = _FIXTURE_TARGET.match(first)
+    if target:
+        name = target.group(1)
+        named = [
+            r
+            for r in candidates
+            if (scope := region_scope((exercise.path / r.path).read_text(), r)) == name or scope.endswith("." + name)
+        ]
+        if len(named) != 1:
+            raise ExerciseError(f"{fixture_path}: 'region: {name}' matches {len(named)} regions of task {task_id}")
+        return named[0]
     if len(candidates) == 1:
         return candidates[0]
-    wrong = textwrap.dedent(Path(fixture_path).read_text())
+    wrong = textwrap.dedent(wrong)
 
     def likeness(region):
         body = textwrap.dedent(region_body((exercise.path / region.path).read_text(), region))

@@ -1,0 +1,2 @@
+# region: Mul.backward
+return grad * b, grad * a

@@ -1,0 +1,2 @@
+# region: Mul.backward
+return unbroadcast(grad * a, a.shape), unbroadcast(grad * b, b.shape)

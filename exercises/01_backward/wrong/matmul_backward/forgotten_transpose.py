@@ -1,0 +1,1 @@
+return grad @ b, a.transpose(0, 1) @ grad

@@ -1,0 +1,1 @@
+return grad @ b.transpose(0, 1), grad @ a.transpose(0, 1)

@@ -1,0 +1,2 @@
+# region: Sum.backward
+return grad.expand(x.shape)

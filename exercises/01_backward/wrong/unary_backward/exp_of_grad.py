@@ -1,0 +1,2 @@
+# region: Exp.backward
+return grad.exp()

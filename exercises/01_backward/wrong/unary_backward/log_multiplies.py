@@ -1,0 +1,3 @@
+# region: Log.backward
+(x,) = self.saved_tensors
+return grad * x

@@ -1,0 +1,3 @@
+# region: Sigmoid.backward
+(x,) = self.saved_tensors
+return grad * (x * (1 - x))

@@ -1,0 +1,3 @@
+# region: Tanh.backward
+y = self.output
+return grad * (1 - y)

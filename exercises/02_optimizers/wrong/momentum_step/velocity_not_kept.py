@@ -1,0 +1,2 @@
+velocity = group["momentum"] * state.get("velocity", np.zeros_like(param)) + grad
+param -= group["lr"] * velocity

@@ -1,0 +1,1 @@
+param -= group["lr"] * grad

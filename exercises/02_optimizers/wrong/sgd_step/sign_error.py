@@ -1,0 +1,2 @@
+step = grad + group["weight_decay"] * param
+param += group["lr"] * step

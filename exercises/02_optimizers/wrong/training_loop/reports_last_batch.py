@@ -1,0 +1,12 @@
+initial = [group["lr"] for group in optimizer.param_groups]
+history = []
+for epoch in range(epochs):
+    for group, lr in zip(optimizer.param_groups, initial):
+        group["lr"] = lr * math.exp(-lr_decay * epoch)
+    for inputs, targets in batches:
+        optimizer.zero_grad()
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+    history.append(loss.item())
+return history

@@ -1,0 +1,1 @@
+return dy * per_feature(gamma, dy) * inv_std
