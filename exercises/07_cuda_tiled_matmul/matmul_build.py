@@ -5,8 +5,9 @@
 
 The recipe is minidl's own emulated build (minidl/backend/cuda/_build.py): the C++ compiler
 compiles the .cu file as C++ (through a one-line .cpp wrapper, because setuptools does not
-know .cu) together with the emulator (csrc/cuda/emu/cuda_emu.cpp) and minidl's device-memory
-runtime (csrc/cuda/runtime.cu: mdc_malloc, the copies, the checker's controls). The module is
+know .cu) and links it with the emulator (csrc/cuda/emu/cuda_emu.cpp) and minidl's device-memory
+runtime (csrc/cuda/runtime.cu: mdc_malloc, the copies, the checker's controls), which are
+compiled once and cached. The module is
 named after a hash of matmul.cu, so an edited kernel is rebuilt, never a stale one reused.
 """
 
@@ -14,7 +15,9 @@ import hashlib
 import importlib.util
 import os
 import pathlib
+import shlex
 import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -67,10 +70,35 @@ def _build(module_name):
     return module.ffi, module.lib
 
 
-def _compile(module_name, path):
-    emulator = CUDA_SRC / "emu" / "cuda_emu.cpp"
-    if not emulator.exists():
+def _emulator_objects():
+    """The emulator and minidl's device-memory runtime, compiled once per version of their sources.
+
+    They are most of a build's time and never change with matmul.cu, so every build of a new
+    matmul.cu (a student's edit, each wrong fixture in CI) links the same object files.
+    """
+    sources = [CUDA_SRC / "emu" / "cuda_emu.cpp", CUDA_SRC / "emu" / "units" / "runtime.cpp"]
+    if not sources[0].exists():
         raise RuntimeError(f"build: the CUDA emulator's sources are not at {CUDA_SRC} (use a checkout of minidl)")
+    inputs = [*sources, *(CUDA_SRC / "emu").glob("*.h"), CUDA_SRC / "runtime.cu", CUDA_SRC / "mdc_cuda.cuh"]
+    inputs.append(CUDA_SRC / "minidl_cuda.h")
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()[:16]
+    folder = CACHE / f"ex07_emulator_{digest}"
+    objects = [folder / (p.stem + ".o") for p in sources]
+    if all(o.exists() for o in objects):
+        return objects
+    compiler = shlex.split(os.environ.get("CXX") or sysconfig.get_config_var("CXX") or "c++")
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="minidl_ex07_emu_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for source, target in zip(sources, objects):
+        command = [*compiler, *minidl_cuda_build.EMULATED_ARGS, "-fPIC", "-I", str(CUDA_SRC), "-c", str(source)]
+        subprocess.run([*command, "-o", str(tmp / target.name)], check=True, capture_output=True)
+        os.replace(tmp / target.name, target)  # atomic: a concurrent build sees the old file or the new
+    shutil.rmtree(tmp, ignore_errors=True)
+    return objects
+
+
+def _compile(module_name, path):
+    objects = _emulator_objects()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="minidl_ex07_"))
     unit = tmp / "matmul_unit.cpp"
     unit.write_text(f'#include "{SOURCE}"\n')
@@ -80,7 +108,8 @@ def _compile(module_name, path):
         module_name,
         '#include "minidl_cuda.h"\nextern "C" {\n' + "\n".join(CDEF.strip().splitlines()[-2:]) + "\n}\n",
         source_extension=".cpp",
-        sources=[str(emulator), str(CUDA_SRC / "emu" / "units" / "runtime.cpp"), str(unit)],
+        sources=[str(unit)],
+        extra_objects=[str(o) for o in objects],
         include_dirs=[str(CUDA_SRC), str(HERE)],
         extra_compile_args=minidl_cuda_build.EMULATED_ARGS,
         libraries=["stdc++", "pthread", "m"],
