@@ -1,0 +1,14 @@
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t i = 0; i < rows; ++i) {
+        const float *xi = x + i * cols;
+        float *oi = out + i * cols;
+        int64_t j = 0;
+        for (; j + 8 <= cols; j += 8) {
+            const __m256 v = _mm256_add_ps(_mm256_loadu_ps(xi + j), _mm256_loadu_ps(bias + j));
+            _mm256_storeu_ps(oi + j, _mm256_min_ps(v, zero));
+        }
+        for (; j < cols; ++j) {
+            const float v = xi[j] + bias[j];
+            oi[j] = v > 0.0f ? v : 0.0f;
+        }
+    }

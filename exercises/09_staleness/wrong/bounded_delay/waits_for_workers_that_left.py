@@ -1,0 +1,1 @@
+        return self.clock[worker] <= min(self.clock) + self.bound
