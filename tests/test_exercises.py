@@ -13,6 +13,7 @@ The checks of one exercise that need no isolation run all its tests in one pytes
 
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -27,6 +28,16 @@ from minidl.exercises import release, spec
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = spec.find_exercises(ROOT / "exercises")
 EXERCISE_IDS = [p.name for p in EXERCISES]
+
+
+def elsewhere(path):
+    """Skip marks for an exercise written for other machines (exercise.toml's `machines`, e.g. AVX2)."""
+    exercise = spec.load_exercise(path)
+    reason = f"{exercise.name} is written for {', '.join(exercise.machines)}; this is {platform.machine()}"
+    return [pytest.mark.skip(reason=reason)] if not exercise.runs_here() else []
+
+
+EXERCISE_PARAMS = [pytest.param(p, id=p.name, marks=elsewhere(p)) for p in EXERCISES]
 
 
 def minidl_command(*args, cwd=None):
@@ -55,7 +66,7 @@ def scores(result):
     return {t.id: t.passed for t in result.tasks}
 
 
-@pytest.mark.parametrize("path", EXERCISES, ids=EXERCISE_IDS)
+@pytest.mark.parametrize("path", EXERCISE_PARAMS)
 def test_exercise_is_well_formed(path):
     exercise = spec.load_exercise(path)
     assert exercise.name == path.name, "exercise.toml's name must be the folder's name"
@@ -73,7 +84,7 @@ def test_exercise_is_well_formed(path):
         spec.region_for_fixture(exercise, task, fixture, regions)  # raises when there is nothing to replace
 
 
-@pytest.mark.parametrize("path", EXERCISES, ids=EXERCISE_IDS)
+@pytest.mark.parametrize("path", EXERCISE_PARAMS)
 def test_solution_scores_full_marks(path):
     exercise = spec.load_exercise(path)
     done = minidl_command("grade", str(path), "--instructor", str(path), "--json")
@@ -93,7 +104,7 @@ def released(tmp_path_factory):
     return dest
 
 
-@pytest.mark.parametrize("path", EXERCISES, ids=EXERCISE_IDS)
+@pytest.mark.parametrize("path", EXERCISE_PARAMS)
 def test_released_version_scores_zero(path, released):
     exercise = spec.load_exercise(path)
     student = released / path.name
@@ -118,11 +129,14 @@ def fixture_rounds(path):
     return [[(task, f[k]) for task, f in by_task.items() if k < len(f)] for k in range(count)]
 
 
-ROUNDS = [(path, k, batch) for path in EXERCISES for k, batch in enumerate(fixture_rounds(path))]
-ROUND_IDS = [f"{path.name}-round{k}" for path, k, _ in ROUNDS]
+ROUNDS = [
+    pytest.param(path, k, batch, id=f"{path.name}-round{k}", marks=elsewhere(path))
+    for path in EXERCISES
+    for k, batch in enumerate(fixture_rounds(path))
+]
 
 
-@pytest.mark.parametrize("path, k, batch", ROUNDS, ids=ROUND_IDS)
+@pytest.mark.parametrize("path, k, batch", ROUNDS)
 def test_wrong_fixtures_are_rejected(path, k, batch, tmp_path):
     """Each fixture of the round in place of its task's region, all in one copy: every one of
     those tasks must fail, on a test that ran (not on an import error). Putting one fixture per
@@ -141,7 +155,7 @@ def test_wrong_fixtures_are_rejected(path, k, batch, tmp_path):
     assert not missed, f"not caught by a test of their task: {missed}\n{result.table()}"
 
 
-@pytest.mark.parametrize("path", EXERCISES, ids=EXERCISE_IDS)
+@pytest.mark.parametrize("path", EXERCISE_PARAMS)
 @pytest.mark.parametrize("half", [0, 1])
 def test_tasks_are_graded_independently(path, half, tmp_path):
     """A half-done copy (every other task as released) gets the partial score: the tasks left

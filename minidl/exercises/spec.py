@@ -19,6 +19,7 @@ tests of the exercise machinery put the `wrong/<task>/<variant>` fixtures in the
 
 import dataclasses
 import difflib
+import platform
 import re
 import textwrap
 import tomllib
@@ -71,6 +72,11 @@ class Exercise:
     name: str
     title: str
     tasks: list
+    machines: tuple = ()  # platform.machine() values it can be done on (AVX2 intrinsics: x86_64); () = any
+
+    def runs_here(self):
+        """Whether this machine can build and grade the exercise (see `machines` in exercise.toml)."""
+        return not self.machines or platform.machine() in self.machines
 
     def task(self, task_id):
         for task in self.tasks:
@@ -150,7 +156,10 @@ def load_exercise(path):
         raise ExerciseError(f"{toml_path}: no [[tasks]]")
     if len({t.id for t in tasks}) != len(tasks):
         raise ExerciseError(f"{toml_path}: two tasks share an id")
-    return Exercise(path, data["name"], data["title"], tasks)
+    machines = data.get("machines", [])
+    if not isinstance(machines, list) or not all(isinstance(m, str) for m in machines):
+        raise ExerciseError(f'{toml_path}: machines must be a list of names like ["x86_64"], got {machines!r}')
+    return Exercise(path, data["name"], data["title"], tasks, tuple(machines))
 
 
 def find_exercises(root):
