@@ -28,7 +28,10 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
     """A new tensor holding a copy of `data` (numbers, nested lists or an ndarray).
 
     Python floats become float32 and Python ints int64; ndarrays keep their dtype (as torch.tensor does).
+    A tensor's copy stays on its device unless `device` says otherwise.
     """
+    if device is None and isinstance(data, Tensor):
+        device = data.device
     return Tensor._wrap(_to_array(data, dtype, copy=True), requires_grad, device)
 
 

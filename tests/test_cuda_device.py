@@ -431,3 +431,10 @@ def test_minidl_info_names_the_cuda_build_and_the_device(capsys):
     compiled = next(line for line in out.splitlines() if "builds compiled:" in line)
     assert ("emulated (C++)" if runtime.build() == "emulated" else "real (nvcc)") in compiled
     assert 'python device: "cuda", as in x.to("cuda")' in out
+
+
+def test_tensor_of_a_device_tensor_stays_on_its_device():
+    x = minidl.arange(4, dtype=minidl.float32, device="cuda")
+    copy = minidl.tensor(x)
+    assert copy.device == x.device and copy.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert minidl.tensor(x, device="cpu").device == "cpu"
