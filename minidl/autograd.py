@@ -144,13 +144,20 @@ class Function:
         first = inputs[0]
         where = first.device
         fn.kernels = active_kernels[where]
-        if len(inputs) == 1:
-            out = fn.forward(first.array, **params)
-        else:
+        n_inputs = len(inputs)
+        if n_inputs > 1:
             for t in inputs:  # one device per op: tensors are moved explicitly (.to), never behind your back
                 if t.device is not where:
                     _mixed_devices(fn, inputs)
+        # The common calls spelled out: unpacking *args and **params costs more than the op itself on small arrays.
+        if params:
             out = fn.forward(*[t.array for t in inputs], **params)
+        elif n_inputs == 1:
+            out = fn.forward(first.array)
+        elif n_inputs == 2:
+            out = fn.forward(first.array, inputs[1].array)
+        else:
+            out = fn.forward(*[t.array for t in inputs])
         if cls.moves_device:
             where = fn.device
         elif type(out) is not np.ndarray:
@@ -196,7 +203,8 @@ class Function:
     @property
     def saved_tensors(self):
         """The input Tensors, checked against in-place changes since forward."""
-        self._check_not_released()
+        if self.released:
+            self._check_not_released()
         for i, (t, seen) in enumerate(zip(self.inputs, self.saved_versions)):
             if t._version[0] != seen:
                 raise RuntimeError(
@@ -209,7 +217,8 @@ class Function:
     @property
     def output(self):
         """The output of forward as a Tensor attached to this node (so double backward sees it)."""
-        self._check_not_released()
+        if self.released:
+            self._check_not_released()
         if self._output_version[0] != self._output_saved_version:
             raise RuntimeError(
                 f"backward of {self.name}: its output was modified in place after the forward pass; "

@@ -16,10 +16,29 @@ def constant(value, like=None):
     """
     if isinstance(value, Tensor):
         return value
-    array = _constant_array(value, like)
+    if type(value) in (int, float) and like is not None:
+        array = _number_array(value, like)
+    else:
+        array = _constant_array(value, like)
     if like is not None and like.device is not CPU:
         return Tensor._make(active_kernels[like.device].from_numpy(array), device=like.device)
-    return Tensor._make(array)
+    return Tensor._make(array)  # a tensor of its own each time: the debugger names and draws each use
+
+
+def _number_array(value, like):
+    """The read-only 0-d array for a Python number next to `like`: the same few numbers (0, 1, 0.5...)
+    recur in every backward formula, so each is made once per dtype and shared."""
+    key = (type(value), value, like.array.dtype)
+    array = _number_arrays.get(key)
+    if array is None:
+        if len(_number_arrays) >= 512:  # bounded: a loop over many different numbers cannot grow it
+            _number_arrays.clear()
+        array = _number_arrays[key] = _constant_array(value, like)
+        array.flags.writeable = False
+    return array
+
+
+_number_arrays = {}  # (type, value, dtype) -> 0-d array
 
 
 def _constant_array(value, like):

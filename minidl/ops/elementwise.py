@@ -26,7 +26,8 @@ def _check_broadcast(op, a, b):
 
 def _binary(function, op, a, b):
     """Apply a broadcasting binary op; shapes are validated only if NumPy refuses them (the fast path stays fast)."""
-    a, b = pair(a, b)
+    if type(a) is not Tensor or type(b) is not Tensor:
+        a, b = pair(a, b)
     try:
         return function.apply(a, b)
     except ValueError:

@@ -54,8 +54,10 @@ def sgemm(a, b, bias=None, act=0, strides=None):
 def matmul(a, b, *args, **kwargs):
     """np.matmul; float32 products of matrices (and stacks of them) big enough to pay run in C."""
     # Cheapest tests first: most small products leave for NumPy after one multiply.
-    if args or kwargs or a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
-        return np.matmul(a, b, *args, **kwargs)  # vectors are memory-bound; errors get NumPy's message
+    if args or kwargs:
+        return np.matmul(a, b, *args, **kwargs)
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+        return np.matmul(a, b)  # vectors are memory-bound; errors get NumPy's message
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     strides = None if 2 * m * n * k < MIN_GEMM_FLOPS else _strides(a, b)
     if strides is None:

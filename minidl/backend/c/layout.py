@@ -52,10 +52,12 @@ def _transposed_copy(x, split):
 
 def ascontiguousarray(x, *args, **kwargs):
     """np.ascontiguousarray; a transposed float32 activation (NHWC <-> NCHW) is copied in C, in blocks."""
-    split = None if args or kwargs else _transpose_split(x)
+    if args or kwargs:
+        return np.ascontiguousarray(x, *args, **kwargs)
+    split = _transpose_split(x)
     if split is not None:
         return _transposed_copy(x, split)
-    return np.ascontiguousarray(x, *args, **kwargs)
+    return np.ascontiguousarray(x)
 
 
 def reshape(x, shape):
