@@ -174,11 +174,11 @@ class Function:
         self.device = where = inputs[0].device if where is None else where
         self.inputs = inputs
         if len(inputs) == 1:  # the common case, spelled out: it is recorded, so its input requires grad
-            self.needs_input_grad = [True]
-            self.saved_versions = [inputs[0]._version[0]]
+            self.needs_input_grad = (True,)
+            self.saved_versions = (inputs[0]._version[0],)
         else:
-            self.needs_input_grad = [t.requires_grad for t in inputs]
-            self.saved_versions = [t._version[0] for t in inputs]
+            self.needs_input_grad = tuple([t.requires_grad for t in inputs])
+            self.saved_versions = tuple([t._version[0] for t in inputs])
         self._output_data = out
         result = _Tensor._make(out, self, version, where)
         self._output_version = result._version

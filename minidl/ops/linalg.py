@@ -29,9 +29,13 @@ class MatMul(Function):
             g = g.unsqueeze(-1)
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
-            grad_a = unbroadcast(g @ b2.transpose(-1, -2), a2.shape).reshape(a.shape)
+            grad_a = unbroadcast(g @ b2.transpose(-1, -2), a2.shape)
+            if a.ndim == 1:
+                grad_a = grad_a.reshape(a.shape)  # back from the row we treated it as
         if self.needs_input_grad[1]:
-            grad_b = unbroadcast(a2.transpose(-1, -2) @ g, b2.shape).reshape(b.shape)
+            grad_b = unbroadcast(a2.transpose(-1, -2) @ g, b2.shape)
+            if b.ndim == 1:
+                grad_b = grad_b.reshape(b.shape)  # back from the column
         return grad_a, grad_b
 
 
