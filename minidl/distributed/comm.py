@@ -89,9 +89,12 @@ class Communicator:
         self._announced = 0  # announcements sent to each peer
         self._heard = [0] * self.size  # announcements received from each peer
         self._step = -1
-        # More ranks on this machine than cores it lets us use: waiting ranks must yield their core.
+        # More ranks on this machine than cores they may use between them: waiting ranks must yield
+        # their core. (A launcher that pins each rank to a core of its own leaves each one a single
+        # core in its affinity mask, so count the cores of all the ranks here together.)
         local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
-        self.oversubscribed = local.Get_size() > len(os.sched_getaffinity(0))
+        cores = set().union(*local.allgather(sorted(os.sched_getaffinity(0))))
+        self.oversubscribed = local.Get_size() > len(cores)
         local.Free()
         import atexit
 
