@@ -6,21 +6,30 @@ optimizer step, so every rank applies the same update and the replicas stay iden
 
     ∂W = (1/N) Σ_r ∂W_r        (N ranks, ∂W_r the mean gradient of rank r's b examples)
 
-which is the mean gradient of the whole N·b batch. The gradients live in a few large flat
-buckets (last layers first, in the order backward produces them): each parameter's `.grad`
-is a view of its slice of a bucket, so autograd adds the gradient straight into the bucket
-and the averaged result is read by the optimizer where it lies, with no copy in or out.
-The lecture's second key idea, "overlap computation and data transfer": a bucket's
-non-blocking allreduce starts as soon as its last gradient has arrived, while backward is
-still computing the gradients of earlier layers. `synchronize()` waits for the rest and
-divides by N, so the optimizer step runs as usual:
+which is the mean gradient of the whole N·b batch. The gradients are sent in a few large flat
+buckets (last layers first, in the order backward produces them), each rank's divided by N
+on the way in, so that the sum the allreduce computes is the average. After synchronize()
+each parameter's `.grad` is a view of its slice of a bucket: the optimizer reads the average
+where the allreduce left it, with no copy out. The lecture's second key idea, "overlap
+computation and data transfer": with overlap=True a bucket's non-blocking allreduce starts as
+soon as its last gradient has arrived, while backward is still computing the gradients of
+earlier layers. `synchronize()` sends the rest and waits, so the optimizer step runs as usual:
 
     model = DistributedDataParallel(model)            # parameters broadcast from rank 0
     loss = loss_fn(model(x), y); optimizer.zero_grad(); loss.backward()
     model.synchronize(); optimizer.step()
 
 As with PyTorch's `gradient_as_bucket_view=True`, `.grad` after synchronize() is a view of
-a bucket that the next backward overwrites: copy it if you need to keep it.
+a bucket that the next step overwrites: copy it if you need to keep it.
+
+Why the gradients live in the buckets (it is most of what a DDP step adds to a plain one on a
+small machine): every pass over the gradients costs about as much as a whole pass over 2.6 MB
+of memory, which for a small MLP is a sizeable fraction of a step, and it evicts what the next
+matrix product needed from the cache. Without overlap, autograd leaves each gradient in an
+array of its own, and synchronize() makes one pass: it copies it into the bucket, divided by
+N. With overlap, hooks point .grad at the bucket before autograd stores the gradient there
+(autograd adds into it, so it is zeroed first), and each gradient is divided by N as it
+arrives. Either way nothing is copied back out.
 
 With compression 'fp16' or 'trunc16' each bucket is sent in 16 bits. MPI cannot add our 16-bit
 formats, so the allreduce is done as its two halves with MPI's non-blocking collectives, like
@@ -88,7 +97,8 @@ class DistributedDataParallel(Module):
     compression     'none', 'fp16' or 'trunc16' for the gradient transfer
     overlap         True: start each bucket's allreduce from the gradient hooks during backward;
                     False: communicate everything in synchronize(), after backward (several
-                    backward passes before one synchronize() then accumulate, as without DDP)
+                    backward passes before one synchronize() then accumulate, as without DDP;
+                    and one pass over the gradients less, see above)
     algorithm       'mpi' (MPI's non-blocking allreduce) or 'ring' (the ring allreduce of
                     minidl.distributed.collectives, blocking, so run in synchronize(): no overlap)
     """
@@ -123,7 +133,8 @@ class DistributedDataParallel(Module):
         self._bucket_of = {i: b for b in self._buckets for i in b.indices}
         # Each parameter's .grad, for good: a tensor over its slice of a bucket.
         self._grads = [Tensor._wrap(self._bucket_of[i].views[i]) for i in range(len(self._params))]
-        self._arriving = None  # the parameter whose gradient autograd is adding into its bucket right now
+        self._scale = np.float32(1.0 / self.comm.size)  # each rank sends gradient / N: the sum is the mean
+        self._arriving = None  # overlap: the parameter whose gradient autograd is adding into its bucket
         self._next_launch = 0
         self._next_gather = 0  # compressed mode: buckets whose allgather has started
         # Compressed mode starts each bucket's allgather when its reduce-scatter ends, which happens
@@ -131,7 +142,9 @@ class DistributedDataParallel(Module):
         # keep one order (bucket order) on every rank, as MPI requires.
         self._gather_comm = self.comm.comm.Dup() if self.codec.name != "none" and algorithm == "mpi" else None
         self.steps = 0
-        self._grad_hook_handles = [p.register_hook(self._make_hook(i)) for i, p in enumerate(self._params)]
+        self._grad_hook_handles = (
+            [p.register_hook(self._make_hook(i)) for i, p in enumerate(self._params)] if self.overlap else []
+        )
         broadcast_parameters(self._params, self.comm)
 
     def forward(self, *args, **kwargs):
@@ -140,36 +153,35 @@ class DistributedDataParallel(Module):
     # ------------------------------------------------------------ during backward
     def _make_hook(self, index):
         def hook(grad):
-            # Autograd adds `grad` into .grad right after the hooks have run: point .grad at the
-            # bucket first, and the gradient lands in the bucket (no copy of ours, no new array).
             if self._bucket_of[index].launched:
                 raise RuntimeError(
                     "DistributedDataParallel: backward() ran again before synchronize(), but the first "
                     "backward has already started sending its gradients; call synchronize() after every "
                     "backward, or use overlap=False to accumulate gradients over several backward passes"
                 )
-            self._use_bucket_as_grad(index)
-            if self.overlap:
-                # So the gradient of the parameter hooked before this one is in its bucket by now.
-                if self._arriving is not None:
-                    self._bucket_of[self._arriving].arrived.add(self._arriving)
-                self._arriving = index
-                self._launch_full_buckets()
-                self._make_progress()
+            # Autograd adds `grad` into .grad right after the hooks have run: point .grad at the
+            # bucket first, and the gradient lands in the bucket.
+            param, view = self._params[index], self._grads[index]
+            if param.grad is not view:
+                if param.grad is None:  # optimizer.zero_grad()'s default
+                    view.array.fill(0)
+                else:  # accumulated before this backward: keep adding onto it
+                    view.array[...] = param.grad.array
+                param.grad = view
+            # The gradient of the parameter hooked before this one is in its bucket by now.
+            if self._arriving is not None:
+                self._arrived(self._arriving)
+            self._arriving = index
+            self._launch_full_buckets()
+            self._make_progress()
             return None
 
         return hook
 
-    def _use_bucket_as_grad(self, index):
-        """Make parameter `index`'s .grad its bucket view, keeping the value .grad had (None: zeros)."""
-        param, grad = self._params[index], self._grads[index]
-        if param.grad is grad:
-            return  # already: optimizer.zero_grad(set_to_none=False) zeroes it in place, or we accumulate
-        if param.grad is None:  # optimizer.zero_grad()'s default
-            grad.array.fill(0)
-        else:  # a gradient someone else put there (or a create_graph pass): accumulate onto it
-            grad.array[...] = param.grad.array
-        param.grad = grad
+    def _arrived(self, index):
+        """Parameter `index`'s gradient is in its bucket (.grad is its view): divide it by N there."""
+        self._grads[index].array *= self._scale
+        self._bucket_of[index].arrived.add(index)
 
     def _launch_full_buckets(self):
         # MPI needs every rank to start its collectives in the same order: buckets go in index
@@ -224,13 +236,21 @@ class DistributedDataParallel(Module):
 
     # ------------------------------------------------------------ after backward
     def synchronize(self):
-        """Finish every bucket's allreduce and divide by N: each parameter's .grad is then the average."""
+        """Send the gradients not sent yet and wait for every bucket: each .grad is then the average."""
         self.comm.arrive(self.steps)  # "my backward of this step is done": a timed-out wait names who is not
-        for index in range(len(self._params)):
-            # Parameters backward did not reach send their .grad as it is (zeros if None).
-            self._use_bucket_as_grad(index)
-        for bucket in self._buckets:
-            bucket.arrived.update(bucket.indices)
+        for index, param in enumerate(self._params):
+            view = self._grads[index]
+            if index in self._bucket_of[index].arrived:
+                continue
+            if param.grad is view:  # autograd added into the bucket (overlap, or .grad kept from before)
+                self._arrived(index)
+                continue
+            if param.grad is None:  # no gradient reached this parameter: it contributes zeros
+                view.array.fill(0)
+            else:  # the one pass over a gradient autograd left in an array of its own
+                np.multiply(param.grad.array, self._scale, out=view.array)
+            param.grad = view
+            self._bucket_of[index].arrived.add(index)
         self._launch_full_buckets()
         what = f"gradient allreduce of step {self.steps}"
         if self._gather_comm is not None:
@@ -238,12 +258,10 @@ class DistributedDataParallel(Module):
             self.comm.wait_all([b.gather_request for b in self._buckets], what + " (allgather)")
         else:
             self.comm.wait_all([b.request for b in self._buckets], what)
-        scale = np.float32(1.0 / self.comm.size)
         for bucket in self._buckets:
             if bucket.gather_request is not None:  # the finished 16-bit chunks of every rank, decoded
                 _, gathered = bucket.keep
                 bucket.buffer[...] = self.codec.decode(gathered.reshape(-1).view(self.codec.wire_dtype))
-            bucket.buffer *= scale
             bucket.reset()
         self._arriving = None
         self._next_launch = self._next_gather = 0
