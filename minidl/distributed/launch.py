@@ -13,7 +13,7 @@ When the ranks fit on this machine's cores, mpiexec pins each rank to a core of 
 two ranks the scheduler happens to put on one core (it does, on a machine where other
 processes come and go) halve the speed of the whole job. With a rank per core that cannot
 happen; ranks that wait spin on their own core. With more ranks than cores nothing is pinned
-and waiting ranks yield their core instead (minidl.distributed.comm).
+and waiting ranks sleep between tests instead (minidl.distributed.comm).
 """
 
 import os
