@@ -11,9 +11,10 @@ the ranks fit), and prints three tables:
    MPI_Allreduce, samples interleaved. Bandwidth = buffer bytes / time ("algorithm bandwidth").
    ratio = ring / MPI (goal: >= 0.9 from 1 MB on).
 2. synchronous data parallelism, samples/s of an MLP 784-512-512-10 (batch 64 and 256 per rank)
-   on 1 rank (plain single-process training) and on 2 ranks (DistributedDataParallel with the
-   ring and with MPI's allreduce, overlap on and off), beside two peers measured in the same
-   2-rank job: two independent processes, and the same in lockstep (a barrier every step).
+   on 1 process (plain training on rank 0 while rank 1 sleeps) and on 2 ranks
+   (DistributedDataParallel with the ring and with MPI's allreduce, overlap on and off),
+   beside two peers: two independent processes, and the same in lockstep (a barrier every
+   step). All in one 2-rank job, samples interleaved, so ratios compare like with like.
    speed-up = 2-rank samples/s / 1-rank samples/s (goal: >= 1.7 on 2 cores).
 3. bytes sent per rank per step: a DDP step (MPI allreduce), a ring-allreduce DDP step and a
    parameter-server round trip (push gradients + pull parameters), with float32, fp16 and
@@ -95,9 +96,12 @@ def part_ddp(args):
     x = minidl.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
     y = minidl.tensor(rng.integers(0, 10, batch))
     loss_fn = nn.CrossEntropyLoss()
+    # "single": rank 0 trains alone while the other rank sleeps in a barrier: one process on the
+    #   machine, measured in this job between the other variants, so that all ratios compare
+    #   samples taken under the same load from other processes (separate 1-rank jobs did not).
     # "independent": every rank trains its own model, no communication: what the machine allows.
     # "lockstep": the same, plus a barrier after every step: what waiting for each other costs.
-    variants = ["single"] if comm.size == 1 else list(DDP_VARIANTS) + ["independent", "lockstep"]
+    variants = ["single"] + list(DDP_VARIANTS) + ["independent", "lockstep"]
     models = {}
     for name in variants:
         minidl.manual_seed(0)
@@ -116,18 +120,30 @@ def part_ddp(args):
         if name == "lockstep":
             comm.barrier()
 
-    for name in variants:  # warm up
-        for _ in range(3):
+    def sample(name):
+        """Samples/s of `steps` steps of variant `name` (all ranks, or rank 0 alone for "single")."""
+        comm.barrier()
+        if name == "single":
+            elapsed = np.zeros(1)
+            if comm.rank == 0:
+                start = time.perf_counter()
+                for _ in range(steps):
+                    step(name)
+                elapsed[0] = time.perf_counter() - start
+            comm.barrier()  # the other ranks wait here: spinning 20 ms on their own core, then asleep
+            return batch * steps / comm.allreduce(elapsed)[0]
+        start = time.perf_counter()
+        for _ in range(steps):
             step(name)
+        elapsed = comm.allreduce(np.array([time.perf_counter() - start]))[0] / comm.size
+        return batch * comm.size * steps / elapsed
+
+    for name in variants:  # warm up
+        sample(name)
     samples = {name: [] for name in variants}
     for _ in range(args.repeats):
         for name in variants:
-            comm.barrier()
-            start = time.perf_counter()
-            for _ in range(steps):
-                step(name)
-            elapsed = comm.allreduce(np.array([time.perf_counter() - start]))[0] / comm.size
-            samples[name].append(batch * comm.size * steps / elapsed)
+            samples[name].append(sample(name))
     # The gradient allreduce alone, for the record: how much communication there is to hide.
     grads = np.zeros(sum(p.array.size for p in models[variants[0]][0].parameters()), np.float32)
     times = {"mpi": [], "ring": []}
@@ -286,11 +302,8 @@ def main():
     print(" ".join(f"{h:>15}" if len(h) > 1 else f"{h:>5}" for h in header))
     for batch in [int(b) for b in args.batches.split(",")]:
         args.batch = batch
-        singles, pairs = [], []
-        for _ in range(2):  # alternate the jobs, so both see similar neighbours
-            singles.append(run_part(1, "ddp", args)["samples_per_second"]["single"])
-            pairs.append(run_part(2, "ddp", args))
-        single = statistics.median(singles)
+        pairs = [run_part(2, "ddp", args) for _ in range(2)]  # two jobs, 2 x --repeats samples
+        single = statistics.median(p["samples_per_second"]["single"] for p in pairs)
         row = [f"{batch:>15d}", f"{single:>15.0f}"]
         for name, _ in columns:
             value = statistics.median(p["samples_per_second"][name] for p in pairs)
