@@ -97,8 +97,11 @@ class DistributedDataParallel(Module):
     compression     'none', 'fp16' or 'trunc16' for the gradient transfer
     overlap         True: start each bucket's allreduce from the gradient hooks during backward;
                     False: communicate everything in synchronize(), after backward (several
-                    backward passes before one synchronize() then accumulate, as without DDP;
-                    and one pass over the gradients less, see above)
+                    backward passes before one synchronize() then accumulate, as without DDP).
+                    Overlap needs hooks, and with hooks each gradient costs two more passes
+                    (see above); it pays only where some CPU is idle during backward to move
+                    the data (MPI advances a collective only inside MPI calls). On 2 cores that
+                    both compute it did not pay in any run (docs/distributed.md): use False.
     algorithm       'mpi' (MPI's non-blocking allreduce) or 'ring' (the ring allreduce of
                     minidl.distributed.collectives, blocking, so run in synchronize(): no overlap)
     """
