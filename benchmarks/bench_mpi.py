@@ -2,16 +2,20 @@
 
     python benchmarks/bench_mpi.py [--repeats 5] [--ranks 2,4] [--quick]
 
-Everything from one run; the script starts its own MPI jobs with the environment's mpiexec
-(one BLAS thread per rank) and prints three tables:
+Everything from one run; the script starts its own MPI jobs with the environment's mpiexec,
+as `minidl launch` does (one BLAS thread per rank, each rank pinned to a core of its own when
+the ranks fit), and prints three tables:
 
 1. allreduce bandwidth for 4 KB - 64 MB float32 buffers on 2 and 4 ranks: the ring allreduce
    of minidl.distributed.collectives (written in Python over Sendrecv) beside MPI's own
    MPI_Allreduce, samples interleaved. Bandwidth = buffer bytes / time ("algorithm bandwidth").
    ratio = ring / MPI (goal: >= 0.9 from 1 MB on).
 2. synchronous data parallelism, samples/s of an MLP 784-512-512-10 (batch 64 and 256 per rank)
-   on 1 rank (plain single-process training) and on 2 ranks (DistributedDataParallel, overlap
-   on and off). speed-up = 2-rank samples/s / 1-rank samples/s (goal: >= 1.7 on 2 cores).
+   on 1 process (plain training on rank 0 while rank 1 sleeps) and on 2 ranks
+   (DistributedDataParallel with the ring and with MPI's allreduce, overlap on and off),
+   beside two peers: two independent processes, and the same in lockstep (a barrier every
+   step). All in one 2-rank job, samples interleaved, so ratios compare like with like.
+   speed-up = 2-rank samples/s / 1-rank samples/s (goal: >= 1.7 on 2 cores).
 3. bytes sent per rank per step: a DDP step (MPI allreduce), a ring-allreduce DDP step and a
    parameter-server round trip (push gradients + pull parameters), with float32, fp16 and
    the truncated 16-bit float.
@@ -47,7 +51,7 @@ def part_allreduce(args):
         if args.quick and nbytes > (16 << 20):
             continue
         count = nbytes // 4
-        buffer = np.ones(count, np.float32)
+        buffer = np.zeros(count, np.float32)  # stays finite however many in-place sums (ones overflowed)
         iterations = max(1, min(200, (8 << 20) // nbytes))  # ~8 MB moved per sample, at least one call
         samples = {"ring": [], "mpi": []}
         for _ in range(args.repeats):
@@ -61,7 +65,6 @@ def part_allreduce(args):
                         comm.comm.Allreduce(comm.MPI.IN_PLACE, buffer)
                 elapsed = (time.perf_counter() - start) / iterations
                 samples[name].append(comm.allreduce(np.array([elapsed]))[0] / comm.size)  # mean over ranks
-                buffer[...] = 1  # keep the values finite
         results.append({"bytes": nbytes, **{k: statistics.median(v) for k, v in samples.items()}})
     return {"ranks": comm.size, "allreduce": results}
 
@@ -72,9 +75,18 @@ def mlp():
     return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
 
 
+# The DistributedDataParallel settings of table 2 (the MLP's 2.6 MB of gradients fill one 4 MiB bucket).
+DDP_VARIANTS = {
+    "ring": dict(algorithm="ring"),
+    "mpi_overlap": dict(algorithm="mpi", overlap=True, bucket_cap_mb=0.5),  # 4 buckets, 3 start during backward
+    "mpi": dict(algorithm="mpi", overlap=False),
+}
+
+
 def part_ddp(args):
     import minidl
     from minidl import nn, optim
+    from minidl.distributed.collectives import ring_allreduce
     from minidl.distributed.comm import world
     from minidl.distributed.ddp import DistributedDataParallel
 
@@ -84,17 +96,17 @@ def part_ddp(args):
     x = minidl.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
     y = minidl.tensor(rng.integers(0, 10, batch))
     loss_fn = nn.CrossEntropyLoss()
+    # "single": rank 0 trains alone while the other rank sleeps in a barrier: one process on the
+    #   machine, measured in this job between the other variants, so that all ratios compare
+    #   samples taken under the same load from other processes (separate 1-rank jobs did not).
     # "independent": every rank trains its own model, no communication: what the machine allows.
-    variants = ["single"] if comm.size == 1 else ["overlap", "overlap_small_buckets", "no_overlap", "independent"]
+    # "lockstep": the same, plus a barrier after every step: what waiting for each other costs.
+    variants = ["single"] + list(DDP_VARIANTS) + ["independent", "lockstep"]
     models = {}
     for name in variants:
         minidl.manual_seed(0)
         model = mlp()
-        runner = (
-            model
-            if name == "single"
-            else DistributedDataParallel(model, comm, bucket_cap_mb=0.5, overlap=name == "overlap")
-        )
+        runner = DistributedDataParallel(model, comm, **DDP_VARIANTS[name]) if name in DDP_VARIANTS else model
         models[name] = (runner, optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
 
     def step(name):
@@ -102,36 +114,51 @@ def part_ddp(args):
         loss = loss_fn(runner(x), y)
         opt.zero_grad()
         loss.backward()
-        if name not in ("single", "independent"):
+        if name in DDP_VARIANTS:
             runner.synchronize()
         opt.step()
+        if name == "lockstep":
+            comm.barrier()
+
+    def sample(name):
+        """Samples/s of `steps` steps of variant `name` (all ranks, or rank 0 alone for "single")."""
+        comm.barrier()
+        if name == "single":
+            elapsed = np.zeros(1)
+            if comm.rank == 0:
+                start = time.perf_counter()
+                for _ in range(steps):
+                    step(name)
+                elapsed[0] = time.perf_counter() - start
+            comm.barrier()  # the other ranks wait here: spinning 20 ms on their own core, then asleep
+            return batch * steps / comm.allreduce(elapsed)[0]
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(name)
+        elapsed = comm.allreduce(np.array([time.perf_counter() - start]))[0] / comm.size
+        return batch * comm.size * steps / elapsed
 
     for name in variants:  # warm up
-        for _ in range(3):
-            step(name)
+        sample(name)
     samples = {name: [] for name in variants}
     for _ in range(args.repeats):
         for name in variants:
+            samples[name].append(sample(name))
+    # The gradient allreduce alone, for the record: how much communication there is to hide.
+    grads = np.zeros(sum(p.array.size for p in models[variants[0]][0].parameters()), np.float32)
+    times = {"mpi": [], "ring": []}
+    for _ in range(args.repeats):
+        for name in times:
             comm.barrier()
             start = time.perf_counter()
-            for _ in range(steps):
-                step(name)
-            elapsed = comm.allreduce(np.array([time.perf_counter() - start]))[0] / comm.size
-            samples[name].append(batch * comm.size * steps / elapsed)
-    # The gradient allreduce alone, for the record: how much communication there is to hide.
-    grads = np.ones(sum(p.array.size for p in models[variants[0]][0].parameters()), np.float32)
-    times = []
-    for _ in range(args.repeats):
-        comm.barrier()
-        start = time.perf_counter()
-        for _ in range(10):
-            comm.allreduce(grads)
-        times.append((time.perf_counter() - start) / 10)
-    allreduce_ms = 1e3 * statistics.median(times)
+            for _ in range(10):
+                comm.allreduce(grads) if name == "mpi" else ring_allreduce(grads, comm)
+            times[name].append((time.perf_counter() - start) / 10)
     return {
         "ranks": comm.size,
         "samples_per_second": {k: statistics.median(v) for k, v in samples.items()},
-        "allreduce_ms": allreduce_ms,
+        "allreduce_ms": 1e3 * statistics.median(times["mpi"]),
+        "ring_allreduce_ms": 1e3 * statistics.median(times["ring"]),
         "gradient_bytes": grads.nbytes,
     }
 
@@ -203,23 +230,13 @@ PARTS = {"allreduce": part_allreduce, "ddp": part_ddp, "bytes": part_bytes}
 # The launcher: start the parts, print the tables
 # ---------------------------------------------------------------------------
 def run_part(ranks, part, args):
-    from minidl.distributed.launch import find_mpiexec, rank_environment
+    from minidl.distributed.launch import mpiexec_prefix, rank_environment
 
     env = rank_environment()
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    command = [
-        find_mpiexec(),
-        "-n",
-        str(ranks),
-        "-launcher",
-        "fork",
-        sys.executable,
-        HERE,
-        "--part",
-        part,
-        "--repeats",
-        str(args.repeats),
-    ] + (["--quick"] if args.quick else [])
+    # Started as `minidl launch` starts ranks: each pinned to a core of its own if they fit.
+    command = mpiexec_prefix(ranks) + [sys.executable, HERE, "--part", part, "--repeats", str(args.repeats)]
+    command += ["--quick"] if args.quick else []
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"{part} on {ranks} ranks failed:\n{proc.stderr[-2000:]}")
@@ -268,25 +285,33 @@ def main():
             )
 
     print("\n2. synchronous data parallelism, MLP 784-512-512-10: samples/s and speed-up over one process")
-    print("   (2 independent = two processes training alone, no communication: the most 2 ranks can get here)")
-    header = ["batch/rank", "1 process", "2 independent", "x", "DDP overlap", "x", "+0.5MB buckets", "x"]
-    header += ["DDP no overlap", "x"]
-    print(" ".join(f"{h:>14}" if len(h) > 1 else f"{h:>5}" for h in header))
+    print("   2 independent = two processes training alone, no communication: the most 2 ranks can get here;")
+    print("   2 lockstep = the same with a barrier after every step: what waiting for each other costs;")
+    print("   DDP ring = algorithm='ring' (blocking, after backward); DDP MPI = MPI's allreduce, no overlap;")
+    print("   DDP MPI overlap = 0.5 MiB buckets whose non-blocking allreduce starts during backward")
+    columns = [
+        ("independent", "2 independent"),
+        ("lockstep", "2 lockstep"),
+        ("ring", "DDP ring"),
+        ("mpi", "DDP MPI"),
+        ("mpi_overlap", "DDP MPI overlap"),
+    ]
+    header = ["batch/rank", "1 process"]
+    for _, title in columns:
+        header += [title, "x"]
+    print(" ".join(f"{h:>15}" if len(h) > 1 else f"{h:>5}" for h in header))
     for batch in [int(b) for b in args.batches.split(",")]:
         args.batch = batch
-        singles, pairs = [], []
-        for _ in range(2):  # alternate the jobs, so both see similar neighbours
-            singles.append(run_part(1, "ddp", args)["samples_per_second"]["single"])
-            pairs.append(run_part(2, "ddp", args))
-        single = statistics.median(singles)
-        row = [f"{batch:>14d}", f"{single:>14.0f}"]
-        for name in ("independent", "overlap", "overlap_small_buckets", "no_overlap"):
+        pairs = [run_part(2, "ddp", args) for _ in range(2)]  # two jobs, 2 x --repeats samples
+        single = statistics.median(p["samples_per_second"]["single"] for p in pairs)
+        row = [f"{batch:>15d}", f"{single:>15.0f}"]
+        for name, _ in columns:
             value = statistics.median(p["samples_per_second"][name] for p in pairs)
-            row += [f"{value:>14.0f}", f"{value / single:>5.2f}"]
+            row += [f"{value:>15.0f}", f"{value / single:>5.2f}"]
         print(" ".join(row))
     print(
         f"(the gradients, {human(pairs[-1]['gradient_bytes'])}, take {pairs[-1]['allreduce_ms']:.2f} ms "
-        "to allreduce on 2 ranks between steps)"
+        f"with MPI's allreduce and {pairs[-1]['ring_allreduce_ms']:.2f} ms with the ring on 2 ranks between steps)"
     )
 
     print("\n3. bytes sent per rank (MLP 784-512-512-10)")

@@ -100,6 +100,20 @@ def test_sync_data_parallel_matches_one_process_with_the_whole_batch(checks):
         assert ddp[name]["same_on_all_ranks"], name
 
 
+def test_ddp_gradients_are_views_of_the_buckets_and_still_match_one_process(checks):
+    views = checks["ddp_views"]
+    for kind in ("plain", "zero_in_place", "accumulate", "second_backward"):
+        entry = views[kind]
+        # After synchronize() every .grad is a slice of a bucket (nothing copied out of the buckets) ...
+        assert entry["grads_are_bucket_views"], kind
+        # ... and 6 steps still end where one process with batch N·b does (float32 sums reordered).
+        assert entry["max_diff_to_reference"] < 1e-5, kind
+        assert entry["same_on_all_ranks"], kind
+    # overlap=True has sent the first backward's buckets already: a second backward is refused, by name.
+    error = views["second_backward"]["second_backward_error"]
+    assert error is not None and "before synchronize()" in error and "overlap=False" in error
+
+
 def test_pipeline_matches_one_process(checks):
     n = checks["ranks"]
     bounds = checks["pipeline"]["bounds"]

@@ -54,12 +54,22 @@ def ring_allreduce(buffer, comm, compression="none", average=False):
     bounds = chunk_bounds(buffer.size, n)
     chunk = [buffer[start:end] for start, end in bounds]
     inbox = codec.empty_wire(max(end - start for start, end in bounds))
+    sending = []  # (request, wire) of our sends still in flight
 
     def send_and_receive(send_index, receive_index, step, phase, into=None):
+        # A step waits only for what it receives from the left; our send to the right completes
+        # whenever the right neighbour takes it (collected below). Waiting for both would chain
+        # every step to both neighbours: with more ranks than cores, to two scheduler slices.
         wire = codec.encode(chunk[send_index])
         received = inbox[: chunk[receive_index].size] if into is None else into
-        comm.sendrecv(wire, right, received, left, _RING_TAG, what=f"ring allreduce {phase} step {step}")
+        receive = comm.irecv(received, left, _RING_TAG)
+        sending.append((comm.isend(wire, right, _RING_TAG), wire))
+        comm.wait(receive, f"ring allreduce {phase} step {step} (receive from rank {left})", peers=left)
         return codec.decode(received)
+
+    def finish_sends(phase):
+        comm.wait_all([request for request, _ in sending], f"ring allreduce {phase}: send to rank {right}", right)
+        sending.clear()
 
     # Reduce-scatter: after N-1 steps rank r owns the full sum of chunk (r + 1) mod N.
     for step in range(n - 1):
@@ -71,6 +81,7 @@ def ring_allreduce(buffer, comm, compression="none", average=False):
     if codec.name != "none":
         chunk[owned][...] = codec.decode(codec.encode(chunk[owned]))
         codec.bytes_encoded -= codec.wire_nbytes(chunk[owned].size)  # a local round trip, not sent
+    finish_sends("reduce-scatter")  # the allgather receives into the chunks we sent from
     # Allgather: pass the finished chunks around the ring.
     for step in range(n - 1):
         receive_index = (r - step) % n
@@ -79,6 +90,7 @@ def ring_allreduce(buffer, comm, compression="none", average=False):
             send_and_receive(send_index, receive_index, step, "allgather", into=chunk[receive_index])
         else:
             chunk[receive_index][...] = send_and_receive(send_index, receive_index, step, "allgather")
+    finish_sends("allgather")
     return buffer
 
 

@@ -7,7 +7,8 @@ things plain MPI lacks:
   polls its request, and after `timeout` seconds raises DistributedTimeout naming the rank
   it waited for ("rank 0: no message from rank 3 after 10.0 s in ring allreduce").
 - Polling pauses between tests once a wait lasts (a few µs, growing to 1 ms), so a rank that
-  waits long leaves the CPU to the ranks that compute. This matters when ranks outnumber cores, as on a laptop.
+  waits long leaves the CPU to the ranks that compute; with more ranks than cores (a laptop,
+  the tests' 4 ranks on 2 cores) it pauses between all tests, so the rank it waits for can run.
 
 For collectives, where MPI does not say whom it is waiting for, each rank announces the
 step it has reached (`arrive`), so a timed-out collective can name the ranks that never
@@ -40,6 +41,7 @@ def mpi():
 
 
 SPIN_SECONDS = 20e-3  # test without pausing this long: MPI only makes progress while we call it
+SHARE_PAUSE = 1e-6  # seconds asked for between tests when ranks share cores (Linux makes it ~50-60 µs)
 
 
 def poll(test, timeout, on_timeout, progress=None, spin=SPIN_SECONDS, share_cpu=False):
@@ -48,8 +50,12 @@ def poll(test, timeout, on_timeout, progress=None, spin=SPIN_SECONDS, share_cpu=
     MPI moves a message or a collective forward only inside MPI calls (there is no progress
     thread), so a short wait keeps calling test() back to back; a long wait (a worker idle
     until the server answers) pauses longer and longer, up to 1 ms, to leave the CPU to others.
-    share_cpu=True (more ranks than cores on this machine) yields the CPU between tries even in a
-    short wait, so the rank we wait for can run on our core.
+    share_cpu=True (more ranks than cores on this machine) sleeps between tries even in a short
+    wait, so the rank we wait for can run on our core. A sleep, not sched_yield(): yielding
+    leaves us on the run queue, and Linux's scheduler (EEVDF) often picks the yielding rank
+    again until the other has waited out a time slice, about a millisecond. Asleep we are off
+    the queue, the other rank runs at once, and we are back some 50-60 µs later (the kernel's
+    timer slack). With 4 ranks on 2 cores this made a 1 MB ring allreduce 2-3x faster.
     on_timeout(waited) returns the error message. progress(), if given, is called between tries.
     """
     start = time.perf_counter()
@@ -64,7 +70,7 @@ def poll(test, timeout, on_timeout, progress=None, spin=SPIN_SECONDS, share_cpu=
             pause = min(max(pause * 2, 5e-6), 1e-3)
             time.sleep(pause)
         elif share_cpu:
-            os.sched_yield()
+            time.sleep(SHARE_PAUSE)
 
 
 class Communicator:
@@ -89,9 +95,12 @@ class Communicator:
         self._announced = 0  # announcements sent to each peer
         self._heard = [0] * self.size  # announcements received from each peer
         self._step = -1
-        # More ranks on this machine than cores it lets us use: waiting ranks must yield their core.
+        # More ranks on this machine than cores they may use between them: waiting ranks must yield
+        # their core. (A launcher that pins each rank to a core of its own leaves each one a single
+        # core in its affinity mask, so count the cores of all the ranks here together.)
         local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
-        self.oversubscribed = local.Get_size() > len(os.sched_getaffinity(0))
+        cores = set().union(*local.allgather(sorted(os.sched_getaffinity(0))))
+        self.oversubscribed = local.Get_size() > len(cores)
         local.Free()
         import atexit
 

@@ -6,16 +6,30 @@ optimizer step, so every rank applies the same update and the replicas stay iden
 
     ∂W = (1/N) Σ_r ∂W_r        (N ranks, ∂W_r the mean gradient of rank r's b examples)
 
-which is the mean gradient of the whole N·b batch. The lecture's second key idea, "overlap
-computation and data transfer", is how it is done: gradients are copied into a few large
-buckets (last layers first, in the order backward produces them), and a bucket's
-non-blocking allreduce starts as soon as its last gradient arrives, while backward is still
-computing the gradients of earlier layers. `synchronize()` waits for the rest and writes the
-averaged gradients into `.grad`, so the optimizer step runs as usual:
+which is the mean gradient of the whole N·b batch. The gradients are sent in a few large flat
+buckets (last layers first, in the order backward produces them), each rank's divided by N
+on the way in, so that the sum the allreduce computes is the average. After synchronize()
+each parameter's `.grad` is a view of its slice of a bucket: the optimizer reads the average
+where the allreduce left it, with no copy out. The lecture's second key idea, "overlap
+computation and data transfer": with overlap=True a bucket's non-blocking allreduce starts as
+soon as its last gradient has arrived, while backward is still computing the gradients of
+earlier layers. `synchronize()` sends the rest and waits, so the optimizer step runs as usual:
 
     model = DistributedDataParallel(model)            # parameters broadcast from rank 0
     loss = loss_fn(model(x), y); optimizer.zero_grad(); loss.backward()
     model.synchronize(); optimizer.step()
+
+As with PyTorch's `gradient_as_bucket_view=True`, `.grad` after synchronize() is a view of
+a bucket that the next step overwrites: copy it if you need to keep it.
+
+Why the gradients live in the buckets (it is most of what a DDP step adds to a plain one on a
+small machine): every pass over the gradients costs about as much as a whole pass over 2.6 MB
+of memory, which for a small MLP is a sizeable fraction of a step, and it evicts what the next
+matrix product needed from the cache. Without overlap, autograd leaves each gradient in an
+array of its own, and synchronize() makes one pass: it copies it into the bucket, divided by
+N. With overlap, hooks point .grad at the bucket before autograd stores the gradient there
+(autograd adds into it, so it is zeroed first), and each gradient is divided by N as it
+arrives. Either way nothing is copied back out.
 
 With compression 'fp16' or 'trunc16' each bucket is sent in 16 bits. MPI cannot add our 16-bit
 formats, so the allreduce is done as its two halves with MPI's non-blocking collectives, like
@@ -27,34 +41,46 @@ same bits, so the replicas stay identical.
 
 import numpy as np
 
+from minidl.backend.memory import aligned_empty
 from minidl.distributed.collectives import broadcast_parameters, make_buckets, ring_allreduce
 from minidl.distributed.comm import world
 from minidl.distributed.compression import get_compressor
 from minidl.nn.module import Module
 from minidl.tensor import Tensor
 
+_ALIGN = 16  # values: each gradient starts on a 64-byte boundary, like the arrays the C kernels allocate
+
 
 class _Bucket:
-    """One fused buffer: the gradients of `indices`, one after another (padded to a multiple of N)."""
+    """One fused buffer: the gradients of `indices`, one after another (padded to a multiple of N).
 
-    def __init__(self, indices, sizes, ranks):
+    views[i] is parameter i's slice of the buffer, shaped like the parameter: it becomes its .grad.
+    """
+
+    def __init__(self, position, indices, shapes, ranks):
+        self.position = position  # buckets are sent in this order on every rank
         self.indices = indices
-        self.offsets = {}
-        offset = 0
+        starts, offset = [], 0
         for i in indices:
-            self.offsets[i] = (offset, offset + sizes[i])
-            offset += sizes[i]
+            starts.append(offset)
+            offset += -(-int(np.prod(shapes[i], dtype=np.int64)) // _ALIGN) * _ALIGN
         self.chunk = -(-offset // ranks)  # compressed mode: rank r reduces values [r·chunk, (r+1)·chunk)
-        self.buffer = np.zeros(self.chunk * ranks, np.float32)
-        self.filled = set()
+        self.buffer = aligned_empty(self.chunk * ranks)
+        self.buffer[...] = 0  # the padding stays zero: it is summed and sent along, never read
+        self.views = {}
+        for i, start in zip(indices, starts):
+            size = int(np.prod(shapes[i], dtype=np.int64))
+            self.views[i] = self.buffer[start : start + size].reshape(shapes[i])
+        self.arrived = set()  # parameters whose gradient of this step is in the buffer
         self.reset()
 
     @property
     def full(self):
-        return len(self.filled) == len(self.indices)
+        return len(self.arrived) == len(self.indices)
 
     def reset(self):
-        self.filled.clear()
+        self.arrived.clear()
+        self.launched = False
         self.request = None  # the allreduce, or (compressed) the reduce-scatter
         self.gather_request = None  # compressed: the allgather of the reduced chunks
         self.keep = None  # send and receive buffers, alive until their requests complete
@@ -70,7 +96,12 @@ class DistributedDataParallel(Module):
                     per byte as a 2.5 MiB one (benchmarks/bench_mpi.py, docs/distributed.md)
     compression     'none', 'fp16' or 'trunc16' for the gradient transfer
     overlap         True: start each bucket's allreduce from the gradient hooks during backward;
-                    False: communicate everything in synchronize(), after backward
+                    False: communicate everything in synchronize(), after backward (several
+                    backward passes before one synchronize() then accumulate, as without DDP).
+                    Overlap needs hooks, and with hooks each gradient costs two more passes
+                    (see above); it pays only where some CPU is idle during backward to move
+                    the data (MPI advances a collective only inside MPI calls). On 2 cores that
+                    both compute it did not pay in any run (docs/distributed.md): use False.
     algorithm       'mpi' (MPI's non-blocking allreduce) or 'ring' (the ring allreduce of
                     minidl.distributed.collectives, blocking, so run in synchronize(): no overlap)
     """
@@ -98,9 +129,15 @@ class DistributedDataParallel(Module):
         backward_order = list(reversed(range(len(sizes))))  # backward reaches the last layers first
         cap = max(1, int(bucket_cap_mb * 2**20) // 4)
         groups = make_buckets([sizes[i] for i in backward_order], cap)
-        self._buckets = [_Bucket([backward_order[j] for j in group], sizes, self.comm.size) for group in groups]
+        shapes = [p.shape for p in self._params]
+        self._buckets = [
+            _Bucket(k, [backward_order[j] for j in group], shapes, self.comm.size) for k, group in enumerate(groups)
+        ]
         self._bucket_of = {i: b for b in self._buckets for i in b.indices}
-        self._previous = {}  # parameter index -> .grad before this backward (gradient accumulation)
+        # Each parameter's .grad, for good: a tensor over its slice of a bucket.
+        self._grads = [Tensor._wrap(self._bucket_of[i].views[i]) for i in range(len(self._params))]
+        self._scale = np.float32(1.0 / self.comm.size)  # each rank sends gradient / N: the sum is the mean
+        self._arriving = None  # overlap: the parameter whose gradient autograd is adding into its bucket
         self._next_launch = 0
         self._next_gather = 0  # compressed mode: buckets whose allgather has started
         # Compressed mode starts each bucket's allgather when its reduce-scatter ends, which happens
@@ -119,24 +156,35 @@ class DistributedDataParallel(Module):
     # ------------------------------------------------------------ during backward
     def _make_hook(self, index):
         def hook(grad):
-            self._collect(index, grad.array, from_hook=True)
+            if self._bucket_of[index].launched:
+                raise RuntimeError(
+                    "DistributedDataParallel: backward() ran again before synchronize(), but the first "
+                    "backward has already started sending its gradients; call synchronize() after every "
+                    "backward, or use overlap=False to accumulate gradients over several backward passes"
+                )
+            # Autograd adds `grad` into .grad right after the hooks have run: point .grad at the
+            # bucket first, and the gradient lands in the bucket.
+            param, view = self._params[index], self._grads[index]
+            if param.grad is not view:
+                if param.grad is None:  # optimizer.zero_grad()'s default
+                    view.array.fill(0)
+                else:  # accumulated before this backward: keep adding onto it
+                    view.array[...] = param.grad.array
+                param.grad = view
+            # The gradient of the parameter hooked before this one is in its bucket by now.
+            if self._arriving is not None:
+                self._arrived(self._arriving)
+            self._arriving = index
             self._launch_full_buckets()
             self._make_progress()
-            return None  # the local gradient goes into .grad as usual; synchronize() replaces it
+            return None
 
         return hook
 
-    def _collect(self, index, grad, from_hook):
-        bucket = self._bucket_of[index]
-        start, end = bucket.offsets[index]
-        if index in bucket.filled:  # a second backward before synchronize(): accumulate
-            bucket.buffer[start:end] += grad.reshape(-1)
-            return
-        param = self._params[index]
-        if from_hook and param.grad is not None and index not in self._previous:
-            self._previous[index] = param.grad.array.copy()  # accumulated before; added back after averaging
-        bucket.buffer[start:end] = grad.reshape(-1)
-        bucket.filled.add(index)
+    def _arrived(self, index):
+        """Parameter `index`'s gradient is in its bucket (.grad is its view): divide it by N there."""
+        self._grads[index].array *= self._scale
+        self._bucket_of[index].arrived.add(index)
 
     def _launch_full_buckets(self):
         # MPI needs every rank to start its collectives in the same order: buckets go in index
@@ -146,6 +194,7 @@ class DistributedDataParallel(Module):
             self._next_launch += 1
 
     def _launch(self, bucket):
+        bucket.launched = True
         if self.algorithm == "ring":  # blocking: sums the bucket in place, 16-bit hops if compressed
             ring_allreduce(bucket.buffer, self.comm, compression=self.codec)
             return
@@ -190,21 +239,21 @@ class DistributedDataParallel(Module):
 
     # ------------------------------------------------------------ after backward
     def synchronize(self):
-        """Finish every bucket's allreduce and write the averaged gradients into each parameter's .grad."""
+        """Send the gradients not sent yet and wait for every bucket: each .grad is then the average."""
         self.comm.arrive(self.steps)  # "my backward of this step is done": a timed-out wait names who is not
-        for bucket in self._buckets:
-            for i in bucket.indices:
-                if i in bucket.filled:
-                    continue
-                param = self._params[i]
-                if not self.overlap and param.grad is not None:  # .grad as it is, accumulation included
-                    self._collect(i, param.grad.array, from_hook=False)
-                else:  # no gradient reached this parameter in this step: it contributes zeros
-                    start, end = bucket.offsets[i]
-                    bucket.buffer[start:end] = 0
-                    bucket.filled.add(i)
-                    if param.grad is not None:
-                        self._previous.setdefault(i, param.grad.array.copy())
+        for index, param in enumerate(self._params):
+            view = self._grads[index]
+            if index in self._bucket_of[index].arrived:
+                continue
+            if param.grad is view:  # autograd added into the bucket (overlap, or .grad kept from before)
+                self._arrived(index)
+                continue
+            if param.grad is None:  # no gradient reached this parameter: it contributes zeros
+                view.array.fill(0)
+            else:  # the one pass over a gradient autograd left in an array of its own
+                np.multiply(param.grad.array, self._scale, out=view.array)
+            param.grad = view
+            self._bucket_of[index].arrived.add(index)
         self._launch_full_buckets()
         what = f"gradient allreduce of step {self.steps}"
         if self._gather_comm is not None:
@@ -212,30 +261,14 @@ class DistributedDataParallel(Module):
             self.comm.wait_all([b.gather_request for b in self._buckets], what + " (allgather)")
         else:
             self.comm.wait_all([b.request for b in self._buckets], what)
-        scale = np.float32(1.0 / self.comm.size)
         for bucket in self._buckets:
             if bucket.gather_request is not None:  # the finished 16-bit chunks of every rank, decoded
                 _, gathered = bucket.keep
                 bucket.buffer[...] = self.codec.decode(gathered.reshape(-1).view(self.codec.wire_dtype))
-            bucket.buffer *= scale
-            for i in bucket.indices:
-                self._write_grad(i, bucket)
             bucket.reset()
-        self._previous.clear()
+        self._arriving = None
         self._next_launch = self._next_gather = 0
         self.steps += 1
-
-    def _write_grad(self, index, bucket):
-        param = self._params[index]
-        start, end = bucket.offsets[index]
-        value = bucket.buffer[start:end].reshape(param.shape)
-        previous = self._previous.get(index)
-        if previous is not None:
-            value = previous + value
-        if param.grad is not None and param.grad.grad_fn is None and param.grad.array.flags.writeable:
-            param.grad.array[...] = value
-        else:
-            param.grad = Tensor._wrap(np.array(value, dtype=np.float32))
 
     @property
     def bytes_sent(self):

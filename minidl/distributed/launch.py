@@ -7,6 +7,13 @@ from PyPI puts an `mpiexec` in the virtual environment's bin/ (no system MPI nee
 look there first so the MPI library of mpi4py and the launcher always match. Inside a
 Slurm allocation (SLURM_JOB_ID set) `srun` starts the ranks on the allocated nodes instead.
 Each rank gets one BLAS thread: ranks, not threads, share the cores. No MPI is imported here.
+
+When the ranks fit on this machine's cores, mpiexec pins each rank to a core of its own
+(`-bind-to core`). Synchronous data parallelism waits for the slowest rank at every step, so
+two ranks the scheduler happens to put on one core (it does, on a machine where other
+processes come and go) halve the speed of the whole job. With a rank per core that cannot
+happen; ranks that wait spin on their own core. With more ranks than cores nothing is pinned
+and waiting ranks sleep between tests instead (minidl.distributed.comm).
 """
 
 import os
@@ -36,6 +43,15 @@ def find_mpiexec(python=None):
     return found
 
 
+def mpiexec_prefix(num_ranks, python=None):
+    """`mpiexec -n N -launcher fork [-bind-to core]`: N ranks on this machine, pinned if they fit."""
+    # -launcher fork: start every rank on this machine without ssh (mpich's hydra launcher).
+    prefix = [find_mpiexec(python), "-n", str(num_ranks), "-launcher", "fork"]
+    if num_ranks <= len(os.sched_getaffinity(0)):
+        prefix += ["-bind-to", "core"]
+    return prefix
+
+
 def under_slurm(environ=None):
     environ = os.environ if environ is None else environ
     return bool(environ.get("SLURM_JOB_ID")) and shutil.which("srun") is not None
@@ -54,8 +70,7 @@ def launch_command(num_ranks, program, launcher=None, python=None, environ=None)
     if launcher == "srun":
         prefix = ["srun", "-n", str(num_ranks), "--mpi=pmi2"]
     elif launcher == "mpiexec":
-        # -launcher fork: start every rank on this machine without ssh (mpich's hydra launcher).
-        prefix = [find_mpiexec(python), "-n", str(num_ranks), "-launcher", "fork"]
+        prefix = mpiexec_prefix(num_ranks, python)
     else:
         raise LaunchError(f"launch: unknown launcher {launcher!r}; expected 'mpiexec' or 'srun'")
     return prefix + [python, "-m", "minidl", *program]

@@ -117,6 +117,60 @@ results["ddp"] = ddp
 results["reference_norm"] = float(np.abs(reference).max())
 
 
+# ---------------------------------------------------------------- DDP: .grad lives in the buckets
+def ddp_variant(kind, steps=6):
+    """A few steps of DDP with a twist in how the gradients get made; returns (params, facts)."""
+    model = make_model()
+    runner = DistributedDataParallel(model, comm, overlap=kind != "accumulate", bucket_cap_mb=1e-3)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sampler = DistributedSampler(dataset, N, rank, seed=11)
+    loader = minidl.data.DataLoader(dataset, batch_size=b, sampler=sampler)
+    loss_fn = nn.CrossEntropyLoss()
+    facts = {"grads_are_bucket_views": True, "second_backward_error": None}
+    for step, (x, y) in zip(range(steps), loader):
+        if kind == "zero_in_place":  # .grad stays the bucket view and is zeroed where it lies
+            opt.zero_grad(set_to_none=False)
+        else:
+            opt.zero_grad()
+        if kind == "accumulate":  # two half batches, one synchronize(): the same mean gradient
+            for half in (slice(0, b // 2), slice(b // 2, b)):
+                (loss_fn(runner(x[half]), y[half]) * 0.5).backward()
+        else:
+            loss = loss_fn(runner(x), y)
+            loss.backward(retain_graph=kind == "second_backward")
+            if kind == "second_backward" and step == 0:
+                try:  # the first backward's buckets are already on their way: this must be refused
+                    loss.backward()
+                except RuntimeError as e:
+                    facts["second_backward_error"] = str(e)
+        runner.synchronize()
+        buffers = [bucket.buffer for bucket in runner._buckets]
+        for p in model.parameters():
+            facts["grads_are_bucket_views"] &= any(np.shares_memory(p.grad.array, buf) for buf in buffers)
+        opt.step()
+    return np.concatenate([p.array.ravel() for p in model.parameters()]), facts
+
+
+short_reference_model = make_model()  # one process, batch N·b, the same 6 steps
+short_opt = optim.SGD(short_reference_model.parameters(), lr=0.1, momentum=0.9)
+loader = minidl.data.DataLoader(dataset, batch_size=N * b, sampler=DistributedSampler(dataset, 1, 0, seed=11))
+for _, (x, y) in zip(range(6), loader):
+    short_opt.zero_grad()
+    nn.CrossEntropyLoss()(short_reference_model(x), y).backward()
+    short_opt.step()
+short_reference = np.concatenate([p.array.ravel() for p in short_reference_model.parameters()])
+views = {}
+for kind in ("plain", "zero_in_place", "accumulate", "second_backward"):
+    params, facts = ddp_variant(kind)
+    everyone = comm.allgather(params)
+    views[kind] = {
+        **facts,
+        "max_diff_to_reference": float(np.abs(params - short_reference).max()),
+        "same_on_all_ranks": bool((everyone == everyone[0]).all()),
+    }
+results["ddp_views"] = views
+
+
 # ---------------------------------------------------------------- pipeline == one process
 def make_deep():
     minidl.manual_seed(5)
