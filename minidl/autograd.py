@@ -311,10 +311,11 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
             grad_inputs = None
             if grad is not None:
                 keep = capture is None and (fn is None or node._retains_grad)  # does this gradient go to .grad?
-                # .grad may take the gradient's memory only if nothing else can see it (store_gradient).
-                private = keep and not node._hooks and not backward_observers and _held_only_here(grad)
                 if node._hooks:
                     grad = run_hooks(node, grad)
+                # .grad may take the gradient's memory only if nothing else can see it (store_gradient):
+                # asked after the hooks, so a hook that kept the gradient (or a view of it) is seen.
+                private = keep and not backward_observers and _held_only_here(grad)
                 if fn is not None:
                     grad_inputs = local_gradients(fn, grad)
                 if backward_observers:

@@ -64,6 +64,36 @@ def test_a_hook_returning_none_only_inspects_and_handles_remove_hooks():
     assert len(seen) == 1
 
 
+def test_grad_never_shares_memory_with_a_gradient_a_hook_kept():
+    # .grad takes autograd's gradient array without a copy only when nothing else holds it; a hook
+    # that keeps the gradient, its array or a view of it must leave .grad with memory of its own.
+    keepers = {
+        "tensor": lambda kept: lambda g: kept.append(g),
+        "array": lambda kept: lambda g: kept.append(g.array),
+        "view": lambda kept: lambda g: kept.append(g.array[1:]),
+    }
+    for what, make_hook in keepers.items():
+        x = minidl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        kept = []
+        x.register_hook(make_hook(kept))
+        (x * x).sum().backward()
+        held = kept[0].array if what == "tensor" else kept[0]
+        assert not np.shares_memory(x.grad.array, held), what
+        (x * x).sum().backward()  # accumulating into .grad must not change what the hook kept
+        np.testing.assert_array_equal(x.grad.array, [4.0, 8.0, 12.0])
+        np.testing.assert_array_equal(held, [2.0, 4.0, 6.0][3 - held.size :])
+
+
+def test_a_hook_that_only_reads_leaves_grad_its_own_memory_and_the_right_values():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    norms = []
+    x.register_hook(lambda g: norms.append(float((g * g).sum().item())))
+    (x * x).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad.array, [4.0, 8.0])
+    assert norms == [20.0, 20.0]
+
+
 def test_the_tracer_records_the_gradient_after_hooks():
     x = minidl.tensor([1.0, 2.0], requires_grad=True)
     h = x * 2
