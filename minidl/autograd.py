@@ -149,15 +149,15 @@ class Function:
             for t in inputs:  # one device per op: tensors are moved explicitly (.to), never behind your back
                 if t.device is not where:
                     _mixed_devices(fn, inputs)
-        # The common calls spelled out: unpacking *args and **params costs more than the op itself on small arrays.
-        if params:
-            out = fn.forward(*[t.array for t in inputs], **params)
-        elif n_inputs == 1:
-            out = fn.forward(first.array)
+        # One and two inputs spelled out: on small arrays, unpacking *args or an empty **params
+        # costs more than the op itself.
+        if n_inputs == 1:
+            out = fn.forward(first.array, **params) if params else fn.forward(first.array)
         elif n_inputs == 2:
-            out = fn.forward(first.array, inputs[1].array)
+            second = inputs[1].array
+            out = fn.forward(first.array, second, **params) if params else fn.forward(first.array, second)
         else:
-            out = fn.forward(*[t.array for t in inputs])
+            out = fn.forward(*[t.array for t in inputs], **params)
         if cls.moves_device:
             where = fn.device
         elif type(out) is not np.ndarray:
