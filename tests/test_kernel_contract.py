@@ -308,6 +308,17 @@ def cases(name):
     if name == "cross_entropy_backward":
         probs = REFERENCE.softmax(rand(17, 10, scale=3), -1)
         return [((probs, np.arange(17) % 10, rand(17, seed=3)), exact)]
+    if name == "class_targets":  # nothing ignored; some rows ignored (-100, or a class index); all; none
+        targets = np.arange(17) % 10
+        ignored = np.where(np.arange(17) % 4 == 1, -100, targets)
+        return [((t, ignore, 10), exact) for t, ignore in [(targets, -100), (ignored, -100), (targets, 3),
+                (np.full(5, -100), -100), (np.array([], dtype=np.int64), -100), (np.array([9]), 0)]]  # fmt: skip
+    if name == "nll_loss_forward":  # -inf entries at the targets stay inf, a NaN elsewhere in a row is not read
+        log_probs = REFERENCE.log_softmax(rand(17, 10, scale=3), -1)
+        log_probs[3, 7], log_probs[4, 0] = -np.inf, np.nan
+        return [((log_probs, np.arange(17) % 10), exact), ((rand(1, 1), np.array([0])), exact)]
+    if name == "nll_loss_backward":
+        return [((rand(17, seed=3), np.arange(17) % 10, 10), exact), ((rand(1), np.array([2]), 3), exact)]
     if name == "conv2d_forward":
         return conv_cases("forward")
     if name == "conv2d_backward_input":

@@ -387,7 +387,7 @@ def test_binary_cross_entropy_with_logits_is_stable_for_huge_logits():
         (
             lambda: minidl.cross_entropy(minidl.ones(2, 3), np.array([0, 3])),
             IndexError,
-            "cross_entropy: target 3 is out of range for 3 classes",
+            "cross_entropy: target 3 of row 1 is out of range for 3 classes",
         ),
         (
             lambda: minidl.cross_entropy(minidl.ones(2, 3), np.array([0, 1]), reduction="avg"),
@@ -397,7 +397,7 @@ def test_binary_cross_entropy_with_logits_is_stable_for_huge_logits():
         (
             lambda: minidl.nll_loss(minidl.ones(2, 3), np.array([0, -2])),
             IndexError,
-            "nll_loss: target -2 is out of range for 3 classes",
+            "nll_loss: target -2 of row 1 is out of range for 3 classes",
         ),
         (
             lambda: minidl.mse_loss(minidl.ones(2, 3), minidl.ones(3)),

@@ -128,6 +128,16 @@ int mdc_cross_entropy_forward(const float *logits, const int64_t *targets, float
                               int64_t rows, int64_t cols, int64_t *bad_row);
 int mdc_cross_entropy_backward(const float *probs, const int64_t *targets, const float *grad_losses,
                                float *dlogits, int64_t rows, int64_t cols, int64_t *bad_row);
+/* Class targets with an ignore_index: safe[r] = 0 and valid[r] = 0 where targets[r] == ignore_index,
+ * else safe[r] = targets[r] and valid[r] = 1; *ignored = how many were ignored; MDC_EBAD_INDEX with
+ * *bad_row = the first row whose target is neither ignore_index nor in [0, classes).         */
+int mdc_class_targets(const int64_t *targets, int64_t rows, int64_t classes, int64_t ignore_index, int64_t *safe,
+                      uint8_t *valid, int64_t *ignored, int64_t *bad_row);
+/* losses[r] = -log_probs[r, targets[r]];  dlogp = -grad_losses[r] at [r, targets[r]], 0 elsewhere. */
+int mdc_nll_forward(const float *log_probs, const int64_t *targets, float *losses, int64_t rows, int64_t cols,
+                    int64_t *bad_row);
+int mdc_nll_backward(const int64_t *targets, const float *grad_losses, float *dlogp, int64_t rows, int64_t cols,
+                     int64_t *bad_row);
 
 /* ---- SGEMM in stages (gemm.cu): C = A B, row-major, contiguous --------------------------
  * `batch` products; item t uses a + t*a_batch_stride, b + t*b_batch_stride (0 repeats an

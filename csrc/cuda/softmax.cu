@@ -13,6 +13,11 @@
  *   log_softmax  (x - max) - log(sum(exp(x - max)))
  *   cross-entropy forward:  loss = -logp[target],  probs = exp(logp)
  *   cross-entropy backward: dlogits = (probs - onehot(target)) * grad_loss
+ *
+ * and, for the losses over class targets, one thread per row or element (no row sums):
+ *   class_targets    rows whose target is ignore_index get target 0 and valid 0, the others
+ *                    valid 1; counts the ignored rows and reports the first out-of-range one
+ *   nll forward      loss = -logp[target];   nll backward: dlogp = -grad_loss at the target, 0 elsewhere
  */
 #include <limits.h>
 
@@ -97,6 +102,42 @@ __global__ void cross_entropy_backward_kernel(dptr<const float> probs, dptr<cons
     }
 }
 
+__global__ void class_targets_kernel(dptr<const int64_t> targets, int64_t rows, int64_t classes, int64_t ignore_index,
+                                     dptr<int64_t> safe, dptr<uint8_t> valid, dptr<int> ignored, dptr<int> bad_row) {
+    for (int64_t r = global_thread(); r < rows; r += grid_threads()) {
+        const int64_t t = targets[r];
+        const bool skip = t == ignore_index;
+        if (skip) atomicAdd(&ignored[0], 1);
+        else if (t < 0 || t >= classes) atomicMin(&bad_row[0], (int)r);
+        safe[r] = skip ? 0 : t;
+        valid[r] = skip ? 0 : 1;
+    }
+}
+
+__global__ void nll_forward_kernel(dptr<const float> log_probs, dptr<const int64_t> targets, dptr<float> losses,
+                                   int64_t rows, int64_t cols, dptr<int> bad_row) {
+    for (int64_t r = global_thread(); r < rows; r += grid_threads()) {
+        const int64_t t = targets[r];
+        if (t < 0 || t >= cols) {
+            atomicMin(&bad_row[0], (int)r);
+            continue;
+        }
+        losses[r] = -log_probs[r * cols + t];
+    }
+}
+
+__global__ void nll_backward_kernel(dptr<const int64_t> targets, dptr<const float> grad_losses, dptr<float> dlogp,
+                                    int64_t rows, int64_t cols, dptr<int> bad_row) {
+    for (int64_t i = global_thread(); i < rows * cols; i += grid_threads()) {
+        const int64_t r = i / cols, j = i % cols, t = targets[r];
+        if (t < 0 || t >= cols) {
+            atomicMin(&bad_row[0], (int)r);
+            continue;
+        }
+        dlogp[i] = j == t ? -grad_losses[r] : 0.0f;
+    }
+}
+
 /* ---- host side ---------------------------------------------------------------------- */
 static unsigned row_blocks(int64_t rows) { return (unsigned)((rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK); }
 
@@ -156,6 +197,52 @@ int mdc_cross_entropy_backward(const float *probs, const int64_t *targets, const
     if (e) return e;
     MDC_LAUNCH(cross_entropy_backward_kernel, grid_for(rows * cols, 256), 256, probs, targets, grad_losses, dlogits,
                rows, cols, bad);
+    return check_targets(bad, bad_row, launch_status());
+}
+
+int mdc_class_targets(const int64_t *targets, int64_t rows, int64_t classes, int64_t ignore_index, int64_t *safe,
+                      uint8_t *valid, int64_t *ignored, int64_t *bad_row) {
+    *bad_row = -1;
+    *ignored = 0;
+    if (rows == 0) return 0;
+    if (rows > INT_MAX) return MDC_EBAD_ARG;
+    int *bad = nullptr, *count = nullptr, zero = 0, host_count = 0;
+    int e = alloc_flag(&bad);
+    if (!e) e = mdc_malloc((void **)&count, sizeof(int));
+    if (!e) e = mdc_memcpy_htod(count, &zero, sizeof zero);
+    if (!e) {
+        MDC_LAUNCH(class_targets_kernel, grid_for(rows, 256), 256, targets, rows, classes, ignore_index, safe, valid,
+                   count, bad);
+        e = launch_status();
+    }
+    if (!e && count) e = mdc_memcpy_dtoh(&host_count, count, sizeof host_count);
+    if (count) mdc_free(count);
+    *ignored = host_count;
+    if (!bad) return e;
+    return check_targets(bad, bad_row, e);
+}
+
+int mdc_nll_forward(const float *log_probs, const int64_t *targets, float *losses, int64_t rows, int64_t cols,
+                    int64_t *bad_row) {
+    *bad_row = -1;
+    if (rows == 0) return 0;
+    if (cols == 0 || rows > INT_MAX) return MDC_EBAD_ARG;
+    int *bad = nullptr;
+    int e = alloc_flag(&bad);
+    if (e) return e;
+    MDC_LAUNCH(nll_forward_kernel, grid_for(rows, 256), 256, log_probs, targets, losses, rows, cols, bad);
+    return check_targets(bad, bad_row, launch_status());
+}
+
+int mdc_nll_backward(const int64_t *targets, const float *grad_losses, float *dlogp, int64_t rows, int64_t cols,
+                     int64_t *bad_row) {
+    *bad_row = -1;
+    if (rows == 0) return 0;
+    if (cols == 0 || rows > INT_MAX) return MDC_EBAD_ARG;
+    int *bad = nullptr;
+    int e = alloc_flag(&bad);
+    if (e) return e;
+    MDC_LAUNCH(nll_backward_kernel, grid_for(rows * cols, 256), 256, targets, grad_losses, dlogp, rows, cols, bad);
     return check_targets(bad, bad_row, launch_status());
 }
 

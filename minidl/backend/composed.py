@@ -126,6 +126,46 @@ def cross_entropy_backward(k, probs, targets, grad_losses):
     return k.mul(k.sub(probs, onehot), k.reshape(grad_losses, (n, 1)))
 
 
+def class_targets(k, targets, ignore_index, classes):
+    """Class targets checked, with the rows whose target is ignore_index set aside:
+
+    (int64 targets with those rows set to 0, so any gather stays in range; a bool mask of the rows
+    that count, or None when they all do; how many count). Any other target outside [0, classes)
+    is an IndexError naming the first such row. The usual case (nothing ignored, all in range) is
+    settled by two reductions. The answer is needed on the host (an error must be raised, a mean
+    divides by the count), so the few numbers it needs are read back with to_numpy.
+    """
+    rows = targets.shape[0]
+    targets = k.astype(targets, np.int64) if targets.dtype != np.int64 else targets
+    if rows == 0:
+        return targets, None, 0
+    lo, hi = int(k.to_numpy(k.min(targets))), int(k.to_numpy(k.max(targets)))
+    if 0 <= lo and hi < classes and not lo <= ignore_index <= hi:
+        return targets, None, rows
+    valid = k.not_equal(targets, ignore_index)
+    safe = k.where(valid, targets, np.int64(0))
+    bad = k.maximum(k.less(safe, 0), k.greater_equal(safe, classes))  # max of two masks: either
+    if bool(k.to_numpy(k.max(bad))):
+        row = int(k.to_numpy(k.argmax(bad)))
+        value = int(k.to_numpy(k.getitem(targets, row)))
+        raise IndexError(f"class_targets: target {value} of row {row} is out of range for {classes} classes")
+    count = int(k.to_numpy(k.sum(k.astype(valid, np.int64))))
+    return safe, (None if count == rows else valid), count
+
+
+def nll_loss_forward(k, log_probs, targets):
+    """Per-row loss -log_probs[i, targets[i]] (targets in range, checked by class_targets)."""
+    rows = k.arange(0, log_probs.shape[0], 1, np.int64)
+    return k.neg(k.getitem(log_probs, (rows, targets)))
+
+
+def nll_loss_backward(k, grad_losses, targets, classes):
+    """The adjoint of nll_loss_forward: -grad_losses[i] at [i, targets[i]], zero elsewhere."""
+    n = grad_losses.shape[0]
+    rows = k.arange(0, n, 1, np.int64)
+    return k.scatter_add((n, classes), (rows, targets), k.neg(grad_losses), grad_losses.dtype)
+
+
 # --------------------------------------------------------------------------
 # Linear layer and convolution
 # --------------------------------------------------------------------------

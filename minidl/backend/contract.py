@@ -100,6 +100,15 @@ OPTIONAL = {
     "conv2d_backward_weight": "conv2d_backward_weight(x, grad, weight_shape, stride, padding, dilation, groups)",
     "cross_entropy_forward": "cross_entropy_forward(logits, targets) -> (per-row losses, softmax probabilities)",
     "cross_entropy_backward": "cross_entropy_backward(probs, targets, grad_losses) -> dlogits",
+    "class_targets": (
+        "class_targets(targets, ignore_index, classes) -> (int64 targets with the ignore_index rows set to 0, "
+        "bool mask of the rows that count or None when all do, how many count); IndexError naming the first "
+        "other target outside [0, classes)"
+    ),
+    "nll_loss_forward": "nll_loss_forward(log_probs, targets) -> per-row losses -log_probs[i, targets[i]]",
+    "nll_loss_backward": (
+        "nll_loss_backward(grad_losses, targets, classes) -> -grad_losses[i] at [i, targets[i]], 0 elsewhere"
+    ),
     "sgd_update": "SGD with momentum, in place (see optim/updates.py)",
     "adagrad_update": "AdaGrad, in place",
     "rmsprop_update": "RMSProp, in place",

@@ -12,7 +12,6 @@ import numpy as np
 from minidl import random as _random
 from minidl.autograd import Function
 from minidl.backend import active_kernels
-from minidl.backend.device import CPU
 from minidl.ops._util import constant
 from minidl.ops.elementwise import log, maximum, sigmoid, where
 from minidl.ops.shape import concat, getitem
@@ -460,7 +459,11 @@ def _reduce_loss(losses, reduction, op, count=None):
 
 
 def _check_targets(op, logits, targets, ignore_index):
-    """(targets as int64, valid) where valid masks the rows that count, or is None when all do."""
+    """(targets as int64 with the ignored rows set to 0, valid, count) on the scores' device.
+
+    valid masks the rows that count (None when all do) and count says how many do. The kernels'
+    class_targets checks every other target is a class, on whatever device the targets live.
+    """
     if logits.ndim != 2:
         raise ValueError(f"{op}: expected scores of shape (N, C), got {logits.shape}")
     if isinstance(targets, Tensor) and targets.device is not logits.device:
@@ -468,35 +471,26 @@ def _check_targets(op, logits, targets, ignore_index):
             f"{op}: expected scores and targets on the same device, but the scores are on {logits.device} "
             f"and the targets on {targets.device}; move the targets with .to({str(logits.device)!r})"
         )
-    if logits.device is not CPU and not isinstance(targets, Tensor):
-        targets = Tensor._make(active_kernels[logits.device].from_numpy(np.asarray(targets)), device=logits.device)
-    t = targets.array if isinstance(targets, Tensor) else np.asarray(targets)
-    if logits.device is not CPU:
-        return _device_targets(op, logits, t, ignore_index)
+    kernels = active_kernels[logits.device]
+    t = targets.array if isinstance(targets, Tensor) else kernels.from_numpy(np.asarray(targets))
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must be integer class indices, got dtype {t.dtype}")
     if t.shape != (logits.shape[0],):
         raise ValueError(f"{op}: scores {logits.shape} need targets of shape ({logits.shape[0]},), got {t.shape}")
-    if t.size:  # the usual case, settled by two reductions: every target in range, none ignored
-        lo, hi = t.min(), t.max()
-        if 0 <= lo and hi < logits.shape[1] and not lo <= ignore_index <= hi:
-            return t.astype(np.int64, copy=False), None
-    valid = t != ignore_index
-    if np.any((t[valid] < 0) | (t[valid] >= logits.shape[1])):
-        bad = t[valid][(t[valid] < 0) | (t[valid] >= logits.shape[1])][0]
-        raise IndexError(f"{op}: target {bad} is out of range for {logits.shape[1]} classes")
-    return t.astype(np.int64, copy=False), valid
+    try:
+        return kernels.class_targets(t, ignore_index, logits.shape[1])
+    except IndexError as error:  # the kernel names itself; the user called the loss
+        raise IndexError(f"{op}: {str(error).removeprefix('class_targets: ')}") from None
 
 
-def _device_targets(op, logits, t, ignore_index):
-    """Targets on a device: dtype and shape are checked here, the range by the kernel (which names the
-    bad row), so no copy to the host is needed. ignore_index rows are not supported there: such a
-    target is out of range, and the kernel's error says so."""
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{op}: targets must be integer class indices, got dtype {t.dtype}")
-    if t.shape != (logits.shape[0],):
-        raise ValueError(f"{op}: scores {logits.shape} need targets of shape ({logits.shape[0]},), got {t.shape}")
-    return (t if t.dtype == np.int64 else active_kernels[logits.device].astype(t, np.int64)), None
+def _row_gradients(grad, reduction, count, rows, weights):
+    """d loss / d loss_row for a loss reduced over `rows` rows, `count` of which count (weights: 0/1 or None)."""
+    row_grad = grad
+    if reduction != "none":
+        row_grad = (grad / count if reduction == "mean" else grad).expand(rows)
+    if weights is not None:
+        row_grad = row_grad * Tensor._make(weights, device=row_grad.device)
+    return row_grad
 
 
 class CrossEntropy(Function):
@@ -509,26 +503,23 @@ class CrossEntropy(Function):
     get no loss and no gradient.
     """
 
-    def forward(self, logits, targets, valid, reduction):
+    def forward(self, logits, targets, valid, count, reduction):
         k = self.kernels
-        self.valid, self.reduction = valid, reduction
-        self.targets = targets if valid is None else np.where(valid, targets, 0)
-        losses, self.probs = k.cross_entropy_forward(logits, self.targets)
+        # the mean divides by the rows that count; an empty batch's mean is 0/0 = NaN, as in PyTorch
+        self.reduction, self.targets, self.count = reduction, targets, count if valid is None else max(count, 1)
+        losses, self.probs = k.cross_entropy_forward(logits, targets)
+        self.weights = None
         if valid is not None:
             losses = k.where(valid, losses, losses.dtype.type(0))
+            self.weights = k.astype(valid, losses.dtype)  # 1 for the rows that count, 0 for the others
         if reduction == "none":
             return losses
-        self.count = len(losses) if valid is None else max(int(valid.sum()), 1)
         total = k.sum(losses)
         return k.div(total, losses.dtype.type(self.count)) if reduction == "mean" else total
 
     def backward(self, grad):
         (logits,) = self.saved_tensors
-        row_grad = grad  # d loss / d loss_row
-        if self.reduction != "none":
-            row_grad = (grad / self.count if self.reduction == "mean" else grad).expand(len(self.targets))
-        if self.valid is not None:
-            row_grad = row_grad * constant(self.valid, like=row_grad)
+        row_grad = _row_gradients(grad, self.reduction, self.count, logits.shape[0], self.weights)
         return CrossEntropyBackward.apply(logits, row_grad, probs=self.probs, targets=self.targets)
 
 
@@ -550,8 +541,9 @@ class CrossEntropyBackward(Function):
         if self.needs_input_grad[0]:
             d_logits = row_grad.reshape(-1, 1) * p * (dy - (dy * p).sum(1, True))
         if self.needs_input_grad[1]:
-            onehot = np.eye(logits.shape[1], dtype=logits.dtype)[self.targets]
-            d_rows = (dy * (p - constant(onehot, like=p))).sum(1)
+            k = self.kernels  # the one-hot rows: rows of the identity, gathered on the device
+            onehot = k.getitem(k.eye(logits.shape[1], logits.dtype), self.targets)
+            d_rows = (dy * (p - Tensor._make(onehot, device=p.device))).sum(1)
         return d_logits, d_rows
 
 
@@ -562,19 +554,48 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=-100):
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    t, valid = _check_targets("cross_entropy", logits, targets, ignore_index)
-    return CrossEntropy.apply(logits, targets=t, valid=valid, reduction=reduction)
+    t, valid, count = _check_targets("cross_entropy", logits, targets, ignore_index)
+    return CrossEntropy.apply(logits, targets=t, valid=valid, count=count, reduction=reduction)
+
+
+class NegativeLogLikelihood(Function):
+    """loss_i = -log_probs[i, target_i] per row;   d log_probs = -g_i at [i, target_i], 0 elsewhere.
+
+    A gather of one entry per row. Its gradient is the scatter of the row gradients back, which is
+    linear in them, so it is an op of its own (NegativeLogLikelihoodBackward) whose gradient is this
+    gather again: differentiable to any order.
+    """
+
+    def forward(self, log_probs, targets):
+        self.targets = targets
+        return self.kernels.nll_loss_forward(log_probs, targets)
+
+    def backward(self, grad):
+        classes = self.inputs[0].shape[1]
+        return NegativeLogLikelihoodBackward.apply(grad, targets=self.targets, classes=classes)
+
+
+class NegativeLogLikelihoodBackward(Function):
+    """d log_probs = -g_i at [i, target_i] for row gradients g;   its gradient: -dy[i, target_i] (the gather)."""
+
+    def forward(self, row_grad, targets, classes):
+        self.targets = targets
+        return self.kernels.nll_loss_backward(row_grad, targets, classes)
+
+    def backward(self, dy):
+        return NegativeLogLikelihood.apply(dy, targets=self.targets)
 
 
 def nll_loss(log_probs, targets, reduction="mean", ignore_index=-100):
     """Negative log likelihood of integer targets under log-probabilities (N, C)."""
-    t, valid = _check_targets("nll_loss", log_probs, targets, ignore_index)
-    if valid is None:
-        valid = np.ones(len(t), dtype=bool)
-    rows = np.arange(log_probs.shape[0])
-    picked = getitem(log_probs, (rows, np.where(valid, t, 0)))
-    losses = -picked * constant(valid.astype(log_probs.dtype))
-    return _reduce_loss(losses, reduction, "nll_loss", count=max(int(valid.sum()), 1))
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    t, valid, count = _check_targets("nll_loss", log_probs, targets, ignore_index)
+    losses = NegativeLogLikelihood.apply(log_probs, targets=t)
+    if valid is not None:  # the rows that do not count: loss and gradient times 0
+        weights = active_kernels[log_probs.device].astype(valid, log_probs.dtype)
+        losses = losses * Tensor._make(weights, device=log_probs.device)
+    return _reduce_loss(losses, reduction, "nll_loss", count=max(count, 1))
 
 
 def mse_loss(prediction, target, reduction="mean"):
@@ -645,6 +666,17 @@ class BinaryCrossEntropy(Function):
         return grad_p, grad_t
 
 
+def _all_probabilities(p):
+    """Whether every element of p is in [0, 1] (NaN is not, as in PyTorch), on p's device.
+
+    The answer must reach the host (it decides whether to raise), so one number is read back:
+    the smallest of [p >= 0]·[p <= 1], which is 1 exactly when every element is inside.
+    """
+    k, x = active_kernels[p.device], p.array
+    inside = k.mul(k.astype(k.greater_equal(x, 0), x.dtype), k.astype(k.less_equal(x, 1), x.dtype))
+    return float(k.to_numpy(k.min(inside))) == 1
+
+
 def binary_cross_entropy(probabilities, targets, weight=None, reduction="mean"):
     """-[t log p + (1-t) log(1-p)] for probabilities p in [0, 1] (e.g. a sigmoid's output) and targets t.
 
@@ -655,8 +687,7 @@ def binary_cross_entropy(probabilities, targets, weight=None, reduction="mean"):
         raise ValueError(
             f"binary_cross_entropy: probabilities {probabilities.shape} and targets {targets.shape} differ"
         )
-    p = probabilities.array
-    if p.size and not (np.all(p >= 0) and np.all(p <= 1)):  # NaN fails both, as in PyTorch
+    if probabilities.numel() and not _all_probabilities(probabilities):
         raise ValueError(
             "binary_cross_entropy: every probability must be between 0 and 1 (use ..._with_logits on scores)"
         )

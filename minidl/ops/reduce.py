@@ -99,7 +99,8 @@ class Mean(Function):
     def forward(self, x, axes, keepdims):
         self.axes = axes
         self.count = math.prod([x.shape[a] for a in axes])
-        return self.kernels.sum(x, axis=axes, keepdims=keepdims) / x.dtype.type(self.count)
+        k = self.kernels
+        return k.div(k.sum(x, axis=axes, keepdims=keepdims), x.dtype.type(self.count))
 
     def backward(self, grad):
         (x,) = self.inputs

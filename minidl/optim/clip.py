@@ -3,12 +3,17 @@
 When the loss surface has a cliff, one huge gradient can throw the weights far away.
 Rescaling the gradient when its norm exceeds a threshold keeps the step bounded while
 keeping its direction.
+
+On the cpu the norm is summed on the host as described in _sum_of_squares; gradients on another
+device (cuda) are measured and scaled there by its kernels, without copying them to the host.
 """
 
 import math
 
 import numpy as np
 
+from minidl.backend import active_kernels
+from minidl.backend.device import CPU
 from minidl.tensor import Tensor
 
 _ROW = 256  # elements per float32 partial sum in _sum_of_squares
@@ -63,6 +68,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if not params:
         return Tensor._wrap(np.array(0.0, dtype=np.float32))
     norm_type = float(norm_type)
+    where = _one_device("clip_grad_norm_", params)
+    if where is not CPU:
+        return _clip_grad_norm_on_device(params, where, max_norm, norm_type, error_if_nonfinite)
     per_param = [_grad_norm(p.grad.array, norm_type) for p in params]
     total = float(np.linalg.norm(np.array(per_param), ord=norm_type))
     if error_if_nonfinite and not math.isfinite(total):
@@ -75,9 +83,73 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return Tensor._wrap(np.array(total, dtype=params[0].grad.dtype))
 
 
+def _one_device(op, params):
+    """The device every gradient lives on (they are scaled together, so they must share one)."""
+    where = params[0].grad.device
+    for p in params:
+        if p.grad.device is not where:
+            raise RuntimeError(
+                f"{op}: expected every gradient on one device, but found {where} and {p.grad.device}; "
+                "move the parameters with .to(device) first"
+            )
+    return where
+
+
+def _device_norm_term(k, grad, norm_type):
+    """One gradient's share of the joint norm, a 0-d array on its device: Σ|g|^q, or max / min |g|
+    for q = ±inf, or the count of non-zeros for q = 0; 0 for an empty gradient (as on the cpu)."""
+    flat = k.reshape(grad, (-1,))
+    dtype = flat.dtype.type
+    if flat.size == 0:
+        return k.zeros((), flat.dtype)
+    if norm_type == 2.0:
+        return k.sum(k.mul(flat, flat))
+    if norm_type == 0.0:
+        return k.sum(k.astype(k.not_equal(flat, dtype(0)), flat.dtype))
+    magnitude = k.abs(flat)
+    if norm_type == math.inf:
+        return k.max(magnitude)
+    if norm_type == -math.inf:
+        return k.min(magnitude)
+    return k.sum(magnitude if norm_type == 1.0 else k.power(magnitude, dtype(norm_type)))
+
+
+def _clip_grad_norm_on_device(params, where, max_norm, norm_type, error_if_nonfinite):
+    """clip_grad_norm_ for gradients on a device, in its kernels (the rule as on the cpu, above).
+
+    The norm and the coefficient min(1, max_norm / (norm + 1e-6)) stay on the device and every
+    gradient is multiplied by it (by 1 when nothing is clipped: exact), so nothing is read back
+    unless error_if_nonfinite asks for the norm on the host. The sums run in the gradients' dtype
+    (float32), in the device's order: the norm may differ from the cpu's float64-accumulated one
+    by the rounding of a float32 sum of that many terms.
+    """
+    k = active_kernels[where]
+    dtype = params[0].grad.dtype.type
+    terms = k.stack([_device_norm_term(k, p.grad.array, norm_type) for p in params], 0)
+    if norm_type == math.inf:
+        total = k.max(terms)
+    elif norm_type == -math.inf:
+        total = k.min(terms)
+    elif norm_type == 0.0:  # as on the cpu (and in PyTorch): the count of gradients with a non-zero entry
+        total = k.sum(k.astype(k.not_equal(terms, dtype(0)), terms.dtype))
+    elif norm_type == 2.0:
+        total = k.sqrt(k.sum(terms))
+    else:
+        total = k.power(k.sum(terms), dtype(1 / norm_type))
+    if error_if_nonfinite:
+        value = float(k.to_numpy(total))
+        if not math.isfinite(value):
+            raise RuntimeError(f"clip_grad_norm_: the total gradient norm is {value}; gradients contain NaN or inf")
+    coefficient = k.minimum(k.div(dtype(max_norm), k.add(total, dtype(1e-6))), dtype(1))  # NaN stays NaN
+    for p in params:
+        k.setitem(p.grad.array, Ellipsis, k.mul(p.grad.array, coefficient))
+    return Tensor._make(total, device=where)
+
+
 def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element to [-clip_value, clip_value] (cruder than clipping the norm)."""
     if clip_value <= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be > 0, got {clip_value}")
-    for p in _with_grads(parameters):
-        np.clip(p.grad.array, -clip_value, clip_value, out=p.grad.array)
+    for p in _with_grads(parameters):  # in place, with the kernels of the device the gradient lives on
+        k = active_kernels[p.grad.device]
+        k.setitem(p.grad.array, Ellipsis, k.clip(p.grad.array, -clip_value, clip_value))

@@ -26,6 +26,7 @@ after Schmidt's minFunc), so the iterates agree with PyTorch's:
 import numpy as np
 
 from minidl.autograd import enable_grad, no_grad
+from minidl.backend.device import CPU
 from minidl.optim.optimizer import Optimizer
 
 
@@ -188,6 +189,12 @@ class LBFGS(Optimizer):
         """Run up to max_iter L-BFGS iterations; returns the loss at the starting point."""
         if closure is None:
             raise ValueError("LBFGS.step: a closure that recomputes the loss (and its gradients) is required")
+        for i, p in enumerate(self._params):
+            if p.device is not CPU:  # its vector algebra and line search are NumPy code on the host
+                raise RuntimeError(
+                    f"LBFGS.step: runs on the cpu only, but parameter {i} is on {p.device}; "
+                    "LBFGS on the cuda device is not implemented yet (train on the cpu, or use SGD/Adam on cuda)"
+                )
         group = self.param_groups[0]
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]

@@ -443,6 +443,27 @@ def cross_entropy_backward(probs, targets, grad_losses):
     return _on_host("cross_entropy_backward", probs, targets, grad_losses)
 
 
+def class_targets(targets, ignore_index, classes):
+    device_targets = _targets(targets)
+    if device_targets is not None:
+        return launch.class_targets(device_targets, ignore_index, classes)
+    return _on_host("class_targets", targets, ignore_index, classes)
+
+
+def nll_loss_forward(log_probs, targets):
+    device_targets = _targets(targets)
+    if _is_f32(log_probs) and device_targets is not None:
+        return launch.nll_loss_forward(log_probs, device_targets)
+    return _on_host("nll_loss_forward", log_probs, targets)
+
+
+def nll_loss_backward(grad_losses, targets, classes):
+    device_targets = _targets(targets)
+    if _is_f32(grad_losses) and device_targets is not None:
+        return launch.nll_loss_backward(grad_losses, device_targets, classes)
+    return _on_host("nll_loss_backward", grad_losses, targets, classes)
+
+
 # ---------------------------------------------------------------------------------------
 # Optimizer updates (in place): the kernels take contiguous float32 arrays
 # ---------------------------------------------------------------------------------------

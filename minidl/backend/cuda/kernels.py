@@ -680,6 +680,56 @@ def cross_entropy_backward(probs, targets, grad_losses):
     return dlogits
 
 
+def class_targets(targets, ignore_index, classes):
+    """(targets with ignored rows set to 0, bool mask of the rows that count or None if all do, their count).
+
+    One kernel pass; the host learns the count and the first bad row (the loss must raise on a bad
+    target, and a mean over the rows that count divides by how many there are).
+    """
+    targets = _contig(targets, "class_targets", "targets", I64)
+    if targets.ndim != 1:
+        raise ValueError(f"class_targets: targets must be 1-D, got {targets.shape}")
+    rows = targets.shape[0]
+    safe, valid = DeviceArray.empty((rows,), I64), DeviceArray.empty((rows,), np.bool_)
+    ignored, bad = runtime.ffi().new("int64_t *"), runtime.ffi().new("int64_t *")
+    rc = _lib().mdc_class_targets(
+        targets._ptr("int64_t *"), rows, int(classes), int(ignore_index), safe._ptr("int64_t *"),
+        valid._ptr("uint8_t *"), ignored, bad,
+    )  # fmt: skip
+    _bad_target("class_targets", rc, bad, targets, classes)
+    if ignored[0] == 0:
+        return targets, None, rows
+    return safe, valid, rows - int(ignored[0])
+
+
+def nll_loss_forward(log_probs, targets):
+    """Per-row loss -log_probs[i, targets[i]]."""
+    log_probs = _contig(log_probs, "nll_loss_forward", "log_probs")
+    if log_probs.ndim != 2:
+        raise ValueError(f"nll_loss_forward: log_probs must be (N, C), got {log_probs.shape}")
+    rows, cols = log_probs.shape
+    targets = _targets("nll_loss_forward", targets, rows)
+    losses = DeviceArray.empty((rows,), F32)
+    bad = runtime.ffi().new("int64_t *")
+    rc = _lib().mdc_nll_forward(log_probs._ptr(), targets._ptr("int64_t *"), losses._ptr(), rows, cols, bad)
+    _bad_target("nll_loss_forward", rc, bad, targets, cols)
+    return losses
+
+
+def nll_loss_backward(grad_losses, targets, classes):
+    """d log_probs: -grad_losses[i] at [i, targets[i]], zero elsewhere."""
+    grad_losses = _contig(grad_losses, "nll_loss_backward", "grad_losses")
+    if grad_losses.ndim != 1:
+        raise ValueError(f"nll_loss_backward: grad_losses must be 1-D, got {grad_losses.shape}")
+    rows = grad_losses.shape[0]
+    targets = _targets("nll_loss_backward", targets, rows)
+    dlogp = DeviceArray.empty((rows, int(classes)), F32)
+    bad = runtime.ffi().new("int64_t *")
+    rc = _lib().mdc_nll_backward(targets._ptr("int64_t *"), grad_losses._ptr(), dlogp._ptr(), rows, int(classes), bad)
+    _bad_target("nll_loss_backward", rc, bad, targets, classes)
+    return dlogp
+
+
 def _bad_target(op, rc, bad, targets, cols):
     if rc == _lib().MDC_EBAD_INDEX:
         row = int(bad[0])
