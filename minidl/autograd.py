@@ -136,6 +136,7 @@ class Function:
 
     inputs = ()
     released = False
+    _output_tensor = None  # the node's output while the engine runs its backward (local_gradients)
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -224,6 +225,8 @@ class Function:
                 f"backward of {self.name}: its output was modified in place after the forward pass; "
                 "clone it before changing it."
             )
+        if self._output_tensor is not None:
+            return self._output_tensor
         grad_fn = self if _grad_enabled else None
         return _Tensor._make(self._output_data, grad_fn, self._output_version, self.device)
 
@@ -240,6 +243,7 @@ class Function:
         self.inputs = ()
         self.saved_versions = ()
         self._output_data = None
+        self._output_tensor = None
         self.released = True
 
 
@@ -317,7 +321,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 # asked after the hooks, so a hook that kept the gradient (or a view of it) is seen.
                 private = keep and not backward_observers and _held_only_here(grad)
                 if fn is not None:
-                    grad_inputs = local_gradients(fn, grad)
+                    grad_inputs = local_gradients(fn, grad, node)
                 if backward_observers:
                     notify(BackwardStep(node, fn, grad, grad_inputs, len(visited)))
                 if keep:
@@ -332,14 +336,18 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
             fn.release()
 
 
-def local_gradients(fn, grad):
+def local_gradients(fn, grad, output=None):
     """The op's backward at one node: d loss/d output -> d loss/d each input, checked.
 
+    `output` is the tensor the node made, when the caller has it: backward's `self.output`
+    is then that tensor itself rather than a new one around the same array.
     Inputs that do not require grad get None, whatever the op returned for them.
     """
     if fn.released:
         fn._check_not_released()
+    fn._output_tensor = output
     grad_inputs = fn.backward(grad)
+    fn._output_tensor = None  # no cycle output -> fn -> output left behind
     if type(grad_inputs) is not tuple:
         grad_inputs = (grad_inputs,)
     inputs = fn.inputs
@@ -415,7 +423,7 @@ def chain_rule(node, grad):
     if node._hooks:
         grad = run_hooks(node, grad)
     fn = node.grad_fn
-    return BackwardStep(node, fn, grad, None if fn is None else local_gradients(fn, grad))
+    return BackwardStep(node, fn, grad, None if fn is None else local_gradients(fn, grad, node))
 
 
 def _as_gradient(g, like, source, index):

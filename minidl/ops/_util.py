@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from minidl import autograd
 from minidl.backend import active_kernels
 from minidl.backend.device import CPU
 from minidl.tensor import DEFAULT_FLOAT, Tensor
@@ -17,6 +18,8 @@ def constant(value, like=None):
     if isinstance(value, Tensor):
         return value
     if type(value) in (int, float) and like is not None:
+        if like.device is CPU and not autograd._grad_enabled:
+            return _shared_number(value, like)
         array = _number_array(value, like)
     else:
         array = _constant_array(value, like)
@@ -33,12 +36,26 @@ def _number_array(value, like):
     if array is None:
         if len(_number_arrays) >= 512:  # bounded: a loop over many different numbers cannot grow it
             _number_arrays.clear()
+            _number_tensors.clear()
         array = _number_arrays[key] = _constant_array(value, like)
         array.flags.writeable = False
     return array
 
 
 _number_arrays = {}  # (type, value, dtype) -> 0-d array
+
+
+def _shared_number(value, like):
+    """The constant for a Python number when no graph is being recorded (a plain backward pass,
+    say): nothing keeps or names it then, so one read-only tensor per number serves every use."""
+    key = (type(value), value, like.array.dtype)
+    t = _number_tensors.get(key)
+    if t is None:
+        t = _number_tensors[key] = Tensor._make(_number_array(value, like))
+    return t
+
+
+_number_tensors = {}  # (type, value, dtype) -> Tensor, cleared with _number_arrays
 
 
 def _constant_array(value, like):
