@@ -88,6 +88,25 @@ def test_ten_thousand_op_chain_can_be_freed_without_backward():
     assert x.grad is None
 
 
+def test_backward_through_a_kept_graph_leaves_no_reference_cycle():
+    # During backward an op's self.output is the node's own output tensor; the engine must drop
+    # that reference afterwards, or a retained graph (output -> op -> output) would wait for gc.
+    import weakref
+
+    x = f64([0.3, -1.2], requires_grad=True)
+    y = x.tanh()
+    loss = y.sum()
+    loss.backward(retain_graph=True)
+    node, alive = y.grad_fn, weakref.ref(y)
+    gc.disable()
+    try:
+        del y, loss
+        assert alive() is None, "the output tensor outlived its last reference: a cycle through its op"
+    finally:
+        gc.enable()
+    assert node._output_tensor is None
+
+
 def test_diamond_graph_sums_the_gradients_of_both_paths():
     x = f64([0.3, -1.2, 2.0], requires_grad=True)
     a = x.exp()
