@@ -136,7 +136,6 @@ class Function:
 
     inputs = ()
     released = False
-    _output_tensor = None  # the node's output while the engine runs its backward (local_gradients)
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -225,8 +224,8 @@ class Function:
                 f"backward of {self.name}: its output was modified in place after the forward pass; "
                 "clone it before changing it."
             )
-        if self._output_tensor is not None:
-            return self._output_tensor
+        if _running is self and _running_output is not None:  # the engine gave us the tensor itself
+            return _running_output
         grad_fn = self if _grad_enabled else None
         return _Tensor._make(self._output_data, grad_fn, self._output_version, self.device)
 
@@ -243,7 +242,6 @@ class Function:
         self.inputs = ()
         self.saved_versions = ()
         self._output_data = None
-        self._output_tensor = None
         self.released = True
 
 
@@ -336,6 +334,12 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
             fn.release()
 
 
+# The op whose backward local_gradients is running, and that op's output tensor: what
+# `self.output` returns then (in module variables, so the op itself never refers to its output).
+_running = None
+_running_output = None
+
+
 def local_gradients(fn, grad, output=None):
     """The op's backward at one node: d loss/d output -> d loss/d each input, checked.
 
@@ -343,11 +347,14 @@ def local_gradients(fn, grad, output=None):
     is then that tensor itself rather than a new one around the same array.
     Inputs that do not require grad get None, whatever the op returned for them.
     """
+    global _running, _running_output
     if fn.released:
         fn._check_not_released()
-    fn._output_tensor = output
-    grad_inputs = fn.backward(grad)
-    fn._output_tensor = None  # no cycle output -> fn -> output left behind
+    _running, _running_output = fn, output
+    try:
+        grad_inputs = fn.backward(grad)
+    finally:
+        _running = _running_output = None  # hold no tensor once the node is done
     if type(grad_inputs) is not tuple:
         grad_inputs = (grad_inputs,)
     inputs = fn.inputs
