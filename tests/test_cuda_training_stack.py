@@ -316,3 +316,30 @@ def test_lbfgs_on_cuda_is_a_clear_error_naming_it_and_the_device():
 
     with pytest.raises(RuntimeError, match=r"LBFGS.step: runs on the cpu only, but parameter 0 is on cuda"):
         optimizer.step(closure)
+
+
+SECOND_ORDER = ["cross_entropy_mean", "cross_entropy_ignore_mean", "nll_loss_ignore_mean", "mse_mean"]
+SECOND_ORDER += ["bce_logits_mean", "kl_div_batchmean", "distillation_with_targets"]
+
+
+def _gradient_penalty_grads(where, loss_fn, data):
+    """d/dθ of |dL/dθ|^2 (a gradient penalty): the loss's backward differentiated once more."""
+    model = _model(where)
+    d = _on(where, data)
+    params = list(model.parameters())
+    grads = minidl.grad(loss_fn(model(d["x"]), d), params, create_graph=True)
+    sum(g.pow(2).sum() for g in grads).backward()
+    return [p.grad.cpu().numpy() for p in params]
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_double_backward_through_the_losses_on_cuda_matches_the_cpu(name):
+    data = _data()
+    want = _gradient_penalty_grads("cpu", LOSSES[name], data)
+    got = _gradient_penalty_grads("cuda", LOSSES[name], data)
+    # Forward, backward, then the backward of both: each stage's rounding adds to the budget again.
+    budget = FORWARD_BUDGET + 3 * BACKWARD_BUDGET
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert_within(g, w, chain_atol(w, budget=budget, fan_in=FAN_IN), f"{name}: second-order gradient {i}")
+    assert any(np.abs(w).max() > 0 for w in want), "zero gradients would make the comparison say nothing"
+    assert minidl.cuda.host_round_trips() == {}, f"{name} went through the host"
