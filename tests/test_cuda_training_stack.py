@@ -303,10 +303,10 @@ def test_a_training_step_with_clipping_on_cuda_ends_where_the_cpu_ends():
     assert minidl.cuda.host_round_trips() == {}
 
 
-def test_lbfgs_on_cuda_is_a_clear_error_naming_it_and_the_device():
-    model = _model("cuda")
-    d = _on("cuda", _data())
-    optimizer = optim.LBFGS(model.parameters())
+def _lbfgs_run(where, line_search_fn):
+    model = _model(where)
+    d = _on(where, _data())
+    optimizer = optim.LBFGS(model.parameters(), max_iter=4, line_search_fn=line_search_fn)
 
     def closure():
         optimizer.zero_grad()
@@ -314,8 +314,30 @@ def test_lbfgs_on_cuda_is_a_clear_error_naming_it_and_the_device():
         loss.backward()
         return loss
 
-    with pytest.raises(RuntimeError, match=r"LBFGS.step: runs on the cpu only, but parameter 0 is on cuda"):
-        optimizer.step(closure)
+    losses = [float(optimizer.step(closure)) for _ in range(2)]
+    return losses, [p.detach().cpu().numpy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_on_cuda_ends_where_the_cpu_ends(line_search_fn):
+    losses_cpu, params_cpu = _lbfgs_run("cpu", line_search_fn)
+    minidl.cuda.reset_host_round_trips()
+    losses_cuda, params_cuda = _lbfgs_run("cuda", line_search_fn)
+    # Eight iterations, each at most a few closure calls: the budget of one step per closure call, and
+    # the history's dot products over all the parameters (FAN_IN is too short a sum for them). A long
+    # chain, so the probabilistic count (tolerances' module docstring) rather than the worst case.
+    budget = 8 * 3 * STEP_BUDGET
+    n = sum(p.size for p in params_cpu)
+
+    def atol(want):
+        return chain_atol(want, budget=budget, fan_in=n, probabilistic=True)
+
+    assert_within(losses_cuda, losses_cpu, atol(np.float32(losses_cpu)), "losses")
+    for i, (got, want) in enumerate(zip(params_cuda, params_cpu)):
+        assert_within(got, want, atol(want), f"parameter {i}")
+    assert losses_cpu[1] < losses_cpu[0], "L-BFGS should have lowered the loss"
+    # Its vector algebra runs on the host: the gradients come down, nothing else does.
+    assert set(minidl.cuda.host_round_trips()) == {"LBFGS"}
 
 
 SECOND_ORDER = ["cross_entropy_mean", "cross_entropy_ignore_mean", "nll_loss_ignore_mean", "mse_mean"]

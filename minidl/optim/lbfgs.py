@@ -26,7 +26,9 @@ after Schmidt's minFunc), so the iterates agree with PyTorch's:
 import numpy as np
 
 from minidl.autograd import enable_grad, no_grad
+from minidl.backend import active_kernels
 from minidl.backend.device import CPU
+from minidl.ops._util import host_values
 from minidl.optim.optimizer import Optimizer
 
 
@@ -152,16 +154,25 @@ class LBFGS(Optimizer):
             raise ValueError(f"LBFGS: line_search_fn must be None or 'strong_wolfe', got {group['line_search_fn']!r}")
 
     # ------------------------------------------------------- the flat vector
+    # The vector algebra (dot products, the two-loop recursion, the line search) is NumPy on the
+    # host. Parameters on another device send their gradients down and take their steps up, once
+    # per closure call: host round trips, counted as such, and small next to the closure itself.
     def _flat_grad(self):
         return np.concatenate(
-            [np.zeros(p.array.size, p.dtype) if p.grad is None else p.grad.array.reshape(-1) for p in self._params]
-        )
+            [np.zeros(p.array.size, p.dtype) if p.grad is None else host_values("LBFGS", p.grad).reshape(-1)
+             for p in self._params]
+        )  # fmt: skip
 
     def _add(self, t, direction):
         """w += t·direction, parameter by parameter."""
         offset = 0
         for p in self._params:
-            p.array += t * direction[offset : offset + p.array.size].reshape(p.shape)
+            step = t * direction[offset : offset + p.array.size].reshape(p.shape)
+            if p.device is CPU:
+                p.array += step
+            else:
+                k = active_kernels[p.device]
+                k.setitem(p.array, Ellipsis, k.add(p.array, k.from_numpy(step)))
             p._bump_version()
             offset += p.array.size
 
@@ -172,13 +183,17 @@ class LBFGS(Optimizer):
 
     def _evaluate_along(self, closure, direction):
         """evaluate(t) for the line search: the loss and gradient t·direction away, parameters restored."""
-        start = [p.array.copy() for p in self._params]
+        start = [p.array.copy() if p.device is CPU else active_kernels[p.device].astype(p.array, p.dtype)
+                 for p in self._params]  # fmt: skip
 
         def evaluate(t):
             self._add(t, direction)
             result = self._evaluate(closure)
             for p, values in zip(self._params, start):
-                p.array[...] = values
+                if p.device is CPU:
+                    p.array[...] = values
+                else:
+                    active_kernels[p.device].setitem(p.array, Ellipsis, values)
                 p._bump_version()
             return result
 
@@ -189,12 +204,6 @@ class LBFGS(Optimizer):
         """Run up to max_iter L-BFGS iterations; returns the loss at the starting point."""
         if closure is None:
             raise ValueError("LBFGS.step: a closure that recomputes the loss (and its gradients) is required")
-        for i, p in enumerate(self._params):
-            if p.device is not CPU:  # its vector algebra and line search are NumPy code on the host
-                raise RuntimeError(
-                    f"LBFGS.step: runs on the cpu only, but parameter {i} is on {p.device}; "
-                    "LBFGS on the cuda device is not implemented yet (train on the cpu, or use SGD/Adam on cuda)"
-                )
         group = self.param_groups[0]
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
