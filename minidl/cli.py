@@ -347,8 +347,6 @@ def train_command(args):
             raise UsageError("--device cuda: not with --distributed yet (the MPI ranks train on the cpu)")
         if not minidl.cuda.is_available():
             raise UsageError(f"--device cuda: {minidl.cuda.unavailable_reason()}")
-        if args.average not in (None, "none"):
-            raise UsageError("--device cuda: not with --average yet (parameter averaging runs on the cpu)")
     if args.distributed:
         return train_distributed(args)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))

@@ -387,6 +387,22 @@ def test_minidl_train_runs_on_the_cuda_device_and_learns_what_the_cpu_learns(tmp
     assert trained["step"] == 1  # written from host copies of the device's parameters
 
 
+def test_minidl_train_averages_parameters_on_the_cuda_device(tmp_path):
+    common = ["train", "--model", "mlp", "--epochs", "1", "--hidden", "16", "--batch-size", "128", "--no-plot"]
+    common += ["--average", "ema"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", runtime.CudaEmulatorWarning)
+        assert main([*common, "--device", "cuda", "--out", str(tmp_path / "cuda")]) == 0
+    assert main([*common, "--device", "cpu", "--out", str(tmp_path / "cpu")]) == 0
+    on_cuda, on_cpu = (minidl.checkpoint.read(tmp_path / where / "checkpoint.npz") for where in ("cuda", "cpu"))
+    averages_cuda = on_cuda["extra"]["averager"]["averages"]
+    averages_cpu = on_cpu["extra"]["averager"]["averages"]
+    assert len(averages_cuda) == len(averages_cpu) == 6 and on_cuda["extra"]["averager"]["num_updates"] == 12
+    # 12 steps, each followed by an update of the average (a few elementwise roundings): as above.
+    for got, want in zip(averages_cuda, averages_cpu):
+        assert_within(got, want, chain_atol(want, budget=12 * (STEP_ROUNDINGS + 3), fan_in=64, dtype=np.float32))
+
+
 def test_minidl_train_device_cuda_refuses_distributed(capsys):
     assert main(["train", "--device", "cuda", "--distributed", "sync"]) == 2
     assert "--device cuda: not with --distributed" in capsys.readouterr().err

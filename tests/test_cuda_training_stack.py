@@ -365,3 +365,37 @@ def test_double_backward_through_the_losses_on_cuda_matches_the_cpu(name):
         assert_within(g, w, chain_atol(w, budget=budget, fan_in=FAN_IN), f"{name}: second-order gradient {i}")
     assert any(np.abs(w).max() > 0 for w in want), "zero gradients would make the comparison say nothing"
     assert minidl.cuda.host_round_trips() == {}, f"{name} went through the host"
+
+
+def _averaged_run(where, averager_class):
+    """Four SGD steps with an averager updated after each: the averages, and the weights inside and after
+    average_parameters(), and what the averager's state_dict holds."""
+    model = _model(where)
+    d = _on(where, _data())
+    optimizer = optim.SGD(model.parameters(), lr=0.5)
+    averager = averager_class(model.parameters())
+    for _ in range(4):
+        optimizer.zero_grad()
+        F.cross_entropy(model(d["x"]), d["targets"]).backward()
+        optimizer.step()
+        averager.update()
+    with averager.average_parameters(model):
+        inside = [p.detach().cpu().numpy().copy() for p in model.parameters()]  # (a view on the cpu)
+    after = [p.detach().cpu().numpy() for p in model.parameters()]
+    assert all(a.device.type == where for a in averager.averages)
+    return inside, after, averager.state_dict()
+
+
+@pytest.mark.parametrize("averager_class", [optim.EMA, optim.PolyakAverage])
+def test_parameter_averaging_on_cuda_matches_the_cpu(averager_class):
+    inside_cpu, after_cpu, state_cpu = _averaged_run("cpu", averager_class)
+    inside_cuda, after_cuda, state_cuda = _averaged_run("cuda", averager_class)
+    # Four training steps (STEP_BUDGET each) and the averaging's few elementwise roundings per update.
+    budget = 4 * (STEP_BUDGET + 3)
+    for i, (got, want) in enumerate(zip(inside_cuda + after_cuda, inside_cpu + after_cpu)):
+        assert_within(got, want, chain_atol(want, budget=budget, fan_in=FAN_IN), f"weights {i}")
+    assert not all(np.array_equal(a, b) for a, b in zip(inside_cpu, after_cpu)), "the averages were not swapped in"
+    for got, want in zip(state_cuda["averages"], inside_cpu):
+        assert isinstance(got, np.ndarray)  # checkpoints hold host arrays, whatever the device
+        assert_within(got, want, chain_atol(want, budget=budget, fan_in=FAN_IN), "state_dict")
+    assert minidl.cuda.host_round_trips() == {}

@@ -402,16 +402,17 @@ def test_ema_warms_up_its_decay_as_tensorflow_does():
     averager = optim.EMA([p], decay=0.999)
     p.array[...] = 1.0
     averager.update()
-    assert averager.averages[0][0] == pytest.approx(2 / 11 * 5.0 + 9 / 11 * 1.0, rel=1e-6)
+    assert averager.averages[0].numpy()[0] == pytest.approx(2 / 11 * 5.0 + 9 / 11 * 1.0, rel=1e-6)
     p.array[...] = 2.0
     averager.update()
     # Positive terms, 7 float32 roundings in two updates: 7·eps = 8.3e-7 < 1e-6.
-    assert averager.averages[0][0] == pytest.approx(3 / 12 * (2 / 11 * 5.0 + 9 / 11 * 1.0) + 9 / 12 * 2.0, rel=1e-6)
+    expected = 3 / 12 * (2 / 11 * 5.0 + 9 / 11 * 1.0) + 9 / 12 * 2.0
+    assert averager.averages[0].numpy()[0] == pytest.approx(expected, rel=1e-6)
     late = optim.EMA([p], decay=0.999)
     late.num_updates = 20000  # long after the warm-up: the plain decay
     p.array[...] = 3.0
     late.update()
-    assert late.averages[0][0] == pytest.approx(0.999 * 2.0 + 0.001 * 3.0, rel=1e-6)
+    assert late.averages[0].numpy()[0] == pytest.approx(0.999 * 2.0 + 0.001 * 3.0, rel=1e-6)
 
 
 def test_early_ema_is_close_to_the_current_weights_not_the_initial_ones():
@@ -425,7 +426,7 @@ def test_early_ema_is_close_to_the_current_weights_not_the_initial_ones():
         averager.update()
     # 2/11 · 3/12 · 4/13 · 5/14 · 6/15 ≈ 0.002 of the initial weights remain (0.999^5 ≈ 0.995 without warm-up)
     for average, value in zip(averager.averages, trained):
-        assert np.abs(average - value).max() < 0.01
+        assert np.abs(average.numpy() - value).max() < 0.01
 
 
 def test_averager_state_dict_round_trip_and_model_check():
@@ -436,7 +437,7 @@ def test_averager_state_dict_round_trip_and_model_check():
     other = optim.EMA(model, decay=0.9)
     other.load_state_dict(averager.state_dict())
     assert other.num_updates == 1
-    np.testing.assert_array_equal(other.averages[0], averager.averages[0])
+    np.testing.assert_array_equal(other.averages[0].numpy(), averager.averages[0].numpy())
     with pytest.raises(ValueError, match="does not track"):
         with averager.average_parameters(nn.Linear(2, 2)):
             pass

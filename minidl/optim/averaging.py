@@ -11,6 +11,9 @@ swaps them into the model only inside a `with` block:
     with averager.average_parameters(model):
         evaluate(model)              # uses the averaged weights
     # the training weights are back here
+
+The averages are tensors on the parameters' device, updated with tensor ops, so averaging
+works wherever the model trains.
 """
 
 import contextlib
@@ -18,6 +21,7 @@ import contextlib
 import numpy as np
 
 from minidl.autograd import no_grad
+from minidl.creation import tensor
 from minidl.tensor import Tensor
 
 
@@ -35,7 +39,7 @@ class ParameterAverage:
         self.params = list(parameters)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got no parameters to average")
-        self.averages = [p.array.copy() for p in self.params]
+        self.averages = [p.detach().clone() for p in self.params]  # on each parameter's device
         self.num_updates = 0
 
     def blend(self, average, current):
@@ -44,14 +48,14 @@ class ParameterAverage:
     def update(self):
         """Fold the current weights into the average (call after each optimizer.step())."""
         self.num_updates += 1
-        for average, p in zip(self.averages, self.params):
-            self.blend(average, p.array)
+        with no_grad():
+            for average, p in zip(self.averages, self.params):
+                self.blend(average, p.detach())
 
     def _copy_into(self, values):
         with no_grad():
             for p, value in zip(self.params, values):
-                p.array[...] = value
-                p._bump_version()
+                p.copy_(value)
 
     @contextlib.contextmanager
     def average_parameters(self, model=None):
@@ -62,7 +66,7 @@ class ParameterAverage:
                 raise ValueError(
                     f"{type(self).__name__}.average_parameters: the model has parameters this averager does not track"
                 )
-        training_weights = [p.array.copy() for p in self.params]
+        training_weights = [p.detach().clone() for p in self.params]
         self._copy_into(self.averages)
         try:
             yield
@@ -74,7 +78,7 @@ class ParameterAverage:
         self._copy_into(self.averages)
 
     def state_dict(self):
-        return {"num_updates": self.num_updates, "averages": [a.copy() for a in self.averages]}
+        return {"num_updates": self.num_updates, "averages": [a.cpu().numpy().copy() for a in self.averages]}
 
     def load_state_dict(self, state_dict):
         averages = state_dict["averages"]
@@ -88,7 +92,7 @@ class ParameterAverage:
                     f"{type(self).__name__}.load_state_dict: average {i} has shape {np.shape(theirs)}, "
                     f"expected {mine.shape}"
                 )
-            mine[...] = theirs
+            mine.copy_(tensor(theirs, dtype=mine.dtype, device=mine.device))
         self.num_updates = int(state_dict["num_updates"])
 
 
@@ -100,7 +104,7 @@ class PolyakAverage(ParameterAverage):
     """
 
     def blend(self, average, current):
-        average += (current - average) / self.num_updates
+        average.add_((current - average) / self.num_updates)
 
 
 class EMA(ParameterAverage):
@@ -133,8 +137,8 @@ class EMA(ParameterAverage):
 
     def blend(self, average, current):
         decay = self.current_decay()
-        average *= decay
-        average += (1 - decay) * current
+        average.mul_(decay)
+        average.add_((1 - decay) * current)
 
 
 ExponentialMovingAverage = EMA
