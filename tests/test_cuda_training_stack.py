@@ -399,3 +399,48 @@ def test_parameter_averaging_on_cuda_matches_the_cpu(averager_class):
         assert isinstance(got, np.ndarray)  # checkpoints hold host arrays, whatever the device
         assert_within(got, want, chain_atol(want, budget=budget, fan_in=FAN_IN), "state_dict")
     assert minidl.cuda.host_round_trips() == {}
+
+
+V, D = 7, 4  # classes and input features of the large-output layers below
+LARGE_OUTPUTS = {
+    # name: (layer, forward(layer, h, targets)) with the random draws fixed, so both devices see the same
+    "hierarchical": (lambda: nn.HierarchicalSoftmax(D, counts=[9, 1, 4, 4, 2, 7, 3]), lambda m, h, t: m(h, t)),
+    "sampled": (lambda: nn.SampledSoftmax(D, V, 4), lambda m, h, t: m(h, t, samples=[1, 3, 3, 6])),
+    "negative": (
+        lambda: nn.NegativeSampling(D, V, 2),
+        lambda m, h, t: m(h, t, negatives=np.arange(16).reshape(8, 2) % V),
+    ),
+    "nce": (lambda: nn.NegativeSampling(D, V, 2, nce=True), lambda m, h, t: m(h, t, negatives=np.ones((8, 2), int))),
+}
+
+
+def _large_output_run(where, name):
+    make, forward = LARGE_OUTPUTS[name]
+    minidl.manual_seed(0)
+    layer = make().to(where)
+    rng = np.random.default_rng(5)
+    h = minidl.tensor(rng.standard_normal((8, D)).astype(np.float32), device=where, requires_grad=True)
+    targets = minidl.tensor(rng.integers(0, V, 8), device=where)
+    loss = forward(layer, h, targets)
+    loss.backward()
+    assert loss.device.type == where and layer.weight.grad.device.type == where
+    grads = [h.grad] + [p.grad for p in layer.parameters()]
+    return loss.cpu().numpy(), [g.cpu().numpy() for g in grads], layer.log_prob(h).cpu().numpy(), layer.predict(h)
+
+
+@pytest.mark.parametrize("name", sorted(LARGE_OUTPUTS))
+def test_the_large_output_layers_on_cuda_give_the_cpu_values_and_gradients(name):
+    loss_cpu, grads_cpu, log_prob_cpu, predicted_cpu = _large_output_run("cpu", name)
+    loss_cuda, grads_cuda, log_prob_cuda, predicted_cuda = _large_output_run("cuda", name)
+    # A score is a dot product of D terms plus a bias; the losses add a log-sigmoid or a log-softmax over at
+    # most V terms (2 TU each) and a sum over at most V path or sample terms; backward mirrors it.
+    budget = 2 * (D + 1 + 2 * TU + V + 8)
+    assert_within(loss_cuda, loss_cpu, chain_atol(loss_cpu, budget=budget, fan_in=V), f"{name} loss")
+    for i, (got, want) in enumerate(zip(grads_cuda, grads_cpu)):
+        assert_within(got, want, chain_atol(want, budget=2 * budget, fan_in=V), f"{name}: gradient {i}")
+    assert_within(log_prob_cuda, log_prob_cpu, chain_atol(log_prob_cpu, budget=budget, fan_in=V), "log_prob")
+    top2 = np.sort(log_prob_cpu, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 2 * chain_atol(log_prob_cpu, budget=budget, fan_in=V)  # no near-ties
+    np.testing.assert_array_equal(predicted_cuda[clear], predicted_cpu[clear])
+    assert clear.sum() >= 4, "too many near-ties for predict() to be compared"
+    assert any(np.abs(g).max() > 0 for g in grads_cpu[1:])

@@ -29,9 +29,11 @@ import numpy as np
 
 from minidl import ops
 from minidl import random as _random
+from minidl.creation import tensor
 from minidl.nn import init
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter, check_sizes
+from minidl.ops._util import host_values
 from minidl.tensor import Tensor
 
 
@@ -104,7 +106,8 @@ def _proposal(num_classes, counts, power, op):
 def _targets(op, h, targets, num_classes, in_features):
     if h.ndim != 2 or h.shape[1] != in_features:
         raise ValueError(f"{op}: expected input (N, {in_features}), got shape {h.shape}")
-    t = targets.array if isinstance(targets, Tensor) else np.asarray(targets)
+    # The targets pick rows of host tables (the tree's paths) and are checked: on the host.
+    t = host_values(op, targets) if isinstance(targets, Tensor) else np.asarray(targets)
     if t.shape != (h.shape[0],) or t.dtype.kind not in "iu":
         raise ValueError(f"{op}: expected integer targets of shape ({h.shape[0]},), got {t.shape} {t.dtype}")
     if t.size and (t.min() < 0 or t.max() >= num_classes):
@@ -146,7 +149,7 @@ class _OutputLayer(Module):
 
     def predict(self, h):
         """The most probable class of each example (int64 array (N,))."""
-        return self.log_prob(h).array.argmax(axis=1)
+        return host_values("predict", self.log_prob(h)).argmax(axis=1)
 
 
 class HierarchicalSoftmax(_OutputLayer):
@@ -166,8 +169,9 @@ class HierarchicalSoftmax(_OutputLayer):
     def _path_losses(self, scores, bits, mask):
         # -log σ(z) when the path turns to the second child (bit 1), -log σ(-z) when to the first:
         # a binary cross-entropy per decision (the stable op on scores); padding decisions count 0.
-        losses = ops.binary_cross_entropy_with_logits(scores, bits.astype(scores.dtype), reduction="none")
-        return (losses * Tensor(mask.astype(scores.dtype))).sum(axis=-1)
+        labels = tensor(bits, dtype=scores.dtype, device=scores.device)
+        losses = ops.binary_cross_entropy_with_logits(scores, labels, reduction="none")
+        return (losses * tensor(mask, dtype=scores.dtype, device=scores.device)).sum(axis=-1)
 
     def forward(self, h, targets, reduction="mean"):
         t = _targets("HierarchicalSoftmax", h, targets, self.num_classes, self.in_features)
@@ -216,11 +220,12 @@ class SampledSoftmax(_OutputLayer):
         true_scores = self._scores(h, t[:, None])  # (N, 1)
         sample_scores = ops.linear(h, self.weight[samples], None if self.bias is None else self.bias[samples])
         correction = np.log(len(samples) * self.proposal[samples]).astype(h.dtype)
-        sample_scores = sample_scores - Tensor(correction)
+        sample_scores = sample_scores - tensor(correction, device=h.device)
         hits = samples[None, :] == t[:, None]  # a sample that is the target is already counted as the target
-        sample_scores = ops.where(hits, float(np.finfo(h.dtype).min), sample_scores)
+        sample_scores = ops.where(tensor(hits, device=h.device), float(np.finfo(h.dtype).min), sample_scores)
         scores = ops.concat([true_scores, sample_scores], axis=1)
-        return ops.cross_entropy(scores, np.zeros(len(t), dtype=np.int64), reduction=reduction)
+        first = tensor(np.zeros(len(t), dtype=np.int64), device=h.device)  # the true class is column 0
+        return ops.cross_entropy(scores, first, reduction=reduction)
 
     def log_prob(self, h):
         return self.full_scores(h).log_softmax(axis=1)
@@ -254,9 +259,10 @@ class NegativeSampling(_OutputLayer):
         rows = np.concatenate([t[:, None], negatives], axis=1)  # (N, 1 + k): the target, then the noise
         scores = self._scores(h, rows)
         if self.nce:
-            scores = scores - Tensor(np.log(self.num_negatives * self.proposal[rows]).astype(h.dtype))
+            scores = scores - tensor(np.log(self.num_negatives * self.proposal[rows]), dtype=h.dtype, device=h.device)
         labels = np.zeros(rows.shape, dtype=h.dtype)
         labels[:, 0] = 1
+        labels = tensor(labels, device=h.device)
         losses = ops.binary_cross_entropy_with_logits(scores, labels, reduction="none").sum(axis=1)
         return _reduce(losses, reduction, "NegativeSampling")
 
