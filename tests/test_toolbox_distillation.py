@@ -71,9 +71,10 @@ def train(model, x, loss_of_batch, epochs, seed):
 
 
 def distill_digits(teacher_hidden=128, teacher_epochs=10, student_hidden=8, student_epochs=20, temperature=4.0,
-                   alpha=0.9):  # fmt: skip
+                   alpha=0.9, seed=0):  # fmt: skip
     """Five teacher MLPs, their ensemble, and a small student trained on labels alone or distilled.
-    Returns the models and the test set (benchmarks/bench_toolbox.py calls this too)."""
+    Returns the models and the test set (benchmarks/bench_toolbox.py calls this too, for several seeds:
+    seed s trains the teachers with seeds 5s..5s+4 and the students with 10+s)."""
     train_set, test_set = data.digits(train=True), data.digits(train=False)
     x, y = train_set.arrays
     x = x.reshape(len(x), -1)
@@ -82,9 +83,9 @@ def distill_digits(teacher_hidden=128, teacher_epochs=10, student_hidden=8, stud
         return nn.functional.cross_entropy(model(minidl.tensor(x[batch])), y[batch])
 
     teachers = []
-    for seed in range(5):
-        minidl.manual_seed(seed)
-        teachers.append(train(mlp(teacher_hidden), x, hard_loss, teacher_epochs, seed))
+    for teacher_seed in range(5 * seed, 5 * seed + 5):
+        minidl.manual_seed(teacher_seed)
+        teachers.append(train(mlp(teacher_hidden), x, hard_loss, teacher_epochs, teacher_seed))
     ensemble = Ensemble(teachers)
     with minidl.no_grad():
         soft = ensemble(minidl.tensor(x), temperature=temperature).array  # computed once: the teacher is fixed
@@ -96,8 +97,8 @@ def distill_digits(teacher_hidden=128, teacher_epochs=10, student_hidden=8, stud
 
     students = {}
     for kind, loss in (("labels only", hard_loss), ("distilled", soft_loss)):
-        minidl.manual_seed(10)
-        students[kind] = train(mlp(student_hidden), x, loss, student_epochs, seed=10)
+        minidl.manual_seed(10 + seed)
+        students[kind] = train(mlp(student_hidden), x, loss, student_epochs, seed=10 + seed)
     x_test, y_test = test_set.arrays
     return teachers, ensemble, students, x_test.reshape(len(x_test), -1), y_test
 
@@ -117,7 +118,15 @@ def test_a_five_model_ensemble_distilled_into_a_small_mlp_on_digits():
     assert ensemble_nll <= np.mean(member_nll)
     ensemble_accuracy = float((ensemble_probs.argmax(1) == y_test).mean())
     assert ensemble_accuracy >= 0.96 and min((p.argmax(1) == y_test).mean() for p in member_probs) >= 0.95
-    # An 8-unit student: 0.930 from the labels alone, 0.964 from the ensemble's soft targets (T = 4)
-    # when this was written; the soft targets must help, and the student stay close to its teachers.
-    assert accuracy["distilled"] > accuracy["labels only"]
-    assert accuracy["distilled"] >= 0.95
+    # What distillation optimizes, and what holds whatever the seed: the distilled student is much closer
+    # to the teacher's soft targets than a student of the labels. (Its accuracy is another matter: with 8
+    # hidden units it gained +3.9 points on seed 0 and lost 3.9 on seed 1; bench_toolbox.py --cases distill
+    # tabulates seeds, docs/toolbox.md quotes them. So the test asserts no gain in accuracy.)
+    soft = ensemble(x, temperature=4.0).array
+    kl = {}
+    for kind, student in students.items():
+        with minidl.no_grad():
+            log_q = (student(x) / 4.0).log_softmax(axis=1).array
+        kl[kind] = float((soft * (np.log(soft) - log_q)).sum(1).mean())
+    assert kl["distilled"] < kl["labels only"], kl
+    assert min(accuracy.values()) >= 0.90, accuracy  # both students learned the task
