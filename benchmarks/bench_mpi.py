@@ -23,7 +23,7 @@ the ranks fit), and prints three tables:
    samples next to it (this machine's speed drifts by 30% and more within minutes, so a
    baseline taken in another minute moves every ratio). The old baseline, rank 0 of the job
    training while rank 1 waits in a barrier, is still printed ("rank 0 in job"): in session 7
-   the two agreed within the noise (rank 0 in job / 1 process = 0.96-1.14), so neither the
+   the two agreed within the noise (rank 0 in job / 1 process = 0.94-1.14), so neither the
    waiting rank's polling nor MPI in the process slowed the old baseline measurably.
 3. bytes sent per rank per step: a DDP step (MPI allreduce), a ring-allreduce DDP step and a
    parameter-server round trip (push gradients + pull parameters), with float32, fp16 and
