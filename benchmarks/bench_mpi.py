@@ -1,6 +1,6 @@
 """MPI benchmarks: allreduce bandwidth (ring vs MPI's), data-parallel scaling with and without overlap, bytes sent.
 
-    python benchmarks/bench_mpi.py [--repeats 5] [--ranks 2,4] [--quick]
+    python benchmarks/bench_mpi.py [--repeats 5] [--ranks 2,4] [--batches 64,256] [--tables 1,2,3] [--quick]
 
 Everything from one run; the script starts its own MPI jobs with the environment's mpiexec,
 as `minidl launch` does (one BLAS thread per rank, each rank pinned to a core of its own when
@@ -11,11 +11,20 @@ the ranks fit), and prints three tables:
    MPI_Allreduce, samples interleaved. Bandwidth = buffer bytes / time ("algorithm bandwidth").
    ratio = ring / MPI (goal: >= 0.9 from 1 MB on).
 2. synchronous data parallelism, samples/s of an MLP 784-512-512-10 (batch 64 and 256 per rank)
-   on 1 process (plain training on rank 0 while rank 1 sleeps) and on 2 ranks
-   (DistributedDataParallel with the ring and with MPI's allreduce, overlap on and off),
-   beside two peers: two independent processes, and the same in lockstep (a barrier every
-   step). All in one 2-rank job, samples interleaved, so ratios compare like with like.
-   speed-up = 2-rank samples/s / 1-rank samples/s (goal: >= 1.7 on 2 cores).
+   on 1 process and on 2 ranks (DistributedDataParallel with the ring and with MPI's
+   allreduce, overlap on and off), beside two peers: two independent processes, and the same
+   in lockstep (a barrier every step). All in one 2-rank job, samples interleaved, so ratios
+   compare like with like. speed-up = 2-rank samples/s / 1-process samples/s (goal: >= 1.7 on
+   2 cores).
+   The 1-process baseline (since session 7) is a separate plain process, with no MPI in it,
+   that rank 0 starts and keeps for the whole job (PlainProcess): between the other samples
+   rank 0 asks it over a pipe to run the same steps, on rank 0's core, while both ranks sleep.
+   So it is what one process alone achieves, under the same machine load as the 2-rank
+   samples next to it (this machine's speed drifts by 30% and more within minutes, so a
+   baseline taken in another minute moves every ratio). The old baseline, rank 0 of the job
+   training while rank 1 waits in a barrier, is still printed ("rank 0 in job"): in session 7
+   the two agreed within the noise (rank 0 in job / 1 process = 0.94-1.14), so neither the
+   waiting rank's polling nor MPI in the process slowed the old baseline measurably.
 3. bytes sent per rank per step: a DDP step (MPI allreduce), a ring-allreduce DDP step and a
    parameter-server round trip (push gradients + pull parameters), with float32, fp16 and
    the truncated 16-bit float.
@@ -83,31 +92,103 @@ DDP_VARIANTS = {
 }
 
 
-def part_ddp(args):
+class PlainProcess:
+    """The "1 process" baseline: the same training step in a separate process with no MPI at all.
+
+    Started by rank 0 (`bench_mpi.py --part plain`), kept alive for the whole job, and asked over a
+    pipe to run `steps` steps whenever the job takes a "1 process" sample, so that its samples are
+    interleaved with the 2-rank ones and see the same load from the rest of the machine. It
+    keeps the core it inherits from rank 0, so it runs as each rank does (pinned, one BLAS
+    thread) but with no MPI in it; while it runs both ranks are asleep (rank 0 blocked on the
+    pipe, the others sleeping between tests of a barrier), so it is one process alone.
+    """
+
+    def __init__(self, args):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "MPIR_", "MPICH_"))}
+        command = [sys.executable, HERE, "--part", "plain", "--batch", str(args.batch)]
+        command += ["--quick"] if args.quick else []
+        self.proc = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ask("ready")
+
+    def ask(self, request):
+        self.proc.stdin.write(request + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the plain 1-process baseline exited (code {self.proc.wait()})")
+        return float(answer)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def training_data(batch, seed):
+    """One fixed batch of random inputs and labels (each rank its own seed)."""
     import minidl
-    from minidl import nn, optim
+
+    rng = np.random.default_rng(seed)
+    x = minidl.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
+    return x, minidl.tensor(rng.integers(0, 10, batch))
+
+
+def training_model():
+    """The MLP (the same initial weights everywhere) and its optimizer: the same step in every variant."""
+    import minidl
+    from minidl import optim
+
+    minidl.manual_seed(0)
+    model = mlp()
+    return model, optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+
+def part_plain(args):
+    """The baseline process (no MPI): answer each request on stdin with the seconds `steps` steps took."""
+    from minidl import nn
+
+    model, opt = training_model()
+    x, y = training_data(args.batch, seed=0)  # rank 0's batch
+    loss_fn = nn.CrossEntropyLoss()
+    steps = ddp_steps(args)
+    for request in sys.stdin:
+        start = time.perf_counter()
+        if request.strip() == "run":
+            for _ in range(steps):
+                loss = loss_fn(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        print(time.perf_counter() - start, flush=True)
+
+
+def ddp_steps(args):
+    return 10 if args.quick else 20
+
+
+def part_ddp(args):
+    from minidl import nn
     from minidl.distributed.collectives import ring_allreduce
-    from minidl.distributed.comm import world
+    from minidl.distributed.comm import poll, world
     from minidl.distributed.ddp import DistributedDataParallel
 
     comm = world(timeout=300)
-    batch, steps = args.batch, 10 if args.quick else 20
-    rng = np.random.default_rng(comm.rank)
-    x = minidl.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
-    y = minidl.tensor(rng.integers(0, 10, batch))
+    batch, steps = args.batch, ddp_steps(args)
+    x, y = training_data(batch, seed=comm.rank)
     loss_fn = nn.CrossEntropyLoss()
-    # "single": rank 0 trains alone while the other rank sleeps in a barrier: one process on the
-    #   machine, measured in this job between the other variants, so that all ratios compare
-    #   samples taken under the same load from other processes (separate 1-rank jobs did not).
+    # "single": the baseline, one process alone (PlainProcess above), between the other variants.
+    # "rank0_alone": how it used to be measured, for comparison: rank 0 of this job trains, pinned
+    #   to its core, while the other rank waits in a barrier (spinning 20 ms, then asleep).
     # "independent": every rank trains its own model, no communication: what the machine allows.
     # "lockstep": the same, plus a barrier after every step: what waiting for each other costs.
-    variants = ["single"] + list(DDP_VARIANTS) + ["independent", "lockstep"]
+    variants = ["single", "rank0_alone"] + list(DDP_VARIANTS) + ["independent", "lockstep"]
     models = {}
     for name in variants:
-        minidl.manual_seed(0)
-        model = mlp()
+        if name == "single":
+            continue
+        model, opt = training_model()
         runner = DistributedDataParallel(model, comm, **DDP_VARIANTS[name]) if name in DDP_VARIANTS else model
-        models[name] = (runner, optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+        models[name] = (runner, opt)
+    plain = PlainProcess(args) if comm.rank == 0 else None
 
     def step(name):
         runner, opt = models[name]
@@ -121,16 +202,23 @@ def part_ddp(args):
             comm.barrier()
 
     def sample(name):
-        """Samples/s of `steps` steps of variant `name` (all ranks, or rank 0 alone for "single")."""
+        """Samples/s of `steps` steps of variant `name` (all ranks, or one process for the first two)."""
         comm.barrier()
-        if name == "single":
+        if name in ("single", "rank0_alone"):
             elapsed = np.zeros(1)
             if comm.rank == 0:
-                start = time.perf_counter()
-                for _ in range(steps):
-                    step(name)
-                elapsed[0] = time.perf_counter() - start
-            comm.barrier()  # the other ranks wait here: spinning 20 ms on their own core, then asleep
+                if name == "single":
+                    elapsed[0] = plain.ask("run")
+                else:
+                    start = time.perf_counter()
+                    for _ in range(steps):
+                        step(name)
+                    elapsed[0] = time.perf_counter() - start
+            if name == "single":  # asleep between tests, from the start: leave the machine to the plain process
+                barrier = comm.comm.Ibarrier()
+                poll(barrier.Test, comm.timeout, lambda waited: "baseline barrier", spin=0.0)
+            else:
+                comm.barrier()
             return batch * steps / comm.allreduce(elapsed)[0]
         start = time.perf_counter()
         for _ in range(steps):
@@ -144,8 +232,10 @@ def part_ddp(args):
     for _ in range(args.repeats):
         for name in variants:
             samples[name].append(sample(name))
+    if plain is not None:
+        plain.close()
     # The gradient allreduce alone, for the record: how much communication there is to hide.
-    grads = np.zeros(sum(p.array.size for p in models[variants[0]][0].parameters()), np.float32)
+    grads = np.zeros(sum(p.array.size for p in models["independent"][0].parameters()), np.float32)
     times = {"mpi": [], "ring": []}
     for _ in range(args.repeats):
         for name in times:
@@ -223,7 +313,7 @@ def part_bytes(args):
     return {"ranks": comm.size, "bytes": rows, "parameters": int(sum(p.size for p in params))}
 
 
-PARTS = {"allreduce": part_allreduce, "ddp": part_ddp, "bytes": part_bytes}
+PARTS = {"allreduce": part_allreduce, "ddp": part_ddp, "bytes": part_bytes, "plain": part_plain}
 
 
 # ---------------------------------------------------------------------------
@@ -259,7 +349,11 @@ def main():
     parser.add_argument("--batches", default="64,256", help="per-rank batch sizes for the data-parallel table")
     parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
+    parser.add_argument("--tables", default="1,2,3", help="which tables to print (e.g. --tables 2)")
     args = parser.parse_args()
+    if args.part == "plain":  # the 1-process baseline: no MPI in this process
+        part_plain(args)
+        return
     if args.part:
         result = PARTS[args.part](args)
         from minidl.distributed.comm import world
@@ -274,6 +368,16 @@ def main():
         f"median of {args.repeats} samples"
     )
 
+    tables = set(args.tables.split(","))
+    if "1" in tables:
+        table_allreduce(args)
+    if "2" in tables:
+        table_data_parallel(args)
+    if "3" in tables:
+        table_bytes(args)
+
+
+def table_allreduce(args):
     print("\n1. allreduce bandwidth (buffer bytes / time), ring vs MPI_Allreduce")
     print(f"{'ranks':>5} {'size':>8} {'ring ms':>9} {'MPI ms':>9} {'ring GB/s':>10} {'MPI GB/s':>9} {'ratio':>6}")
     for ranks in [int(r) for r in args.ranks.split(",")]:
@@ -284,12 +388,17 @@ def main():
                 f"{row['bytes'] / ring / 1e9:10.3f} {row['bytes'] / mpi / 1e9:9.3f} {mpi / ring:6.2f}"
             )
 
+
+def table_data_parallel(args):
     print("\n2. synchronous data parallelism, MLP 784-512-512-10: samples/s and speed-up over one process")
+    print("   1 process = the same step in a plain process (no MPI, on rank 0's core) while the ranks sleep;")
+    print("   rank 0 in job = the old baseline: rank 0 trains, pinned, while rank 1 waits in a barrier;")
     print("   2 independent = two processes training alone, no communication: the most 2 ranks can get here;")
     print("   2 lockstep = the same with a barrier after every step: what waiting for each other costs;")
     print("   DDP ring = algorithm='ring' (blocking, after backward); DDP MPI = MPI's allreduce, no overlap;")
     print("   DDP MPI overlap = 0.5 MiB buckets whose non-blocking allreduce starts during backward")
     columns = [
+        ("rank0_alone", "rank 0 in job"),
         ("independent", "2 independent"),
         ("lockstep", "2 lockstep"),
         ("ring", "DDP ring"),
@@ -314,6 +423,8 @@ def main():
         f"with MPI's allreduce and {pairs[-1]['ring_allreduce_ms']:.2f} ms with the ring on 2 ranks between steps)"
     )
 
+
+def table_bytes(args):
     print("\n3. bytes sent per rank (MLP 784-512-512-10)")
     for ranks in (2, 4):
         result = run_part(ranks, "bytes", args)

@@ -114,6 +114,23 @@ def test_ddp_gradients_are_views_of_the_buckets_and_still_match_one_process(chec
     assert error is not None and "before synchronize()" in error and "overlap=False" in error
 
 
+def test_overlap_is_off_by_default_and_opt_in():
+    # Overlap was slower than no overlap in every benchmark run on 2 cores (docs/distributed.md):
+    # DDP and `minidl train --distributed sync` leave it off unless asked (--overlap).
+    import argparse
+    import inspect
+
+    from minidl.distributed import driver
+    from minidl.distributed.ddp import DistributedDataParallel
+
+    assert inspect.signature(DistributedDataParallel).parameters["overlap"].default is False
+    parser = argparse.ArgumentParser()
+    driver.add_arguments(parser)
+    assert parser.parse_args([]).no_overlap is True
+    assert parser.parse_args(["--overlap"]).no_overlap is False
+    assert parser.parse_args(["--no-overlap"]).no_overlap is True  # still accepted: the default now
+
+
 def test_pipeline_matches_one_process(checks):
     n = checks["ranks"]
     bounds = checks["pipeline"]["bounds"]

@@ -13,7 +13,9 @@ each parameter's `.grad` is a view of its slice of a bucket: the optimizer reads
 where the allreduce left it, with no copy out. The lecture's second key idea, "overlap
 computation and data transfer": with overlap=True a bucket's non-blocking allreduce starts as
 soon as its last gradient has arrived, while backward is still computing the gradients of
-earlier layers. `synchronize()` sends the rest and waits, so the optimizer step runs as usual:
+earlier layers (off by default: without a spare core and an MPI progress thread it costs more
+than it hides, see `overlap` below). `synchronize()` sends the rest and waits, so the optimizer
+step runs as usual:
 
     model = DistributedDataParallel(model)            # parameters broadcast from rank 0
     loss = loss_fn(model(x), y); optimizer.zero_grad(); loss.backward()
@@ -95,18 +97,21 @@ class DistributedDataParallel(Module):
                     with mpich on one machine a 0.5 MiB non-blocking allreduce took ~4x as long
                     per byte as a 2.5 MiB one (benchmarks/bench_mpi.py, docs/distributed.md)
     compression     'none', 'fp16' or 'trunc16' for the gradient transfer
-    overlap         True: start each bucket's allreduce from the gradient hooks during backward;
-                    False: communicate everything in synchronize(), after backward (several
-                    backward passes before one synchronize() then accumulate, as without DDP).
-                    Overlap needs hooks, and with hooks each gradient costs two more passes
-                    (see above); it pays only where some CPU is idle during backward to move
-                    the data (MPI advances a collective only inside MPI calls). On 2 cores that
-                    both compute it did not pay in any run (docs/distributed.md): use False.
+    overlap         False (the default): communicate everything in synchronize(), after
+                    backward (several backward passes before one synchronize() then accumulate,
+                    as without DDP). True: start each bucket's allreduce from the gradient hooks
+                    during backward. Overlap needs hooks, and with hooks each gradient costs two
+                    more passes (see above); and MPI advances a collective only inside MPI calls
+                    (there is no progress thread), here the hooks' tests between two gradients,
+                    so little of it really runs behind backward. It was slower than no overlap in
+                    every run on the 2-core development machine (docs/distributed.md), hence off
+                    by default. It is there to show the idea; it might pay with an MPI progress
+                    thread (MPICH_ASYNC_PROGRESS=1) and a spare core per rank (not tried here).
     algorithm       'mpi' (MPI's non-blocking allreduce) or 'ring' (the ring allreduce of
                     minidl.distributed.collectives, blocking, so run in synchronize(): no overlap)
     """
 
-    def __init__(self, module, comm=None, bucket_cap_mb=4.0, compression="none", overlap=True, algorithm="mpi"):
+    def __init__(self, module, comm=None, bucket_cap_mb=4.0, compression="none", overlap=False, algorithm="mpi"):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel: expected a Module, got {type(module).__name__}")

@@ -6,7 +6,7 @@
 Every rank runs `run()`. What differs is the mode:
 
   sync      every rank trains a replica on its shard of each batch (DistributedSampler) and
-            the gradients are averaged with an allreduce that overlaps backward (DDP).
+            the gradients are averaged with an allreduce after backward (DDP; --overlap starts it during backward).
             --batch-size is per rank: N ranks take batches of N·b together.
   async     Downpour SGD: rank 0 (ranks 0..S-1 with --servers S) is the parameter server,
             the others are workers that pull parameters and push gradients, never waiting.
@@ -88,7 +88,20 @@ def add_arguments(parser):
     )
     group.add_argument("--allreduce", choices=("mpi", "ring"), default="mpi", help="sync: MPI's allreduce or the ring")
     group.add_argument("--bucket-mb", type=float, default=4.0, help="sync: fused gradient bucket size in MiB")
-    group.add_argument("--no-overlap", action="store_true", help="sync: communicate after backward, not during it")
+    group.add_argument(
+        "--overlap",
+        dest="no_overlap",
+        action="store_false",
+        default=True,
+        help="sync: start each bucket's allreduce during backward (off by default: on a machine "
+        "without spare cores it costs more than it hides, see docs/distributed.md)",
+    )
+    group.add_argument(
+        "--no-overlap",
+        dest="no_overlap",
+        action="store_true",
+        help="sync: communicate after backward, not during it (the default)",
+    )
     group.add_argument("--micro-batches", type=int, default=4, help="pipeline: micro-batches per batch (default 4)")
     group.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every K steps/updates")
     group.add_argument("--timeout", type=float, default=120.0, help="seconds any wait may take (default 120)")

@@ -100,11 +100,11 @@ b = 8
 reference = train(make_model(), dataset, N * b, 1, 0)  # one process, batch N·b
 ddp = {}
 for name, kwargs in {
-    "mpi_overlap": dict(bucket_cap_mb=1e-3),  # ~260 values a bucket: several buckets, several overlapping
+    "mpi_overlap": dict(overlap=True, bucket_cap_mb=1e-3),  # ~260 values a bucket: several buckets, several overlapping
     "mpi_no_overlap": dict(overlap=False),
     "ring": dict(algorithm="ring", bucket_cap_mb=1e-3),
-    "fp16": dict(compression="fp16", bucket_cap_mb=1e-3),
-    "trunc16": dict(compression="trunc16", bucket_cap_mb=1e-3),
+    "fp16": dict(compression="fp16", overlap=True, bucket_cap_mb=1e-3),
+    "trunc16": dict(compression="trunc16", overlap=True, bucket_cap_mb=1e-3),
     "ring_trunc16": dict(algorithm="ring", compression="trunc16"),
 }.items():
     params = train(make_model(), dataset, b, N, rank, wrap=lambda m, kw=kwargs: DistributedDataParallel(m, comm, **kw))
