@@ -350,6 +350,8 @@ int mdk_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa, int64
         return MDK_OK;
     const struct gemm_cfg *cfg = mdk_gemm_cfg();
     int err = MDK_OK;
+    if (mdk_gemm_try_dot(cfg, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, ep))
+        return MDK_OK;
     if (mdk_gemm_try_swapped(cfg, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, ep, &err))
         return err;
     float *ap, *bp;

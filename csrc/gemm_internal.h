@@ -120,6 +120,11 @@ MDK_TARGET_AVX512 void mdk_ukr_avx512_m4(int64_t kc, const float *restrict a, in
 MDK_TARGET_AVX512 void mdk_ukr_avx512_n32(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
                                           const float *restrict bp, int64_t ldb, float *restrict c, int64_t ldc,
                                           const float *restrict bias, int accumulate);
+/* C (m x n) = act(A . W^T + bias) as dot products of rows of A and of W (gemm_x86.c; see
+ * mdk_gemm_try_dot): A row i at a + i*lda, W row j at w + j*ldw, both contiguous along k. */
+MDK_TARGET_AVX512 void mdk_gemm_dot_avx512(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                                           const float *w, int64_t ldw, float *c, int64_t ldc, const float *bias,
+                                           int act);
 MDK_TARGET_AVX2 void mdk_pack_panel_avx2(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
                                          int width, float *restrict dst);
 MDK_TARGET_AVX512 void mdk_pack_panel_avx512(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
@@ -139,6 +144,12 @@ int mdk_gemm_b_in_place(int64_t m, const float *b, int64_t rsb, int64_t csb);
 int mdk_gemm_try_swapped(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa,
                          int64_t csa, const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc,
                          const struct gemm_epilogue *ep, int *err);
+
+/* Computes a narrow product as dot products when that pays (see the file); returns 1 if
+ * it did, 0 if the caller should run it as is. */
+int mdk_gemm_try_dot(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa,
+                     int64_t csa, const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc,
+                     const struct gemm_epilogue *ep);
 
 /* ---- transposes (transpose.c) ------------------------------------------- */
 /* dst (cols x rows, leading dimension ldd) = src (rows x cols, leading dimension lds)^T */

@@ -13,6 +13,7 @@
  *   A in place   the micro-kernel broadcasts A's elements from the matrix
  *   B in place   the micro-kernel loads B's rows from the matrix (aligned)
  *   swap         compute C^T = B^T A^T when that packs the smaller operand
+ *   dot          a narrow C = A W^T as dot products of rows (AVX-512)
  */
 #include "gemm_internal.h"
 
@@ -113,4 +114,34 @@ int mdk_gemm_try_swapped(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
     store_transposed(t, m, n, c, ldc, ep->col_bias, ep->act);
     *err = MDK_OK;
     return 1;
+}
+
+/* Dot products for a narrow C.  A linear layer with few outputs (10 classes)
+ * computes C = X W^T with n = 10: the blocked loops run it on the 6 x 16 edge
+ * kernel at 10/16 of its width, bound by its broadcasts, after packing W^T.
+ * When A's rows and W's rows (B's columns) are both contiguous along k, each
+ * C element is instead a dot product of two rows read in place
+ * (mdk_gemm_dot_avx512, groups of 5 columns).  Measured in session 7 against
+ * the blocked route in the same build (docs/kernels.md), m = 128, k = 512:
+ * 3.3x for n <= 4, 1.9x for n = 8-10 (the MLP's output layer), 1.3x for
+ * n = 12-14, 1.0x at 16, 0.7x at 32; n = 10 at k = 64 0.8x, 128 1.05x,
+ * 784 2.1x (each C element ends with a 16-lane horizontal sum, which short
+ * sums do not pay for); m = 1024 (k = 512) 1.5x at n = 10, 1.07x at 15. */
+enum { DOT_MAX_N = 15, DOT_MIN_K = 128 };
+int mdk_gemm_try_dot(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa,
+                     int64_t csa, const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc,
+                     const struct gemm_epilogue *ep)
+{
+    (void)cfg;
+#if MDK_HAVE_X86
+    if ((gemm_strategies & MDK_GEMM_DOT) && mdk_active_path == MDK_SIMD_AVX512 &&
+        n <= DOT_MAX_N && k >= DOT_MIN_K && csa == 1 && rsb == 1 && !ep->accumulate && ep->row_bias == NULL) {
+        mdk_gemm_dot_avx512(m, n, k, a, rsa, b, csb, c, ldc, ep->col_bias, ep->act);
+        return 1;
+    }
+#else
+    (void)m, (void)n, (void)k, (void)a, (void)rsa, (void)csa, (void)b, (void)rsb, (void)csb, (void)c;
+    (void)ldc, (void)ep;
+#endif
+    return 0;
 }

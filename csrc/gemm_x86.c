@@ -195,6 +195,89 @@ A5_NARROW(16)
 A5_NARROW(32)
 
 /* ========================================================================
+ * Narrow C with both operands contiguous along k: C = A . W^T + bias for an
+ * output layer's few columns (n <= 12, say 10 classes), as dot products.
+ *
+ * The 6 x 16 edge kernel would compute such a product at 10/16 of its width,
+ * one B load and 6 broadcasts per 6 FMAs (the broadcasts are the limit), on a
+ * packed (transposed) copy of W.  Here each C element is a dot product of a
+ * row of A and a row of W, both read in place 16 floats at a time: 4 rows of A
+ * times 5 rows of W are 20 accumulators of 16 partial sums, 9 loads per 20
+ * FMAs, and one horizontal sum per C element at the end (k/16 FMAs each, so
+ * the sums cost little once k is a few hundred).  Rows past m or n repeat the
+ * last one (their results are not stored), so there is no scalar edge code.
+ * Measured in session 7 (docs/kernels.md).
+ * ====================================================================== */
+#define DOT_ROW(r)                                                                                              \
+    do {                                                                                                        \
+        const __m512 x_ = _mm512_maskz_loadu_ps(km_, a##r + p);                                                  \
+        c##r##0 = _mm512_fmadd_ps(x_, w0, c##r##0);                                                             \
+        c##r##1 = _mm512_fmadd_ps(x_, w1, c##r##1);                                                             \
+        c##r##2 = _mm512_fmadd_ps(x_, w2, c##r##2);                                                             \
+        c##r##3 = _mm512_fmadd_ps(x_, w3, c##r##3);                                                             \
+        c##r##4 = _mm512_fmadd_ps(x_, w4, c##r##4);                                                             \
+    } while (0)
+#define DOT_STEP(km)                                                                                            \
+    do {                                                                                                        \
+        const __mmask16 km_ = (km);                                                                             \
+        const __m512 w0 = _mm512_maskz_loadu_ps(km_, b0 + p), w1 = _mm512_maskz_loadu_ps(km_, b1 + p);          \
+        const __m512 w2 = _mm512_maskz_loadu_ps(km_, b2 + p), w3 = _mm512_maskz_loadu_ps(km_, b3 + p);          \
+        const __m512 w4 = _mm512_maskz_loadu_ps(km_, b4 + p);                                                   \
+        DOT_ROW(0); DOT_ROW(1); DOT_ROW(2); DOT_ROW(3);                                                          \
+    } while (0)
+#define DOT_SUMS(r)                                                                                             \
+    do {                                                                                                        \
+        out[r][0] = _mm512_reduce_add_ps(c##r##0);                                                              \
+        out[r][1] = _mm512_reduce_add_ps(c##r##1);                                                              \
+        out[r][2] = _mm512_reduce_add_ps(c##r##2);                                                              \
+        out[r][3] = _mm512_reduce_add_ps(c##r##3);                                                              \
+        out[r][4] = _mm512_reduce_add_ps(c##r##4);                                                              \
+    } while (0)
+
+/* out[r][j] = sum_p a_r[p] * b_j[p] for 4 rows a_r and 5 rows b_j of length k. */
+MDK_TARGET_AVX512 static void dot_tile_4x5(int64_t k, const float *a0, const float *a1, const float *a2,
+                                           const float *a3, const float *b0, const float *b1, const float *b2,
+                                           const float *b3, const float *b4, float out[4][5])
+{
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c04 = c00;
+    __m512 c10 = c00, c11 = c00, c12 = c00, c13 = c00, c14 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+    __m512 c24 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00, c34 = c00;
+    int64_t p = 0;
+    for (; p + 16 <= k; p += 16)
+        DOT_STEP((__mmask16)0xffff);
+    if (p < k) { /* the last k % 16 steps: masked loads read zeros past the end */
+        const __mmask16 tail = (__mmask16)((1u << (k - p)) - 1u);
+        DOT_STEP(tail);
+    }
+    DOT_SUMS(0); DOT_SUMS(1); DOT_SUMS(2); DOT_SUMS(3);
+}
+
+MDK_TARGET_AVX512 void mdk_gemm_dot_avx512(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                                           const float *w, int64_t ldw, float *c, int64_t ldc, const float *bias,
+                                           int act)
+{
+    for (int64_t i0 = 0; i0 < m; i0 += 4) {
+        const int64_t rows = MDK_MIN(4, m - i0);
+        const float *ar[4];
+        for (int r = 0; r < 4; ++r)
+            ar[r] = a + MDK_MIN(i0 + r, m - 1) * lda;
+        for (int64_t j0 = 0; j0 < n; j0 += 5) {
+            const int64_t cols = MDK_MIN(5, n - j0);
+            const float *wj[5];
+            for (int j = 0; j < 5; ++j)
+                wj[j] = w + MDK_MIN(j0 + j, n - 1) * ldw;
+            float out[4][5];
+            dot_tile_4x5(k, ar[0], ar[1], ar[2], ar[3], wj[0], wj[1], wj[2], wj[3], wj[4], out);
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t j = 0; j < cols; ++j)
+                    c[(i0 + r) * ldc + j0 + j] = out[r][j] + (bias ? bias[j0 + j] : 0.0f);
+        }
+        if (act != MDK_ACT_NONE)
+            mdk_bias_rows_act(c + i0 * ldc, ldc, rows, n, NULL, act);
+    }
+}
+
+/* ========================================================================
  * Packers: the transposing layout (contiguous along k: a row-major A, or
  * B = W^T for a row-major W) goes through register transposes
  * (transpose_x86.h); the plain copies use whole vectors.

@@ -75,11 +75,13 @@ int mdk_gemm_get_blocking(int path, int64_t out[3]);
  * force each on and off: returns the previous set.  Not thread-safe.
  *   A_IN_PLACE: read A in place instead of packing it (few column panels)
  *   SWAP:       compute C^T = B^T A^T for small m and a transposed B
- *   B_IN_PLACE: read a 64-byte-aligned row-major B in place (small m)       */
+ *   B_IN_PLACE: read a 64-byte-aligned row-major B in place (small m)
+ *   DOT:        narrow C (few columns) from A . W^T as dot products (AVX-512) */
 #define MDK_GEMM_A_IN_PLACE 1
 #define MDK_GEMM_SWAP 2
 #define MDK_GEMM_B_IN_PLACE 4
-#define MDK_GEMM_ALL 7
+#define MDK_GEMM_DOT 8
+#define MDK_GEMM_ALL 15
 int mdk_gemm_set_strategies(int strategies);
 
 /* The packing buffers are kept per thread between products (allocating them

@@ -1,6 +1,6 @@
 """The GEMM's shape-specialized strategies (csrc/gemm.c) give the right answer, on and off.
 
-mdk_sgemm has three routes besides the plain BLIS loops, switched by mdk_gemm_set_strategies():
+mdk_sgemm has four routes besides the plain BLIS loops, switched by mdk_gemm_set_strategies():
 
   A_IN_PLACE  when C has at most two column micro-panels (n <= 2*NR) and one of A's strides is 1,
               the micro-kernel reads A from the caller's matrix instead of a packed copy; only the
@@ -14,6 +14,10 @@ mdk_sgemm has three routes besides the plain BLIS loops, switched by mdk_gemm_se
               matrix (row stride rsb) instead of a packed copy; only a partial last column panel (n not
               a multiple of NR) is packed, zero-padded. The kernels load B with aligned vector loads, so
               the alignment is part of the condition, not a hint.
+  DOT         (AVX-512 only) for a narrow C (n <= 15) with k >= 128, A's rows and B's columns both
+              contiguous along k (x @ W.T) and no accumulation or row bias, each element of C is a dot
+              product of a row of A and a row of W, 4 rows x 5 columns at a time (rows past m and columns
+              past n repeat the last one and are not stored), k in 16-float vectors with a masked tail.
 
 Every test runs on each SIMD path this CPU supports, forced in turn, and most of them under each
 strategy set (none, A_IN_PLACE, SWAP, B_IN_PLACE, all), against a float64 NumPy reference. The shapes
@@ -58,8 +62,8 @@ pytestmark = pytest.mark.skipif(not ck.available, reason=f"C kernels not built: 
 
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 PATHS = ["scalar", "avx2", "avx512"] if X86 else ["scalar", "neon"]
-A_IN_PLACE, SWAP, B_IN_PLACE, ALL = 1, 2, 4, 7  # MDK_GEMM_* in csrc/minidl_kernels.h (checked below)
-STRATEGY_SETS = {"none": 0, "a_in_place": A_IN_PLACE, "swap": SWAP, "b_in_place": B_IN_PLACE, "all": ALL}
+A_IN_PLACE, SWAP, B_IN_PLACE, DOT, ALL = 1, 2, 4, 8, 15  # MDK_GEMM_* in csrc/minidl_kernels.h (checked below)
+STRATEGY_SETS = {"none": 0, "a_in_place": A_IN_PLACE, "swap": SWAP, "b_in_place": B_IN_PLACE, "dot": DOT, "all": ALL}
 ACTIVATIONS = [None, "relu", "sigmoid", "tanh"]
 
 
@@ -171,6 +175,19 @@ def swaps(tile, a, b):
     (m, _), n = a.shape, b.shape[1]
     (_, csa), (rsb, csb) = strides(a), strides(b)
     return rsb == 1 and csb != 1 and csa == 1 and m <= 2 * tile.nr and m < n
+
+
+DOT_MAX_N, DOT_MIN_K = 15, 128  # gemm_strategies.c
+
+
+def dots(tile, a, b, strategy_set):
+    """gemm_strategies.c mdk_gemm_try_dot(): AVX-512, narrow C, k long enough, A and B contiguous along k."""
+    (_, k), n = a.shape, b.shape[1]
+    (_, csa), (rsb, _) = strides(a), strides(b)
+    return (
+        bool(strategy_set & DOT) and tile.path == "avx512" and n <= DOT_MAX_N and k >= DOT_MIN_K
+        and csa == 1 and rsb == 1
+    )  # fmt: skip
 
 
 def b_in_place_blockers(a, b):
@@ -294,16 +311,16 @@ def assert_matches(got, product, bias=None, activation=None, what=""):
 # The strategy switch
 # ---------------------------------------------------------------------------------------
 def test_set_strategies_returns_the_previous_set_and_masks_unknown_bits(lib):
-    flags = (lib.MDK_GEMM_A_IN_PLACE, lib.MDK_GEMM_SWAP, lib.MDK_GEMM_B_IN_PLACE, lib.MDK_GEMM_ALL)
-    assert flags == (A_IN_PLACE, SWAP, B_IN_PLACE, ALL)
-    assert ALL == A_IN_PLACE | SWAP | B_IN_PLACE  # ALL is every strategy, and nothing else
+    flags = (lib.MDK_GEMM_A_IN_PLACE, lib.MDK_GEMM_SWAP, lib.MDK_GEMM_B_IN_PLACE, lib.MDK_GEMM_DOT, lib.MDK_GEMM_ALL)
+    assert flags == (A_IN_PLACE, SWAP, B_IN_PLACE, DOT, ALL)
+    assert ALL == A_IN_PLACE | SWAP | B_IN_PLACE | DOT  # ALL is every strategy, and nothing else
     assert lib.mdk_gemm_set_strategies(0xFF) == ALL  # the default, and what every test here restores
     assert lib.mdk_gemm_set_strategies(0) == ALL  # 0xFF was kept as its known bits only
     assert lib.mdk_gemm_set_strategies(B_IN_PLACE) == 0
-    assert lib.mdk_gemm_set_strategies(SWAP | 8) == B_IN_PLACE
-    assert lib.mdk_gemm_set_strategies(A_IN_PLACE | B_IN_PLACE | 16) == SWAP  # 8 was dropped
-    assert lib.mdk_gemm_set_strategies(-1) == A_IN_PLACE | B_IN_PLACE  # 16 was dropped
-    assert lib.mdk_gemm_set_strategies(8) == ALL  # -1 kept as the known bits
+    assert lib.mdk_gemm_set_strategies(SWAP | 16) == B_IN_PLACE
+    assert lib.mdk_gemm_set_strategies(A_IN_PLACE | DOT | 32) == SWAP  # 16 was dropped
+    assert lib.mdk_gemm_set_strategies(-1) == A_IN_PLACE | DOT  # 32 was dropped
+    assert lib.mdk_gemm_set_strategies(16) == ALL  # -1 kept as the known bits
     assert lib.mdk_gemm_set_strategies(ALL) == 0
 
 
@@ -627,6 +644,61 @@ def test_swap_boundaries_and_strided_operands(simd, strategies):
         assert_matches(gemm(x, w.T, bias, "sigmoid"), product, bias, "sigmoid", f"{what}, wide C")
         routes[swaps(simd, x, w.T)] += 1
     assert routes[True] >= 4 and routes[False] >= 4
+
+
+# ---------------------------------------------------------------------------------------
+# Narrow C as dot products (AVX-512)
+# ---------------------------------------------------------------------------------------
+M_DOT = [1, 2, 3, 4, 5, 7, 13, 128]  # around the 4-row tiles
+N_DOT = list(range(1, 18)) + [63, 65]  # around the 5-column groups and DOT_MAX_N; 63 and 65 never dot
+K_DOT = [1, 127, 128, 129, 143, 515, 784]  # around DOT_MIN_K and the 16-float vectors (masked tails)
+
+
+def test_dot_matches_numpy(simd, strategies):
+    """x @ W.T for every (m, n) pair, k cycling through K_DOT: linear with a bias and an activation, and a
+    direct call with a wide C (ldc != n) into NaN-filled memory; on AVX-512 with DOT on, the shapes reach
+    the dot route with full and partial row tiles and column groups, and with and without a k tail."""
+    routes = set()
+    for (i, m), (j, n) in itertools.product(enumerate(M_DOT), enumerate(N_DOT)):
+        k = K_DOT[(i + j) % len(K_DOT)]
+        x, wt, bias, product = operands(m, k, n, w_layout=True)
+        activation = ACTIVATIONS[(i + j) % len(ACTIVATIONS)]
+        what = f"{simd.path} x {m}x{k} @ W.T {k}x{n}, {activation}"
+        assert_matches(ck.linear(x, wt.T, bias, activation), product, bias, activation, f"{what}, linear")
+        assert_matches(gemm(x, wt), product, what=f"{what}, no bias, wide C")
+        if dots(simd, x, wt, strategies):
+            routes.add("full rows" if m % 4 == 0 else "partial rows")
+            routes.add("full groups" if n % 5 == 0 else "partial groups")
+            routes.add("k tail" if k % 16 else "whole vectors")
+    if simd.path == "avx512" and strategies & DOT:
+        assert routes == {"full rows", "partial rows", "full groups", "partial groups", "k tail", "whole vectors"}
+    else:
+        assert not routes
+
+
+def test_dot_with_strided_and_reversed_operands(simd, strategies):
+    """A's rows apart or reversed (still contiguous along k: dot), A with no unit stride or transposed
+    (not), W's rows apart (dot) or W row-major (B = W, not): each against NumPy."""
+    k = 300
+    big_x = rand(40, 2 * k, seed=21)
+    big_w = rand(30, k + 7, seed=22)
+    cases = [  # (x, B)
+        (big_x[:13, :k], rand(10, k, seed=23).T),  # x rows 2k apart
+        (layout(rand(9, k, seed=24), "reversed rows"), rand(7, k, seed=25).T),  # rsa < 0
+        (big_x[::3, :k], big_w[::2, :k].T),  # x and W rows apart
+        (big_x[:6, ::2][:, :k], rand(10, k, seed=26).T),  # csa = 2: blocked route
+        (layout(rand(6, k, seed=27), "transposed"), rand(10, k, seed=28).T),  # x^T stored: blocked route
+        (rand(6, k, seed=29), rand(k, 10, seed=30)),  # B row-major (rsb != 1): blocked route
+    ]
+    routes = collections.Counter()
+    for case, (x, b) in enumerate(cases):
+        product = Product(x, b)
+        bias = rand(b.shape[1], seed=200 + case)
+        what = f"{simd.path} case {case}: x {x.shape} strides {strides(x)}, B {b.shape} strides {strides(b)}"
+        assert_matches(gemm(x, b, bias, "tanh"), product, bias, "tanh", what)
+        routes[dots(simd, x, b, strategies)] += 1
+    if simd.path == "avx512" and strategies & DOT:
+        assert routes == {True: 3, False: 3}
 
 
 # ---------------------------------------------------------------------------------------
