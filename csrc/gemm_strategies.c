@@ -116,7 +116,7 @@ int mdk_gemm_try_swapped(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
     return 1;
 }
 
-/* Dot products for a narrow C.  A linear layer with few outputs (10 classes)
+/* Dot products for a narrow (or short) C.  A linear layer with few outputs (10 classes)
  * computes C = X W^T with n = 10: the blocked loops run it on the 6 x 16 edge
  * kernel at 10/16 of its width, bound by its broadcasts, after packing W^T.
  * When A's rows and W's rows (B's columns) are both contiguous along k, each
@@ -126,8 +126,13 @@ int mdk_gemm_try_swapped(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
  * 3.3x for n <= 4, 1.9x for n = 8-10 (the MLP's output layer), 1.3x for
  * n = 12-14, 1.0x at 16, 0.7x at 32; n = 10 at k = 64 0.8x, 128 1.05x,
  * 784 2.1x (each C element ends with a 16-lane horizontal sum, which short
- * sums do not pay for); m = 1024 (k = 512) 1.5x at n = 10, 1.07x at 15. */
-enum { DOT_MAX_N = 15, DOT_MIN_K = 128 };
+ * sums do not pay for); m = 1024 (k = 512) 1.5x at n = 10, 1.07x at 15.
+ * The same route serves a few rows of C at any width (a batch of 1-8 through
+ * a linear layer): packing W^T, a full copy of the weights, then costs more
+ * than the product, while the dot route reads each row of W once.  Measured
+ * (session 7, AVX-512, W 512 x 784 and 512 x 512, PyTorch time / ours,
+ * noisy machine): m = 4 0.33x -> 1.15-1.41x, m = 8 0.51-0.66x -> 1.0-1.14x. */
+enum { DOT_MAX_N = 15, DOT_MAX_M = 8, DOT_MIN_K = 128 };
 int mdk_gemm_try_dot(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa,
                      int64_t csa, const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc,
                      const struct gemm_epilogue *ep)
@@ -135,7 +140,7 @@ int mdk_gemm_try_dot(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k
     (void)cfg;
 #if MDK_HAVE_X86
     if ((gemm_strategies & MDK_GEMM_DOT) && mdk_active_path == MDK_SIMD_AVX512 &&
-        n <= DOT_MAX_N && k >= DOT_MIN_K && csa == 1 && rsb == 1 && !ep->accumulate && ep->row_bias == NULL) {
+        (n <= DOT_MAX_N || m <= DOT_MAX_M) && k >= DOT_MIN_K && csa == 1 && rsb == 1 && !ep->accumulate && ep->row_bias == NULL) {
         mdk_gemm_dot_avx512(m, n, k, a, rsa, b, csb, c, ldc, ep->col_bias, ep->act);
         return 1;
     }

@@ -177,15 +177,16 @@ def swaps(tile, a, b):
     return rsb == 1 and csb != 1 and csa == 1 and m <= 2 * tile.nr and m < n
 
 
-DOT_MAX_N, DOT_MIN_K = 15, 128  # gemm_strategies.c
+DOT_MAX_N, DOT_MAX_M, DOT_MIN_K = 15, 8, 128  # gemm_strategies.c
 
 
 def dots(tile, a, b, strategy_set):
-    """gemm_strategies.c mdk_gemm_try_dot(): AVX-512, narrow C, k long enough, A and B contiguous along k."""
-    (_, k), n = a.shape, b.shape[1]
+    """gemm_strategies.c mdk_gemm_try_dot(): AVX-512, narrow C or few rows, k long enough, A and B contiguous
+    along k."""
+    (m, k), n = a.shape, b.shape[1]
     (_, csa), (rsb, _) = strides(a), strides(b)
     return (
-        bool(strategy_set & DOT) and tile.path == "avx512" and n <= DOT_MAX_N and k >= DOT_MIN_K
+        bool(strategy_set & DOT) and tile.path == "avx512" and (n <= DOT_MAX_N or m <= DOT_MAX_M) and k >= DOT_MIN_K
         and csa == 1 and rsb == 1
     )  # fmt: skip
 
@@ -649,8 +650,8 @@ def test_swap_boundaries_and_strided_operands(simd, strategies):
 # ---------------------------------------------------------------------------------------
 # Narrow C as dot products (AVX-512)
 # ---------------------------------------------------------------------------------------
-M_DOT = [1, 2, 3, 4, 5, 7, 13, 128]  # around the 4-row tiles
-N_DOT = list(range(1, 18)) + [63, 65]  # around the 5-column groups and DOT_MAX_N; 63 and 65 never dot
+M_DOT = [1, 2, 3, 4, 5, 7, 8, 9, 13, 128]  # around the 4-row tiles and DOT_MAX_M
+N_DOT = list(range(1, 18)) + [63, 65]  # around the 5-column groups and DOT_MAX_N; 63 and 65 dot only for m <= 8
 K_DOT = [1, 127, 128, 129, 143, 515, 784]  # around DOT_MIN_K and the 16-float vectors (masked tails)
 
 
