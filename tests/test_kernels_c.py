@@ -804,3 +804,30 @@ def test_without_the_built_module_minidl_runs_on_numpy_and_says_so_once():
     assert result.returncode == 0, result.stderr
     assert "raised: set_kernels: the C kernels are not built" in result.stdout
     assert result.stdout.strip().endswith("ok") and result.stderr == ""
+
+
+def test_skinny_products_run_in_c_and_one_or_two_rows_stay_on_numpy(monkeypatch):
+    # Below MIN_GEMM_FLOPS products go to NumPy, except skinny ones (a few rows against a large
+    # matrix, or an outer product), where OpenBLAS's small-matrix path is slow (gemm.py).
+    ran_in_c = []
+    c_gemm = ck.gemm.sgemm
+
+    def counted(a, b, *args, **kwargs):
+        ran_in_c.append(a.shape)
+        return c_gemm(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(ck.gemm, "sgemm", counted)
+    w = rand(512, 784, seed=1)
+    x = rand(1, 784, seed=2)
+    cases = [  # (a, b, should run in C)
+        (rand(1, 512, seed=3), w, False),  # dX of one example: NumPy's matrix-vector kernel
+        (rand(2, 512, seed=4), w, False),
+        (rand(4, 512, seed=5), w, True),  # dX of a batch of 4
+        (rand(16, 512, seed=6), w, True),
+        (rand(512, 1, seed=7), x, True),  # dW of one example: an outer product
+        (rand(4, 64, seed=8), rand(64, 8, seed=9), False),  # small all round
+    ]
+    for a, b, in_c in cases:
+        ran_in_c.clear()
+        assert_gemm_close(ck.gemm.matmul(a, b), a, b)
+        assert bool(ran_in_c) == (in_c and _ffi.available), f"{a.shape} @ {b.shape}: ran in C {bool(ran_in_c)}"

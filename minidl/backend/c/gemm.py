@@ -17,6 +17,17 @@ MIN_GEMM_FLOPS = 2 * 160**3  # 2*m*n*k: OpenBLAS wins below ~160^3 (its small-ma
 # and then a second pass for the bias: C wins from ~1 MFLOP (measured, numpy/C time:
 # 128x512 -> 10 outputs 1.0, 64x128 -> 64 1.2, 16x512 -> 128 2.0; 64x32 -> 10 0.7).
 MIN_LINEAR_FLOPS = 1_000_000
+# ... except for skinny products, small only because one side is: a batch of 4-16 through a
+# layer's backward (dZ @ W, dZ.T @ X) or a 1-example weight gradient (an outer product).
+# OpenBLAS's small-matrix path is slow there (numpy/C time, W 512x784 parameter-aligned:
+# dZ @ W 2.0x at 4 rows, 1.8x at 8, 2.0x at 16; dZ.T @ X 1.8x at 4 rows, 13x for one row),
+# while with 1-2 rows its matrix-vector kernel wins (0.4-0.8x), so those stay on NumPy.
+MIN_SKINNY_ROWS = 3  # min(m, n): below, NumPy's matrix-vector path
+MIN_SKINNY_ELEMENTS = 1 << 16  # the largest of m*k, k*n, m*n: below, the product is just small
+
+
+def _skinny(m, n, k):
+    return min(m, n) >= MIN_SKINNY_ROWS and max(m * k, k * n, m * n) >= MIN_SKINNY_ELEMENTS
 
 
 def _strides(a, b):
@@ -59,7 +70,7 @@ def matmul(a, b, *args, **kwargs):
     if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
         return np.matmul(a, b)  # vectors are memory-bound; errors get NumPy's message
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    strides = None if 2 * m * n * k < MIN_GEMM_FLOPS else _strides(a, b)
+    strides = None if 2 * m * n * k < MIN_GEMM_FLOPS and not _skinny(m, n, k) else _strides(a, b)
     if strides is None:
         return np.matmul(a, b)
     if a.ndim == 2 and b.ndim == 2:
