@@ -139,8 +139,10 @@ int mdk_gemm_try_dot(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k
 {
     (void)cfg;
 #if MDK_HAVE_X86
-    if ((gemm_strategies & MDK_GEMM_DOT) && mdk_active_path == MDK_SIMD_AVX512 &&
-        (n <= DOT_MAX_N || m <= DOT_MAX_M) && k >= DOT_MIN_K && csa == 1 && rsb == 1 && !ep->accumulate && ep->row_bias == NULL) {
+    const int narrow_or_short = n <= DOT_MAX_N || m <= DOT_MAX_M;
+    const int rows_along_k = csa == 1 && rsb == 1; /* A's rows and W's rows contiguous along k */
+    if ((gemm_strategies & MDK_GEMM_DOT) && mdk_active_path == MDK_SIMD_AVX512 && narrow_or_short &&
+        k >= DOT_MIN_K && rows_along_k && !ep->accumulate && ep->row_bias == NULL) {
         mdk_gemm_dot_avx512(m, n, k, a, rsa, b, csb, c, ldc, ep->col_bias, ep->act);
         return 1;
     }
