@@ -89,6 +89,8 @@ DDP_VARIANTS = {
     "ring": dict(algorithm="ring"),
     "mpi_overlap": dict(algorithm="mpi", overlap=True, bucket_cap_mb=0.5),  # 4 buckets, 3 start during backward
     "mpi": dict(algorithm="mpi", overlap=False),
+    "shared": dict(algorithm="shared"),  # the ranks average in one window of shared memory
+    "zero": dict(algorithm="shared"),  # ... and share the weights, each updating its slice (ZeroRedundancyOptimizer)
 }
 
 
@@ -166,10 +168,11 @@ def ddp_steps(args):
 
 
 def part_ddp(args):
-    from minidl import nn
+    from minidl import nn, optim
     from minidl.distributed.collectives import ring_allreduce
     from minidl.distributed.comm import poll, world
     from minidl.distributed.ddp import DistributedDataParallel
+    from minidl.distributed.zero import ZeroRedundancyOptimizer
 
     comm = world(timeout=300)
     batch, steps = args.batch, ddp_steps(args)
@@ -181,12 +184,16 @@ def part_ddp(args):
     # "independent": every rank trains its own model, no communication: what the machine allows.
     # "lockstep": the same, plus a barrier after every step: what waiting for each other costs.
     variants = ["single", "rank0_alone"] + list(DDP_VARIANTS) + ["independent", "lockstep"]
+    if args.variants:  # a subset (the baseline always runs)
+        variants = ["single"] + [v for v in variants if v in args.variants.split(",") and v != "single"]
     models = {}
     for name in variants:
         if name == "single":
             continue
         model, opt = training_model()
         runner = DistributedDataParallel(model, comm, **DDP_VARIANTS[name]) if name in DDP_VARIANTS else model
+        if name == "zero":  # the same SGD, its update split over the ranks
+            opt = ZeroRedundancyOptimizer(runner, optim.SGD, lr=0.01, momentum=0.9)
         models[name] = (runner, opt)
     plain = PlainProcess(args) if comm.rank == 0 else None
 
@@ -195,7 +202,7 @@ def part_ddp(args):
         loss = loss_fn(runner(x), y)
         opt.zero_grad()
         loss.backward()
-        if name in DDP_VARIANTS:
+        if name in DDP_VARIANTS and name != "zero":  # ZeroRedundancyOptimizer.step() averages itself
             runner.synchronize()
         opt.step()
         if name == "lockstep":
@@ -235,7 +242,7 @@ def part_ddp(args):
     if plain is not None:
         plain.close()
     # The gradient allreduce alone, for the record: how much communication there is to hide.
-    grads = np.zeros(sum(p.array.size for p in models["independent"][0].parameters()), np.float32)
+    grads = np.zeros(sum(p.array.size for p in mlp().parameters()), np.float32)
     times = {"mpi": [], "ring": []}
     for _ in range(args.repeats):
         for name in times:
@@ -326,7 +333,9 @@ def run_part(ranks, part, args):
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     # Started as `minidl launch` starts ranks: each pinned to a core of its own if they fit.
     command = mpiexec_prefix(ranks) + [sys.executable, HERE, "--part", part, "--repeats", str(args.repeats)]
+    command += ["--batch", str(args.batch)]  # table 2's batch per rank (until session 8 it was left out: always 64)
     command += ["--quick"] if args.quick else []
+    command += ["--variants", args.variants] if args.variants else []
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"{part} on {ranks} ranks failed:\n{proc.stderr[-2000:]}")
@@ -350,6 +359,13 @@ def main():
     parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
     parser.add_argument("--tables", default="1,2,3", help="which tables to print (e.g. --tables 2)")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="table 2: only these columns, e.g. lockstep,zero (names: rank0_alone, independent, lockstep, "
+        + ", ".join(DDP_VARIANTS)
+        + "; default all)",
+    )
     args = parser.parse_args()
     if args.part == "plain":  # the 1-process baseline: no MPI in this process
         part_plain(args)
@@ -396,7 +412,10 @@ def table_data_parallel(args):
     print("   2 independent = two processes training alone, no communication: the most 2 ranks can get here;")
     print("   2 lockstep = the same with a barrier after every step: what waiting for each other costs;")
     print("   DDP ring = algorithm='ring' (blocking, after backward); DDP MPI = MPI's allreduce, no overlap;")
-    print("   DDP MPI overlap = 0.5 MiB buckets whose non-blocking allreduce starts during backward")
+    print("   DDP MPI overlap = 0.5 MiB buckets whose non-blocking allreduce starts during backward;")
+    print("   DDP shared mem = algorithm='shared': the ranks average in one window of shared memory;")
+    print("   ZeRO shared mem = the same plus ZeroRedundancyOptimizer: one shared copy of the weights,")
+    print("                     each rank averages and updates its half")
     columns = [
         ("rank0_alone", "rank 0 in job"),
         ("independent", "2 independent"),
@@ -404,6 +423,8 @@ def table_data_parallel(args):
         ("ring", "DDP ring"),
         ("mpi", "DDP MPI"),
         ("mpi_overlap", "DDP MPI overlap"),
+        ("shared", "DDP shared mem"),
+        ("zero", "ZeRO shared mem"),
     ]
     header = ["batch/rank", "1 process"]
     for _, title in columns:
@@ -415,6 +436,9 @@ def table_data_parallel(args):
         single = statistics.median(p["samples_per_second"]["single"] for p in pairs)
         row = [f"{batch:>15d}", f"{single:>15.0f}"]
         for name, _ in columns:
+            if name not in pairs[0]["samples_per_second"]:
+                row += [f"{'-':>15}", f"{'-':>5}"]
+                continue
             value = statistics.median(p["samples_per_second"][name] for p in pairs)
             row += [f"{value:>15.0f}", f"{value / single:>5.2f}"]
         print(" ".join(row))

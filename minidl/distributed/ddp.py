@@ -47,6 +47,7 @@ from minidl.backend.memory import aligned_empty
 from minidl.distributed.collectives import broadcast_parameters, make_buckets, ring_allreduce
 from minidl.distributed.comm import world
 from minidl.distributed.compression import get_compressor
+from minidl.distributed.shared_memory import FlatLayout, SharedMemory
 from minidl.nn.module import Module
 from minidl.tensor import Tensor
 
@@ -107,8 +108,11 @@ class DistributedDataParallel(Module):
                     every run on the 2-core development machine (docs/distributed.md), hence off
                     by default. It is there to show the idea; it might pay with an MPI progress
                     thread (MPICH_ASYNC_PROGRESS=1) and a spare core per rank (not tried here).
-    algorithm       'mpi' (MPI's non-blocking allreduce) or 'ring' (the ring allreduce of
+    algorithm       'mpi' (MPI's non-blocking allreduce), 'ring' (the ring allreduce of
                     minidl.distributed.collectives, blocking, so run in synchronize(): no overlap)
+                    or 'shared' (every rank on one machine: the ranks average through one window
+                    of shared memory, shared_memory.py; float32, no overlap). With 'shared',
+                    ZeroRedundancyOptimizer can also share the weights and split the update.
     """
 
     def __init__(self, module, comm=None, bucket_cap_mb=4.0, compression="none", overlap=False, algorithm="mpi"):
@@ -117,8 +121,15 @@ class DistributedDataParallel(Module):
             raise TypeError(f"DistributedDataParallel: expected a Module, got {type(module).__name__}")
         if bucket_cap_mb <= 0:
             raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be > 0, got {bucket_cap_mb}")
-        if algorithm not in ("mpi", "ring"):
-            raise ValueError(f"DistributedDataParallel: algorithm must be 'mpi' or 'ring', got {algorithm!r}")
+        if algorithm not in ("mpi", "ring", "shared"):
+            raise ValueError(
+                f"DistributedDataParallel: algorithm must be 'mpi', 'ring' or 'shared', got {algorithm!r}"
+            )
+        if algorithm == "shared" and compression != "none":
+            raise ValueError(
+                "DistributedDataParallel: algorithm='shared' averages in shared memory, where nothing goes "
+                f"over a wire to compress; got compression={compression!r} (use 'none', or algorithm='mpi')"
+            )
         self.module = module
         self.comm = comm if comm is not None else world()
         self.codec = get_compressor(compression)
@@ -141,6 +152,16 @@ class DistributedDataParallel(Module):
         self._bucket_of = {i: b for b in self._buckets for i in b.indices}
         # Each parameter's .grad, for good: a tensor over its slice of a bucket.
         self._grads = [Tensor._wrap(self._bucket_of[i].views[i]) for i in range(len(self._params))]
+        self._shared = self.sharded = None
+        if algorithm == "shared":  # one private flat buffer takes the buckets' place
+            layout = FlatLayout(sizes, self.comm.size)
+            self._shared = SharedMemory(self.comm, layout)
+            self._flat = aligned_empty(layout.size)
+            self._flat[...] = 0
+            self._grads = [
+                Tensor._wrap(self._flat[o : o + size].reshape(p.shape))
+                for o, size, p in zip(layout.offsets, sizes, self._params)
+            ]
         self._scale = np.float32(1.0 / self.comm.size)  # each rank sends gradient / N: the sum is the mean
         self._arriving = None  # overlap: the parameter whose gradient autograd is adding into its bucket
         self._next_launch = 0
@@ -245,7 +266,15 @@ class DistributedDataParallel(Module):
     # ------------------------------------------------------------ after backward
     def synchronize(self):
         """Send the gradients not sent yet and wait for every bucket: each .grad is then the average."""
+        if self.sharded is not None:
+            raise RuntimeError(
+                "DistributedDataParallel: this model's update is sharded by a ZeroRedundancyOptimizer, whose "
+                "step() averages the gradients itself; call optimizer.step() without synchronize()"
+            )
         self.comm.arrive(self.steps)  # "my backward of this step is done": a timed-out wait names who is not
+        if self._shared is not None:
+            self._synchronize_shared()
+            return
         for index, param in enumerate(self._params):
             view = self._grads[index]
             if index in self._bucket_of[index].arrived:
@@ -275,11 +304,25 @@ class DistributedDataParallel(Module):
         self._next_launch = self._next_gather = 0
         self.steps += 1
 
+    def _synchronize_shared(self):
+        """algorithm='shared': average through the window (shared_memory.py), then copy the average into .grad."""
+        arrays = [None if p.grad is None else p.grad.array for p in self._params]
+        what = f"shared-memory gradient average of step {self.steps}"
+        self.comm.bytes_sent += self._shared.reduce_scatter(arrays, self._shared.averaged, what)
+        self._shared.fence(what + " (every slice averaged)")
+        self._shared.gather(self._flat)
+        for param, view in zip(self._params, self._grads):
+            param.grad = view
+        self.steps += 1
+
     @property
     def bytes_sent(self):
         return self.comm.bytes_sent
 
     def extra_repr(self):
+        if self._shared is not None:
+            sharded = ", update sharded" if self.sharded is not None else ""
+            return f"ranks={self.comm.size}, algorithm=shared{sharded}"
         return (
             f"ranks={self.comm.size}, buckets={len(self._buckets)}, compression={self.codec.name}, "
             f"overlap={self.overlap}"
