@@ -87,7 +87,7 @@ def test_broadcast_makes_every_replica_equal(checks):
 
 def test_sync_data_parallel_matches_one_process_with_the_whole_batch(checks):
     ddp = checks["ddp"]
-    for name in ("mpi_overlap", "mpi_no_overlap", "ring"):
+    for name in ("mpi_overlap", "mpi_no_overlap", "ring", "shared"):
         # float32 sums in another order, through 12 momentum steps: a few ulps of the weights (|w| < 1).
         assert ddp[name]["max_diff_to_reference"] < 1e-5, name
         assert ddp[name]["same_on_all_ranks"], name
@@ -112,6 +112,30 @@ def test_ddp_gradients_are_views_of_the_buckets_and_still_match_one_process(chec
     # overlap=True has sent the first backward's buckets already: a second backward is refused, by name.
     error = views["second_backward"]["second_backward_error"]
     assert error is not None and "before synchronize()" in error and "overlap=False" in error
+
+
+def test_zero_redundancy_optimizer_shares_the_weights_and_matches_one_process(checks):
+    for label in ("sgd_momentum", "adam"):
+        entry = checks["zero"][label]
+        # Every rank's parameters are views of the one copy in the shared-memory window ...
+        assert entry["weights_in_window"], label
+        # ... and 6 sharded steps end where one process with batch N·b does: the same averages
+        # (float32 sums in another order) and the same update rule, a few ulps of |w| < 1.
+        assert entry["max_diff_to_reference"] < 1e-5, label
+        assert entry["same_on_all_ranks"], label
+        # The state gathered from the slices is the plain optimizer's (momentum, Adam's moments, step).
+        assert entry["state_diff_to_reference"] < 1e-4, label
+        # 3 steps, state_dict(), a new model and optimizer, load_state_dict(), 3 steps: as 6 in a row.
+        assert entry["resumed_diff_to_reference"] < 1e-5, label
+        # The step averages the gradients itself: a synchronize() as well is refused, by name.
+        assert "call optimizer.step() without synchronize()" in entry["synchronize_error"], label
+
+
+def test_shared_memory_averaging_refuses_what_it_cannot_do(checks):
+    errors = checks["zero"]["errors"]
+    assert errors["shared_compressed"].startswith("ValueError") and "compression='fp16'" in errors["shared_compressed"]
+    assert errors["zero_on_mpi"].startswith("TypeError") and "algorithm='shared'" in errors["zero_on_mpi"]
+    assert errors["zero_lbfgs"].startswith("ValueError") and "LBFGS" in errors["zero_lbfgs"]
 
 
 def test_overlap_is_off_by_default_and_opt_in():

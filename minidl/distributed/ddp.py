@@ -122,9 +122,7 @@ class DistributedDataParallel(Module):
         if bucket_cap_mb <= 0:
             raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be > 0, got {bucket_cap_mb}")
         if algorithm not in ("mpi", "ring", "shared"):
-            raise ValueError(
-                f"DistributedDataParallel: algorithm must be 'mpi', 'ring' or 'shared', got {algorithm!r}"
-            )
+            raise ValueError(f"DistributedDataParallel: algorithm must be 'mpi', 'ring' or 'shared', got {algorithm!r}")
         if algorithm == "shared" and compression != "none":
             raise ValueError(
                 "DistributedDataParallel: algorithm='shared' averages in shared memory, where nothing goes "

@@ -58,7 +58,9 @@ class ZeroRedundancyOptimizer:
         if model.sharded is not None:
             raise ValueError("ZeroRedundancyOptimizer: this model's update is already sharded by another optimizer")
         if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, Optimizer)):
-            raise TypeError(f"ZeroRedundancyOptimizer: optimizer_class must be a minidl.optim class, got {optimizer_class!r}")
+            raise TypeError(
+                f"ZeroRedundancyOptimizer: optimizer_class must be a minidl.optim class, got {optimizer_class!r}"
+            )
         if optimizer_class.step is not Optimizer.step:
             raise ValueError(
                 f"ZeroRedundancyOptimizer: {optimizer_class.__name__} steps with whole-vector quantities "
@@ -176,4 +178,5 @@ class ZeroRedundancyOptimizer:
         self.optimizer.state = {}  # the wrapped optimizer never steps: its state lives in the pieces
 
     def __repr__(self):
-        return f"ZeroRedundancyOptimizer({type(self.optimizer).__name__}, rank {self.model.comm.rank} of {self.model.comm.size})"
+        comm = self.model.comm
+        return f"ZeroRedundancyOptimizer({type(self.optimizer).__name__}, rank {comm.rank} of {comm.size})"

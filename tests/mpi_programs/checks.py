@@ -17,6 +17,7 @@ from minidl.distributed.compression import get_compressor
 from minidl.distributed.ddp import DistributedDataParallel
 from minidl.distributed.model_parallel import ColumnParallelLinear, Pipeline
 from minidl.distributed.sampler import DistributedSampler
+from minidl.distributed.zero import ZeroRedundancyOptimizer
 
 comm = world(timeout=30)
 N, rank = comm.size, comm.rank
@@ -106,6 +107,7 @@ for name, kwargs in {
     "fp16": dict(compression="fp16", overlap=True, bucket_cap_mb=1e-3),
     "trunc16": dict(compression="trunc16", overlap=True, bucket_cap_mb=1e-3),
     "ring_trunc16": dict(algorithm="ring", compression="trunc16"),
+    "shared": dict(algorithm="shared"),  # averaged in one shared-memory window
 }.items():
     params = train(make_model(), dataset, b, N, rank, wrap=lambda m, kw=kwargs: DistributedDataParallel(m, comm, **kw))
     everyone = comm.allgather(params)
@@ -169,6 +171,92 @@ for kind in ("plain", "zero_in_place", "accumulate", "second_backward"):
         "same_on_all_ranks": bool((everyone == everyone[0]).all()),
     }
 results["ddp_views"] = views
+
+
+# ---------------------------------------------------------------- ZeroRedundancyOptimizer == one process
+def zero_run(optimizer_class, hyper, steps, start=None, state=None):
+    """`steps` steps of DDP(algorithm='shared') + ZeroRedundancyOptimizer on this rank's shard of each batch.
+
+    start/state: weights and optimizer state to resume from. Returns (weights, state_dict, facts).
+    """
+    model = make_model()
+    if start is not None:
+        model.load_state_dict(start)
+    runner = DistributedDataParallel(model, comm, algorithm="shared")
+    opt = ZeroRedundancyOptimizer(runner, optimizer_class, **hyper)
+    if state is not None:
+        opt.load_state_dict(state)
+    window = runner._shared.weights
+    facts = {"weights_in_window": all(np.shares_memory(p.array, window) for p in model.parameters())}
+    loader = minidl.data.DataLoader(dataset, batch_size=b, sampler=DistributedSampler(dataset, N, rank, seed=11))
+    batches = list(zip(range(6), loader))[6 - steps if start is not None else 0 :][:steps]
+    for _, (x, y) in batches:
+        opt.zero_grad()
+        nn.CrossEntropyLoss()(runner(x), y).backward()
+        opt.step()
+    try:
+        runner.synchronize()
+    except RuntimeError as e:
+        facts["synchronize_error"] = str(e)
+    weights = {k: np.array(v.numpy()) for k, v in model.state_dict().items()}
+    return weights, opt.state_dict(), facts
+
+
+def reference_run(optimizer_class, hyper, steps=6):
+    """One process, batch N·b, the same steps: weights and the optimizer's state_dict."""
+    model = make_model()
+    opt = optimizer_class(model.parameters(), **hyper)
+    loader = minidl.data.DataLoader(dataset, batch_size=N * b, sampler=DistributedSampler(dataset, 1, 0, seed=11))
+    for _, (x, y) in zip(range(steps), loader):
+        opt.zero_grad()
+        nn.CrossEntropyLoss()(model(x), y).backward()
+        opt.step()
+    return {k: np.array(v.numpy()) for k, v in model.state_dict().items()}, opt.state_dict()
+
+
+def largest_difference(a, b):
+    """The largest |a - b| over two state dicts, or over two optimizer states (nested dicts of arrays)."""
+    if isinstance(a, dict):
+        assert sorted(map(str, a)) == sorted(map(str, b)), (sorted(a), sorted(b))
+        return max([largest_difference(a[k], b[k]) for k in a] + [0.0])
+    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
+
+
+zero = {}
+for label, optimizer_class, hyper in (
+    ("sgd_momentum", optim.SGD, dict(lr=0.1, momentum=0.9)),
+    ("adam", optim.Adam, dict(lr=0.01)),
+):
+    ref_weights, ref_state = reference_run(optimizer_class, hyper)
+    weights, state, facts = zero_run(optimizer_class, hyper, 6)
+    # Resumed: 3 steps, save weights and the gathered state, 3 more steps in a new model and optimizer.
+    half_weights, half_state, _ = zero_run(optimizer_class, hyper, 3)
+    resumed, _, _ = zero_run(optimizer_class, hyper, 3, start=half_weights, state=half_state)
+    flat = np.concatenate([w.ravel() for w in weights.values()])
+    everyone = comm.allgather(flat)
+    zero[label] = {
+        **facts,
+        "max_diff_to_reference": largest_difference(weights, ref_weights),
+        "state_diff_to_reference": largest_difference(state["state"], ref_state["state"]),
+        "resumed_diff_to_reference": largest_difference(resumed, ref_weights),
+        "same_on_all_ranks": bool((everyone == everyone[0]).all()),
+    }
+errors = {}
+for label, make in (
+    ("shared_compressed", lambda: DistributedDataParallel(make_model(), comm, algorithm="shared", compression="fp16")),
+    ("zero_on_mpi", lambda: ZeroRedundancyOptimizer(DistributedDataParallel(make_model(), comm), optim.SGD, lr=0.1)),
+    (
+        "zero_lbfgs",
+        lambda: ZeroRedundancyOptimizer(DistributedDataParallel(make_model(), comm, algorithm="shared"), optim.LBFGS),
+    ),
+):
+    try:
+        make()
+        errors[label] = None
+    except (TypeError, ValueError) as e:
+        errors[label] = f"{type(e).__name__}: {e}"
+zero["errors"] = errors
+results["zero"] = zero
 
 
 # ---------------------------------------------------------------- pipeline == one process
