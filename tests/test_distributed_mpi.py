@@ -240,8 +240,12 @@ def test_one_slow_worker_slows_sync_but_not_async_or_backup(tmp_path):
 
 
 # ---------------------------------------------------------------- faults: crash and resume, hangs
-def test_sync_job_killed_mid_run_resumes_to_the_same_result(tmp_path):
-    common = ("--checkpoint-every", "10", "--batch-size", "16")
+@pytest.mark.parametrize(
+    "averaging", [(), ("--allreduce", "shared", "--shard-optimizer")], ids=["mpi_allreduce", "shared_sharded_update"]
+)
+def test_sync_job_killed_mid_run_resumes_to_the_same_result(tmp_path, averaging):
+    # Sharded: the checkpoint's optimizer state is gathered from both ranks' slices, and split again on resume.
+    common = ("--checkpoint-every", "10", "--batch-size", "16", *averaging)
     _, whole = train_job(2, "sync", tmp_path / "whole", *common, epochs=3)
     crashed, _ = train_job(
         2, "sync", tmp_path / "cut", *common, "--fail-rank", "1", "--fail-at-step", "57", epochs=3, check=False
@@ -387,3 +391,10 @@ def test_minidl_launch_starts_the_job(tmp_path):
 def test_parameter_server_modes_need_a_worker(tmp_path):
     proc, _ = train_job(1, "async", tmp_path, check=False)
     assert proc.returncode == 2 and "needs at least one server and one worker" in proc.stderr
+
+
+def test_shard_optimizer_needs_shared_averaging(tmp_path):
+    proc, _ = train_job(2, "sync", tmp_path, "--shard-optimizer", check=False)
+    assert proc.returncode == 2 and "--shard-optimizer needs --distributed sync --allreduce shared" in proc.stderr
+    proc, _ = train_job(2, "sync", tmp_path, "--allreduce", "shared", "--compression", "fp16", check=False)
+    assert proc.returncode == 2 and "drop --compression fp16" in proc.stderr

@@ -6,6 +6,8 @@
 - collectives: parameter broadcast, MPI's allreduce and a ring allreduce written out, fused buckets
 - compression: none, fp16 and the lectures' truncated 16-bit float, with bytes counted
 - ddp, sampler: synchronous data parallelism (DistributedDataParallel, DistributedSampler)
+- shared_memory, zero: ranks on one machine averaging in shared memory, and sharing one copy of
+  the weights with the update split over them (ZeroRedundancyOptimizer)
 - rules, parameter_server: Downpour SGD on a parameter server, async / bounded delay / backup workers
 - model_parallel: a pipeline of layers over ranks (GPipe micro-batches) and a Linear split by outputs
 - launch, driver: finding mpiexec (or srun) and the `minidl train --distributed` job
@@ -26,6 +28,7 @@ _LAZY = {
     "allreduce": "collectives",
     "broadcast_parameters": "collectives",
     "DistributedDataParallel": "ddp",
+    "ZeroRedundancyOptimizer": "zero",
     "Pipeline": "model_parallel",
     "ColumnParallelLinear": "model_parallel",
 }

@@ -86,7 +86,18 @@ def add_arguments(parser):
         default="none",
         help="16-bit transfers: fp16 or trunc16, the truncated float32 (default none)",
     )
-    group.add_argument("--allreduce", choices=("mpi", "ring"), default="mpi", help="sync: MPI's allreduce or the ring")
+    group.add_argument(
+        "--allreduce",
+        choices=("mpi", "ring", "shared"),
+        default="mpi",
+        help="sync: MPI's allreduce, the ring, or shared (ranks on one machine average in shared memory)",
+    )
+    group.add_argument(
+        "--shard-optimizer",
+        action="store_true",
+        help="sync with --allreduce shared: the ranks share one copy of the weights and each updates "
+        "its slice (ZeroRedundancyOptimizer)",
+    )
     group.add_argument("--bucket-mb", type=float, default=4.0, help="sync: fused gradient bucket size in MiB")
     group.add_argument(
         "--overlap",
@@ -125,6 +136,7 @@ def distributed_options(args):
         "n_push",
         "compression",
         "allreduce",
+        "shard_optimizer",
         "bucket_mb",
         "no_overlap",
         "micro_batches",
@@ -226,6 +238,20 @@ class _Job:
                 raise DistributedUsageError(f"--micro-batches must be >= 1, got {o['micro_batches']}")
             if self.resume is not None:
                 raise DistributedUsageError("--resume is not supported with --distributed pipeline")
+        if o.get("allreduce") == "shared" and o["compression"] != "none":
+            raise DistributedUsageError(
+                f"--allreduce shared averages in shared memory, with no wire to compress: drop --compression "
+                f"{o['compression']} (or use --allreduce mpi)"
+            )
+        if o.get("shard_optimizer"):
+            if self.mode != "sync" or o["allreduce"] != "shared":
+                raise DistributedUsageError("--shard-optimizer needs --distributed sync --allreduce shared")
+            if self.settings.get("clip_grad_norm"):
+                raise DistributedUsageError(
+                    "--shard-optimizer cannot clip the gradient norm: no rank sees the whole averaged gradient"
+                )
+            if self.settings["optimizer"] == "lbfgs":
+                raise DistributedUsageError("--shard-optimizer needs an elementwise optimizer, not --optimizer lbfgs")
         if self.mode in ("sync", "pipeline") and self.settings.get("average", "none") != "none":
             raise DistributedUsageError("--average is not supported with --distributed")
 
@@ -272,7 +298,11 @@ class _Job:
             return f"server {servers}, {self.size - s} workers{extra}"
         if self.mode == "pipeline":
             return f"{self.size} stages, {self.options['micro_batches']} micro-batches"
-        return f"{self.size} replicas, {self.options['allreduce']} allreduce, compression {self.options['compression']}"
+        sharded = ", update sharded (ZeRO)" if self.options.get("shard_optimizer") else ""
+        return (
+            f"{self.size} replicas, {self.options['allreduce']} allreduce, "
+            f"compression {self.options['compression']}{sharded}"
+        )
 
     def _bar(self, total, description):
         if self.rank != 0 or self.quiet or self.recipe.progress_bar is None:
@@ -310,19 +340,26 @@ class _Job:
     # ------------------------------------------------------------ sync: DistributedDataParallel
     def _run_sync(self):
         from minidl.distributed.ddp import DistributedDataParallel
+        from minidl.distributed.zero import ZeroRedundancyOptimizer
 
         s, o, comm = self.settings, self.options, self.comm
         model = self.model
         optimizer = self.recipe.build_optimizer(s, model)
         scheduler = optim.lr_scheduler.ExponentialLR(optimizer, beta=s["lr_decay"])
-        ddp = DistributedDataParallel(
-            model,
-            comm,
-            bucket_cap_mb=o["bucket_mb"],
-            compression=o["compression"],
-            overlap=not o["no_overlap"],
-            algorithm=o["allreduce"],
-        )
+        try:
+            ddp = DistributedDataParallel(
+                model,
+                comm,
+                bucket_cap_mb=o["bucket_mb"],
+                compression=o["compression"],
+                overlap=not o["no_overlap"],
+                algorithm=o["allreduce"],
+            )
+        except ValueError as e:  # e.g. --allreduce shared with ranks on several machines
+            raise DistributedUsageError(str(e)) from None
+        sharded = bool(o.get("shard_optimizer"))
+        if sharded:  # the same optimizer and schedule; its update split over the ranks
+            optimizer = ZeroRedundancyOptimizer(ddp, optimizer)
         sampler = DistributedSampler(self.train, self.size, self.rank, seed=s["seed"])
         loader = data.DataLoader(self.train, batch_size=s["batch_size"], sampler=sampler)
         loss_fn = nn.CrossEntropyLoss()
@@ -337,10 +374,14 @@ class _Job:
             first_epoch, skip, step = int(extra["epoch"]), int(extra["batch"]), int(state["step"])
             resumed_totals = np.asarray(extra["totals"], dtype=np.float64) if self.rank == 0 else np.zeros(3)
             self.say(f"resuming after step {step} (epoch {first_epoch}, batch {skip})")
+            if sharded:  # every rank wrote the same weights into the shared copy: all done before training
+                comm.barrier("loading the checkpoint")
 
         def save(epoch, batch, totals):
             # The epoch's running totals over all ranks, so a resumed epoch reports the same mean loss.
             totals = comm.allreduce(totals.astype(np.float64), what="checkpoint totals") if batch else totals * 0
+            # A sharded optimizer's state is gathered from every rank's slice: every rank takes part.
+            saving = _SavedState(optimizer.state_dict()) if sharded else optimizer
             if self.rank == 0:
                 extra = {
                     "settings": s,
@@ -352,9 +393,7 @@ class _Job:
                     "totals": totals,
                     "seconds": time.perf_counter() - self.start,
                 }
-                minidl.save_checkpoint(
-                    self._checkpoint_path(), model=model, optimizer=optimizer, step=step, extra=extra
-                )
+                minidl.save_checkpoint(self._checkpoint_path(), model=model, optimizer=saving, step=step, extra=extra)
 
         samples = 0
         self.train_start = step_end = time.perf_counter()
@@ -372,7 +411,8 @@ class _Job:
                 loss = loss_fn(scores, y)
                 optimizer.zero_grad()
                 loss.backward()
-                ddp.synchronize()
+                if not sharded:  # a sharded optimizer's step() averages the gradients itself
+                    ddp.synchronize()
                 if s["clip_grad_norm"]:
                     optim.clip_grad_norm_(model.parameters(), s["clip_grad_norm"])
                 optimizer.step()
@@ -769,3 +809,13 @@ def plot_staleness(histogram, path):
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+class _SavedState:
+    """What save_checkpoint asks of an optimizer (its state_dict()), for a state gathered beforehand."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def state_dict(self):
+        return self.state

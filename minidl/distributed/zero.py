@@ -42,7 +42,10 @@ class ZeroRedundancyOptimizer:
     """Shard `optimizer_class(model.parameters(), **defaults)` over the ranks of `model` (see the module docstring).
 
     model             a DistributedDataParallel with algorithm='shared'
-    optimizer_class   an elementwise minidl.optim optimizer (SGD, Adam, AdaGrad, RMSProp)
+    optimizer_class   an elementwise minidl.optim optimizer class (SGD, Adam, AdaGrad, RMSProp), made
+                      over the model's parameters with **defaults; or such an optimizer already made
+                      over them (its parameter groups and hyperparameters are kept; it must not have
+                      stepped yet)
     param_groups      the wrapped optimizer's, so learning-rate schedulers work on this object
     """
 
@@ -57,9 +60,19 @@ class ZeroRedundancyOptimizer:
             )
         if model.sharded is not None:
             raise ValueError("ZeroRedundancyOptimizer: this model's update is already sharded by another optimizer")
+        made = optimizer_class if isinstance(optimizer_class, Optimizer) else None
+        if made is not None:
+            optimizer_class = type(made)
+            if defaults:
+                raise TypeError(
+                    "ZeroRedundancyOptimizer: hyperparameters go to the optimizer, not here, when it is made"
+                )
+            if made.state:
+                raise ValueError("ZeroRedundancyOptimizer: the optimizer has stepped already; wrap it before training")
         if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, Optimizer)):
             raise TypeError(
-                f"ZeroRedundancyOptimizer: optimizer_class must be a minidl.optim class, got {optimizer_class!r}"
+                "ZeroRedundancyOptimizer: optimizer_class must be a minidl.optim class or optimizer, "
+                f"got {optimizer_class!r}"
             )
         if optimizer_class.step is not Optimizer.step:
             raise ValueError(
@@ -69,7 +82,12 @@ class ZeroRedundancyOptimizer:
             )
         self.model = model
         self.params = model._params
-        self.optimizer = optimizer_class(self.params, **defaults)
+        self.optimizer = made if made is not None else optimizer_class(self.params, **defaults)
+        owned = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+        if owned != {id(p) for p in self.params}:
+            raise ValueError(
+                "ZeroRedundancyOptimizer: the optimizer must hold exactly the model's parameters that require grad"
+            )
         self._group_of = [self._group(p) for p in self.params]
         shared = model._shared
         self._pieces = list(shared.layout.pieces(model.comm.rank))
