@@ -12,7 +12,9 @@ the ranks fit), and prints three tables:
    ratio = ring / MPI (goal: >= 0.9 from 1 MB on).
 2. synchronous data parallelism, samples/s of an MLP 784-512-512-10 (batch 64 and 256 per rank)
    on 1 process and on 2 ranks (DistributedDataParallel with the ring and with MPI's
-   allreduce, overlap on and off), beside two peers: two independent processes, and the same
+   allreduce, overlap on and off; with algorithm='shared', the ranks averaging in shared
+   memory; and that plus ZeroRedundancyOptimizer, one shared copy of the weights with the
+   update split over the ranks), beside two peers: two independent processes, and the same
    in lockstep (a barrier every step). All in one 2-rank job, samples interleaved, so ratios
    compare like with like. speed-up = 2-rank samples/s / 1-process samples/s (goal: >= 1.7 on
    2 cores).
@@ -25,9 +27,10 @@ the ranks fit), and prints three tables:
    training while rank 1 waits in a barrier, is still printed ("rank 0 in job"): in session 7
    the two agreed within the noise (rank 0 in job / 1 process = 0.94-1.14), so neither the
    waiting rank's polling nor MPI in the process slowed the old baseline measurably.
+   Until session 8 the batch size never reached the MPI jobs: both rows of table 2 ran batch 64.
 3. bytes sent per rank per step: a DDP step (MPI allreduce), a ring-allreduce DDP step and a
    parameter-server round trip (push gradients + pull parameters), with float32, fp16 and
-   the truncated 16-bit float.
+   the truncated 16-bit float; and the bytes a shared-memory DDP step writes for the others.
 
 Timings are medians of --repeats samples; on a shared machine they are noisy, ratios less so.
 """
@@ -281,6 +284,12 @@ def part_bytes(args):
             nn.CrossEntropyLoss()(ddp(x), y).backward()
             ddp.synchronize()
             rows[f"DDP step, {algorithm} allreduce, {compression}"] = comm.bytes_sent - before
+    minidl.manual_seed(0)
+    ddp = DistributedDataParallel(mlp(), comm, algorithm="shared")  # bytes written for the other ranks to read
+    before = comm.bytes_sent
+    nn.CrossEntropyLoss()(ddp(x), y).backward()
+    ddp.synchronize()
+    rows["DDP step, shared memory (published), none"] = comm.bytes_sent - before
     # Parameter server: rank 0 serves one pull and one push from every worker, per compression.
     model = mlp()
     params = [p.array for p in model.parameters()]
