@@ -102,7 +102,8 @@ def test_sync_data_parallel_matches_one_process_with_the_whole_batch(checks):
 
 def test_ddp_gradients_are_views_of_the_buckets_and_still_match_one_process(checks):
     views = checks["ddp_views"]
-    for kind in ("plain", "zero_in_place", "accumulate", "second_backward"):
+    kinds = ("plain", "zero_in_place", "accumulate", "second_backward")
+    for kind in kinds + ("shared_plain", "shared_zero_in_place", "shared_accumulate"):
         entry = views[kind]
         # After synchronize() every .grad is a slice of a bucket (nothing copied out of the buckets) ...
         assert entry["grads_are_bucket_views"], kind

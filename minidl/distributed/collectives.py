@@ -31,9 +31,12 @@ _RING_TAG = 31000
 def chunk_bounds(count, parts):
     """Start and end of `parts` nearly equal chunks of range(count) (the first count % parts are one longer)."""
     base, extra = divmod(count, parts)
-    sizes = [base + (1 if i < extra else 0) for i in range(parts)]
-    ends = np.cumsum(sizes)
-    return [(int(end - size), int(end)) for size, end in zip(sizes, ends)]
+    bounds, start = [], 0
+    for i in range(parts):
+        end = start + base + (1 if i < extra else 0)
+        bounds.append((start, end))
+        start = end
+    return bounds
 
 
 def ring_allreduce(buffer, comm, compression="none", average=False):

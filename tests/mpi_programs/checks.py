@@ -120,10 +120,11 @@ results["reference_norm"] = float(np.abs(reference).max())
 
 
 # ---------------------------------------------------------------- DDP: .grad lives in the buckets
-def ddp_variant(kind, steps=6):
+def ddp_variant(kind, steps=6, algorithm="mpi"):
     """A few steps of DDP with a twist in how the gradients get made; returns (params, facts)."""
     model = make_model()
-    runner = DistributedDataParallel(model, comm, overlap=kind != "accumulate", bucket_cap_mb=1e-3)
+    overlap = kind != "accumulate" and algorithm == "mpi"
+    runner = DistributedDataParallel(model, comm, overlap=overlap, bucket_cap_mb=1e-3, algorithm=algorithm)
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sampler = DistributedSampler(dataset, N, rank, seed=11)
     loader = minidl.data.DataLoader(dataset, batch_size=b, sampler=sampler)
@@ -146,7 +147,7 @@ def ddp_variant(kind, steps=6):
                 except RuntimeError as e:
                     facts["second_backward_error"] = str(e)
         runner.synchronize()
-        buffers = [bucket.buffer for bucket in runner._buckets]
+        buffers = [runner._flat] if algorithm == "shared" else [bucket.buffer for bucket in runner._buckets]
         for p in model.parameters():
             facts["grads_are_bucket_views"] &= any(np.shares_memory(p.grad.array, buf) for buf in buffers)
         opt.step()
@@ -166,6 +167,14 @@ for kind in ("plain", "zero_in_place", "accumulate", "second_backward"):
     params, facts = ddp_variant(kind)
     everyone = comm.allgather(params)
     views[kind] = {
+        **facts,
+        "max_diff_to_reference": float(np.abs(params - short_reference).max()),
+        "same_on_all_ranks": bool((everyone == everyone[0]).all()),
+    }
+for kind in ("plain", "zero_in_place", "accumulate"):  # algorithm='shared': .grad views one private flat buffer
+    params, facts = ddp_variant(kind, algorithm="shared")
+    everyone = comm.allgather(params)
+    views["shared_" + kind] = {
         **facts,
         "max_diff_to_reference": float(np.abs(params - short_reference).max()),
         "same_on_all_ranks": bool((everyone == everyone[0]).all()),
