@@ -120,6 +120,7 @@ def test_zero_redundancy_optimizer_shares_the_weights_and_matches_one_process(ch
         entry = checks["zero"][label]
         # Every rank's parameters are views of the one copy in the shared-memory window ...
         assert entry["weights_in_window"], label
+        assert entry["weights_aligned"], label  # on 64-byte boundaries, where the C kernels read them in place
         # ... and 6 sharded steps end where one process with batch N·b does: the same averages
         # (float32 sums in another order) and the same update rule, a few ulps of |w| < 1.
         assert entry["max_diff_to_reference"] < 1e-5, label

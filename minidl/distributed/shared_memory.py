@@ -80,10 +80,16 @@ class SharedMemory:
         self.comm, self.layout = comm, layout
         n, size = comm.size, layout.size
         total = (n + 2) * size
-        # Rank 0 allocates the whole window; the others map it (size 0 of their own).
-        self.window = MPI.Win.Allocate_shared(4 * total if comm.rank == 0 else 0, 4, comm=comm.comm)
+        # Rank 0 allocates the whole window; the others map it (size 0 of their own). MPI does not
+        # align it to a cache line (mpich's starts 16 bytes past one), so allocate ALIGN values more
+        # and start at the first 64-byte boundary: the C kernels read aligned weights in place. The
+        # window lies at the same offset within a page in every process, so every rank finds the
+        # same boundary.
+        self.window = MPI.Win.Allocate_shared(4 * (total + ALIGN) if comm.rank == 0 else 0, 4, comm=comm.comm)
         memory, _ = self.window.Shared_query(0)
-        flat = np.ndarray(buffer=memory, dtype=np.float32, shape=(total,))
+        whole = np.ndarray(buffer=memory, dtype=np.float32, shape=(total + ALIGN,))
+        skip = (-whole.ctypes.data % (4 * ALIGN)) // 4
+        flat = whole[skip : skip + total]
         self.rows = flat[: n * size].reshape(n, size)
         self.averaged = flat[n * size : (n + 1) * size]
         self.weights = flat[(n + 1) * size :]

@@ -196,7 +196,10 @@ def zero_run(optimizer_class, hyper, steps, start=None, state=None):
     if state is not None:
         opt.load_state_dict(state)
     window = runner._shared.weights
-    facts = {"weights_in_window": all(np.shares_memory(p.array, window) for p in model.parameters())}
+    facts = {
+        "weights_in_window": all(np.shares_memory(p.array, window) for p in model.parameters()),
+        "weights_aligned": all(p.array.ctypes.data % 64 == 0 for p in model.parameters()),  # as parameter_storage's
+    }
     loader = minidl.data.DataLoader(dataset, batch_size=b, sampler=DistributedSampler(dataset, N, rank, seed=11))
     batches = list(zip(range(6), loader))[6 - steps if start is not None else 0 :][:steps]
     for _, (x, y) in batches:
