@@ -24,6 +24,10 @@ step runs as usual:
 As with PyTorch's `gradient_as_bucket_view=True`, `.grad` after synchronize() is a view of
 a bucket that the next step overwrites: copy it if you need to keep it.
 
+With every rank on one machine, algorithm='shared' averages through a window of shared memory
+instead of messages (shared_memory.py), and ZeroRedundancyOptimizer (zero.py) can then keep one
+copy of the weights for all ranks and split the update between them.
+
 Why the gradients live in the buckets (it is most of what a DDP step adds to a plain one on a
 small machine): every pass over the gradients costs about as much as a whole pass over 2.6 MB
 of memory, which for a small MLP is a sizeable fraction of a step, and it evicts what the next
