@@ -125,6 +125,9 @@ MDK_TARGET_AVX512 void mdk_ukr_avx512_n32(int64_t kc, const float *restrict a, i
 MDK_TARGET_AVX512 void mdk_gemm_dot_avx512(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                                            const float *w, int64_t ldw, float *c, int64_t ldc, const float *bias,
                                            int act);
+/* The same with AVX2 + FMA (gemm_x86.c): the route on machines without AVX-512. */
+MDK_TARGET_AVX2 void mdk_gemm_dot_avx2(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *w,
+                                       int64_t ldw, float *c, int64_t ldc, const float *bias, int act);
 MDK_TARGET_AVX2 void mdk_pack_panel_avx2(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,
                                          int width, float *restrict dst);
 MDK_TARGET_AVX512 void mdk_pack_panel_avx512(int64_t len, int64_t kc, const float *src, int64_t rs, int64_t cs,

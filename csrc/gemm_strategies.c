@@ -13,7 +13,7 @@
  *   A in place   the micro-kernel broadcasts A's elements from the matrix
  *   B in place   the micro-kernel loads B's rows from the matrix (aligned)
  *   swap         compute C^T = B^T A^T when that packs the smaller operand
- *   dot          a narrow C = A W^T as dot products of rows (AVX-512)
+ *   dot          a narrow or short C = A W^T as dot products of rows (AVX-512, AVX2)
  */
 #include "gemm_internal.h"
 
@@ -133,17 +133,35 @@ int mdk_gemm_try_swapped(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64
  * (session 7, AVX-512, W 512 x 784 and 512 x 512, PyTorch time / ours,
  * noisy machine): m = 4 0.33x -> 1.15-1.41x, m = 8 0.51-0.66x -> 1.0-1.14x. */
 enum { DOT_MAX_N = 15, DOT_MAX_M = 8, DOT_MIN_K = 128 };
+/* The AVX2 route (mdk_gemm_dot_avx2, session 8), for machines without AVX-512:
+ * it gains more than the AVX-512 one for a batch of 1-8 (the blocked route packs
+ * all of W^T there too, at half the vector width) and less for a narrow C (12
+ * accumulators of 8 floats per tile instead of 20 of 16, so the horizontal sums
+ * weigh more, and n = 10 computes 12 columns).  Measured with the AVX2 path forced, blocked / dot in the same process
+ * (medians of 11 interleaved samples, docs/kernels.md):
+ *   few columns, m = 128, k = 512: 3.2x for n <= 2, 1.8x at 4, 1.25x at 8-12,
+ *     1.0x at 14-15, 0.83x at 16; n = 10: k = 128 0.82-0.95x, 192 0.97-1.08x,
+ *     256 1.06-1.14x, 784 1.3x; m = 1024 (k = 512): n = 10-12 0.98-1.08x.
+ *   few rows, n = 512, k = 784 or 512: m = 1 5.4-6.0x, 2 3.5-3.7x, 4 2.6x,
+ *     8 1.3x, 12 1.2x, 16 0.86x; k = 128: m = 4 2.1x, m = 8 0.97x (192: 1.04x).
+ * So few columns means n <= 12 from k = 256, few rows m <= 8 from k = 128. */
+enum { DOT2_MAX_N = 12, DOT2_NARROW_MIN_K = 256, DOT2_MAX_M = 8, DOT2_SHORT_MIN_K = 128 };
 int mdk_gemm_try_dot(const struct gemm_cfg *cfg, int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa,
                      int64_t csa, const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc,
                      const struct gemm_epilogue *ep)
 {
     (void)cfg;
 #if MDK_HAVE_X86
-    const int narrow_or_short = n <= DOT_MAX_N || m <= DOT_MAX_M;
     const int rows_along_k = csa == 1 && rsb == 1; /* A's rows and W's rows contiguous along k */
-    if ((gemm_strategies & MDK_GEMM_DOT) && mdk_active_path == MDK_SIMD_AVX512 && narrow_or_short &&
-        k >= DOT_MIN_K && rows_along_k && !ep->accumulate && ep->row_bias == NULL) {
+    if (!(gemm_strategies & MDK_GEMM_DOT) || !rows_along_k || ep->accumulate || ep->row_bias != NULL)
+        return 0;
+    if (mdk_active_path == MDK_SIMD_AVX512 && (n <= DOT_MAX_N || m <= DOT_MAX_M) && k >= DOT_MIN_K) {
         mdk_gemm_dot_avx512(m, n, k, a, rsa, b, csb, c, ldc, ep->col_bias, ep->act);
+        return 1;
+    }
+    const int avx2_pays = (n <= DOT2_MAX_N && k >= DOT2_NARROW_MIN_K) || (m <= DOT2_MAX_M && k >= DOT2_SHORT_MIN_K);
+    if (mdk_active_path == MDK_SIMD_AVX2 && avx2_pays) {
+        mdk_gemm_dot_avx2(m, n, k, a, rsa, b, csb, c, ldc, ep->col_bias, ep->act);
         return 1;
     }
 #else

@@ -278,6 +278,141 @@ MDK_TARGET_AVX512 void mdk_gemm_dot_avx512(int64_t m, int64_t n, int64_t k, cons
 }
 
 /* ========================================================================
+ * The same dot products with AVX2 + FMA, for machines without AVX-512 (most
+ * laptops and CI runners): C = act(A . W^T + bias), A row i at a + i*lda and
+ * W row j at w + j*ldw, both contiguous along k.  Where it is used and why:
+ * mdk_gemm_try_dot (gemm_strategies.c).
+ *
+ * 8-float vectors and 16 ymm registers instead of 32.  A tile of R rows of A
+ * by C rows of W keeps R*C = 12 accumulators of 8 partial sums; per 8 steps of
+ * k it holds the smaller side's vectors in registers and loads the other
+ * side's one at a time, so 12 + min(R, C) + 1 <= 16 registers:
+ *
+ *   4 x 3   while 4 rows of A are left: 7 loads per 12 FMAs
+ *   2 x 6   for the last 2 or 3 rows (a batch of 2 would otherwise compute 4)
+ *   1 x 12  for the last row (a batch of 1: each W element is used once anyway)
+ *
+ * Columns past n repeat the last row of W (their sums are not stored); the
+ * last k % 8 steps use masked loads (zeros past the end).  Each C element
+ * ends with a horizontal sum, 4 of them at a time.  The tiles are one macro
+ * over R and C: with these small constant bounds GCC unrolls the loops and
+ * keeps acc[][] in registers (checked with objdump: the 4 x 3 k loop is 7
+ * loads and 12 FMAs, no stack accesses).  Measured in session 8
+ * (docs/kernels.md).
+ * ====================================================================== */
+
+/* The four horizontal sums of a, b, c and d, in that order: pairwise adds
+ * (hadd) twice, then the two 128-bit halves: 5 instructions for 4 sums. */
+MDK_TARGET_AVX2 static inline __m128 hsum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+/* One step of 8 k values (or, with a masked `load`, the last k % 8) for every
+ * accumulator of an R x C tile, holding the smaller side in registers. */
+#define DOT2_STEP(R, C, load)                                                                                   \
+    do {                                                                                                        \
+        if (R > C) { /* hold C vectors of W, load A's one row at a time */                                      \
+            __m256 wv[C];                                                                                       \
+            for (int j = 0; j < C; ++j)                                                                         \
+                wv[j] = load(wr[j] + p);                                                                        \
+            for (int r = 0; r < R; ++r) {                                                                       \
+                const __m256 x_ = load(ar[r] + p);                                                              \
+                for (int j = 0; j < C; ++j)                                                                     \
+                    acc[r][j] = _mm256_fmadd_ps(x_, wv[j], acc[r][j]);                                          \
+            }                                                                                                   \
+        } else { /* hold R vectors of A, load W's one row at a time */                                          \
+            __m256 xv[R];                                                                                       \
+            for (int r = 0; r < R; ++r)                                                                         \
+                xv[r] = load(ar[r] + p);                                                                        \
+            for (int j = 0; j < C; ++j) {                                                                       \
+                const __m256 w_ = load(wr[j] + p);                                                              \
+                for (int r = 0; r < R; ++r)                                                                     \
+                    acc[r][j] = _mm256_fmadd_ps(xv[r], w_, acc[r][j]);                                          \
+            }                                                                                                   \
+        }                                                                                                       \
+    } while (0)
+#define DOT2_MASKED_LOAD(ptr) _mm256_maskload_ps((ptr), tail)
+
+/* out[r*C + j] = sum_p ar[r][p] * wr[j][p] for R rows ar and C rows wr of length k (R*C = 12). */
+#define DOT2_TILE(R, C)                                                                                         \
+    MDK_TARGET_AVX2 static void dot_tile_avx2_##R##x##C(int64_t k, const float *const *ar, const float *const *wr, \
+                                                        float *out)                                             \
+    {                                                                                                           \
+        __m256 acc[R][C];                                                                                       \
+        for (int r = 0; r < R; ++r)                                                                             \
+            for (int j = 0; j < C; ++j)                                                                         \
+                acc[r][j] = _mm256_setzero_ps();                                                                \
+        int64_t p = 0;                                                                                          \
+        for (; p + 8 <= k; p += 8)                                                                              \
+            DOT2_STEP(R, C, _mm256_loadu_ps);                                                                   \
+        if (p < k) { /* the last k % 8 steps: lanes past k load as zeros */                                     \
+            const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k - p)),                            \
+                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));                 \
+            DOT2_STEP(R, C, DOT2_MASKED_LOAD);                                                                  \
+        }                                                                                                       \
+        const __m256 *flat = &acc[0][0]; /* out[] in acc's order */                                             \
+        for (int q = 0; q < R * C; q += 4)                                                                      \
+            _mm_storeu_ps(out + q, hsum4_avx2(flat[q], flat[q + 1], flat[q + 2], flat[q + 3]));                  \
+    }
+DOT2_TILE(4, 3)
+DOT2_TILE(2, 6)
+DOT2_TILE(1, 12)
+
+/* Rows of A in the tile that starts at row i0 (see above): 4, 2 or 1. */
+static inline int dot2_tile_rows(int64_t m, int64_t i0) { return m - i0 >= 4 ? 4 : m - i0 >= 2 ? 2 : 1; }
+
+/* C[i0 : i0+R, j_begin : j_end] = A . W^T + bias for the R rows of the tile at i0, in tiles of 12/R columns. */
+MDK_TARGET_AVX2 static void dot_rows_avx2(int64_t i0, int64_t j_begin, int64_t j_end, int64_t m, int64_t n,
+                                          int64_t k, const float *a, int64_t lda, const float *w, int64_t ldw,
+                                          float *c, int64_t ldc, const float *bias)
+{
+    const int rows = dot2_tile_rows(m, i0), tile_cols = 12 / rows;
+    const float *ar[4];
+    for (int r = 0; r < rows; ++r)
+        ar[r] = a + (i0 + r) * lda;
+    for (int64_t j0 = j_begin; j0 < j_end; j0 += tile_cols) {
+        const int64_t cols = MDK_MIN(tile_cols, j_end - j0);
+        const float *wr[12];
+        for (int j = 0; j < tile_cols; ++j)
+            wr[j] = w + MDK_MIN(j0 + j, n - 1) * ldw;
+        float out[12];
+        if (rows == 4)
+            dot_tile_avx2_4x3(k, ar, wr, out);
+        else if (rows == 2)
+            dot_tile_avx2_2x6(k, ar, wr, out);
+        else
+            dot_tile_avx2_1x12(k, ar, wr, out);
+        for (int r = 0; r < rows; ++r)
+            for (int64_t j = 0; j < cols; ++j)
+                c[(i0 + r) * ldc + j0 + j] = out[r * tile_cols + j] + (bias ? bias[j0 + j] : 0.0f);
+    }
+}
+
+MDK_TARGET_AVX2 void mdk_gemm_dot_avx2(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                                       const float *w, int64_t ldw, float *c, int64_t ldc, const float *bias,
+                                       int act)
+{
+    if (m <= n) {
+        /* Few rows (a small batch), many columns: 12 rows of W at a time are read
+         * once, from wherever W is, and serve every row tile of A from L1. */
+        for (int64_t j0 = 0; j0 < n; j0 += 12)
+            for (int64_t i0 = 0; i0 < m; i0 += dot2_tile_rows(m, i0))
+                dot_rows_avx2(i0, j0, MDK_MIN(j0 + 12, n), m, n, k, a, lda, w, ldw, c, ldc, bias);
+        if (act != MDK_ACT_NONE)
+            mdk_bias_rows_act(c, ldc, m, n, NULL, act);
+        return;
+    }
+    /* Few columns (an output layer), many rows: W stays in cache, A is read once. */
+    for (int64_t i0 = 0; i0 < m; i0 += dot2_tile_rows(m, i0)) {
+        dot_rows_avx2(i0, 0, n, m, n, k, a, lda, w, ldw, c, ldc, bias);
+        if (act != MDK_ACT_NONE) /* while the tile's rows of C are in L1 */
+            mdk_bias_rows_act(c + i0 * ldc, ldc, dot2_tile_rows(m, i0), n, NULL, act);
+    }
+}
+
+/* ========================================================================
  * Packers: the transposing layout (contiguous along k: a row-major A, or
  * B = W^T for a row-major W) goes through register transposes
  * (transpose_x86.h); the plain copies use whole vectors.

@@ -14,10 +14,14 @@ mdk_sgemm has four routes besides the plain BLIS loops, switched by mdk_gemm_set
               matrix (row stride rsb) instead of a packed copy; only a partial last column panel (n not
               a multiple of NR) is packed, zero-padded. The kernels load B with aligned vector loads, so
               the alignment is part of the condition, not a hint.
-  DOT         (AVX-512 only) for a narrow C (n <= 15) with k >= 128, A's rows and B's columns both
-              contiguous along k (x @ W.T) and no accumulation or row bias, each element of C is a dot
-              product of a row of A and a row of W, 4 rows x 5 columns at a time (rows past m and columns
-              past n repeat the last one and are not stored), k in 16-float vectors with a masked tail.
+  DOT         (AVX-512 and AVX2) for x @ W.T (A's rows and B's columns both contiguous along k) with no
+              accumulation or row bias, when C has few columns or few rows and k is long enough (DOT_RULES),
+              each element of C is a dot product of a row of A and a row of W. AVX-512: 4 rows x 5 columns at
+              a time (rows past m and columns past n repeat the last one and are not stored), k in 16-float
+              vectors with a masked tail. AVX2: 4 x 3 tiles while 4 rows are left, then 2 x 6 and 1 x 12
+              (columns past n repeat the last one), k in 8-float vectors with a masked tail, column tiles
+              outside row tiles when m <= n. A Python mirror of the rule is checked against the C code by
+              a product whose float32 result shows the order of its sum (test_dot_route_rule_matches_the_c_code).
 
 Every test runs on each SIMD path this CPU supports, forced in turn, and most of them under each
 strategy set (none, A_IN_PLACE, SWAP, B_IN_PLACE, all), against a float64 NumPy reference. The shapes
@@ -177,18 +181,35 @@ def swaps(tile, a, b):
     return rsb == 1 and csb != 1 and csa == 1 and m <= 2 * tile.nr and m < n
 
 
-DOT_MAX_N, DOT_MAX_M, DOT_MIN_K = 15, 8, 128  # gemm_strategies.c
+# gemm_strategies.c mdk_gemm_try_dot(), per SIMD path with a dot kernel: C has few columns (n <= max_n) and
+# k >= narrow_min_k, or few rows (m <= max_m) and k >= short_min_k.
+DotRule = collections.namedtuple("DotRule", "max_n narrow_min_k max_m short_min_k")
+DOT_RULES = {"avx512": DotRule(15, 128, 8, 128), "avx2": DotRule(12, 256, 8, 128)}
 
 
 def dots(tile, a, b, strategy_set):
-    """gemm_strategies.c mdk_gemm_try_dot(): AVX-512, narrow C or few rows, k long enough, A and B contiguous
-    along k."""
+    """gemm_strategies.c mdk_gemm_try_dot(): AVX-512 or AVX2, narrow C or few rows, k long enough for that case,
+    A and B contiguous along k."""
     (m, k), n = a.shape, b.shape[1]
     (_, csa), (rsb, _) = strides(a), strides(b)
-    return (
-        bool(strategy_set & DOT) and tile.path == "avx512" and (n <= DOT_MAX_N or m <= DOT_MAX_M) and k >= DOT_MIN_K
-        and csa == 1 and rsb == 1
-    )  # fmt: skip
+    rule = DOT_RULES.get(tile.path)
+    if not (strategy_set & DOT and rule and csa == 1 and rsb == 1):
+        return False
+    return (n <= rule.max_n and k >= rule.narrow_min_k) or (m <= rule.max_m and k >= rule.short_min_k)
+
+
+def dot_tiles(path, m, n, k):
+    """How the dot kernel of a path cuts an m x n x k product (gemm_x86.c), as route names."""
+    if path == "avx512":  # 4 x 5 tiles, 16-float vectors
+        routes = {"full rows" if m % 4 == 0 else "partial rows", "full groups" if n % 5 == 0 else "partial groups"}
+        return routes | {"k tail" if k % 16 else "whole vectors"}
+    # AVX2: 4 x 3 tiles while 4 rows are left, then one 2 x 6 for 2 or 3 rows left, one 1 x 12 for the last row
+    tile_rows = {4} if m >= 4 else set()
+    tile_rows |= {2} if m % 4 >= 2 else set()
+    tile_rows |= {1} if m % 2 else set()
+    routes = {f"{r}-row tiles" for r in tile_rows} | {f"{r}-row tiles, partial" for r in tile_rows if n % (12 // r)}
+    routes.add("columns outer" if m <= n else "rows outer")
+    return routes | {"k tail" if k % 8 else "whole vectors"}
 
 
 def b_in_place_blockers(a, b):
@@ -648,33 +669,66 @@ def test_swap_boundaries_and_strided_operands(simd, strategies):
 
 
 # ---------------------------------------------------------------------------------------
-# Narrow C as dot products (AVX-512)
+# Narrow or short C as dot products (AVX-512, AVX2)
 # ---------------------------------------------------------------------------------------
-M_DOT = [1, 2, 3, 4, 5, 7, 8, 9, 13, 128]  # around the 4-row tiles and DOT_MAX_M
-N_DOT = list(range(1, 18)) + [63, 65]  # around the 5-column groups and DOT_MAX_N; 63 and 65 dot only for m <= 8
-K_DOT = [1, 127, 128, 129, 143, 515, 784]  # around DOT_MIN_K and the 16-float vectors (masked tails)
+M_DOT = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 128]  # around the 4-row tiles (and AVX2's 2- and 1-row ones), max_m
+N_DOT = list(range(1, 18)) + [63, 65]  # around the column groups (5; 3, 6, 12) and max_n; 63, 65 dot only for m <= 8
+K_DOT = [1, 127, 128, 129, 143, 255, 256, 257, 515, 784]  # around the min_k and the 8/16-float vectors (masked tails)
+DOT_TILES = {
+    "avx512": {"full rows", "partial rows", "full groups", "partial groups", "k tail", "whole vectors"},
+    "avx2": {"4-row tiles", "2-row tiles", "1-row tiles", "4-row tiles, partial", "2-row tiles, partial"}
+    | {"1-row tiles, partial", "columns outer", "rows outer", "k tail", "whole vectors"},
+}
 
 
 def test_dot_matches_numpy(simd, strategies):
     """x @ W.T for every (m, n) pair, k cycling through K_DOT: linear with a bias and an activation, and a
-    direct call with a wide C (ldc != n) into NaN-filled memory; on AVX-512 with DOT on, the shapes reach
-    the dot route with full and partial row tiles and column groups, and with and without a k tail."""
+    direct call with a wide C (ldc != n) into NaN-filled memory, with a bias and another activation every
+    other shape; on a path with a dot kernel with DOT on, the shapes reach it through both doors (few
+    columns, few rows) with every tile shape, full and partial, and with and without a k tail."""
     routes = set()
     for (i, m), (j, n) in itertools.product(enumerate(M_DOT), enumerate(N_DOT)):
         k = K_DOT[(i + j) % len(K_DOT)]
         x, wt, bias, product = operands(m, k, n, w_layout=True)
         activation = ACTIVATIONS[(i + j) % len(ACTIVATIONS)]
-        what = f"{simd.path} x {m}x{k} @ W.T {k}x{n}, {activation}"
-        assert_matches(ck.linear(x, wt.T, bias, activation), product, bias, activation, f"{what}, linear")
-        assert_matches(gemm(x, wt), product, what=f"{what}, no bias, wide C")
+        what = f"{simd.path} x {m}x{k} @ W.T {k}x{n}"
+        got = ck.linear(x, wt.T, bias, activation)
+        assert_matches(got, product, bias, activation, f"{what}, linear, bias, {activation}")
+        direct_bias, direct_act = (bias, ACTIVATIONS[(i + j + 1) % len(ACTIVATIONS)]) if (i + j) % 2 else (None, None)
+        got = gemm(x, wt, direct_bias, direct_act)
+        assert_matches(got, product, direct_bias, direct_act, f"{what}, wide C, bias {direct_bias is not None}")
         if dots(simd, x, wt, strategies):
-            routes.add("full rows" if m % 4 == 0 else "partial rows")
-            routes.add("full groups" if n % 5 == 0 else "partial groups")
-            routes.add("k tail" if k % 16 else "whole vectors")
-    if simd.path == "avx512" and strategies & DOT:
-        assert routes == {"full rows", "partial rows", "full groups", "partial groups", "k tail", "whole vectors"}
+            routes |= dot_tiles(simd.path, m, n, k)
+            routes.add("few rows" if m <= DOT_RULES[simd.path].max_m else "few columns")
+    if simd.path in DOT_RULES and strategies & DOT:
+        assert routes == DOT_TILES[simd.path] | {"few rows", "few columns"}
     else:
         assert not routes
+
+
+def test_dot_route_rule_matches_the_c_code(simd, strategies):
+    """dots() says which products take the dot route; the C code agrees, on shapes at each threshold. The
+    product shows its route in float32: with x's rows [2^24, 1 (V - 1 times), -2^24, 0, ...] and W all ones,
+    a sum in k order (the blocked and swapped routes) rounds each 2^24 + 1 back to 2^24 and ends at 0, while
+    the dot kernels' V lanes (V = 16 floats on AVX-512, 8 on AVX2) sum 2^24 - 2^24 in lane 0 and get V - 1."""
+    lanes = {"avx512": 16, "avx2": 8}.get(simd.path)
+    rule = DOT_RULES.get(simd.path, DOT_RULES["avx512"])
+    ms = sorted({1, 2, 7, rule.max_m, rule.max_m + 1, 33})
+    ns = sorted({1, 11, rule.max_n, rule.max_n + 1, 40})
+    ks = sorted({rule.short_min_k - 1, rule.short_min_k, rule.narrow_min_k - 1, rule.narrow_min_k, 600})
+    taken = collections.Counter()
+    for m, n, k in itertools.product(ms, ns, ks):
+        v = lanes or 16  # (a path with no dot kernel sums in k order whatever V is)
+        x = np.zeros((m, k), np.float32)
+        x[:, 0], x[:, 1:v], x[:, v] = 2.0**24, 1.0, -(2.0**24)
+        wt = np.ones((n, k), np.float32).T
+        got = gemm(x, wt)
+        dot = dots(simd, x, wt, strategies)
+        want = (lanes - 1) if dot else 0
+        assert (got == want).all(), f"{simd.path} {m}x{k}x{n}: dots() says {dot}, C gave {np.unique(got)[:4]}"
+        taken[dot] += 1
+    assert taken[True] > 0 if simd.path in DOT_RULES and strategies & DOT else not taken[True]
+    assert taken[False] > 0
 
 
 def test_dot_with_strided_and_reversed_operands(simd, strategies):
@@ -686,7 +740,7 @@ def test_dot_with_strided_and_reversed_operands(simd, strategies):
     cases = [  # (x, B)
         (big_x[:13, :k], rand(10, k, seed=23).T),  # x rows 2k apart
         (layout(rand(9, k, seed=24), "reversed rows"), rand(7, k, seed=25).T),  # rsa < 0
-        (big_x[::3, :k], big_w[::2, :k].T),  # x and W rows apart
+        (big_x[::3, :k], big_w[:24:2, :k].T),  # x and W rows apart (n = 12: a dot shape on every dot path)
         (big_x[:6, ::2][:, :k], rand(10, k, seed=26).T),  # csa = 2: blocked route
         (layout(rand(6, k, seed=27), "transposed"), rand(10, k, seed=28).T),  # x^T stored: blocked route
         (rand(6, k, seed=29), rand(k, 10, seed=30)),  # B row-major (rsb != 1): blocked route
@@ -698,7 +752,7 @@ def test_dot_with_strided_and_reversed_operands(simd, strategies):
         what = f"{simd.path} case {case}: x {x.shape} strides {strides(x)}, B {b.shape} strides {strides(b)}"
         assert_matches(gemm(x, b, bias, "tanh"), product, bias, "tanh", what)
         routes[dots(simd, x, b, strategies)] += 1
-    if simd.path == "avx512" and strategies & DOT:
+    if simd.path in DOT_RULES and strategies & DOT:
         assert routes == {True: 3, False: 3}
 
 
