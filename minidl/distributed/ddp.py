@@ -148,14 +148,16 @@ class DistributedDataParallel(Module):
         cap = max(1, int(bucket_cap_mb * 2**20) // 4)
         groups = make_buckets([sizes[i] for i in backward_order], cap)
         shapes = [p.shape for p in self._params]
+        if algorithm == "shared":  # no buckets: one private flat buffer (below) takes their place
+            groups = []
         self._buckets = [
             _Bucket(k, [backward_order[j] for j in group], shapes, self.comm.size) for k, group in enumerate(groups)
         ]
         self._bucket_of = {i: b for b in self._buckets for i in b.indices}
         # Each parameter's .grad, for good: a tensor over its slice of a bucket.
-        self._grads = [Tensor._wrap(self._bucket_of[i].views[i]) for i in range(len(self._params))]
+        self._grads = [Tensor._wrap(self._bucket_of[i].views[i]) for i in range(len(self._params)) if self._buckets]
         self._shared = self.sharded = None
-        if algorithm == "shared":  # one private flat buffer takes the buckets' place
+        if algorithm == "shared":
             layout = FlatLayout(sizes, self.comm.size)
             self._shared = SharedMemory(self.comm, layout)
             self._flat = aligned_empty(layout.size)
