@@ -133,6 +133,15 @@ def test_zero_redundancy_optimizer_shares_the_weights_and_matches_one_process(ch
         assert "call optimizer.step() without synchronize()" in entry["synchronize_error"], label
 
 
+def test_zero_redundancy_optimizer_clips_the_averaged_gradient_as_one_process_would(checks):
+    entry = checks["zero"]["clipped"]
+    # The norm over all slices is the whole averaged gradient's (float32 square sums in another order) ...
+    np.testing.assert_allclose(entry["norms"], entry["reference_norms"], rtol=1e-5)
+    assert sum(norm > 0.2 for norm in entry["norms"]) >= 3, entry["norms"]  # most steps did clip (CLIP = 0.2)
+    # ... and the clipped steps end where one process with batch N·b and clip_grad_norm_ does.
+    assert entry["max_diff_to_reference"] < 1e-5
+
+
 def test_shared_memory_averaging_refuses_what_it_cannot_do(checks):
     errors = checks["zero"]["errors"]
     assert errors["shared_compressed"].startswith("ValueError") and "compression='fp16'" in errors["shared_compressed"]

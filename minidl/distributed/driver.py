@@ -246,10 +246,6 @@ class _Job:
         if o.get("shard_optimizer"):
             if self.mode != "sync" or o["allreduce"] != "shared":
                 raise DistributedUsageError("--shard-optimizer needs --distributed sync --allreduce shared")
-            if self.settings.get("clip_grad_norm"):
-                raise DistributedUsageError(
-                    "--shard-optimizer cannot clip the gradient norm: no rank sees the whole averaged gradient"
-                )
             if self.settings["optimizer"] == "lbfgs":
                 raise DistributedUsageError("--shard-optimizer needs an elementwise optimizer, not --optimizer lbfgs")
         if self.mode in ("sync", "pipeline") and self.settings.get("average", "none") != "none":
@@ -359,7 +355,7 @@ class _Job:
             raise DistributedUsageError(str(e)) from None
         sharded = bool(o.get("shard_optimizer"))
         if sharded:  # the same optimizer and schedule; its update split over the ranks
-            optimizer = ZeroRedundancyOptimizer(ddp, optimizer)
+            optimizer = ZeroRedundancyOptimizer(ddp, optimizer, max_grad_norm=s["clip_grad_norm"] or None)
         sampler = DistributedSampler(self.train, self.size, self.rank, seed=s["seed"])
         loader = data.DataLoader(self.train, batch_size=s["batch_size"], sampler=sampler)
         loss_fn = nn.CrossEntropyLoss()
@@ -413,7 +409,7 @@ class _Job:
                 loss.backward()
                 if not sharded:  # a sharded optimizer's step() averages the gradients itself
                     ddp.synchronize()
-                if s["clip_grad_norm"]:
+                if s["clip_grad_norm"] and not sharded:  # a sharded optimizer clips the average in step()
                     optim.clip_grad_norm_(model.parameters(), s["clip_grad_norm"])
                 optimizer.step()
                 step += 1

@@ -29,12 +29,16 @@ shared, change them only through this optimizer: an in-place change on every ran
 (`p.array *= 0.5`) would be applied N times to the one copy. After step(), .grad is still
 this rank's own gradient: the averaged one exists only slice by slice. The optimizer must
 update each value from its own gradient and state alone (SGD, Adam, AdaGrad, RMSProp), not
-from whole-vector quantities (LBFGS), which no rank sees here.
+from whole-vector quantities (LBFGS), which no rank sees here; the one such quantity it supports
+is the gradient's norm, for clipping (max_grad_norm).
 """
+
+import math
 
 import numpy as np
 
 from minidl.autograd import enable_grad, no_grad
+from minidl.optim.clip import _sum_of_squares as sum_of_squares  # clip_grad_norm_'s, so the norms agree
 from minidl.optim.optimizer import Optimizer
 
 
@@ -46,10 +50,13 @@ class ZeroRedundancyOptimizer:
                       over the model's parameters with **defaults; or such an optimizer already made
                       over them (its parameter groups and hyperparameters are kept; it must not have
                       stepped yet)
+    max_grad_norm     if given, clip the averaged gradient to this 2-norm before each update, as
+                      clip_grad_norm_ would (no rank holds the whole average, so the square sums of
+                      the slices are added up over the ranks); `last_grad_norm` is the norm before
     param_groups      the wrapped optimizer's, so learning-rate schedulers work on this object
     """
 
-    def __init__(self, model, optimizer_class, **defaults):
+    def __init__(self, model, optimizer_class, max_grad_norm=None, **defaults):
         from minidl.distributed.ddp import DistributedDataParallel
 
         if not isinstance(model, DistributedDataParallel) or model._shared is None:
@@ -80,6 +87,9 @@ class ZeroRedundancyOptimizer:
                 "(line searches, dot products), which no rank sees when the update is split into slices; "
                 "use an elementwise optimizer (SGD, Adam, AdaGrad, RMSProp)"
             )
+        if max_grad_norm is not None and not max_grad_norm > 0:
+            raise ValueError(f"ZeroRedundancyOptimizer: max_grad_norm must be > 0, got {max_grad_norm}")
+        self.max_grad_norm, self.last_grad_norm = max_grad_norm, None
         self.model = model
         self.params = model._params
         self.optimizer = made if made is not None else optimizer_class(self.params, **defaults)
@@ -135,6 +145,8 @@ class ZeroRedundancyOptimizer:
         what = f"ZeroRedundancyOptimizer step {self.steps}"
         arrays = [None if p.grad is None else p.grad.array for p in self.params]
         model.comm.bytes_sent += shared.reduce_scatter(arrays, shared.averaged, what)
+        if self.max_grad_norm is not None:
+            self._clip(shared, what)
         with no_grad():
             for i, start, end in self._pieces:
                 offset = shared.layout.offsets[i]
@@ -147,6 +159,19 @@ class ZeroRedundancyOptimizer:
         model.steps += 1
         self.steps += 1
         return loss
+
+    def _clip(self, shared, what):
+        """Scale this rank's averaged slice by min(1, max_grad_norm / (‖g‖ + 1e-6)), ‖g‖ over every slice."""
+        mine = [shared.averaged[shared.layout.offsets[i] + start : shared.layout.offsets[i] + end]
+                for i, start, end in self._pieces]  # fmt: skip
+        square_sum = sum(sum_of_squares(g) for g in mine)
+        total = math.sqrt(self.model.comm.allreduce(np.array([square_sum]), what=what + " (gradient norm)")[0])
+        self.last_grad_norm = total
+        coefficient = self.max_grad_norm / (total + 1e-6)
+        if coefficient < 1 or math.isnan(coefficient):  # as clip_grad_norm_: NaN spreads to every value
+            with np.errstate(invalid="ignore"):
+                for g in mine:
+                    g *= np.float32(coefficient)
 
     def state_dict(self):
         """The whole optimizer's state, as the wrapped optimizer's state_dict() would give (collective: every rank).

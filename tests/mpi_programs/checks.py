@@ -183,7 +183,7 @@ results["ddp_views"] = views
 
 
 # ---------------------------------------------------------------- ZeroRedundancyOptimizer == one process
-def zero_run(optimizer_class, hyper, steps, start=None, state=None):
+def zero_run(optimizer_class, hyper, steps, start=None, state=None, max_grad_norm=None):
     """`steps` steps of DDP(algorithm='shared') + ZeroRedundancyOptimizer on this rank's shard of each batch.
 
     start/state: weights and optimizer state to resume from. Returns (weights, state_dict, facts).
@@ -192,7 +192,7 @@ def zero_run(optimizer_class, hyper, steps, start=None, state=None):
     if start is not None:
         model.load_state_dict(start)
     runner = DistributedDataParallel(model, comm, algorithm="shared")
-    opt = ZeroRedundancyOptimizer(runner, optimizer_class, **hyper)
+    opt = ZeroRedundancyOptimizer(runner, optimizer_class, max_grad_norm=max_grad_norm, **hyper)
     if state is not None:
         opt.load_state_dict(state)
     window = runner._shared.weights
@@ -202,10 +202,13 @@ def zero_run(optimizer_class, hyper, steps, start=None, state=None):
     }
     loader = minidl.data.DataLoader(dataset, batch_size=b, sampler=DistributedSampler(dataset, N, rank, seed=11))
     batches = list(zip(range(6), loader))[6 - steps if start is not None else 0 :][:steps]
+    norms = []
     for _, (x, y) in batches:
         opt.zero_grad()
         nn.CrossEntropyLoss()(runner(x), y).backward()
         opt.step()
+        norms.append(opt.last_grad_norm)
+    facts["norms"] = norms
     try:
         runner.synchronize()
     except RuntimeError as e:
@@ -214,16 +217,19 @@ def zero_run(optimizer_class, hyper, steps, start=None, state=None):
     return weights, opt.state_dict(), facts
 
 
-def reference_run(optimizer_class, hyper, steps=6):
-    """One process, batch N·b, the same steps: weights and the optimizer's state_dict."""
+def reference_run(optimizer_class, hyper, steps=6, clip=None):
+    """One process, batch N·b, the same steps (clipping the gradient's norm if asked): weights, state_dict, norms."""
     model = make_model()
     opt = optimizer_class(model.parameters(), **hyper)
     loader = minidl.data.DataLoader(dataset, batch_size=N * b, sampler=DistributedSampler(dataset, 1, 0, seed=11))
+    norms = []
     for _, (x, y) in zip(range(steps), loader):
         opt.zero_grad()
         nn.CrossEntropyLoss()(model(x), y).backward()
+        if clip is not None:
+            norms.append(optim.clip_grad_norm_(model.parameters(), clip).item())
         opt.step()
-    return {k: np.array(v.numpy()) for k, v in model.state_dict().items()}, opt.state_dict()
+    return {k: np.array(v.numpy()) for k, v in model.state_dict().items()}, opt.state_dict(), norms
 
 
 def largest_difference(a, b):
@@ -239,7 +245,7 @@ for label, optimizer_class, hyper in (
     ("sgd_momentum", optim.SGD, dict(lr=0.1, momentum=0.9)),
     ("adam", optim.Adam, dict(lr=0.01)),
 ):
-    ref_weights, ref_state = reference_run(optimizer_class, hyper)
+    ref_weights, ref_state, _ = reference_run(optimizer_class, hyper)
     weights, state, facts = zero_run(optimizer_class, hyper, 6)
     # Resumed: 3 steps, save weights and the gathered state, 3 more steps in a new model and optimizer.
     half_weights, half_state, _ = zero_run(optimizer_class, hyper, 3)
@@ -253,6 +259,15 @@ for label, optimizer_class, hyper in (
         "resumed_diff_to_reference": largest_difference(resumed, ref_weights),
         "same_on_all_ranks": bool((everyone == everyone[0]).all()),
     }
+# Clipped: the averaged gradient's norm over all slices, as clip_grad_norm_ on one process with batch N·b.
+CLIP = 0.2  # below every step's norm here (0.24-0.40 on 2-3 ranks), so the steps clip
+ref_weights, _, ref_norms = reference_run(optim.SGD, dict(lr=0.1, momentum=0.9), clip=CLIP)
+weights, _, facts = zero_run(optim.SGD, dict(lr=0.1, momentum=0.9), 6, max_grad_norm=CLIP)
+zero["clipped"] = {
+    "max_diff_to_reference": largest_difference(weights, ref_weights),
+    "norms": facts["norms"],
+    "reference_norms": ref_norms,
+}
 errors = {}
 for label, make in (
     ("shared_compressed", lambda: DistributedDataParallel(make_model(), comm, algorithm="shared", compression="fp16")),
