@@ -55,8 +55,6 @@ from minidl.distributed.shared_memory import FlatLayout, SharedMemory
 from minidl.nn.module import Module
 from minidl.tensor import Tensor
 
-_ALIGN = 16  # values: each gradient starts on a 64-byte boundary, like the arrays the C kernels allocate
-
 
 class _Bucket:
     """One fused buffer: the gradients of `indices`, one after another (padded to a multiple of N).
@@ -67,17 +65,12 @@ class _Bucket:
     def __init__(self, position, indices, shapes, ranks):
         self.position = position  # buckets are sent in this order on every rank
         self.indices = indices
-        starts, offset = [], 0
-        for i in indices:
-            starts.append(offset)
-            offset += -(-int(np.prod(shapes[i], dtype=np.int64)) // _ALIGN) * _ALIGN
-        self.chunk = -(-offset // ranks)  # compressed mode: rank r reduces values [r·chunk, (r+1)·chunk)
+        bucket_shapes = [shapes[i] for i in indices]
+        layout = FlatLayout([int(np.prod(shape, dtype=np.int64)) for shape in bucket_shapes], ranks)
+        self.chunk = -(-layout.size // ranks)  # compressed mode: rank r reduces values [r·chunk, (r+1)·chunk)
         self.buffer = aligned_empty(self.chunk * ranks)
         self.buffer[...] = 0  # the padding stays zero: it is summed and sent along, never read
-        self.views = {}
-        for i, start in zip(indices, starts):
-            size = int(np.prod(shapes[i], dtype=np.int64))
-            self.views[i] = self.buffer[start : start + size].reshape(shapes[i])
+        self.views = dict(zip(indices, layout.views(self.buffer, bucket_shapes)))
         self.arrived = set()  # parameters whose gradient of this step is in the buffer
         self.reset()
 
@@ -145,27 +138,25 @@ class DistributedDataParallel(Module):
                 raise TypeError(f"DistributedDataParallel: parameters must be float32, got {p.dtype} {p.shape}")
         sizes = [p.array.size for p in self._params]
         backward_order = list(reversed(range(len(sizes))))  # backward reaches the last layers first
-        cap = max(1, int(bucket_cap_mb * 2**20) // 4)
-        groups = make_buckets([sizes[i] for i in backward_order], cap)
         shapes = [p.shape for p in self._params]
-        if algorithm == "shared":  # no buckets: one private flat buffer (below) takes their place
-            groups = []
-        self._buckets = [
-            _Bucket(k, [backward_order[j] for j in group], shapes, self.comm.size) for k, group in enumerate(groups)
-        ]
-        self._bucket_of = {i: b for b in self._buckets for i in b.indices}
-        # Each parameter's .grad, for good: a tensor over its slice of a bucket.
-        self._grads = [Tensor._wrap(self._bucket_of[i].views[i]) for i in range(len(self._params)) if self._buckets]
         self._shared = self.sharded = None
-        if algorithm == "shared":
+        if algorithm == "shared":  # no buckets: one private flat buffer holds every .grad
+            self._buckets, self._bucket_of = [], {}
             layout = FlatLayout(sizes, self.comm.size)
             self._shared = SharedMemory(self.comm, layout)
             self._flat = aligned_empty(layout.size)
             self._flat[...] = 0
-            self._grads = [
-                Tensor._wrap(self._flat[o : o + size].reshape(p.shape))
-                for o, size, p in zip(layout.offsets, sizes, self._params)
+            grad_arrays = layout.views(self._flat, shapes)
+        else:
+            cap = max(1, int(bucket_cap_mb * 2**20) // 4)
+            groups = make_buckets([sizes[i] for i in backward_order], cap)
+            self._buckets = [
+                _Bucket(k, [backward_order[j] for j in group], shapes, self.comm.size) for k, group in enumerate(groups)
             ]
+            self._bucket_of = {i: b for b in self._buckets for i in b.indices}
+            grad_arrays = [self._bucket_of[i].views[i] for i in range(len(self._params))]
+        # Each parameter's .grad, for good: a tensor over its slice of a bucket (or of the flat buffer).
+        self._grads = [Tensor._wrap(array) for array in grad_arrays]
         self._scale = np.float32(1.0 / self.comm.size)  # each rank sends gradient / N: the sum is the mean
         self._arriving = None  # overlap: the parameter whose gradient autograd is adding into its bucket
         self._next_launch = 0

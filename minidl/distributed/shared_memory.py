@@ -53,6 +53,10 @@ class FlatLayout:
         step = _round_up(-(-self.size // ranks))
         self.slices = [(min(r * step, self.size), min((r + 1) * step, self.size)) for r in range(ranks)]
 
+    def views(self, buffer, shapes):
+        """Array i's place in `buffer` (a flat array of at least `size` values), shaped shapes[i]."""
+        return [buffer[o : o + n].reshape(shape) for o, n, shape in zip(self.offsets, self.sizes, shapes)]
+
     def pieces(self, rank):
         """(array index, start, end) of the parts of the arrays in rank's slice; start/end index the array."""
         low, high = self.slices[rank]

@@ -100,9 +100,15 @@ class ZeroRedundancyOptimizer:
             )
         self._group_of = [self._group(p) for p in self.params]
         shared = model._shared
-        self._pieces = list(shared.layout.pieces(model.comm.rank))
+        self._pieces = list(shared.layout.pieces(model.comm.rank))  # (parameter index, start, end) of my slice
         self._state = {}  # (parameter index, start) -> the update's state for that piece
         self._move_weights_into(shared)
+        # Each piece's weights and averaged gradient, as flat views of the window (made once).
+        averaged = shared.layout.views(shared.averaged, [(size,) for size in shared.layout.sizes])
+        self._slices = [
+            (i, start, self.params[i].array.reshape(-1)[start:end], averaged[i][start:end])
+            for i, start, end in self._pieces
+        ]
         model.sharded = self
         self.steps = 0
 
@@ -114,13 +120,13 @@ class ZeroRedundancyOptimizer:
 
     def _move_weights_into(self, shared):
         """Make every parameter's array a view of the window's one copy of the weights (rank 0's values)."""
-        weights, layout = shared.weights, shared.layout
+        views = shared.layout.views(shared.weights, [p.shape for p in self.params])
         if self.model.comm.rank == 0:
-            for p, offset, size in zip(self.params, layout.offsets, layout.sizes):
-                weights[offset : offset + size] = p.array.reshape(-1)
+            for p, view in zip(self.params, views):
+                view[...] = p.array
         shared.fence("ZeroRedundancyOptimizer: sharing the weights")
-        for p, offset, size in zip(self.params, layout.offsets, layout.sizes):
-            p.array = weights[offset : offset + size].reshape(p.shape)
+        for p, view in zip(self.params, views):
+            p.array = view
             p._bump_version()
 
     @property
@@ -146,13 +152,11 @@ class ZeroRedundancyOptimizer:
         arrays = [None if p.grad is None else p.grad.array for p in self.params]
         model.comm.bytes_sent += shared.reduce_scatter(arrays, shared.averaged, what)
         if self.max_grad_norm is not None:
-            self._clip(shared, what)
+            self._clip(what)
         with no_grad():
-            for i, start, end in self._pieces:
-                offset = shared.layout.offsets[i]
+            for i, start, weights, grad in self._slices:
                 state = self._state.setdefault((i, start), {})
-                weights = self.params[i].array.reshape(-1)[start:end]
-                self.optimizer.update(weights, shared.averaged[offset + start : offset + end], state, self._group_of[i])
+                self.optimizer.update(weights, grad, state, self._group_of[i])
             shared.fence(what + " (every slice updated)")
         for p in self.params:
             p._bump_version()  # the values changed in place: backward through old graphs must fail
@@ -160,10 +164,9 @@ class ZeroRedundancyOptimizer:
         self.steps += 1
         return loss
 
-    def _clip(self, shared, what):
+    def _clip(self, what):
         """Scale this rank's averaged slice by min(1, max_grad_norm / (‖g‖ + 1e-6)), ‖g‖ over every slice."""
-        mine = [shared.averaged[shared.layout.offsets[i] + start : shared.layout.offsets[i] + end]
-                for i, start, end in self._pieces]  # fmt: skip
+        mine = [grad for _, _, _, grad in self._slices]
         square_sum = sum(sum_of_squares(g) for g in mine)
         total = math.sqrt(self.model.comm.allreduce(np.array([square_sum]), what=what + " (gradient norm)")[0])
         self.last_grad_norm = total
@@ -190,7 +193,7 @@ class ZeroRedundancyOptimizer:
                 size = self.params[i].array.size
                 entry = full.setdefault(i, {})
                 for name, value in state.items():
-                    if isinstance(value, np.ndarray) and value.ndim == 1 and value.size <= size:
+                    if isinstance(value, np.ndarray) and value.ndim == 1:  # per value: this piece's part
                         whole = entry.setdefault(name, np.zeros(size, value.dtype))
                         whole[start : start + value.size] = value
                     else:  # a step count: the same in every piece
