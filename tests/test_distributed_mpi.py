@@ -317,6 +317,25 @@ def test_a_hung_rank_makes_sync_fail_naming_it(tmp_path):
     assert "waiting for rank 1" in proc.stderr
 
 
+def test_a_ring_step_blocked_on_a_hung_rank_fails_naming_it():
+    # The ring's waits block inside MPI; the watchdog cancels the receive after the timeout.
+    proc = run_ranks(2, [os.path.join(PROGRAMS, "hung_peer.py"), "ring"])
+    assert proc.returncode != 0
+    assert "NOT REACHED" not in proc.stdout
+    caught = "CAUGHT DistributedTimeout: rank 0: ring allreduce reduce-scatter step 0 (receive from rank 1)"
+    assert caught in proc.stdout
+    assert "did not complete after" in proc.stdout and "waiting for rank 1" in proc.stdout
+
+
+def test_a_blocking_send_nobody_receives_ends_the_job_naming_the_rank():
+    # MPI cannot cancel a send: the watchdog prints the timeout message and aborts the job.
+    proc = run_ranks(2, [os.path.join(PROGRAMS, "hung_peer.py"), "send"])
+    assert proc.returncode != 0
+    assert "NOT REACHED" not in proc.stdout and "CAUGHT" not in proc.stdout
+    assert "rank 0: test send to rank 1 did not complete after" in proc.stderr
+    assert "waiting for rank 1 (a send MPI cannot cancel: ending the job)" in proc.stderr
+
+
 def test_a_hung_worker_makes_plain_sync_on_the_server_fail_naming_it(tmp_path):
     proc, _ = train_job(
         4,

@@ -65,13 +65,14 @@ def ring_allreduce(buffer, comm, compression="none", average=False):
         # every step to both neighbours: with more ranks than cores, to two scheduler slices.
         wire = codec.encode(chunk[send_index])
         received = inbox[: chunk[receive_index].size] if into is None else into
-        receive = comm.irecv(received, left, _RING_TAG)
-        sending.append((comm.isend(wire, right, _RING_TAG), wire))
-        comm.wait(receive, f"ring allreduce {phase} step {step} (receive from rank {left})", peers=left)
+        what = f"ring allreduce {phase} step {step} (receive from rank {left})"
+        sending.append((comm.exchange(wire, right, received, left, _RING_TAG, what), wire))
         return codec.decode(received)
 
     def finish_sends(phase):
-        comm.wait_all([request for request, _ in sending], f"ring allreduce {phase}: send to rank {right}", right)
+        requests = [request for request, _ in sending]
+        if not comm.MPI.Request.Testall(requests):  # usually done already: then no wait, no hand-over
+            comm.wait_blocking(requests, f"ring allreduce {phase}: send to rank {right}", right)
         sending.clear()
 
     # Reduce-scatter: after N-1 steps rank r owns the full sum of chunk (r + 1) mod N.

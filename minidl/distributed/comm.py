@@ -9,6 +9,9 @@ things plain MPI lacks:
 - Polling pauses between tests once a wait lasts (a few µs, growing to 1 ms), so a rank that
   waits long leaves the CPU to the ranks that compute; with more ranks than cores (a laptop,
   the tests' 4 ranks on 2 cores) it pauses between all tests, so the rank it waits for can run.
+- The ring allreduce's short waits block inside MPI instead (`exchange`, `wait_blocking`),
+  which hands the core over faster than any polling loop; a watchdog thread keeps their
+  timeout (watchdog.py).
 
 For collectives, where MPI does not say whom it is waiting for, each rank announces the
 step it has reached (`arrive`), so a timed-out collective can name the ranks that never
@@ -19,6 +22,8 @@ import os
 import time
 
 import numpy as np
+
+from minidl.distributed.watchdog import Watchdog
 
 DEFAULT_TIMEOUT = 120.0  # seconds; generous, since a step can be slow on an oversubscribed machine
 _ARRIVE_TAG = 32001  # tag of the small "I reached step k" messages (above the tags other modules use)
@@ -95,6 +100,10 @@ class Communicator:
         self._announced = 0  # announcements sent to each peer
         self._heard = [0] * self.size  # announcements received from each peer
         self._step = -1
+        # wait_blocking's watchdog cancels requests from a thread of its own
+        self._multithreaded = MPI.Query_thread() == MPI.THREAD_MULTIPLE
+        self._watchdog = None  # started by the first wait_blocking
+        self._blocked_on = None  # (what, peers) of the wait_blocking in progress
         # More ranks on this machine than cores they may use between them: waiting ranks must yield
         # their core. (A launcher that pins each rank to a core of its own leaves each one a single
         # core in its affinity mask, so count the cores of all the ranks here together.)
@@ -126,6 +135,67 @@ class Communicator:
             return f"rank {self.rank}: {what} did not complete after {waited:.1f} s; {self._describe_missing(peers)}"
 
         self._poll(lambda: self.MPI.Request.Testall(requests), message)
+
+    def wait_blocking(self, requests, what, peers):
+        """Wait for point-to-point requests inside MPI, with the same timeout and error as wait_all.
+
+        For the hot path (the ring allreduce's steps): MPI's own wait hands the core to the rank
+        we wait for much faster than a polling loop when ranks share cores. A watchdog thread
+        keeps the timeout (minidl/distributed/watchdog.py): it cancels a receive that has not
+        come, and aborts the job if a send's receiver never comes. Needs MPI_THREAD_MULTIPLE
+        (mpi4py's default); without it this polls like wait_all.
+        """
+        if self._watch(requests, what, peers) is None:
+            self.wait_all(requests, what, peers)
+            return
+        self._block(requests)
+
+    def exchange(self, send_array, dest, recv_array, source, tag, what):
+        """One ring step: send to `dest`, receive from `source`, and block until the receive is in.
+
+        Returns the send's request (complete it later with wait_blocking). Waits as
+        wait_blocking does; the bookkeeping comes before the messages are posted, because
+        with ranks sharing cores any delay between posting and waiting delays the hand-over.
+        """
+        send_array = np.ascontiguousarray(send_array)
+        self.bytes_sent += send_array.nbytes
+        requests = self._watch([], what, source)
+        receive = self.comm.Irecv(recv_array, source=source, tag=tag)
+        if requests is None:  # no watchdog: poll
+            send = self.comm.Isend(send_array, dest=dest, tag=tag)
+            self.wait(receive, what, peers=source)
+            return send
+        requests.append(receive)
+        send = self.comm.Isend(send_array, dest=dest, tag=tag)
+        self._block(requests)
+        return send
+
+    def _watch(self, requests, what, peers):
+        """Hand `requests` to the watchdog before blocking on them; None if waits must poll instead."""
+        if not self._multithreaded:
+            return None
+        if self._watchdog is None:
+            self._watchdog = Watchdog(self._timeout_message, abort=lambda: self.MPI.COMM_WORLD.Abort(1))
+        self._blocked_on = (what, peers)  # for the message, if it comes to that
+        self._watchdog.begin(requests, self.timeout)
+        return requests
+
+    def _block(self, requests):
+        watchdog = self._watchdog
+        try:
+            if len(requests) == 1:
+                requests[0].Wait()
+            else:
+                self.MPI.Request.Waitall(requests)
+        finally:
+            watchdog.end()
+        if watchdog.expired:
+            watchdog.expired = False
+            raise DistributedTimeout(self._timeout_message(time.monotonic() - watchdog.started))
+
+    def _timeout_message(self, waited):
+        what, peers = self._blocked_on
+        return f"rank {self.rank}: {what} did not complete after {waited:.1f} s; {self._describe_missing(peers)}"
 
     def wait_until(self, test, what, peers=None):
         """Call test() (which may start or advance MPI requests) until it returns True, with the timeout."""
