@@ -53,48 +53,67 @@ def ring_allreduce(buffer, comm, compression="none", average=False):
     if n == 1:
         return buffer
     codec = get_compressor(compression)
+    plain = codec.name == "none"  # float32 as it is: nothing to encode or decode
     right, left = (r + 1) % n, (r - 1) % n
     bounds = chunk_bounds(buffer.size, n)
     chunk = [buffer[start:end] for start, end in bounds]
-    inbox = codec.empty_wire(max(end - start for start, end in bounds))
+    longest = max(end - start for start, end in bounds)
+    inboxes = (codec.empty_wire(longest), codec.empty_wire(longest))  # one receives while the other is read
     sending = []  # (request, wire) of our sends still in flight
 
-    def send_and_receive(send_index, receive_index, step, phase, into=None):
-        # A step waits only for what it receives from the left; our send to the right completes
-        # whenever the right neighbour takes it (collected below). Waiting for both would chain
-        # every step to both neighbours: with more ranks than cores, to two scheduler slices.
-        wire = codec.encode(chunk[send_index])
-        received = inbox[: chunk[receive_index].size] if into is None else into
-        what = f"ring allreduce {phase} step {step} (receive from rank {left})"
-        sending.append((comm.exchange(wire, right, received, left, _RING_TAG, what), wire))
-        return codec.decode(received)
+    def run_phase(phase, send_order, receive_order, use):
+        """The N-1 steps of one phase. Step k sends chunk send_order[k] to the right and receives
+        chunk receive_order[k] from the left; use(index, values) then takes the received values.
 
-    def finish_sends(phase):
+        Each receive is posted a step early, before this step's work on the last one (two
+        inboxes, in turn), so the left neighbour's message finds it waiting. A step waits only
+        for what it receives: our sends complete whenever the right neighbour takes them
+        (collected at the end of the phase). Waiting for both would chain every step to both
+        neighbours: with more ranks than cores, to two hand-overs of a core. The loop does as
+        little as it can between a receive coming in and the next send going out: with ranks
+        sharing cores, every microsecond there delays the whole ring.
+        """
+        in_place = phase == "allgather" and plain  # float32 on the wire: straight into place
+        targets = [
+            chunk[index] if in_place else inboxes[step % 2][: chunk[index].size]
+            for step, index in enumerate(receive_order)
+        ]
+        receives = comm.blocking_waits(f"ring allreduce {phase} step {{step}} (receive from rank {left})", left)
+        mpi = comm.comm  # the mpi4py communicator, called directly in this loop
+        pending = [mpi.Irecv(targets[0], source=left, tag=_RING_TAG)]
+        for step in range(n - 1):
+            values = chunk[send_order[step]]
+            wire = values if plain else codec.encode(values)
+            sending.append((mpi.Isend(wire, dest=right, tag=_RING_TAG), wire))
+            comm.bytes_sent += wire.nbytes
+            receives.wait(pending, step)
+            if step < n - 2:
+                pending = [mpi.Irecv(targets[step + 1], source=left, tag=_RING_TAG)]
+            if not in_place:
+                use(receive_order[step], targets[step] if plain else codec.decode(targets[step]))
         requests = [request for request, _ in sending]
         if not comm.MPI.Request.Testall(requests):  # usually done already: then no wait, no hand-over
             comm.wait_blocking(requests, f"ring allreduce {phase}: send to rank {right}", right)
         sending.clear()
 
+    def add(index, values):
+        chunk[index] += values
+
+    def store(index, values):
+        chunk[index][...] = values
+
     # Reduce-scatter: after N-1 steps rank r owns the full sum of chunk (r + 1) mod N.
-    for step in range(n - 1):
-        receive_index = (r - step - 1) % n
-        chunk[receive_index] += send_and_receive((r - step) % n, receive_index, step, "reduce-scatter")
+    steps = range(n - 1)
+    run_phase("reduce-scatter", [(r - k) % n for k in steps], [(r - k - 1) % n for k in steps], add)
     owned = (r + 1) % n
     if average:
         chunk[owned] *= np.float32(1.0 / n)
     if codec.name != "none":
         chunk[owned][...] = codec.decode(codec.encode(chunk[owned]))
         codec.bytes_encoded -= codec.wire_nbytes(chunk[owned].size)  # a local round trip, not sent
-    finish_sends("reduce-scatter")  # the allgather receives into the chunks we sent from
-    # Allgather: pass the finished chunks around the ring.
-    for step in range(n - 1):
-        receive_index = (r - step) % n
-        send_index = (r + 1 - step) % n
-        if codec.name == "none":  # float32 on the wire: receive straight into place
-            send_and_receive(send_index, receive_index, step, "allgather", into=chunk[receive_index])
-        else:
-            chunk[receive_index][...] = send_and_receive(send_index, receive_index, step, "allgather")
-    finish_sends("allgather")
+    # Allgather: pass the finished chunks around the ring. (The reduce-scatter's sends are all
+    # complete by now: its last act. The allgather receives into the chunks they were sent from.)
+    run_phase("allgather", [(r + 1 - k) % n for k in steps], [(r - k) % n for k in steps], store)
     return buffer
 
 

@@ -33,23 +33,26 @@ MIN_CHECK_EVERY = 0.05  # seconds; the watchdog never wakes more often than this
 class Watchdog:
     """Ends blocking waits that outlive their deadline (see the module docstring).
 
-    The waiting thread calls `begin(requests, timeout)` before it blocks and `end()` after:
-    two attribute stores each. `expired` tells it afterwards whether the watchdog cancelled
-    its wait. describe(waited) gives the timeout message (for the abort, printed from here).
+    The waiting thread calls `begin(requests, timeout, context)` before it blocks and `end()`
+    after: a few attribute stores. `expired` tells it afterwards whether the watchdog
+    cancelled its wait. describe(context, waited) gives the timeout message (for the abort,
+    printed from here).
     """
 
     def __init__(self, describe, abort):
         self._describe = describe
         self._abort = abort  # abort(): end the whole job (MPI_Abort)
         self.requests = None  # the wait in progress, or None
+        self.context = None  # what the waiting thread said about it, for the message
         self.started = self.deadline = 0.0
         self.expired = False
         self._thread = threading.Thread(target=self._run, name="minidl-mpi-watchdog", daemon=True)
         self._thread.start()
 
-    def begin(self, requests, timeout):
+    def begin(self, requests, timeout, context):
         self.started = time.monotonic()
         self.deadline = self.started + timeout
+        self.context = context
         self.requests = requests
 
     def end(self):
@@ -70,7 +73,8 @@ class Watchdog:
             time.sleep(max((self.deadline - self.started) * GRACE_FRACTION, MIN_CHECK_EVERY))
             if self.requests is requests:  # the same wait is still blocked: a send nobody receives
                 print(
-                    f"{self._describe(time.monotonic() - self.started)} (a send MPI cannot cancel: ending the job)",
+                    f"{self._describe(self.context, time.monotonic() - self.started)} "
+                    "(a send MPI cannot cancel: ending the job)",
                     file=sys.stderr,
                     flush=True,
                 )
