@@ -148,13 +148,16 @@ class Communicator:
 
     def blocking_waits(self, what, peers):
         """A BlockingWaits for a loop of waits on `peers` (wait_blocking, with the set-up done once)."""
-        if self._multithreaded and self._watchdog is None:
-            self._watchdog = Watchdog(self._timeout_message, abort=lambda: self.MPI.COMM_WORLD.Abort(1))
+        if self._multithreaded:
+            if self._watchdog is None:
+                self._watchdog = Watchdog(
+                    self.timeout, self._timeout_message, abort=lambda: self.MPI.COMM_WORLD.Abort(1)
+                )
+            self._watchdog.timeout = self.timeout  # world(timeout=...) may have changed it
         return BlockingWaits(self, what, peers)
 
-    def _timeout_message(self, context, waited):
-        """The DistributedTimeout text of a blocking wait; context = (BlockingWaits, step) of the wait."""
-        waits, step = context
+    def _timeout_message(self, waits, step, waited):
+        """The DistributedTimeout text of a wait of `waits` (a BlockingWaits) at `step`, after `waited` s."""
         return f"rank {self.rank}: {waits.describe(step)} did not complete after {waited:.1f} s; " + (
             self._describe_missing(waits.peers)
         )
@@ -330,28 +333,28 @@ class BlockingWaits:
     ring allreduce on 4 ranks ~10% slower).
     """
 
-    __slots__ = ("_comm", "_what", "peers", "_watchdog", "_timeout")
+    __slots__ = ("_comm", "_what", "peers", "_watchdog")
 
     def __init__(self, comm, what, peers):
         self._comm, self._what, self.peers = comm, what, peers  # what may hold "{step}"
-        self._watchdog, self._timeout = comm._watchdog, comm.timeout
+        self._watchdog = comm._watchdog
 
     def wait(self, requests, step=None):
         watchdog = self._watchdog
         if watchdog is None:  # MPI without thread support: poll
             self._comm.wait_all(requests, self.describe(step), self.peers)
             return
-        watchdog.begin(requests, self._timeout, (self, step))
+        watchdog.waits, watchdog.step, watchdog.requests = self, step, requests
         try:
             if len(requests) == 1:
                 requests[0].Wait()
             else:
                 self._comm.MPI.Request.Waitall(requests)
         finally:
-            watchdog.end()
+            watchdog.requests = None
         if watchdog.expired:
             watchdog.expired = False
-            raise DistributedTimeout(self._comm._timeout_message((self, step), time.monotonic() - watchdog.started))
+            raise DistributedTimeout(self._comm._timeout_message(self, step, self._comm.timeout))
 
     def describe(self, step):
         return self._what if step is None else self._what.format(step=step)
