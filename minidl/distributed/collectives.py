@@ -58,7 +58,8 @@ def ring_allreduce(buffer, comm, compression="none", average=False):
     bounds = chunk_bounds(buffer.size, n)
     chunk = [buffer[start:end] for start, end in bounds]
     longest = max(end - start for start, end in bounds)
-    inboxes = (codec.empty_wire(longest), codec.empty_wire(longest))  # one receives while the other is read
+    # Two inboxes, one receiving while the other is read; kept by the communicator between calls.
+    inboxes = tuple(comm.workspace(f"ring inbox {i}", longest, codec.wire_dtype) for i in (0, 1))
     sending = []  # (request, wire) of our sends still in flight
 
     def run_phase(phase, send_order, receive_order, use):
