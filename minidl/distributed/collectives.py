@@ -57,64 +57,62 @@ def ring_allreduce(buffer, comm, compression="none", average=False):
     right, left = (r + 1) % n, (r - 1) % n
     bounds = chunk_bounds(buffer.size, n)
     chunk = [buffer[start:end] for start, end in bounds]
-    longest = max(end - start for start, end in bounds)
+    longest = bounds[0][1]  # the first chunk is one of the longest (chunk_bounds)
     # Two inboxes, one receiving while the other is read; kept by the communicator between calls.
-    inboxes = tuple(comm.workspace(f"ring inbox {i}", longest, codec.wire_dtype) for i in (0, 1))
-    sending = []  # (request, wire) of our sends still in flight
+    inboxes = (
+        comm.workspace("ring inbox 0", longest, codec.wire_dtype),
+        comm.workspace("ring inbox 1", longest, codec.wire_dtype),
+    )
+    mpi = comm.comm  # the mpi4py communicator, called directly in the loop below
 
-    def run_phase(phase, send_order, receive_order, use):
-        """The N-1 steps of one phase. Step k sends chunk send_order[k] to the right and receives
-        chunk receive_order[k] from the left; use(index, values) then takes the received values.
+    def run_phase(phase, send_indices, receive_indices, reduce):
+        """The N-1 steps of one phase. Step k sends chunk send_indices[k] to the right, receives
+        chunk receive_indices[k] from the left, and adds it to ours (reduce) or keeps it.
 
         Each receive is posted a step early, before this step's work on the last one (two
         inboxes, in turn), so the left neighbour's message finds it waiting. A step waits only
         for what it receives: our sends complete whenever the right neighbour takes them
         (collected at the end of the phase). Waiting for both would chain every step to both
-        neighbours: with more ranks than cores, to two hand-overs of a core. The loop does as
-        little as it can between a receive coming in and the next send going out: with ranks
-        sharing cores, every microsecond there delays the whole ring.
+        neighbours: with more ranks than cores, to two hand-overs of a core. Everything that can
+        be is worked out before the loop: with ranks sharing cores, every microsecond between a
+        message coming in and the next one going out delays the whole ring.
         """
-        in_place = phase == "allgather" and plain  # float32 on the wire: straight into place
-        targets = [
-            chunk[index] if in_place else inboxes[step % 2][: chunk[index].size]
-            for step, index in enumerate(receive_order)
-        ]
+        straight_in = plain and not reduce  # float32 on the wire, kept as it comes: receive into place
+        send_from = [chunk[i] for i in send_indices]
+        received = [chunk[i] for i in receive_indices]
+        receive_into = received if straight_in else [inboxes[k % 2][: c.size] for k, c in enumerate(received)]
         receives = comm.blocking_waits(f"ring allreduce {phase} step {{step}} (receive from rank {left})", left)
-        mpi = comm.comm  # the mpi4py communicator, called directly in this loop
-        pending = [mpi.Irecv(targets[0], source=left, tag=_RING_TAG)]
+        sends, wires = [], []  # wires stay referenced until their sends complete
+        sent = 0  # bytes
+        pending = (mpi.Irecv(receive_into[0], source=left, tag=_RING_TAG),)
         for step in range(n - 1):
-            values = chunk[send_order[step]]
-            wire = values if plain else codec.encode(values)
-            sending.append((mpi.Isend(wire, dest=right, tag=_RING_TAG), wire))
-            comm.bytes_sent += wire.nbytes
+            wire = send_from[step] if plain else codec.encode(send_from[step])
+            sends.append(mpi.Isend(wire, dest=right, tag=_RING_TAG))
+            wires.append(wire)
+            sent += wire.nbytes
             receives.wait(pending, step)
             if step < n - 2:
-                pending = [mpi.Irecv(targets[step + 1], source=left, tag=_RING_TAG)]
-            if not in_place:
-                use(receive_order[step], targets[step] if plain else codec.decode(targets[step]))
-        requests = [request for request, _ in sending]
-        if not comm.MPI.Request.Testall(requests):  # usually done already: then no wait, no hand-over
-            comm.wait_blocking(requests, f"ring allreduce {phase}: send to rank {right}", right)
-        sending.clear()
-
-    def add(index, values):
-        chunk[index] += values
-
-    def store(index, values):
-        chunk[index][...] = values
+                pending = (mpi.Irecv(receive_into[step + 1], source=left, tag=_RING_TAG),)
+            if reduce:
+                received[step] += receive_into[step] if plain else codec.decode(receive_into[step])
+            elif not straight_in:
+                received[step][...] = codec.decode(receive_into[step])
+        comm.bytes_sent += sent
+        if not comm.MPI.Request.Testall(sends):  # usually done already: then no wait, no hand-over
+            comm.wait_blocking(sends, f"ring allreduce {phase}: send to rank {right}", right)
 
     # Reduce-scatter: after N-1 steps rank r owns the full sum of chunk (r + 1) mod N.
-    steps = range(n - 1)
-    run_phase("reduce-scatter", [(r - k) % n for k in steps], [(r - k - 1) % n for k in steps], add)
+    backwards = [(r - k) % n for k in range(n)]  # r, r-1, r-2, ... (mod N): the order chunks go round in
+    run_phase("reduce-scatter", backwards[:-1], backwards[1:], reduce=True)
     owned = (r + 1) % n
     if average:
         chunk[owned] *= np.float32(1.0 / n)
-    if codec.name != "none":
+    if not plain:
         chunk[owned][...] = codec.decode(codec.encode(chunk[owned]))
         codec.bytes_encoded -= codec.wire_nbytes(chunk[owned].size)  # a local round trip, not sent
     # Allgather: pass the finished chunks around the ring. (The reduce-scatter's sends are all
     # complete by now: its last act. The allgather receives into the chunks they were sent from.)
-    run_phase("allgather", [(r + 1 - k) % n for k in steps], [(r - k) % n for k in steps], store)
+    run_phase("allgather", [(r + 1) % n] + backwards[:-2], backwards[:-1], reduce=False)
     return buffer
 
 
