@@ -7,7 +7,8 @@ as `minidl launch` does (one BLAS thread per rank, each rank pinned to a core of
 the ranks fit), and prints three tables:
 
 1. allreduce bandwidth for 4 KB - 64 MB float32 buffers on 2 and 4 ranks: the ring allreduce
-   of minidl.distributed.collectives (written in Python over Sendrecv) beside MPI's own
+   of minidl.distributed.collectives (written in Python over Sendrecv; since session 9 planned
+   once per buffer, RingAllreduce, as DistributedDataParallel runs it) beside MPI's own
    MPI_Allreduce, samples interleaved (~32 MB moved per sample). Bandwidth = buffer bytes / time
    ("algorithm bandwidth"); the ms columns are medians. ratio = ring / MPI bandwidth, the median
    of the ratios of samples taken side by side (since session 9; before, the ratio of the two
@@ -56,7 +57,7 @@ SIZES = [4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20]  # bytes
 # Parts that run under MPI (python bench_mpi.py --part NAME, started by mpiexec)
 # ---------------------------------------------------------------------------
 def part_allreduce(args):
-    from minidl.distributed.collectives import ring_allreduce
+    from minidl.distributed.collectives import RingAllreduce
     from minidl.distributed.comm import world
 
     comm = world(timeout=300)
@@ -68,6 +69,7 @@ def part_allreduce(args):
         buffer = np.zeros(count, np.float32)  # stays finite however many in-place sums (ones overflowed)
         iterations = max(1, min(200, (32 << 20) // nbytes))  # ~32 MB moved per sample, at least one call
         samples = {"ring": [], "mpi": []}
+        ring = RingAllreduce(buffer, comm)  # planned once, as DistributedDataParallel does per bucket
         for repeat in range(args.repeats):
             # Interleaved, so a noisy neighbour slows both, and in alternating order, so neither
             # always runs first after the barrier.
@@ -76,7 +78,7 @@ def part_allreduce(args):
                 start = time.perf_counter()
                 for _ in range(iterations):
                     if name == "ring":
-                        ring_allreduce(buffer, comm)
+                        ring.run()
                     else:
                         comm.comm.Allreduce(comm.MPI.IN_PLACE, buffer)
                 elapsed = (time.perf_counter() - start) / iterations
@@ -180,7 +182,7 @@ def ddp_steps(args):
 
 def part_ddp(args):
     from minidl import nn, optim
-    from minidl.distributed.collectives import ring_allreduce
+    from minidl.distributed.collectives import RingAllreduce
     from minidl.distributed.comm import poll, world
     from minidl.distributed.ddp import DistributedDataParallel
     from minidl.distributed.zero import ZeroRedundancyOptimizer
@@ -255,12 +257,13 @@ def part_ddp(args):
     # The gradient allreduce alone, for the record: how much communication there is to hide.
     grads = np.zeros(sum(p.array.size for p in mlp().parameters()), np.float32)
     times = {"mpi": [], "ring": []}
+    ring = RingAllreduce(grads, comm)
     for _ in range(args.repeats):
         for name in times:
             comm.barrier()
             start = time.perf_counter()
             for _ in range(10):
-                comm.allreduce(grads) if name == "mpi" else ring_allreduce(grads, comm)
+                comm.allreduce(grads) if name == "mpi" else ring.run()
             times[name].append((time.perf_counter() - start) / 10)
     return {
         "ranks": comm.size,

@@ -74,6 +74,10 @@ def test_ring_allreduce_equals_mpis_for_awkward_sizes(checks):
         assert entry["ring_vs_exact"] <= bound, count
 
 
+def test_a_planned_ring_allreduce_run_again_on_new_values_equals_a_fresh_one(checks):
+    assert checks["ring_persistent_vs_fresh"] and all(v == 0.0 for v in checks["ring_persistent_vs_fresh"].values())
+
+
 def test_compressed_ring_allreduce_is_within_16_bit_precision_and_identical_everywhere(checks):
     for count, entry in checks["ring"].items():
         for method in ("fp16", "trunc16"):

@@ -25,6 +25,7 @@ _LAZY = {
     "DistributedTimeout": "comm",
     "world": "comm",
     "ring_allreduce": "collectives",
+    "RingAllreduce": "collectives",
     "allreduce": "collectives",
     "broadcast_parameters": "collectives",
     "DistributedDataParallel": "ddp",

@@ -45,43 +45,91 @@ def ring_allreduce(buffer, comm, compression="none", average=False):
     compression 'fp16' / 'trunc16' sends every hop in 16 bits: a received chunk is decoded,
     added in float32, and encoded again for the next hop. Before the allgather each owner
     replaces its finished chunk by its 16-bit round trip, so all ranks end with the same bits.
-    Every wait names the left neighbour it waits for.
+    Every wait names the left neighbour it waits for. To reduce the same buffer again and
+    again (a gradient bucket), make a RingAllreduce once and run() it.
     """
-    if buffer.ndim != 1 or buffer.dtype != np.float32 or not buffer.flags.c_contiguous:
-        raise ValueError(f"ring_allreduce: expected a contiguous 1-D float32 buffer, got {buffer.dtype} {buffer.shape}")
-    n, r = comm.size, comm.rank
-    if n == 1:
-        return buffer
-    codec = get_compressor(compression)
-    plain = codec.name == "none"  # float32 as it is: nothing to encode or decode
-    right, left = (r + 1) % n, (r - 1) % n
-    bounds = chunk_bounds(buffer.size, n)
-    chunk = [buffer[start:end] for start, end in bounds]
-    longest = bounds[0][1]  # the first chunk is one of the longest (chunk_bounds)
-    # Two inboxes, one receiving while the other is read; kept by the communicator between calls.
-    inboxes = (
-        comm.workspace("ring inbox 0", longest, codec.wire_dtype),
-        comm.workspace("ring inbox 1", longest, codec.wire_dtype),
-    )
-    mpi = comm.comm  # the mpi4py communicator, called directly in the loop below
+    return RingAllreduce(buffer, comm, compression, average).run()
 
-    def run_phase(phase, send_indices, receive_indices, reduce):
-        """The N-1 steps of one phase. Step k sends chunk send_indices[k] to the right, receives
-        chunk receive_indices[k] from the left, and adds it to ours (reduce) or keeps it.
+
+class RingAllreduce:
+    """The ring allreduce of one buffer, planned once and run any number of times.
+
+    MPI-4 calls this a persistent collective (MPI_Allreduce_init, then MPI_Start each time).
+    The plan is everything the ring needs besides the values in the buffer: its chunks, which
+    chunk each step sends and receives, and the inbox slices received chunks land in. A
+    training step reduces the same gradient buckets every step (DistributedDataParallel keeps
+    one RingAllreduce per bucket), and working the plan out again costs ~12 µs of Python a call
+    on 4 ranks, which the whole ring waits for when ranks share cores (docs/distributed.md).
+    The plan holds views of the buffer, so it keeps the buffer alive.
+    """
+
+    def __init__(self, buffer, comm, compression="none", average=False):
+        if buffer.ndim != 1 or buffer.dtype != np.float32 or not buffer.flags.c_contiguous:
+            raise ValueError(
+                f"ring_allreduce: expected a contiguous 1-D float32 buffer, got {buffer.dtype} {buffer.shape}"
+            )
+        self.buffer, self.comm, self.average = buffer, comm, average
+        self.codec = get_compressor(compression)
+        n, r = comm.size, comm.rank
+        if n == 1:
+            return
+        self.right, self.left = (r + 1) % n, (r - 1) % n
+        self.chunk = [buffer[start:end] for start, end in chunk_bounds(buffer.size, n)]
+        longest = self.chunk[0].size  # the first chunk is one of the longest (chunk_bounds)
+        # Two inboxes, one receiving while the other is read. The communicator keeps them for every
+        # ring it runs (they run one at a time), so a one-off ring_allreduce does not allocate and
+        # page in fresh ones on every call.
+        wire = self.codec.wire_dtype
+        inboxes = [comm.workspace(f"ring inbox {i}", longest, wire) for i in (0, 1)]
+        plain = self.codec.name == "none"  # float32 as it is: nothing to encode or decode
+        backwards = [(r - k) % n for k in range(n)]  # r, r-1, r-2, ... (mod N): the order chunks go round in
+        # phase: (chunks sent at each step, chunks received, where they are received into)
+        self.steps = {}
+        for phase, send_indices, receive_indices in (
+            ("reduce-scatter", backwards[:-1], backwards[1:]),
+            ("allgather", [(r + 1) % n] + backwards[:-2], backwards[:-1]),
+        ):
+            received = [self.chunk[i] for i in receive_indices]
+            straight_in = plain and phase == "allgather"  # float32 kept as it comes: receive into place
+            receive_into = received if straight_in else [inboxes[k % 2][: c.size] for k, c in enumerate(received)]
+            self.steps[phase] = ([self.chunk[i] for i in send_indices], received, receive_into)
+
+    def run(self):
+        """Sum (or average) the buffer over the ranks, in place; returns it."""
+        comm, codec, n = self.comm, self.codec, self.comm.size
+        if n == 1:
+            return self.buffer
+        # Reduce-scatter: after N-1 steps rank r owns the full sum of chunk (r + 1) mod N.
+        self._phase("reduce-scatter", reduce=True)
+        owned = self.chunk[(comm.rank + 1) % n]
+        if self.average:
+            owned *= np.float32(1.0 / n)
+        if codec.name != "none":
+            owned[...] = codec.decode(codec.encode(owned))
+            codec.bytes_encoded -= codec.wire_nbytes(owned.size)  # a local round trip, not sent
+        # Allgather: pass the finished chunks around the ring. (The reduce-scatter's sends are all
+        # complete by now: its last act. The allgather receives into the chunks they were sent from.)
+        self._phase("allgather", reduce=False)
+        return self.buffer
+
+    def _phase(self, phase, reduce):
+        """The N-1 steps of one phase. Step k sends chunk send_from[k] to the right, receives chunk
+        received[k] from the left, and adds it to ours (reduce) or keeps it.
 
         Each receive is posted a step early, before this step's work on the last one (two
         inboxes, in turn), so the left neighbour's message finds it waiting. A step waits only
         for what it receives: our sends complete whenever the right neighbour takes them
         (collected at the end of the phase). Waiting for both would chain every step to both
-        neighbours: with more ranks than cores, to two hand-overs of a core. Everything that can
-        be is worked out before the loop: with ranks sharing cores, every microsecond between a
-        message coming in and the next one going out delays the whole ring.
+        neighbours: with more ranks than cores, to two hand-overs of a core. With ranks sharing
+        cores, every microsecond between a message coming in and the next going out delays the
+        whole ring, so the loop calls mpi4py directly and does nothing it could have done before.
         """
-        straight_in = plain and not reduce  # float32 on the wire, kept as it comes: receive into place
-        send_from = [chunk[i] for i in send_indices]
-        received = [chunk[i] for i in receive_indices]
-        receive_into = received if straight_in else [inboxes[k % 2][: c.size] for k, c in enumerate(received)]
+        comm, codec, n, left, right = self.comm, self.codec, self.comm.size, self.left, self.right
+        send_from, received, receive_into = self.steps[phase]
+        plain = codec.name == "none"
+        straight_in = received is receive_into
         receives = comm.blocking_waits(f"ring allreduce {phase} step {{step}} (receive from rank {left})", left)
+        mpi = comm.comm
         sends, wires = [], []  # wires stay referenced until their sends complete
         sent = 0  # bytes
         pending = (mpi.Irecv(receive_into[0], source=left, tag=_RING_TAG),)
@@ -100,20 +148,6 @@ def ring_allreduce(buffer, comm, compression="none", average=False):
         comm.bytes_sent += sent
         if not comm.MPI.Request.Testall(sends):  # usually done already: then no wait, no hand-over
             comm.wait_blocking(sends, f"ring allreduce {phase}: send to rank {right}", right)
-
-    # Reduce-scatter: after N-1 steps rank r owns the full sum of chunk (r + 1) mod N.
-    backwards = [(r - k) % n for k in range(n)]  # r, r-1, r-2, ... (mod N): the order chunks go round in
-    run_phase("reduce-scatter", backwards[:-1], backwards[1:], reduce=True)
-    owned = (r + 1) % n
-    if average:
-        chunk[owned] *= np.float32(1.0 / n)
-    if not plain:
-        chunk[owned][...] = codec.decode(codec.encode(chunk[owned]))
-        codec.bytes_encoded -= codec.wire_nbytes(chunk[owned].size)  # a local round trip, not sent
-    # Allgather: pass the finished chunks around the ring. (The reduce-scatter's sends are all
-    # complete by now: its last act. The allgather receives into the chunks they were sent from.)
-    run_phase("allgather", [(r + 1) % n] + backwards[:-2], backwards[:-1], reduce=False)
-    return buffer
 
 
 def allreduce(buffer, comm, algorithm="mpi", compression="none", average=False):

@@ -48,7 +48,7 @@ same bits, so the replicas stay identical.
 import numpy as np
 
 from minidl.backend.memory import aligned_empty
-from minidl.distributed.collectives import broadcast_parameters, make_buckets, ring_allreduce
+from minidl.distributed.collectives import RingAllreduce, broadcast_parameters, make_buckets
 from minidl.distributed.comm import world
 from minidl.distributed.compression import get_compressor
 from minidl.distributed.shared_memory import FlatLayout, SharedMemory
@@ -72,6 +72,7 @@ class _Bucket:
         self.buffer[...] = 0  # the padding stays zero: it is summed and sent along, never read
         self.views = dict(zip(indices, layout.views(self.buffer, bucket_shapes)))
         self.arrived = set()  # parameters whose gradient of this step is in the buffer
+        self.ring = None  # the bucket's RingAllreduce (algorithm='ring'), made on first use
         self.reset()
 
     @property
@@ -217,7 +218,9 @@ class DistributedDataParallel(Module):
     def _launch(self, bucket):
         bucket.launched = True
         if self.algorithm == "ring":  # blocking: sums the bucket in place, 16-bit hops if compressed
-            ring_allreduce(bucket.buffer, self.comm, compression=self.codec)
+            if bucket.ring is None:  # planned once per bucket, run every step
+                bucket.ring = RingAllreduce(bucket.buffer, self.comm, compression=self.codec)
+            bucket.ring.run()
             return
         if self.codec.name == "none":
             bucket.request = self.comm.iallreduce(bucket.buffer)

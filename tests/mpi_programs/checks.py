@@ -11,7 +11,7 @@ import numpy as np
 
 import minidl
 from minidl import nn, optim
-from minidl.distributed.collectives import broadcast_parameters, ring_allreduce
+from minidl.distributed.collectives import RingAllreduce, broadcast_parameters, ring_allreduce
 from minidl.distributed.comm import world
 from minidl.distributed.compression import get_compressor
 from minidl.distributed.ddp import DistributedDataParallel
@@ -56,6 +56,23 @@ for count in (1, 2, 3, 5, 7, 31, 1000, 4099):  # fewer values than ranks, primes
         entry[method + "_within_bound"] = bool((np.abs(compressed - expected) <= bound + 1e-6).all())
     ring[count] = entry
 results["ring"] = ring
+
+# A RingAllreduce planned once and run three times (with averaging), new values in place each time:
+# every run must give what a fresh one-off ring gives on the same values (bit for bit: same order).
+persistent = {}
+for count in (3, 1000, 4099):
+    buffer = np.empty(count, np.float32)
+    planned = RingAllreduce(buffer, comm, average=True)
+    worst = 0.0
+    for run in range(3):
+        values = np.random.default_rng(1000 * run + rank).standard_normal(count).astype(np.float32)
+        buffer[...] = values
+        planned.run()
+        fresh = values.copy()
+        ring_allreduce(fresh, comm, average=True)
+        worst = max(worst, float(np.abs(buffer - fresh).max()))
+    persistent[count] = worst
+results["ring_persistent_vs_fresh"] = persistent
 
 # ---------------------------------------------------------------- broadcast of parameters
 minidl.manual_seed(rank)  # different on every rank on purpose
