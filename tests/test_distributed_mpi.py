@@ -321,10 +321,13 @@ def test_a_hung_rank_makes_sync_fail_naming_it(tmp_path):
     assert "waiting for rank 1" in proc.stderr
 
 
-def test_a_ring_step_blocked_on_a_hung_rank_fails_naming_it():
-    # The ring's waits block inside MPI; the watchdog cancels the receive after the timeout.
-    proc = run_ranks(2, [os.path.join(PROGRAMS, "hung_peer.py"), "ring"])
+@pytest.mark.parametrize("mode", ["ring", "ring-single-threaded"])
+def test_a_ring_step_blocked_on_a_hung_rank_fails_naming_it(mode):
+    # The ring's waits block inside MPI and the watchdog cancels the receive after the timeout;
+    # without thread support in MPI (no watchdog possible) they poll, with the same error.
+    proc = run_ranks(2, [os.path.join(PROGRAMS, "hung_peer.py"), mode])
     assert proc.returncode != 0
+    assert f"rank 0: waits block inside MPI: {mode == 'ring'}" in proc.stdout
     assert "NOT REACHED" not in proc.stdout
     caught = "CAUGHT DistributedTimeout: rank 0: ring allreduce reduce-scatter step 0 (receive from rank 1)"
     assert caught in proc.stdout
