@@ -81,7 +81,7 @@ class RingAllreduce:
         # page in fresh ones on every call.
         wire = self.codec.wire_dtype
         inboxes = [comm.workspace(f"ring inbox {i}", longest, wire) for i in (0, 1)]
-        plain = self.codec.name == "none"  # float32 as it is: nothing to encode or decode
+        self.plain = plain = self.codec.name == "none"  # float32 as it is: nothing to encode or decode
         backwards = [(r - k) % n for k in range(n)]  # r, r-1, r-2, ... (mod N): the order chunks go round in
         # phase: (chunks sent at each step, chunks received, where they are received into)
         self.steps = {}
@@ -104,7 +104,7 @@ class RingAllreduce:
         owned = self.chunk[(comm.rank + 1) % n]
         if self.average:
             owned *= np.float32(1.0 / n)
-        if codec.name != "none":
+        if not self.plain:
             owned[...] = codec.decode(codec.encode(owned))
             codec.bytes_encoded -= codec.wire_nbytes(owned.size)  # a local round trip, not sent
         # Allgather: pass the finished chunks around the ring. (The reduce-scatter's sends are all
@@ -126,7 +126,7 @@ class RingAllreduce:
         """
         comm, codec, n, left, right = self.comm, self.codec, self.comm.size, self.left, self.right
         send_from, received, receive_into = self.steps[phase]
-        plain = codec.name == "none"
+        plain = self.plain
         straight_in = received is receive_into
         receives = comm.blocking_waits(f"ring allreduce {phase} step {{step}} (receive from rank {left})", left)
         mpi = comm.comm

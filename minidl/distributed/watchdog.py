@@ -42,11 +42,11 @@ class Watchdog:
         watchdog.requests = None
 
     and no more (no clock, no lock). Every timeout / CHECKS_PER_TIMEOUT seconds the watchdog
-    looks at `requests`: a wait is the same list object from one look to the next (the
-    watchdog holds it, so its id is not reused), and one it has seen CHECKS_PER_TIMEOUT looks
-    in a row has lasted at least the timeout. Then it cancels the requests and sets
-    `expired`, which the waiting thread checks when its wait returns. describe(waits, step,
-    seconds) gives the message; abort() ends the job.
+    looks at `requests`: a wait is the same sequence object (a list or tuple of requests)
+    from one look to the next (the watchdog holds it, so no other wait can get its id), and
+    one it has seen CHECKS_PER_TIMEOUT looks in a row has lasted at least the timeout. Then
+    it cancels the requests and sets `expired`, which the waiting thread checks when its wait
+    returns. describe(waits, step, seconds) gives the message; abort() ends the job.
     """
 
     def __init__(self, timeout, describe, abort):
