@@ -1,6 +1,6 @@
 """Where a training step's time goes: minidl beside PyTorch CPU, phase by phase, in the same run.
 
-    python benchmarks/bench_step.py [--case mlp|cnn] [--rounds 15] [--steps 20] [--cold]
+    python benchmarks/bench_step.py [--case mlp|cnn] [--tiny] [--rounds 15] [--steps 20] [--cold]
 
 bench_train.py says how fast a whole step is; this says where the difference lies. One
 step of bench_train.py's model is cut into three phases, each timed on its own:
@@ -39,15 +39,14 @@ from minidl import nn, optim
 PHASES = ("forward + loss", "backward", "optimizer")
 
 
-def minidl_phases(model, x, y):
+def phase_timer(zero_grad, loss_of, optimizer_step):
     """A function running one step and adding each phase's seconds to a 3-list; mark(i), if
     given, is called at the end of phase i (the kernel split below cuts its timings there)."""
-    optimizer = optim.SGD(model.parameters(), lr=0.01)
 
     def step(seconds, mark=None):
         t0 = time.perf_counter()
-        optimizer.zero_grad()
-        loss = minidl.cross_entropy(model(x), y)
+        zero_grad()
+        loss = loss_of()
         t1 = time.perf_counter()
         if mark:
             mark(0)
@@ -55,7 +54,7 @@ def minidl_phases(model, x, y):
         t2 = time.perf_counter()
         if mark:
             mark(1)
-        optimizer.step()
+        optimizer_step()
         t3 = time.perf_counter()
         if mark:
             mark(2)
@@ -66,23 +65,18 @@ def minidl_phases(model, x, y):
     return step
 
 
+def minidl_phases(model, x, y):
+    optimizer = optim.SGD(model.parameters(), lr=0.01)
+    return phase_timer(optimizer.zero_grad, lambda: minidl.cross_entropy(model(x), y), optimizer.step)
+
+
 def torch_phases(torch, model, x, y):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 
-    def step(seconds):
-        t0 = time.perf_counter()
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        optimizer.step()
-        t3 = time.perf_counter()
-        seconds[0] += t1 - t0
-        seconds[1] += t2 - t1
-        seconds[2] += t3 - t2
+    def loss_of():
+        return torch.nn.functional.cross_entropy(model(x), y)
 
-    return step
+    return phase_timer(optimizer.zero_grad, loss_of, optimizer.step)
 
 
 def build(torch, case, input_shape, batch):
