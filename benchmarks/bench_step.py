@@ -31,7 +31,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from bench_train import CASES
+from bench_train import CASES, load_peer, same_start
 
 import minidl
 from minidl import nn, optim
@@ -79,24 +79,14 @@ def torch_phases(torch, model, x, y):
     return phase_timer(optimizer.zero_grad, loss_of, optimizer.step)
 
 
-def build(torch, case, input_shape, batch):
-    """The three contenders on the same weights and batch."""
-    _, make_ours, make_theirs, _, _ = case
-    minidl.manual_seed(0)
-    written = make_ours()
-    minidl.manual_seed(0)
-    fused = nn.fuse(make_ours())
-    theirs = make_theirs(torch)
-    with torch.no_grad():
-        for (_, p), (_, q) in zip(written.named_parameters(), theirs.named_parameters()):
-            q.copy_(torch.from_numpy(p.array.copy()))
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(input_shape).astype(np.float32)
-    y = rng.integers(0, 10, batch)
+def build(torch, case):
+    """The three contenders on the same weights and batch (the fused model shares the written one's weights)."""
+    _, make_ours, make_theirs, input_shape, batch = case
+    written, theirs, x, y = same_start(torch, make_ours, make_theirs, input_shape, batch)
     mx, my = minidl.tensor(x), minidl.tensor(y)
     return {
         "as written": minidl_phases(written, mx, my),
-        "fused": minidl_phases(fused, mx, my),
+        "fused": minidl_phases(nn.fuse(written), mx, my),
         "PyTorch": torch_phases(torch, theirs, torch.from_numpy(x), torch.from_numpy(y)),
     }
 
@@ -120,7 +110,7 @@ def measure(contenders, rounds, steps):
 def print_phases(samples, reference="PyTorch"):
     names = [n for n in samples if n != reference]
     header = f"{'phase':16}" + "".join(f"{n + ' ms':>16}" for n in samples)
-    header += "".join(f"{'PyTorch/' + n:>20}" for n in names)
+    header += "".join(f"{reference + '/' + n:>20}" for n in names)
     print(header)
     print("-" * len(header))
     for i, phase in enumerate(PHASES + ("whole step",)):
@@ -135,7 +125,7 @@ def print_phases(samples, reference="PyTorch"):
             ratios = [value(t) / value(s) for s, t in zip(samples[n], samples[reference])]
             line += f"{statistics.median(ratios):20.2f}"
         print(line)
-    print("(ratio > 1: minidl is faster in that phase)")
+    print(f"(ratio = {reference}'s time / minidl's; > 1: minidl is faster in that phase)")
 
 
 class KernelSpy:
@@ -178,8 +168,8 @@ def kernel_split(step, steps):
                 kernels[phase][name] += value
             spy.seconds.clear()
 
+        spy.seconds.clear()  # the warm-up's; from here on every step's mark(2) empties it
         for _ in range(steps):
-            spy.seconds.clear()
             step(seconds, mark)
         return [(seconds[i] / steps, {k: v / steps for k, v in kernels[i].items()}) for i in range(len(PHASES))]
     finally:
@@ -248,21 +238,18 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20, help="steps per contender per round")
     parser.add_argument("--cold", action="store_true", help="also time small ops after reading other data")
     args = parser.parse_args(argv)
-    try:
-        import torch
-        from threadpoolctl import threadpool_limits
-    except ImportError as e:
-        print(f"bench_step needs PyTorch and threadpoolctl (pip install -e '.[dev]'): {e}", file=sys.stderr)
+    peer = load_peer("bench_step")
+    if peer is None:
         return 1
+    torch, threadpool_limits = peer
     if "c" not in minidl.available_kernels():
         print("bench_step times the C kernels, which are not built here", file=sys.stderr)
         return 1
-    torch.set_num_threads(1)
     minidl.set_kernels("c")
     case = tiny_case() if args.tiny else next(c for c in CASES if c[0].split()[0].lower() == args.case)
-    label, _, _, input_shape, batch = case
+    label = case[0]
     with threadpool_limits(limits=1, user_api="blas"):
-        contenders = build(torch, case, input_shape, batch)
+        contenders = build(torch, case)
         print(f"{label}: one SGD step in three phases; median of {args.rounds} rounds of {args.steps} steps\n")
         print_phases(measure(contenders, args.rounds, args.steps))
         for name in ("as written", "fused"):

@@ -102,20 +102,36 @@ def median_seconds(steps, repeats, min_time):
     return [statistics.median(s) for s in samples]
 
 
-def run_case(torch, label, make_ours, make_theirs, input_shape, batch, kernels, repeats, min_time):
-    kernel_set, _, variant = kernels.partition("-")  # "c-fused": the C kernels and nn.fuse(model)
-    minidl.set_kernels(kernel_set)
+def same_start(torch, make_ours, make_theirs, input_shape, batch):
+    """Both models with the same starting weights, and one batch (NumPy x, y) for both."""
     minidl.manual_seed(0)
     ours = make_ours()
-    if variant == "fused":
-        ours = nn.fuse(ours)  # shares the parameters: the same weights, fewer graph nodes
     theirs = make_theirs(torch)
-    with torch.no_grad():  # same starting weights in both
+    with torch.no_grad():
         for (_, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
             q.copy_(torch.from_numpy(p.array.copy()))
     rng = np.random.default_rng(0)
-    x = rng.standard_normal(input_shape).astype(np.float32)
-    y = rng.integers(0, 10, batch)
+    return ours, theirs, rng.standard_normal(input_shape).astype(np.float32), rng.integers(0, 10, batch)
+
+
+def load_peer(script):
+    """(torch, threadpool_limits) with PyTorch on one thread, or None after saying what is missing."""
+    try:
+        import torch
+        from threadpoolctl import threadpool_limits
+    except ImportError as e:
+        print(f"{script} needs PyTorch and threadpoolctl (pip install -e '.[dev]'): {e}", file=sys.stderr)
+        return None
+    torch.set_num_threads(1)
+    return torch, threadpool_limits
+
+
+def run_case(torch, label, make_ours, make_theirs, input_shape, batch, kernels, repeats, min_time):
+    kernel_set, _, variant = kernels.partition("-")  # "c-fused": the C kernels and nn.fuse(model)
+    minidl.set_kernels(kernel_set)
+    ours, theirs, x, y = same_start(torch, make_ours, make_theirs, input_shape, batch)
+    if variant == "fused":
+        ours = nn.fuse(ours)  # shares the parameters: the same weights, fewer graph nodes
     step_ours = minidl_step(ours, optim.SGD(ours.parameters(), lr=0.01), minidl.tensor(x), minidl.tensor(y))
     step_theirs = torch_step(
         torch, theirs, torch.optim.SGD(theirs.parameters(), lr=0.01), torch.from_numpy(x), torch.from_numpy(y)
@@ -158,13 +174,10 @@ def main(argv=None):
     )
     parser.add_argument("--cases", default="mlp,cnn", help="comma-separated: mlp, cnn")
     args = parser.parse_args(argv)
-    try:
-        import torch
-        from threadpoolctl import threadpool_limits
-    except ImportError as e:
-        print(f"bench_train needs PyTorch and threadpoolctl (pip install -e '.[dev]'): {e}", file=sys.stderr)
+    peer = load_peer("bench_train")
+    if peer is None:
         return 1
-    torch.set_num_threads(1)
+    torch, threadpool_limits = peer
     kernel_sets = [k for k in args.kernels.split(",") if k]
     missing = [k for k in kernel_sets if k.partition("-")[0] not in minidl.available_kernels()]
     if missing:
